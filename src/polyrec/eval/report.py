@@ -1,0 +1,113 @@
+"""The run folder's human and machine outputs: metrics.json, report.md, loss-curve plots."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config import RunConfig
+from ..data.tables import Dataset
+
+BASELINES = ("global_mean", "bias", "popularity", "majority", "logreg")
+HIGHER_IS_BETTER = ("auc", "accuracy", "macro_f1", "hr@", "ndcg@", "mrr@")
+
+
+def _fmt(metrics: dict[str, float], key: str) -> str:
+    if key not in metrics:
+        return "—"
+    value = f"{metrics[key]:.4f}"
+    if f"{key}.std" in metrics:
+        value += f" ± {metrics[key + '.std']:.4f}"
+    return value
+
+
+def results_table(metrics: dict[str, float]) -> str:
+    """Markdown table: each task metric, polyrec beside every baseline that has it."""
+    model_keys = [
+        k for k in metrics
+        if k[:2] in ("A.", "B.") and not k.endswith(".std") and ".pooled_" not in k
+    ]
+    present = [b for b in BASELINES if any(k.startswith(f"baseline.{b}.") for k in metrics)]
+    keys = sorted(set(model_keys) | {k.split(".", 2)[2] for k in metrics if k.startswith("baseline.") and not k.endswith(".std")})
+    lines = ["| metric | polyrec | " + " | ".join(present) + " |", "|---" * (2 + len(present)) + "|"]
+    for k in keys:
+        row = [k, _fmt(metrics, k)] + [_fmt(metrics, f"baseline.{b}.{k}") for b in present]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(out: Path, curves: dict[str, dict[str, dict[str, list[float]]]]) -> list[Path]:
+    """One PNG per task: train and validation loss per epoch (first seed), per protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (out / "plots").mkdir(exist_ok=True)
+    tasks = sorted({t for per_protocol in curves.values() for t in per_protocol})
+    paths = []
+    for task in tasks:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for protocol, per_task in curves.items():
+            for side, values in per_task.get(task, {}).items():
+                if values:
+                    ax.plot(range(1, len(values) + 1), values, label=f"{protocol} {side}", linestyle="-" if side == "train" else "--")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_title(f"{task} loss")
+        ax.legend()
+        fig.tight_layout()
+        path = out / "plots" / f"loss_{task}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_report(
+    out: Path,
+    cfg: RunConfig,
+    ds: Dataset,
+    tasks: list[str],
+    protocols: list[str],
+    metrics: dict[str, float],
+    curves: dict,
+    notes: list[str],
+) -> None:
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    plots = plot_curves(out, curves)
+    seeds = ", ".join(map(str, cfg.seeds))
+    lines = [
+        f"# polyrec run — {ds.name}",
+        "",
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {platform.machine()} · {platform.python_version()} · seeds {seeds}",
+        "",
+        f"Data: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions. "
+        f"Tasks: {', '.join(tasks)}. Protocols: {', '.join(protocols)} (see PROTOCOLS.md: A = random "
+        "80/10/10 interactions and 10 user folds for profiles; B = leave-last-out, full ranking).",
+        "",
+        "## Test metrics (mean ± std over seeds)",
+        "",
+        results_table(metrics),
+        "",
+    ]
+    pooled = {k: v for k, v in metrics.items() if ".pooled_" in k}
+    if pooled:
+        lines += ["Profile metrics pooled over all tested users of all seeds:", ""]
+        lines += [f"- `{k}`: {v:.4f}" for k, v in sorted(pooled.items())] + [""]
+    lines += [
+        "## Model cost",
+        "",
+        f"- trainable parameters: {metrics.get('model.trainable_params', float('nan')):,.0f}",
+        f"- training seconds per seed (all protocols): {_fmt(metrics, 'model.train_seconds')}",
+        f"- users scored per second over the whole catalogue: {metrics.get('model.users_per_s', float('nan')):,.0f}",
+        "",
+    ]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    if plots:
+        lines += ["## Loss curves (first seed)", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    lines += ["The resolved configuration is in `config.yaml`; the model in `model/<protocol>/`."]
+    (out / "report.md").write_text("\n".join(lines) + "\n")

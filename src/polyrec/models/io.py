@@ -1,0 +1,38 @@
+"""Save and load a model: weights in safetensors, its spec (and so its config) in YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+from safetensors.torch import load_file, save_file
+
+from ..config import ModelConfig
+from .polyrec import ModelSpec, PolyRecModel
+
+WEIGHTS, SPEC = "model.safetensors", "spec.yaml"
+
+
+def save_model(model: PolyRecModel, folder: str | Path) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS))
+    spec = dataclasses.asdict(model.spec)
+    (folder / SPEC).write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def load_model(folder: str | Path) -> PolyRecModel:
+    folder = Path(folder)
+    for name in (WEIGHTS, SPEC):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name}: missing; is this a saved polyrec model folder?")
+    raw = yaml.safe_load((folder / SPEC).read_text())
+    raw["config"] = ModelConfig(**raw["config"])
+    if raw.get("rating_range") is not None:
+        raw["rating_range"] = tuple(raw["rating_range"])
+    model = PolyRecModel(ModelSpec(**raw))
+    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    model.eval()
+    return model

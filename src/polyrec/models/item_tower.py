@@ -1,0 +1,44 @@
+"""Item vectors: an ID embedding plus a projection of the item's language-model vector."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ItemTower(nn.Module):
+    """``e_i = id_i + W·text_i``.
+
+    The text part lets an item never seen in training (or hidden by ID dropout) still get a
+    meaningful vector. ID embeddings start near zero so that, before training, an item is
+    described by its text alone.
+    """
+
+    def __init__(self, n_items: int, dim: int, text_vectors: torch.Tensor | None, id_dropout: float = 0.0):
+        super().__init__()
+        self.n_items = n_items
+        self.id_dropout = id_dropout
+        self.ids = nn.Embedding(n_items, dim)
+        nn.init.normal_(self.ids.weight, std=0.01)
+        if text_vectors is not None:
+            self.register_buffer("text", text_vectors.float(), persistent=True)  # (I, D_text), frozen
+            self.text_proj: nn.Linear | None = nn.Linear(text_vectors.shape[1], dim)
+        else:
+            self.text = None
+            self.text_proj = None
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """(...,) item indices → (..., d) vectors."""
+        id_vec = self.ids(items)
+        if self.training and self.id_dropout > 0 and self.text_proj is not None:
+            keep = (torch.rand(items.shape, device=items.device) >= self.id_dropout).unsqueeze(-1)
+            id_vec = id_vec * keep
+        vec = id_vec
+        if self.text_proj is not None:
+            vec = vec + self.text_proj(self.text[items])
+        return self.norm(vec)
+
+    def all_items(self) -> torch.Tensor:
+        """(I, d) vectors of the whole catalogue."""
+        return self.forward(torch.arange(self.n_items, device=self.ids.weight.device))

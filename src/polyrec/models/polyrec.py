@@ -1,0 +1,118 @@
+"""The shared multi-task model: item tower → user encoder → pair features → task heads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..tasks.ctr import CtrHead
+from ..tasks.next_item import NextItemHead
+from ..tasks.profile import ProfileHead
+from ..tasks.rating import RatingHead
+from ..train.sequences import HistoryBatch
+from .item_tower import ItemTower
+from .pair import PairEncoder
+from .user_encoder import UserEncoder
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a model's shape; saved beside its weights."""
+
+    n_items: int
+    tasks: list[str]
+    n_rating_tokens: int
+    global_mean: float = 0.0
+    text_dim: int | None = None
+    attribute_classes: dict[str, list[str]] = field(default_factory=dict)
+    rating_levels: list[float] = field(default_factory=list)  # see train.sequences.RatingTokens
+    labels_only: bool = False
+    rating_range: tuple[float, float] | None = None
+    ctr_threshold: float = 4.0
+    config: ModelConfig = field(default_factory=ModelConfig)
+
+
+@dataclass
+class UserEncoding:
+    """A batch of encoded histories."""
+
+    items: torch.Tensor  # (B, L)
+    tokens: torch.Tensor  # (B, L, d) inputs before mixing
+    states: torch.Tensor  # (B, L, d) causal states
+    mask: torch.Tensor  # (B, L)
+    lengths: torch.Tensor  # (B,)
+    rating_centered: torch.Tensor  # (B, L) rating − μ, 0 where none
+    dev_prefix: torch.Tensor  # (B, L+1)
+    count_prefix: torch.Tensor  # (B, L+1)
+
+    def last_state(self) -> torch.Tensor:
+        """(B, d) state after the whole history."""
+        idx = (self.lengths - 1).clamp(min=0)
+        return self.states[torch.arange(len(idx)), idx]
+
+
+class PolyRecModel(nn.Module):
+    def __init__(self, spec: ModelSpec, text_vectors: torch.Tensor | None = None):
+        super().__init__()
+        cfg = spec.config
+        self.spec = spec
+        d, hidden = cfg.dim, 2 * cfg.dim
+        if text_vectors is None and spec.text_dim is not None:
+            text_vectors = torch.zeros(spec.n_items, spec.text_dim)  # filled by load_state_dict
+        self.item_tower = ItemTower(spec.n_items, d, text_vectors, cfg.id_dropout)
+        self.user_encoder = UserEncoder(d, cfg.layers, cfg.heads, cfg.max_history, spec.n_rating_tokens, cfg.dropout)
+        self.pair = PairEncoder(d)
+        self.register_buffer("global_mean", torch.tensor(float(spec.global_mean)))
+        heads: dict[str, nn.Module] = {}
+        if "rating" in spec.tasks:
+            heads["rating"] = RatingHead(self.pair.out_dim, hidden, spec.n_items, spec.global_mean, cfg.dropout)
+        if "ctr" in spec.tasks:
+            heads["ctr"] = CtrHead(self.pair.out_dim, hidden, spec.n_items, cfg.dropout)
+        if "next_item" in spec.tasks:
+            heads["next_item"] = NextItemHead(d, spec.n_items)
+        if "profile" in spec.tasks and spec.attribute_classes:
+            classes = {k: len(v) for k, v in spec.attribute_classes.items()}
+            heads["profile"] = ProfileHead(d, hidden, spec.n_items, classes, cfg.dropout)
+        self.heads = nn.ModuleDict(heads)
+
+    def encode(self, batch: HistoryBatch) -> UserEncoding:
+        item_vecs = self.item_tower(batch.items)  # (B, L, d)
+        tokens = self.user_encoder.tokens(item_vecs, batch.tokens)
+        states = self.user_encoder(tokens)
+        rated = ~torch.isnan(batch.ratings)
+        centered = torch.where(rated, batch.ratings - self.global_mean, torch.zeros_like(batch.ratings))
+        zero = torch.zeros(len(batch.items), 1)
+        dev_prefix = torch.cat([zero, centered.cumsum(1)], dim=1)
+        count_prefix = torch.cat([zero, rated.float().cumsum(1)], dim=1)
+        return UserEncoding(
+            batch.items, tokens, states, batch.mask, batch.lengths, centered, dev_prefix, count_prefix
+        )
+
+    def pair_features(self, enc: UserEncoding, target_items: torch.Tensor, ctx_len: torch.Tensor) -> torch.Tensor:
+        """(B, T) targets, each seeing history positions < ctx_len → (B, T, F) features."""
+        return self.pair(
+            enc.tokens, enc.states, enc.dev_prefix, enc.count_prefix, self.item_tower(target_items), ctx_len
+        )
+
+    def predict_pairs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Rating and engagement probability of (B, T) items given each user's whole history."""
+        ctx = enc.lengths.unsqueeze(1).expand_as(target_items)
+        pair = self.pair_features(enc, target_items, ctx)
+        out: dict[str, torch.Tensor] = {}
+        if "rating" in self.heads:
+            out["rating"] = self.heads["rating"](pair, target_items)
+        if "ctr" in self.heads:
+            out["ctr"] = torch.sigmoid(self.heads["ctr"](pair, target_items))
+        return out
+
+    def score_catalogue(self, enc: UserEncoding, item_vecs: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, I) next-item scores after each user's whole history."""
+        if item_vecs is None:
+            item_vecs = self.item_tower.all_items()
+        return self.heads["next_item"](enc.last_state(), item_vecs)
+
+    def profile_logits(self, enc: UserEncoding) -> dict[str, torch.Tensor]:
+        return self.heads["profile"](enc.states, enc.items, enc.rating_centered, enc.mask)

@@ -1,0 +1,61 @@
+"""A small causal Transformer over a user's history (nanoGPT-style, pre-LayerNorm)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
+        q, k, v = (t.view(B, L, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))  # (B, h, L, d/h)
+        # Causal: position t sees items 0..t only. Histories are right-padded, so a real
+        # position never sees padding and the last real position sees the whole history.
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
+        x = x + self.drop(self.out(y.transpose(1, 2).reshape(B, L, d)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class UserEncoder(nn.Module):
+    """History tokens (item vector + rating embedding + position) → contextual states.
+
+    Output position t summarises the history up to and including item t, so it can predict
+    anything about item t+1 without seeing it — which makes every interaction of a training
+    sequence a leak-free target.
+    """
+
+    def __init__(self, dim: int, layers: int, heads: int, max_len: int, n_rating_tokens: int, dropout: float):
+        super().__init__()
+        self.rating_emb = nn.Embedding(n_rating_tokens, dim)
+        self.pos_emb = nn.Embedding(max_len, dim)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
+        self.ln = nn.LayerNorm(dim)
+
+    def tokens(self, item_vecs: torch.Tensor, rating_tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) input tokens before any mixing across positions."""
+        return item_vecs + self.rating_emb(rating_tokens)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) tokens → (B, L, d) causal states."""
+        pos = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.drop(tokens + self.pos_emb(pos))
+        for block in self.blocks:
+            x = block(x)
+        return self.ln(x)

@@ -1,0 +1,150 @@
+"""Recipe for `polyrec run`: data → text features → per protocol and seed: fine-tune,
+evaluate, baselines → aggregate over seeds → report and saved model."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import PROTOCOL_TASKS, RunConfig
+from .data.loader import load_dataset
+from .data.tables import Dataset
+from .eval.baseline_runs import baseline_metrics
+from .eval.evaluate import evaluate_model, profile_metrics
+from .eval.predict import score_users
+from .eval.report import write_report
+from .models.io import save_model
+from .models.polyrec import PolyRecModel
+from .recommender import save_tables
+from .text import encode_texts
+from .train.finetune import build_model, finetune
+from .train.protocol_data import prepare
+
+
+@dataclass
+class RunResult:
+    metrics: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    out: Path | None = None
+
+
+def active_tasks(ds: Dataset, wanted: list[str]) -> tuple[list[str], list[str]]:
+    """The requested tasks that the data has labels for, and a note for each one switched off."""
+    why_off = {
+        "rating": None if ds.has_rating else "no ratings in the data",
+        "ctr": None if (ds.has_rating or ds.has_label) else "no ratings and no label column",
+        "profile": None if ds.attributes else "no user attributes",
+        "next_item": None,
+    }
+    tasks, notes = [], []
+    for t in wanted:
+        if t not in why_off:
+            raise ValueError(f"unknown task '{t}'; tasks: {', '.join(why_off)}")
+        if why_off[t] is None:
+            tasks.append(t)
+        else:
+            notes.append(f"task '{t}' is off: {why_off[t]}")
+    return tasks, notes
+
+
+def load_configured_dataset(cfg: RunConfig) -> Dataset:
+    return load_dataset(None, cfg.data.path) if cfg.data.path else load_dataset(cfg.data.dataset)
+
+
+def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray | None:
+    if not cfg.text.enabled:
+        return None
+    texts = ds.items["text"].astype(str).tolist()
+    return encode_texts(texts, cfg.text.encoder, cfg.text.cache_dir, cfg.text.batch_size, progress)
+
+
+def users_per_second(model: PolyRecModel, data, batch_users: int = 256) -> float:
+    """Users scored per second against the whole catalogue (batch inference, this machine)."""
+    users = np.flatnonzero(data.test.history.lengths() > 0)
+    start = time.perf_counter()
+    for s in range(0, len(users), batch_users):
+        score_users(model, data.test.history, users[s : s + batch_users])
+    return len(users) / max(time.perf_counter() - start, 1e-9)
+
+
+def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Mean under each key and, with several seeds, the sample std under ``<key>.std``."""
+    keys = sorted({k for m in per_seed for k in m})
+    out: dict[str, float] = {}
+    for k in keys:
+        vals = np.array([m[k] for m in per_seed if k in m and np.isfinite(m[k])], dtype=float)
+        if len(vals) == 0:
+            continue
+        out[k] = float(vals.mean())
+        if len(per_seed) > 1:
+            out[f"{k}.std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    return out
+
+
+def run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> RunResult:
+    """Train and evaluate under each protocol and seed; write the run folder ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    ds = load_configured_dataset(cfg)
+    log(f"data: {ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions")
+    tasks, notes = active_tasks(ds, cfg.tasks)
+    notes = list(ds.notes) + notes
+    protocols = [p for p in cfg.protocols if any(t in tasks for t in PROTOCOL_TASKS[p])]
+    for p in cfg.protocols:
+        if p not in protocols:
+            notes.append(f"protocol {p} skipped: none of its tasks ({', '.join(PROTOCOL_TASKS[p])}) is on")
+    text_vectors = item_text_vectors(ds, cfg, progress)
+    rating_range = ds.rating_range
+
+    per_seed: list[dict[str, float]] = []
+    # Test folds of several seeds are disjoint: pooling their users gives a steadier metric.
+    pooled: dict[str, list[np.ndarray]] = {}
+    pooled_users: list[np.ndarray] = []
+    profile_reference = None
+    curves: dict[str, dict] = {}
+    cost: dict[str, float] = {}
+    for i, seed in enumerate(cfg.seeds):
+        metrics: dict[str, float] = {}
+        for p in protocols:
+            data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in tasks)
+            notes.extend(n for n in data.notes if n not in notes)
+            model = build_model(data, tasks, ds.n_items, text_vectors, cfg.model, rating_range, cfg.data.ctr_threshold)
+            fit = finetune(model, data, cfg.train, progress)
+            log(f"protocol {p} seed {seed}: best epoch {fit.best_epoch + 1}, {fit.train_seconds:.0f} s")
+            test_metrics, profile_proba = evaluate_model(model, data, data.test, rating_range)
+            metrics.update(test_metrics)
+            metrics.update(baseline_metrics(data, ds.n_items, tasks, rating_range))
+            metrics["model.train_seconds"] = metrics.get("model.train_seconds", 0.0) + fit.train_seconds
+            if profile_proba:
+                for name, proba in profile_proba.items():
+                    pooled.setdefault(name, []).append(proba)
+                pooled_users.append(data.test.profile_users)
+            if i == 0:
+                curves[p] = fit.curves
+                save_model(model, out / "model" / p)
+                cost["model.trainable_params"] = float(sum(x.numel() for x in model.parameters() if x.requires_grad))
+                if p == protocols[-1]:
+                    cost["model.users_per_s"] = users_per_second(model, data)
+            if p == "A":
+                profile_reference = data  # true attribute codes; the same for every seed
+        per_seed.append(metrics)
+
+    result = aggregate(per_seed)
+    result.update(cost)
+    if profile_reference is not None and len(pooled_users) > 1:
+        users = np.concatenate(pooled_users)
+        proba = {k: np.concatenate(v) for k, v in pooled.items()}
+        for key, value in profile_metrics("A", profile_reference, users, proba).items():
+            head, metric = key.rsplit(".", 1)
+            result[f"{head}.pooled_{metric}"] = value
+    cfg.save(out / "config.yaml")
+    save_tables(ds, out)
+    write_report(out, cfg, ds, tasks, protocols, result, curves, notes)
+    return RunResult(result, notes, out)

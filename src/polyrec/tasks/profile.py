@@ -1,0 +1,60 @@
+"""Task `profile`: a user's attributes (cross-entropy per attribute; AUC/accuracy/macro-F1)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import mlp
+
+NAME = "profile"
+MAIN_METRIC = "auc"  # of gender where present; accuracy for multi-class attributes
+
+
+class ProfileHead(nn.Module):
+    """One classifier per attribute: deep (pooled user states) + wide (bag of rated items).
+
+    The wide part is a logistic regression on the user × item rating matrix inside the model:
+    per item, a weight for having rated it and a weight for how far the rating sits from the
+    global mean. Attributes are learned from a few hundred users, where this linear path is
+    hard to beat; the deep path adds what the shared encoder learned from all tasks.
+    """
+
+    def __init__(self, dim: int, hidden: int, n_items: int, classes: dict[str, int], dropout: float):
+        super().__init__()
+        self.names = list(classes)
+        self.sizes = [classes[n] for n in self.names]
+        total = sum(self.sizes)
+        self.deep = mlp(dim, hidden, total, dropout)
+        self.wide_seen = nn.Embedding(n_items, total)
+        self.wide_rating = nn.Embedding(n_items, total)
+        nn.init.zeros_(self.wide_seen.weight)
+        nn.init.zeros_(self.wide_rating.weight)
+
+    def forward(
+        self,
+        states: torch.Tensor,  # (B, L, d)
+        items: torch.Tensor,  # (B, L)
+        rating_centered: torch.Tensor,  # (B, L): rating − μ, 0 where none
+        mask: torch.Tensor,  # (B, L) bool
+    ) -> dict[str, torch.Tensor]:
+        m = mask.float().unsqueeze(-1)
+        n = m.sum(1).clamp(min=1.0)  # (B, 1)
+        pooled = (states * m).sum(1) / n  # (B, d)
+        wide = ((self.wide_seen(items) + self.wide_rating(items) * rating_centered.unsqueeze(-1)) * m).sum(1)
+        logits = self.deep(pooled) + wide / n.sqrt()  # sqrt: heavy raters are not over-confident
+        return dict(zip(self.names, logits.split(self.sizes, dim=-1)))
+
+
+def loss(logits: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over attributes of the cross-entropy over users with a known value (label −1 = unknown)."""
+    parts = []
+    for name, lg in logits.items():
+        y = labels[name]
+        known = y >= 0
+        if known.any():
+            parts.append(F.cross_entropy(lg[known], y[known]))
+    if not parts:
+        return next(iter(logits.values())).sum() * 0.0
+    return torch.stack(parts).mean()

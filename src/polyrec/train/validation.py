@@ -1,0 +1,41 @@
+"""Validation losses per task, the signal for early stopping (never test data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..eval.predict import predict_pairs, profile_probabilities, score_users
+from ..models.polyrec import PolyRecModel
+from .protocol_data import ProtocolData
+
+
+def validation_losses(model: PolyRecModel, data: ProtocolData) -> dict[str, float]:
+    """MSE (rating), logloss (ctr), cross-entropy (profile, next_item) on the valid side."""
+    side = data.valid
+    out: dict[str, float] = {}
+    if side.pairs is not None and len(side.pairs) and ("rating" in model.heads or "ctr" in model.heads):
+        pred = predict_pairs(model, side.history, side.pairs.users, side.pairs.items)
+        if "rating" in pred:
+            known = ~np.isnan(side.pairs.ratings)
+            out["rating"] = float(np.mean((pred["rating"][known] - side.pairs.ratings[known]) ** 2))
+        if "ctr" in pred:
+            known = ~np.isnan(side.pairs.labels)
+            p = np.clip(pred["ctr"][known], 1e-7, 1 - 1e-7)
+            y = side.pairs.labels[known]
+            out["ctr"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    if side.next_users is not None and len(side.next_users) and "next_item" in model.heads:
+        scores = torch.from_numpy(score_users(model, side.history, side.next_users))
+        targets = torch.from_numpy(side.next_items)
+        out["next_item"] = float(torch.nn.functional.cross_entropy(scores, targets))
+    if side.profile_users is not None and len(side.profile_users) and "profile" in model.heads:
+        proba = profile_probabilities(model, side.history, side.profile_users)
+        parts = []
+        for name, p in proba.items():
+            y = data.profile_true[name][side.profile_users]
+            known = y >= 0
+            if known.any():
+                parts.append(float(-np.mean(np.log(np.clip(p[known, y[known]], 1e-7, 1.0)))))
+        if parts:
+            out["profile"] = float(np.mean(parts))
+    return out
