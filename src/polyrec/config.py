@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,8 +45,8 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 60
-    batch_size: int = 64  # users per step
+    epochs: int = 30
+    batch_size: int = 16  # users per step
     lr: float = 2e-3
     weight_decay: float = 0.01
     patience: int = 6  # epochs without a better validation loss before stopping
@@ -54,6 +56,9 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"profile": 1.0, "rating": 1.0, "ctr": 0.5, "next_item": 1.0}
     )
+    # Share of history positions on which the tasks a protocol does not evaluate train
+    # (next_item under A; rating and ctr under B): they still learn, at a fraction of the cost.
+    aux_fraction: float = 0.25
     sampled_negatives: int = 0  # 0: full softmax over the catalogue for next_item
     threads: int | None = None  # torch threads; None = torch's default
 
@@ -98,13 +103,38 @@ def _build(cls: type[T], raw: dict[str, Any], where: str) -> T:
     unknown = set(raw) - set(known)
     if unknown:
         raise ValueError(f"unknown key(s) {sorted(unknown)} in '{where}'; known: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name, value in raw.items():
         default = getattr(cls(), name)
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ValueError(f"'{where}.{name}' must be a mapping, got {value!r}")
             kwargs[name] = _build(type(default), value, f"{where}.{name}")
-        elif isinstance(default, dict) and isinstance(value, dict):
-            kwargs[name] = {**default, **value}
-        else:
-            kwargs[name] = value
+            continue
+        # A wrong type fails here, in one line, not as a traceback deep inside a run.
+        if not _fits(value, hints[name]):
+            shown = str(hints[name]) if typing.get_origin(hints[name]) else hints[name].__name__
+            raise ValueError(f"'{where}.{name}' expects {shown}, got {value!r}")
+        kwargs[name] = {**default, **value} if isinstance(default, dict) else value
     return cls(**kwargs)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a field annotation (an int is accepted where a float is meant)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (bool, str):
+        return isinstance(value, hint)
+    return True

@@ -94,8 +94,10 @@ def run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[s
         torch.set_num_threads(cfg.train.threads)
     ds = load_configured_dataset(cfg)
     log(f"data: {ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions")
-    tasks, notes = active_tasks(ds, cfg.tasks)
-    notes = list(ds.notes) + notes
+    tasks, task_notes = active_tasks(ds, cfg.tasks)
+    notes = list(ds.notes)
+    # The loader may already have said why a task is off; say it once.
+    notes += [n for n in task_notes if not any(n.split(":")[0] in m for m in notes)]
     protocols = [p for p in cfg.protocols if any(t in tasks for t in PROTOCOL_TASKS[p])]
     for p in cfg.protocols:
         if p not in protocols:
@@ -115,6 +117,7 @@ def run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[s
         for p in protocols:
             data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in tasks)
             notes.extend(n for n in data.notes if n not in notes)
+            torch.manual_seed(seed)  # the seed decides the initial weights too, not the process's history
             model = build_model(data, tasks, ds.n_items, text_vectors, cfg.model, rating_range, cfg.data.ctr_threshold)
             fit = finetune(model, data, cfg.train, progress)
             log(f"protocol {p} seed {seed}: best epoch {fit.best_epoch + 1}, {fit.train_seconds:.0f} s")

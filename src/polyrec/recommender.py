@@ -83,6 +83,7 @@ class Recommender:
         if exclude_seen:
             scores[hist.items[u]] = -np.inf
         top = np.argsort(-scores, kind="stable")[:k]
+        top = top[np.isfinite(scores[top])]  # k beyond the unseen items: never pad with seen ones
         return pd.DataFrame(
             {"item_id": self.items_["item_id"].to_numpy()[top], "text": self.items_["text"].to_numpy()[top], "score": scores[top]}
         )

@@ -84,7 +84,7 @@ def protocol_b(ds: Dataset, seed: int = 0) -> InteractionSplit:
     train = np.sort(order[~(eligible & (from_end <= 1))])
     notes: tuple[str, ...] = ()
     if not ds.has_timestamp:
-        notes = ("no timestamps: protocol B orders each user's interactions by file order",)
+        notes = ("no timestamp column: protocol B orders each user's interactions by file order",)
     return InteractionSplit("B", seed, train, valid, test, notes)
 
 

@@ -9,11 +9,14 @@ from torch import nn
 
 
 class PairEncoder(nn.Module):
-    """Target-aware attention over the history, plus the user's state, for (user, item) pairs.
+    """Target-aware attention over the history, a history summary and the user's state.
 
-    Each target comes with a context length ``c``: it may look at history positions ``< c``
-    only. In training the targets are the history's own items and ``c`` is their position, so
-    no target ever sees itself or its rating; at inference ``c`` is the whole history.
+    Each target comes with ``visible`` (B, T, L): the history positions it may read. In
+    training the targets are the history's own items and each sees every *other* item of the
+    history (leave-one-out), so no target ever reads itself or its rating; at inference a
+    target sees the whole history. That makes training and inference the same computation.
+    ``state_index`` picks the causal user state a target reads (−1: none); in training it is
+    the state just before the target, which has not seen the target either.
     """
 
     def __init__(self, dim: int, shrinkage: float = 5.0):
@@ -27,34 +30,42 @@ class PairEncoder(nn.Module):
         self.null_v = nn.Parameter(torch.zeros(dim))
         self.empty_user = nn.Parameter(torch.zeros(dim))
         self.shrinkage = shrinkage
-        self.out_dim = 5 * dim + 1
+        self.out_dim = 7 * dim + 1
 
     def forward(
         self,
-        tokens: torch.Tensor,  # (B, L, d) history tokens before mixing
+        tokens: torch.Tensor,  # (B, L, d) history tokens (item + rating) before mixing
         states: torch.Tensor,  # (B, L, d) causal user states
-        rating_dev: torch.Tensor,  # (B, L+1) prefix sum of (rating − μ) over rated history items
-        rating_count: torch.Tensor,  # (B, L+1) prefix count of rated history items
+        rating_centered: torch.Tensor,  # (B, L) rating − μ, 0 where none
+        rated: torch.Tensor,  # (B, L) bool
         target_vecs: torch.Tensor,  # (B, T, d)
-        ctx_len: torch.Tensor,  # (B, T) int: positions < ctx_len are visible
+        visible: torch.Tensor,  # (B, T, L) bool
+        state_index: torch.Tensor,  # (B, T) int, −1 for none
     ) -> torch.Tensor:
         B, L, d = tokens.shape
         q = self.q(target_vecs)  # (B, T, d)
         k, v = self.k(tokens), self.v(tokens)  # (B, L, d)
-        scores = q @ k.transpose(1, 2) / math.sqrt(d)  # (B, T, L)
-        visible = torch.arange(L, device=tokens.device).view(1, 1, L) < ctx_len.unsqueeze(-1)
-        scores = scores.masked_fill(~visible, float("-inf"))
+        scores = (q @ k.transpose(1, 2) / math.sqrt(d)).masked_fill(~visible, float("-inf"))  # (B, T, L)
         null = (q * self.null_k).sum(-1, keepdim=True) / math.sqrt(d)  # (B, T, 1)
         w = torch.softmax(torch.cat([null, scores], dim=-1), dim=-1)
         attended = w[..., 1:] @ v + w[..., :1] * self.null_v  # (B, T, d)
 
-        idx = (ctx_len - 1).clamp(min=0)
+        vis = visible.float()
+        n = vis.sum(-1, keepdim=True)  # (B, T, 1)
+        # SVD++-style summary: the mean of the visible history tokens.
+        summary = (vis @ tokens) / n.clamp(min=1.0)  # (B, T, d)
+
+        import os
+        if os.environ.get("POLYREC_EXP_NOUSER"):
+            state_index = torch.full_like(state_index, -1)
+        idx = state_index.clamp(min=0)
         user = states.gather(1, idx.unsqueeze(-1).expand(-1, -1, d))  # (B, T, d)
-        user = torch.where(ctx_len.unsqueeze(-1) > 0, user, self.empty_user)
+        user = torch.where(state_index.unsqueeze(-1) >= 0, user, self.empty_user)
 
         # The user's mean rating deviation over the visible history, shrunk towards 0 for
         # users with few ratings (the classic baseline predictor, computed leak-free).
-        dev = rating_dev.gather(1, ctx_len) / (rating_count.gather(1, ctx_len) + self.shrinkage)
-        return torch.cat(
-            [user, attended, target_vecs, user * target_vecs, attended * target_vecs, dev.unsqueeze(-1)], dim=-1
-        )
+        dev_sum = (vis @ rating_centered.unsqueeze(-1)).squeeze(-1)
+        dev_n = (vis @ rated.float().unsqueeze(-1)).squeeze(-1)
+        dev = dev_sum / (dev_n + self.shrinkage)
+        e = target_vecs
+        return torch.cat([user, attended, summary, e, user * e, attended * e, summary * e, dev.unsqueeze(-1)], dim=-1)

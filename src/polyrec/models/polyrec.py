@@ -45,8 +45,7 @@ class UserEncoding:
     mask: torch.Tensor  # (B, L)
     lengths: torch.Tensor  # (B,)
     rating_centered: torch.Tensor  # (B, L) rating − μ, 0 where none
-    dev_prefix: torch.Tensor  # (B, L+1)
-    count_prefix: torch.Tensor  # (B, L+1)
+    rated: torch.Tensor  # (B, L) bool
 
     def last_state(self) -> torch.Tensor:
         """(B, d) state after the whole history."""
@@ -84,23 +83,34 @@ class PolyRecModel(nn.Module):
         states = self.user_encoder(tokens)
         rated = ~torch.isnan(batch.ratings)
         centered = torch.where(rated, batch.ratings - self.global_mean, torch.zeros_like(batch.ratings))
-        zero = torch.zeros(len(batch.items), 1)
-        dev_prefix = torch.cat([zero, centered.cumsum(1)], dim=1)
-        count_prefix = torch.cat([zero, rated.float().cumsum(1)], dim=1)
-        return UserEncoding(
-            batch.items, tokens, states, batch.mask, batch.lengths, centered, dev_prefix, count_prefix
+        return UserEncoding(batch.items, tokens, states, batch.mask, batch.lengths, centered, rated & batch.mask)
+
+    def pair_features(
+        self, enc: UserEncoding, target_items: torch.Tensor, visible: torch.Tensor, state_index: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, T) targets, each reading the history positions ``visible`` (B, T, L) → (B, T, F)."""
+        return self.pair(
+            enc.tokens, enc.states, enc.rating_centered, enc.rated, self.item_tower(target_items), visible, state_index
         )
 
-    def pair_features(self, enc: UserEncoding, target_items: torch.Tensor, ctx_len: torch.Tensor) -> torch.Tensor:
-        """(B, T) targets, each seeing history positions < ctx_len → (B, T, F) features."""
-        return self.pair(
-            enc.tokens, enc.states, enc.dev_prefix, enc.count_prefix, self.item_tower(target_items), ctx_len
-        )
+    def history_pair_features(self, enc: UserEncoding, positions: torch.Tensor) -> torch.Tensor:
+        """Training features for the history items at ``positions`` (T,) as targets: (B, T, F).
+
+        Leave-one-out: target t reads all other items of the history and the causal state
+        before t, so its own rating never reaches its input.
+        """
+        B, L = enc.items.shape
+        itself = positions.view(1, -1, 1) == torch.arange(L).view(1, 1, L)  # (1, T, L)
+        visible = enc.mask.unsqueeze(1) & ~itself  # (B, T, L)
+        state_index = (positions - 1).unsqueeze(0).expand(B, -1)
+        return self.pair_features(enc, enc.items[:, positions], visible, state_index)
 
     def predict_pairs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
         """Rating and engagement probability of (B, T) items given each user's whole history."""
-        ctx = enc.lengths.unsqueeze(1).expand_as(target_items)
-        pair = self.pair_features(enc, target_items, ctx)
+        T = target_items.shape[1]
+        visible = enc.mask.unsqueeze(1).expand(-1, T, -1)
+        state_index = (enc.lengths - 1).unsqueeze(1).expand(-1, T)
+        pair = self.pair_features(enc, target_items, visible, state_index)
         out: dict[str, torch.Tensor] = {}
         if "rating" in self.heads:
             out["rating"] = self.heads["rating"](pair, target_items)

@@ -30,13 +30,25 @@ def loss(
     valid: torch.Tensor,  # (B, L) bool: position t has a next item
     item_vecs: torch.Tensor,  # (I, d)
     sampled_negatives: int = 0,
+    history: torch.Tensor | None = None,  # (B, L) items; position t has seen history[:, :t+1]
 ) -> torch.Tensor:
-    """Cross-entropy of the next item, over the full catalogue or ``sampled_negatives`` items."""
+    """Cross-entropy of the next item, over the full catalogue or ``sampled_negatives`` items.
+
+    With ``history`` (full softmax only), items the user has already taken are masked out of
+    the softmax, as they are out of the ranking at evaluation: the model spends no capacity
+    on pushing down items that are never candidates. A target seen before stays a candidate.
+    """
     h, target = states[valid], next_items[valid]  # (N, d), (N,)
     if h.shape[0] == 0:
         return states.sum() * 0.0
     if sampled_negatives <= 0 or sampled_negatives >= item_vecs.shape[0]:
-        return F.cross_entropy(head(h, item_vecs), target)
+        logits = head(h, item_vecs)
+        if history is not None:
+            seen = F.one_hot(history, item_vecs.shape[0]).cumsum(1)[:, : states.shape[1]] > 0  # (B, L, I)
+            seen = seen[valid]
+            seen[torch.arange(len(target)), target] = False
+            logits = logits.masked_fill(seen, float("-inf"))
+        return F.cross_entropy(logits, target)
     # Sampled softmax for large catalogues: the target against shared uniform negatives.
     negatives = torch.randint(0, item_vecs.shape[0], (sampled_negatives,), device=h.device)
     q = head.query(h)

@@ -7,6 +7,7 @@ score the validation side of the protocol's own tasks → keep the best weights.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
 from ..models.polyrec import ModelSpec, PolyRecModel
 from .losses import joint_loss, task_losses
 from .protocol_data import ProtocolData
+from .refit_head import refit_profile_head
 from .sequences import collate, length_bucketed_batches
 from .validation import validation_losses
 
@@ -55,6 +57,19 @@ def build_model(
     return PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
 
 
+def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then cosine decay to 0 at ``total`` steps: late epochs take small,
+    low-noise steps, so the validation loss settles instead of jittering around its best."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def finetune(
     model: PolyRecModel, data: ProtocolData, cfg: TrainConfig, progress: bool = True
 ) -> FitResult:
@@ -63,8 +78,18 @@ def finetune(
     rng = np.random.default_rng(data.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     users = np.flatnonzero(data.train.lengths() > 1)  # a one-item history has no target to learn from
+    steps_per_epoch = -(-len(users) // cfg.batch_size)
+    sched = warmup_cosine(opt, warmup=steps_per_epoch, total=cfg.epochs * steps_per_epoch)
     shuffle = cfg.shuffle_history_in_a and data.protocol == "A"
+    # Tasks the protocol does not evaluate train on a share of positions (cheaper epochs).
+    main_tasks = PROTOCOL_TASKS[data.protocol]
+    fractions = tuple(
+        1.0 if any(t in main_tasks for t in group) else cfg.aux_fraction for group in (("rating", "ctr"), ("next_item",))
+    )
     watched = [t for t in PROTOCOL_TASKS[data.protocol] if t in model.heads]
+    refit_profile = "profile" in watched and len(watched) > 1
+    if refit_profile:
+        watched.remove("profile")  # selected afterwards on its own (see refit_head.py)
     curves: dict[str, dict[str, list[float]]] = {}
     best, best_epoch, bad_epochs = float("inf"), -1, 0
     best_state = copy.deepcopy(model.state_dict())
@@ -76,12 +101,13 @@ def finetune(
         batches = length_bucketed_batches(users, data.train.lengths(), cfg.batch_size, rng)
         for batch_users in batches:
             batch = collate(data.train, batch_users, model.spec.config.max_history, rng, shuffle)
-            losses = task_losses(model, batch, data.profile_labels, cfg.sampled_negatives)
+            losses = task_losses(model, batch, data.profile_labels, cfg.sampled_negatives, *fractions)
             loss = joint_loss(losses, cfg.loss_weights)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            sched.step()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
         valid = validation_losses(model, data)
@@ -99,5 +125,7 @@ def finetune(
             if bad_epochs >= cfg.patience:
                 break
     model.load_state_dict(best_state)
+    if refit_profile:
+        refit_profile_head(model, data, cfg)
     model.eval()
     return FitResult(model, best_epoch, time.perf_counter() - start, curves)

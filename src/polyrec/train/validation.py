@@ -27,6 +27,10 @@ def validation_losses(model: PolyRecModel, data: ProtocolData) -> dict[str, floa
     if side.next_users is not None and len(side.next_users) and "next_item" in model.heads:
         scores = torch.from_numpy(score_users(model, side.history, side.next_users))
         targets = torch.from_numpy(side.next_items)
+        # As in the ranking: the user's history is not a candidate (the target always is).
+        for row, u in enumerate(side.next_users):
+            seen = torch.from_numpy(side.history.items[u])
+            scores[row, seen[seen != targets[row]]] = float("-inf")
         out["next_item"] = float(torch.nn.functional.cross_entropy(scores, targets))
     if side.profile_users is not None and len(side.profile_users) and "profile" in model.heads:
         proba = profile_probabilities(model, side.history, side.profile_users)

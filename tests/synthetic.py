@@ -1,0 +1,183 @@
+"""A tiny generic dataset folder with planted structure, for training and end-to-end tests.
+
+The world: ``n_items`` items in two equal groups ("action" items first, then "romance"),
+``n_users`` users, even-numbered users "F" and odd ones "M". A user's gender decides the
+group they prefer:
+
+- F users prefer romance, M users action (``preferred_group``);
+- each user takes ``per_user - n_other`` *consecutive* items of the preferred group
+  (starting at a random place, wrapping around) — so the next item is predictable — and
+  ``n_other`` random items of the other group, inserted at random places;
+- ratings: preferred group 4 or 5, other group 1 or 2 — so rating, ctr (rating >= 4) and
+  gender (from the rated items) are all learnable;
+- timestamps increase along each user's sequence; with timestamps the file rows are
+  shuffled, so only the timestamps give the order (without them, file order is the order).
+
+Everything is seeded: the same arguments write the same bytes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from polyrec.config import RunConfig
+from polyrec.data.generic import load_generic
+from polyrec.data.tables import Dataset
+
+GROUPS = ("action", "romance")
+CATEGORIES = {"action": "action|thriller", "romance": "romance|drama"}
+
+
+def user_id(u: int) -> str:
+    return f"u{u:03d}"
+
+
+def item_id(i: int) -> str:
+    return f"i{i:03d}"
+
+
+def gender(u: int) -> str:
+    return "F" if u % 2 == 0 else "M"
+
+
+def preferred_group(u: int) -> int:
+    """0 (action) for M users, 1 (romance) for F users."""
+    return 1 if gender(u) == "F" else 0
+
+
+def item_group(i: int, n_items: int = 40) -> int:
+    return int(i >= n_items // 2)
+
+
+def interactions_frame(
+    n_users: int = 60, n_items: int = 40, per_user: int = 16, n_other: int = 4, seed: int = 0
+) -> pd.DataFrame:
+    """Columns user_id, item_id, rating (int), ts (int seconds), in chronological file order."""
+    assert n_items % 2 == 0 and per_user - n_other <= n_items // 2 and n_other <= n_items // 2
+    rng = np.random.default_rng(seed)
+    half = n_items // 2
+    rows = []
+    for u in range(n_users):
+        g = preferred_group(u)
+        start = int(rng.integers(half))
+        liked = [g * half + (start + j) % half for j in range(per_user - n_other)]
+        other = [(1 - g) * half + int(j) for j in rng.choice(half, n_other, replace=False)]
+        sequence = list(liked)
+        for item in other:  # keep the liked walk in order, the others at random places
+            sequence.insert(int(rng.integers(len(sequence) + 1)), item)
+        t0 = 1_600_000_000 + 86_400 * u
+        for j, i in enumerate(sequence):
+            rating = int(rng.choice([4, 5])) if item_group(i, n_items) == g else int(rng.choice([1, 2]))
+            rows.append((user_id(u), item_id(i), rating, t0 + 600 * j))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "ts"])
+
+
+def write_dataset(
+    folder: str | Path,
+    *,
+    users: bool = True,
+    items: bool = True,
+    ratings: bool = True,
+    timestamps: bool = True,
+    n_users: int = 60,
+    n_items: int = 40,
+    per_user: int = 16,
+    seed: int = 0,
+    bad_rating_row: int | None = None,
+) -> Path:
+    """Write ``dataset.yaml`` + ``interactions.csv`` (+ ``items.csv``, ``users.csv``) to ``folder``.
+
+    ``bad_rating_row``: the 0-based data record whose rating becomes the text "five stars"
+    (it lands on file row ``bad_rating_row + 2``: the header is row 1).
+    Returns ``folder``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed + 1)
+    inter = interactions_frame(n_users, n_items, per_user, seed=seed)
+    if timestamps:
+        inter = inter.iloc[rng.permutation(len(inter))].reset_index(drop=True)
+    else:
+        inter = inter.drop(columns="ts")
+    if not ratings:
+        inter = inter.drop(columns="rating")
+    if bad_rating_row is not None:
+        inter = inter.astype({"rating": object})
+        inter.loc[bad_rating_row, "rating"] = "five stars"
+    inter.to_csv(folder / "interactions.csv", index=False)
+
+    spec = ["name: synthetic"]
+    columns = "path: interactions.csv, user: user_id, item: item_id"
+    if ratings:
+        columns += ", rating: rating"
+    if timestamps:
+        columns += ", timestamp: ts"
+    spec.append(f"interactions: {{{columns}}}")
+    if items:
+        half = n_items // 2
+        pd.DataFrame(
+            {
+                "item_id": [item_id(i) for i in range(n_items)],
+                "title": [f"{GROUPS[i // half].title()} story number {i}" for i in range(n_items)],
+                "categories": [CATEGORIES[GROUPS[i // half]] for i in range(n_items)],
+            }
+        ).to_csv(folder / "items.csv", index=False)
+        spec.append("items: {path: items.csv, id: item_id, text: [title, categories]}")
+    if users:
+        pd.DataFrame(
+            {
+                "user_id": [user_id(u) for u in range(n_users)],
+                "gender": [gender(u) for u in range(n_users)],
+                "age": rng.integers(16, 70, n_users),
+            }
+        ).to_csv(folder / "users.csv", index=False)
+        spec.append("users: {path: users.csv, id: user_id, attributes: [gender, age]}")
+    (folder / "dataset.yaml").write_text("\n".join(spec) + "\n")
+    return folder
+
+
+def synthetic_dataset(**options) -> Dataset:
+    """The same data as ``write_dataset(folder, **options)``, loaded, without keeping files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return load_generic(write_dataset(Path(tmp) / "synthetic", **options))
+
+
+@contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Run with ``n`` torch threads, then restore. On two shared cores that other processes
+    also use, two intra-op threads make these tiny models 10-30x slower than one."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def tiny_config(data_path: str | Path | None = None, **train) -> RunConfig:
+    """A seconds-long run: dim 16, one layer and head, no language model, seed 0."""
+    cfg = RunConfig.from_dict(
+        {
+            "data": {"path": None if data_path is None else str(data_path), "dataset": None},
+            "text": {"enabled": False},
+            "model": {"dim": 16, "layers": 1, "heads": 1, "max_history": 20, "dropout": 0.0},
+            "train": {"epochs": 6, "batch_size": 16, "lr": 1e-2, "patience": 100, "threads": 1, **train},
+            "seeds": [0],
+        }
+    )
+    return cfg
+
+
+TINY_YAML = """\
+text: {enabled: false}
+model: {dim: 16, layers: 1, heads: 1, max_history: 20, dropout: 0.0}
+train: {epochs: 4, batch_size: 16, lr: 0.01, threads: 1}
+seeds: [0]
+"""

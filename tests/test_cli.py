@@ -1,0 +1,185 @@
+"""`polyrec` on the command line: describe, run, recommend, one-line errors, shipped presets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from polyrec.cli import main
+from polyrec.config import RunConfig
+from synthetic import TINY_YAML, torch_threads, write_dataset
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("cli") / "shop")
+
+
+def one_error_line(err: str) -> str:
+    """stderr of a failed command: exactly one line, no traceback."""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("polyrec: error: ")
+    return lines[0]
+
+
+# ---------------------------------------------------------------- happy paths
+
+
+def test_data_describe_prints_counts(folder, capsys) -> None:
+    assert main(["data", "describe", "--data", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "Dataset synthetic" in out
+    for label, count in (("users", 60), ("items", 40), ("interactions", 960)):
+        assert any(line.split() == [label, str(count)] for line in out.splitlines()), label
+    assert "Attribute 'gender' (2 classes)" in out
+
+
+def test_run_then_recommend(folder, tmp_path, capsys) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_YAML)
+    out = tmp_path / "run"
+    argv = ["run", "--data", str(folder), "--config", str(config), "--seeds", "0", "--epochs", "2",
+            "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| metric | polyrec |" in printed and "A.rating.rmse" in printed
+    assert f"wrote {out / 'report.md'}" in printed
+    # The YAML and the flags both reach the run, and the run records what it used.
+    used = RunConfig.load(out / "config.yaml")
+    assert (used.model.dim, used.train.epochs, used.seeds, used.text.enabled) == (16, 2, [0], False)
+    assert used.data.path == str(folder) and used.data.dataset is None
+
+    assert main(["recommend", "--run", str(out), "--user", "u001", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    assert [line.split(".")[0].strip() for line in lines] == ["1", "2", "3"]
+    assert all("(item i" in line and "score" in line for line in lines)
+
+    assert main(["recommend", "--run", str(out), "--user", "nobody"]) == 2
+    assert "unknown user 'nobody'" in one_error_line(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------- bad input: exit 2, one line
+
+
+@pytest.mark.parametrize("command", ["describe", "run"])
+def test_unparsable_rating_is_one_line_naming_file_row_and_column(tmp_path, capsys, command) -> None:
+    bad = write_dataset(tmp_path / "bad", bad_rating_row=10)
+    argv = ["data", "describe", "--data", str(bad)] if command == "describe" else \
+        ["run", "--data", str(bad), "--no-text", "--quiet", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "interactions.csv" in line
+    assert "row 12" in line  # record 10 after the header on row 1
+    assert "column 'rating'" in line and "five stars" in line
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_unknown_config_key_is_a_clear_error(folder, tmp_path, capsys) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text("model: {dim: 16, dimm: 8}\n")
+    assert main(["run", "--data", str(folder), "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "typo.yaml" in line and "dimm" in line and "config.model" in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("seeds: 0\n", "'config.seeds' expects list[int], got 0"),
+        ("model: 16\n", "'config.model' must be a mapping"),
+        ("train: {lr: 1e-3}\n", "'config.train.lr' expects float, got '1e-3'"),  # YAML 1.1: a str
+    ],
+)
+def test_wrongly_typed_config_value_is_a_clear_error(folder, tmp_path, capsys, text, expected) -> None:
+    config = tmp_path / "typed.yaml"
+    config.write_text(text)
+    assert main(["run", "--data", str(folder), "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "typed.yaml" in line and expected in line
+
+
+def test_missing_run_folder_is_one_line(tmp_path, capsys) -> None:
+    assert main(["recommend", "--run", str(tmp_path / "nope"), "--user", "u001"]) == 2
+    assert "no saved model" in one_error_line(capsys.readouterr().err)
+
+
+def test_console_script_help() -> None:
+    script = Path(sys.executable).parent / "polyrec"  # installed by `pip install -e .`
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: polyrec")
+    for command in ("run", "data", "recommend"):
+        assert command in done.stdout
+
+
+# ---------------------------------------------------------------- shipped presets
+
+
+def test_quickstart_preset_is_shipped() -> None:
+    assert (CONFIGS / "quickstart.yaml").is_file()
+
+
+def _assert_applied(raw: dict, loaded: dict, where: str) -> None:
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(loaded[key], dict):
+            _assert_applied(value, loaded[key], f"{where}.{key}")
+        else:
+            assert loaded[key] == value, f"{where}.{key}"
+
+
+@pytest.mark.parametrize("preset", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_preset_loads_and_round_trips(preset: Path, tmp_path) -> None:
+    cfg = RunConfig.load(preset)
+    _assert_applied(yaml.safe_load(preset.read_text()) or {}, cfg.to_dict(), preset.stem)
+    assert cfg.model.dim % cfg.model.heads == 0
+    cfg.save(tmp_path / "again.yaml")
+    assert RunConfig.load(tmp_path / "again.yaml") == cfg
+
+
+def test_run_on_movielens_dat_folder(tmp_path, capsys) -> None:
+    """The ML-1M `.dat` format is recognised from its files and trains every task."""
+    from synthetic import interactions_frame
+
+    folder = tmp_path / "ml-tiny"
+    folder.mkdir()
+    inter = interactions_frame()
+    users = sorted(inter["user_id"].unique())
+    items = sorted(inter["item_id"].unique())
+    uid = {u: k + 1 for k, u in enumerate(users)}
+    iid = {i: k + 1 for k, i in enumerate(items)}
+    (folder / "users.dat").write_text(
+        "".join(f"{uid[u]}::{'F' if k % 2 == 0 else 'M'}::{[18, 25, 35][k % 3]}::{k % 5}::00000\n" for k, u in enumerate(users)),
+        encoding="latin-1",
+    )
+    (folder / "movies.dat").write_text(
+        "".join(f"{iid[i]}::Film {k} é ({1990 + k % 10})::{'Drama|Romance' if k % 2 else 'Action'}\n" for k, i in enumerate(items)),
+        encoding="latin-1",
+    )
+    (folder / "ratings.dat").write_text(
+        "".join(f"{uid[r.user_id]}::{iid[r.item_id]}::{int(r.rating)}::{int(r.ts)}\n" for r in inter.itertuples()),
+        encoding="latin-1",
+    )
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_YAML)
+    out = tmp_path / "run"
+    argv = ["run", "--data", str(folder), "--config", str(config), "--seeds", "0", "--epochs", "2", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    metrics = yaml.safe_load((out / "metrics.json").read_text())
+    for key in ("A.rating.rmse", "A.ctr.auc", "A.profile.gender.auc", "B.next_item.ndcg@10"):
+        assert key in metrics, key

@@ -1,0 +1,105 @@
+"""Item text → vectors: the real default encoder (offline) and the on-disk cache."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the default encoder ships in a package: no hub
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import sentence_transformers  # noqa: E402
+
+from polyrec.text import MINILM, encode_texts, resolve_encoder  # noqa: E402
+from synthetic import torch_threads  # noqa: E402
+
+TEXTS = ["a cat sits on the mat", "a kitten is sitting on a rug", "stock markets fell sharply today"]
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """The real all-MiniLM-L6-v2 vectors of TEXTS, cached in a fresh folder."""
+    cache = tmp_path_factory.mktemp("text-cache")
+    with torch_threads(1):
+        return cache, encode_texts(TEXTS, MINILM, cache_dir=cache, progress=False)
+
+
+class Refuse:
+    def __init__(self, *args, **kwargs):
+        raise AssertionError("the cache should have answered without loading a model")
+
+
+class FakeEncoder:
+    """Records what it is asked to encode; vector k of a call is 10 + k in every dimension."""
+
+    built: list[str] = []
+    asked: list[list[str]] = []
+
+    def __init__(self, name: str, device: str = "cpu"):
+        FakeEncoder.built.append(name)
+
+    def encode(self, texts, **kwargs) -> np.ndarray:
+        FakeEncoder.asked.append(list(texts))
+        return np.stack([np.full(384, 10.0 + k) for k in range(len(texts))])
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    FakeEncoder.built, FakeEncoder.asked = [], []
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", FakeEncoder)
+    return FakeEncoder
+
+
+def test_default_encoder_resolves_to_the_packaged_model() -> None:
+    path = Path(resolve_encoder(MINILM))
+    assert path.is_dir() and (path / "config.json").is_file()
+    assert resolve_encoder(f"sentence-transformers/{MINILM}") == str(path)
+    assert resolve_encoder("/some/other/model") == "/some/other/model"
+
+
+def test_real_encoder_gives_unit_vectors_that_know_synonyms(encoded) -> None:
+    _, v = encoded
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    cos = v @ v.T
+    assert cos[0, 1] > cos[0, 2] + 0.3 and cos[0, 1] > cos[1, 2] + 0.3
+
+
+def test_cached_texts_load_no_model_and_give_identical_vectors(encoded, monkeypatch) -> None:
+    cache, v = encoded
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", Refuse)
+    again = encode_texts(TEXTS, MINILM, cache_dir=cache, progress=False)
+    np.testing.assert_array_equal(again, v)
+    # Any order and repeats of known texts: rows follow the request.
+    mixed = encode_texts([TEXTS[2], TEXTS[0], TEXTS[2]], MINILM, cache_dir=cache, progress=False)
+    np.testing.assert_array_equal(mixed, v[[2, 0, 2]])
+
+
+def test_only_new_texts_are_encoded(encoded, fake, tmp_path) -> None:
+    cache, v = encoded
+    # A copy of the cache, so the module's cache stays the real encoder's.
+    copy = tmp_path / "cache"
+    for f in cache.rglob("*"):
+        if f.is_file():
+            (copy / f.relative_to(cache)).parent.mkdir(parents=True, exist_ok=True)
+            (copy / f.relative_to(cache)).write_bytes(f.read_bytes())
+    out = encode_texts([TEXTS[0], "a brand new title", TEXTS[2]], MINILM, cache_dir=copy, progress=False)
+    assert fake.asked == [["a brand new title"]]
+    assert fake.built == [resolve_encoder(MINILM)]
+    np.testing.assert_array_equal(out[[0, 2]], v[[0, 2]])
+    np.testing.assert_array_equal(out[1], np.full(384, 10.0, dtype=np.float32))
+    # ... and the new text is cached from now on.
+    fake.asked.clear()
+    encode_texts(["a brand new title"], MINILM, cache_dir=copy, progress=False)
+    assert fake.asked == []
+    assert not list(copy.rglob("*.tmp.npz"))  # the cache is replaced atomically
+
+
+def test_cache_is_keyed_by_model(encoded, fake) -> None:
+    cache, _ = encoded
+    encode_texts(TEXTS[:2], "/models/another-encoder", cache_dir=cache, progress=False)
+    assert fake.built == ["/models/another-encoder"]
+    assert sorted(fake.asked[0]) == sorted(TEXTS[:2])  # MiniLM's vectors are not reused

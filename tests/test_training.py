@@ -1,0 +1,284 @@
+"""Training on tiny synthetic data: losses fall, loss weights act, causal training is
+leak-free, and `pipeline.run` writes a complete run folder (also on label-poor data)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from polyrec.config import TASKS, RunConfig
+from polyrec.pipeline import aggregate, run
+from polyrec.train.finetune import build_model, finetune
+from polyrec.train.losses import joint_loss, task_losses
+from polyrec.train.protocol_data import prepare
+from polyrec.train.sequences import collate
+from synthetic import synthetic_dataset, tiny_config, torch_threads, write_dataset
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return synthetic_dataset()
+
+
+@pytest.fixture(scope="module")
+def data_a(ds):
+    return prepare(ds, "A", 0, 4.0, 10, True)
+
+
+def new_model(ds, data, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(data, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+
+
+# ---------------------------------------------------------------- finetune
+
+
+def test_training_losses_fall_for_every_task(ds, data_a) -> None:
+    cfg = tiny_config()
+    fit = finetune(new_model(ds, data_a), data_a, cfg.train, progress=False)
+    assert set(fit.curves) == set(TASKS)
+    for task in TASKS:
+        train = fit.curves[task]["train"]
+        assert len(train) == cfg.train.epochs, task  # patience 100: no early stop
+        assert all(math.isfinite(x) for x in train), task
+        assert train[0] > train[-1], f"{task}: train loss did not fall: {train}"
+    # Validation losses are recorded per epoch for the protocol's own tasks, and fall too.
+    for task in ("rating", "ctr", "profile"):
+        valid = fit.curves[task]["valid"]
+        assert len(valid) == cfg.train.epochs and valid[0] > min(valid[1:]), task
+    assert fit.model.training is False  # finetune hands back the best weights in eval mode
+
+
+# ---------------------------------------------------------------- joint objective
+
+
+def _head_grads(model, task: str) -> list[torch.Tensor]:
+    return [p.grad for p in model.heads[task].parameters()]
+
+
+def _has_gradient(grads: list[torch.Tensor | None]) -> bool:
+    return any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+
+
+@pytest.mark.parametrize("zero_task", ["rating", "profile"])
+def test_zero_loss_weight_gives_its_head_no_gradient(ds, data_a, zero_task: str) -> None:
+    users = np.flatnonzero(data_a.train.lengths() > 1)[:16]
+    batch = collate(data_a.train, users, 20)
+    weights = {"profile": 1.0, "rating": 1.0, "ctr": 0.5, "next_item": 1.0}
+
+    for weight in (0.0, 1.0):
+        model = new_model(ds, data_a)
+        model.train()
+        losses = task_losses(model, batch, data_a.profile_labels)
+        assert set(losses) == set(TASKS)
+        w = {**weights, zero_task: weight}
+        loss = joint_loss(losses, w)
+        expected = sum(w[k] * float(v.detach()) for k, v in losses.items())
+        assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
+        loss.backward()
+        others = [t for t in TASKS if t != zero_task]
+        assert all(_has_gradient(_head_grads(model, t)) for t in others)
+        # weight 0: no gradient at all reaches the head; weight 1: it does (the test can fail)
+        assert _has_gradient(_head_grads(model, zero_task)) == (weight > 0)
+
+
+# ---------------------------------------------------------------- leak-freeness
+
+
+class _Recorder(torch.nn.Module):
+    """Wraps a task head and keeps what it predicted on the last call."""
+
+    def __init__(self, head: torch.nn.Module):
+        super().__init__()
+        self.head = head
+        self.out: torch.Tensor | None = None
+
+    def forward(self, pair: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        y = self.head(pair, items)
+        self.out = y.detach()
+        return y
+
+
+@torch.no_grad()
+def training_predictions(model, batch, task: str) -> torch.Tensor:
+    """(B, L) what the training objective predicts for each history item as a target: the
+    head's output inside ``task_losses`` itself, however the model builds its features."""
+    recorder = _Recorder(model.heads[task])
+    model.heads[task] = recorder
+    try:
+        task_losses(model, batch, {})
+    finally:
+        model.heads[task] = recorder.head
+    out = recorder.out
+    if out.shape == batch.mask.shape:
+        return out.masked_fill(~batch.mask, float("nan"))
+    full = torch.full(batch.mask.shape, float("nan"))
+    full[batch.mask] = out  # heads that run on the real positions only, in mask order
+    return full
+
+
+def _with_flipped_rating(data, users: np.ndarray, t: int):
+    batch = collate(data.train, users, 20)
+    old = batch.ratings[:, t].double().numpy()
+    new = 6.0 - old  # 1↔5, 2↔4: every rating moves
+    labels = (new >= 4.0).astype(np.float64)
+    batch.ratings[:, t] = torch.from_numpy(new).float()
+    batch.labels[:, t] = torch.from_numpy(labels).float()
+    batch.tokens[:, t] = torch.from_numpy(data.rating_tokens.encode(new, labels))
+    return batch
+
+
+def test_training_targets_never_see_their_own_rating(ds, data_a) -> None:
+    """Changing the rating of history item t leaves the training prediction for item t
+    unchanged, but does change the prediction for a later item (so the check has teeth)."""
+    model = new_model(ds, data_a, seed=1)
+    model.eval()
+    users = np.flatnonzero(data_a.train.lengths() >= 8)[:6]
+    assert len(users) == 6
+    t = 4
+    batch = collate(data_a.train, users, 20)
+    changed = _with_flipped_rating(data_a, users, t)
+    assert not torch.equal(changed.tokens, batch.tokens)
+    for task in ("rating", "ctr"):
+        diff = (training_predictions(model, batch, task) - training_predictions(model, changed, task)).abs()
+        assert diff[:, t].max() < 1e-6, f"{task}: the target at t reads its own rating"
+        assert bool((diff[:, t + 1] > 1e-5).all()), f"{task}: the item after t ignores the rating at t"
+
+
+def test_user_states_are_causal(ds, data_a) -> None:
+    """State t (which predicts item t+1) reads items 0..t only: changing item t or its rating
+    leaves the states before t untouched, and changes state t."""
+    model = new_model(ds, data_a, seed=1)
+    model.eval()
+    users = np.flatnonzero(data_a.train.lengths() >= 8)[:6]
+    t = 4
+    batch = collate(data_a.train, users, 20)
+    other_item = collate(data_a.train, users, 20)
+    other_item.items[:, t] = (other_item.items[:, t] + 7) % ds.n_items
+    with torch.no_grad():
+        before = model.encode(batch).states
+        for changed in (_with_flipped_rating(data_a, users, t), other_item):
+            diff = (model.encode(changed).states - before).abs().amax(-1)  # (B, L)
+            assert diff[:, :t].max() < 1e-6
+            assert bool((diff[:, t] > 1e-6).all())
+
+
+# ---------------------------------------------------------------- the whole pipeline
+
+
+@pytest.fixture(scope="module")
+def two_seed_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    cfg = tiny_config(write_dataset(root / "data"), epochs=12)  # 12: enough to learn the structure
+    cfg.seeds = [0, 1]
+    lines: list[str] = []
+    result = run(cfg, root / "run", progress=False, log=lines.append)
+    return cfg, result, root / "run", lines
+
+
+REQUIRED_KEYS = (
+    "A.rating.rmse",
+    "A.rating.mae",
+    "A.ctr.auc",
+    "A.ctr.logloss",
+    "A.profile.gender.auc",
+    "A.profile.gender.accuracy",
+    "B.next_item.ndcg@10",
+    "B.next_item.hr@10",
+    "model.trainable_params",
+    "model.users_per_s",
+    "baseline.bias.A.rating.rmse",
+    "baseline.popularity.B.next_item.ndcg@10",
+    "baseline.majority.A.profile.gender.accuracy",
+)
+
+
+def test_pipeline_writes_the_run_folder(two_seed_run) -> None:
+    cfg, result, out, lines = two_seed_run
+    for name in ("report.md", "metrics.json", "config.yaml"):
+        assert (out / name).is_file(), name
+    for protocol in ("A", "B"):
+        assert (out / "model" / protocol / "model.safetensors").is_file()
+        assert (out / "model" / protocol / "spec.yaml").is_file()
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert plots == [f"loss_{t}.png" for t in sorted(TASKS)]
+    assert all((out / "plots" / p).stat().st_size > 1000 for p in plots)
+    assert RunConfig.load(out / "config.yaml") == cfg
+    assert any("60 users, 40 items, 960 interactions" in line for line in lines)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == pytest.approx(result.metrics)
+    missing = [k for k in REQUIRED_KEYS if k not in metrics]
+    assert not missing, missing
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert metrics["model.trainable_params"] > 1000 and metrics["model.users_per_s"] > 0
+    report = (out / "report.md").read_text()
+    assert "| metric | polyrec |" in report and "A.rating.rmse" in report
+    assert "plots/loss_rating.png" in report
+
+
+def test_pipeline_with_two_seeds_reports_std(two_seed_run) -> None:
+    _, result, _, lines = two_seed_run
+    m = result.metrics
+    for key in ("A.rating.rmse", "A.ctr.auc", "A.profile.gender.auc", "B.next_item.ndcg@10",
+                "baseline.bias.A.rating.rmse"):  # fmt: skip
+        assert f"{key}.std" in m and m[f"{key}.std"] >= 0.0, key
+    # Two seeds test two disjoint profile folds: the pooled metric covers both.
+    assert "A.profile.gender.pooled_auc" in m
+    assert sum("seed 1" in line for line in lines) == 2  # protocols A and B for seed 1
+
+
+def test_pipeline_learns_the_planted_structure(two_seed_run) -> None:
+    """The synthetic data is easy: the model must clearly beat the simple baselines."""
+    m = two_seed_run[1].metrics
+    assert m["A.rating.rmse"] < 0.8 * m["baseline.bias.A.rating.rmse"]
+    assert m["A.ctr.auc"] > max(0.8, m["baseline.popularity.A.ctr.auc"] + 0.2)
+    assert m["A.profile.gender.auc"] > 0.8
+    assert m["B.next_item.ndcg@10"] > m["baseline.popularity.B.next_item.ndcg@10"]
+
+
+def test_aggregate_mean_and_sample_std() -> None:
+    one = aggregate([{"a": 1.0}])
+    assert one == {"a": 1.0}  # one seed: no .std keys
+    two = aggregate([{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": float("nan")}])
+    assert two["a"] == 2.0 and two["a.std"] == pytest.approx(math.sqrt(2.0))
+    assert two["b"] == 2.0 and two["b.std"] == 0.0  # NaN seeds are left out
+
+
+def test_pipeline_without_users_ratings_or_timestamps_trains_next_item_only(tmp_path) -> None:
+    folder = write_dataset(tmp_path / "data", users=False, ratings=False, timestamps=False)
+    result = run(tiny_config(folder), tmp_path / "run", progress=False, log=lambda _: None)
+    keys = set(result.metrics)
+    assert "B.next_item.ndcg@10" in keys and "B.next_item.hr@10" in keys
+    assert not [k for k in keys if k.startswith("A.") or ".A." in k]
+    notes = "\n".join(result.notes)
+    for task in ("rating", "ctr", "profile"):
+        assert f"task '{task}' is off" in notes
+    assert "protocol A skipped" in notes
+    assert [p.name for p in (tmp_path / "run" / "model").iterdir()] == ["B"]
+    assert [p.name for p in (tmp_path / "run" / "plots").glob("*.png")] == ["loss_next_item.png"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "task 'rating' is off" in report
+
+
+def test_pipeline_is_reproducible_whatever_ran_before(tmp_path) -> None:
+    """The seed alone decides a run: the initial weights must not depend on the global RNG."""
+    folder = write_dataset(tmp_path / "data", users=False, ratings=False)
+    results = []
+    for k, noise in enumerate((0, 12345)):
+        torch.manual_seed(noise)  # as if other work had run before in this process
+        torch.rand(noise % 97)
+        result = run(tiny_config(folder), tmp_path / f"run{k}", progress=False, log=lambda _: None)
+        results.append({k: v for k, v in result.metrics.items() if k.startswith(("B.", "model.trainable"))})
+    assert results[0] == results[1]
