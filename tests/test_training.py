@@ -282,3 +282,33 @@ def test_pipeline_is_reproducible_whatever_ran_before(tmp_path) -> None:
         result = run(tiny_config(folder), tmp_path / f"run{k}", progress=False, log=lambda _: None)
         results.append({k: v for k, v in result.metrics.items() if k.startswith(("B.", "model.trainable"))})
     assert results[0] == results[1]
+
+
+def test_item_side_raters_never_show_the_target_its_own_rating(ds, data_a) -> None:
+    """The item-side view reads other users' ratings of the target item. Changing user u's
+    rating token in item i's rater list leaves u's training prediction for i unchanged, but
+    changes another user's prediction for i (so the mask is what protects it)."""
+    cfg = tiny_config().model
+    cfg.item_raters = 32
+    torch.manual_seed(2)
+    model = build_model(data_a, list(TASKS), ds.n_items, None, cfg, ds.rating_range)
+    model.eval()
+    raters = model.item_raters
+    assert raters is not None
+    u = int(np.flatnonzero(data_a.train.lengths() >= 8)[0])
+    t = 3
+    i = int(data_a.train.items[u][t])
+    filled = raters.rater_tokens[i].numpy() != 0
+    slot = np.flatnonzero((raters.rater_users[i].numpy() == u) & filled)
+    assert len(slot) == 1, "user u should be among item i's sampled raters"
+    others = [v for v in raters.rater_users[i].numpy()[filled] if v != u and i in data_a.train.items[v]]
+    v = int(others[0])
+    t_v = int(np.flatnonzero(data_a.train.items[v] == i)[0])
+    batch = collate(data_a.train, np.array([u, v]), 20)
+    before = training_predictions(model, batch, "rating")
+    tokens = raters.rater_tokens.clone()
+    raters.rater_tokens[i, slot[0]] = 2 if int(tokens[i, slot[0]]) != 2 else 3
+    after = training_predictions(model, batch, "rating")
+    raters.rater_tokens.copy_(tokens)
+    assert abs(float(before[0, t] - after[0, t])) < 1e-6, "the target read its own rating through the item side"
+    assert abs(float(before[1, t_v] - after[1, t_v])) > 1e-6, "another user's prediction ignores u's rating of i"

@@ -77,6 +77,8 @@ def write_report(
     notes: list[str],
 ) -> None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    # Per-epoch train/valid losses of the first seed: what model selection saw.
+    (out / "curves.json").write_text(json.dumps(curves, indent=1))
     plots = plot_curves(out, curves)
     seeds = ", ".join(map(str, cfg.seeds))
     lines = [

@@ -55,9 +55,6 @@ class PairEncoder(nn.Module):
         # SVD++-style summary: the mean of the visible history tokens.
         summary = (vis @ tokens) / n.clamp(min=1.0)  # (B, T, d)
 
-        import os
-        if os.environ.get("POLYREC_EXP_NOUSER"):
-            state_index = torch.full_like(state_index, -1)
         idx = state_index.clamp(min=0)
         user = states.gather(1, idx.unsqueeze(-1).expand(-1, -1, d))  # (B, T, d)
         user = torch.where(state_index.unsqueeze(-1) >= 0, user, self.empty_user)
@@ -69,3 +66,8 @@ class PairEncoder(nn.Module):
         dev = dev_sum / (dev_n + self.shrinkage)
         e = target_vecs
         return torch.cat([user, attended, summary, e, user * e, attended * e, summary * e, dev.unsqueeze(-1)], dim=-1)
+
+    @staticmethod
+    def summary_of(features: torch.Tensor, dim: int) -> torch.Tensor:
+        """The history summary inside a (…, F) feature tensor from ``forward``."""
+        return features[..., 2 * dim : 3 * dim]

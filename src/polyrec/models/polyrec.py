@@ -14,6 +14,7 @@ from ..tasks.profile import ProfileHead
 from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
 from .item_tower import ItemTower
+from .item_raters import ItemRaters
 from .pair import PairEncoder
 from .user_encoder import UserEncoder
 
@@ -32,6 +33,7 @@ class ModelSpec:
     labels_only: bool = False
     rating_range: tuple[float, float] | None = None
     ctr_threshold: float = 4.0
+    n_users: int = 0  # > 0 with model.item_raters > 0: the item-side view is on
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -39,6 +41,7 @@ class ModelSpec:
 class UserEncoding:
     """A batch of encoded histories."""
 
+    users: torch.Tensor  # (B,)
     items: torch.Tensor  # (B, L)
     tokens: torch.Tensor  # (B, L, d) inputs before mixing
     states: torch.Tensor  # (B, L, d) causal states
@@ -64,12 +67,17 @@ class PolyRecModel(nn.Module):
         self.item_tower = ItemTower(spec.n_items, d, text_vectors, cfg.id_dropout)
         self.user_encoder = UserEncoder(d, cfg.layers, cfg.heads, cfg.max_history, spec.n_rating_tokens, cfg.dropout)
         self.pair = PairEncoder(d)
+        pair_dim = self.pair.out_dim
+        self.item_raters: ItemRaters | None = None
+        if cfg.item_raters > 0 and spec.n_users > 0 and ("rating" in spec.tasks or "ctr" in spec.tasks):
+            self.item_raters = ItemRaters(spec.n_users, spec.n_items, d, spec.n_rating_tokens, cfg.item_raters)
+            pair_dim += d
         self.register_buffer("global_mean", torch.tensor(float(spec.global_mean)))
         heads: dict[str, nn.Module] = {}
         if "rating" in spec.tasks:
-            heads["rating"] = RatingHead(self.pair.out_dim, hidden, spec.n_items, spec.global_mean, cfg.dropout)
+            heads["rating"] = RatingHead(pair_dim, hidden, spec.n_items, spec.global_mean, cfg.dropout)
         if "ctr" in spec.tasks:
-            heads["ctr"] = CtrHead(self.pair.out_dim, hidden, spec.n_items, cfg.dropout)
+            heads["ctr"] = CtrHead(pair_dim, hidden, spec.n_items, cfg.dropout)
         if "next_item" in spec.tasks:
             heads["next_item"] = NextItemHead(d, spec.n_items)
         if "profile" in spec.tasks and spec.attribute_classes:
@@ -83,15 +91,21 @@ class PolyRecModel(nn.Module):
         states = self.user_encoder(tokens)
         rated = ~torch.isnan(batch.ratings)
         centered = torch.where(rated, batch.ratings - self.global_mean, torch.zeros_like(batch.ratings))
-        return UserEncoding(batch.items, tokens, states, batch.mask, batch.lengths, centered, rated & batch.mask)
+        return UserEncoding(batch.users, batch.items, tokens, states, batch.mask, batch.lengths, centered, rated & batch.mask)
 
     def pair_features(
         self, enc: UserEncoding, target_items: torch.Tensor, visible: torch.Tensor, state_index: torch.Tensor
     ) -> torch.Tensor:
         """(B, T) targets, each reading the history positions ``visible`` (B, T, L) → (B, T, F)."""
-        return self.pair(
+        features = self.pair(
             enc.tokens, enc.states, enc.rating_centered, enc.rated, self.item_tower(target_items), visible, state_index
         )
+        if self.item_raters is None:
+            return features
+        summary = PairEncoder.summary_of(features, self.spec.config.dim)
+        item_side = self.item_raters(enc.users, summary, target_items)
+        # The rating deviation stays the last feature (RatingHead reads it there).
+        return torch.cat([features[..., :-1], item_side, features[..., -1:]], dim=-1)
 
     def history_pair_features(self, enc: UserEncoding, positions: torch.Tensor) -> torch.Tensor:
         """Training features for the history items at ``positions`` (T,) as targets: (B, T, F).

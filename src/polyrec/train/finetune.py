@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
+from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
 from .losses import joint_loss, task_losses
 from .protocol_data import ProtocolData
@@ -52,9 +53,16 @@ def build_model(
         labels_only=data.rating_tokens.labels_only,
         rating_range=rating_range,
         ctr_threshold=ctr_threshold,
+        n_users=data.train.n_users,
         config=cfg,
     )
-    return PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
+    model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
+    if model.item_raters is not None:
+        # Raters come from the training side only: no valid or test rating is ever read.
+        model.item_raters.set_raters(
+            *sample_raters(data.train.items, data.train.tokens, n_items, cfg.item_raters, data.seed)
+        )
+    return model
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
