@@ -52,6 +52,8 @@ def plot_curves(out: Path, curves: dict[str, dict[str, dict[str, list[float]]]])
         fig, ax = plt.subplots(figsize=(5, 3.2))
         for protocol, per_task in curves.items():
             for side, values in per_task.get(task, {}).items():
+                if side not in ("train", "valid"):
+                    continue  # e.g. valid_ndcg@10: a metric, not a loss
                 if values:
                     ax.plot(range(1, len(values) + 1), values, label=f"{protocol} {side}", linestyle="-" if side == "train" else "--")
         ax.set_xlabel("epoch")

@@ -22,7 +22,7 @@ from .losses import joint_loss, task_losses
 from .protocol_data import ProtocolData
 from .refit_head import refit_profile_head
 from .sequences import collate, length_bucketed_batches
-from .validation import validation_losses
+from .validation import NEXT_ITEM_SELECTION, validation_losses
 
 
 @dataclass
@@ -63,6 +63,18 @@ def build_model(
             *sample_raters(data.train.items, data.train.tokens, n_items, cfg.item_raters, data.seed)
         )
     return model
+
+
+def selection_score(valid: dict[str, float], watched: list[str], weights: dict[str, float]) -> float:
+    """Lower is better: Σ λ_t · validation loss_t, with next_item judged by 1 − NDCG@10 (its
+    main metric) rather than its cross-entropy, which keeps falling with confidence alone."""
+    total = 0.0
+    for t in watched:
+        if t == "next_item" and NEXT_ITEM_SELECTION in valid:
+            total += weights.get(t, 1.0) * (1.0 - valid[NEXT_ITEM_SELECTION])
+        elif t in valid:
+            total += weights.get(t, 1.0) * valid[t]
+    return total
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -122,8 +134,11 @@ def finetune(
         for k, v in sums.items():
             curves.setdefault(k, {"train": [], "valid": []})["train"].append(v)
         for k, v in valid.items():
-            curves.setdefault(k, {"train": [], "valid": []})["valid"].append(v)
-        score = sum(cfg.loss_weights.get(t, 1.0) * valid[t] for t in watched if t in valid)
+            if k == NEXT_ITEM_SELECTION:
+                curves.setdefault("next_item", {"train": [], "valid": []}).setdefault("valid_ndcg@10", []).append(v)
+            else:
+                curves.setdefault(k, {"train": [], "valid": []})["valid"].append(v)
+        score = selection_score(valid, watched, cfg.loss_weights)
         bar.set_postfix({k: f"{v:.4f}" for k, v in valid.items() if k in watched})
         if score < best - 1e-4:
             best, best_epoch, bad_epochs = score, epoch, 0

@@ -9,6 +9,8 @@ from ..eval.predict import predict_pairs, profile_probabilities, score_users
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
 
+NEXT_ITEM_SELECTION = "next_item.ndcg@10"  # a validation metric, not a loss: higher is better
+
 
 def validation_losses(model: PolyRecModel, data: ProtocolData) -> dict[str, float]:
     """MSE (rating), logloss (ctr), cross-entropy (profile, next_item) on the valid side."""
@@ -32,6 +34,11 @@ def validation_losses(model: PolyRecModel, data: ProtocolData) -> dict[str, floa
             seen = torch.from_numpy(side.history.items[u])
             scores[row, seen[seen != targets[row]]] = float("-inf")
         out["next_item"] = float(torch.nn.functional.cross_entropy(scores, targets))
+        # The task's main metric, for early stopping: a ranking can improve while CE does not.
+        ranks = 1 + (scores > scores.gather(1, targets.view(-1, 1))).sum(1)
+        ties = (scores == scores.gather(1, targets.view(-1, 1))).sum(1) - 1
+        ranks = (ranks + ties).numpy()  # ties count against the target, as in the test metric
+        out[NEXT_ITEM_SELECTION] = float(np.mean(np.where(ranks <= 10, 1.0 / np.log2(ranks + 1.0), 0.0)))
     if side.profile_users is not None and len(side.profile_users) and "profile" in model.heads:
         proba = profile_probabilities(model, side.history, side.profile_users)
         parts = []
