@@ -67,6 +67,8 @@ def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float) -> PairTargets:
 
 def prepare(ds: Dataset, protocol: str, seed: int, ctr_threshold: float, rating_levels: int, profile: bool) -> ProtocolData:
     """Split ``ds`` under ``protocol`` ("A" or "B") for ``seed``; nothing from test reaches ``train``."""
+    if protocol not in ("A", "B"):
+        raise ValueError(f"unknown protocol '{protocol}'; protocols: A, B")
     split = protocol_a(ds, seed) if protocol == "A" else protocol_b(ds, seed)
     train_ratings = ds.interactions["rating"].to_numpy()[split.train] if ds.has_rating else None
     tokens = RatingTokens.fit(train_ratings, rating_levels, labels_only=ds.has_label and not ds.has_rating)
