@@ -23,7 +23,7 @@ from .models.polyrec import PolyRecModel
 from .recommender import save_tables
 from .text import encode_texts
 from .train.finetune import build_model, finetune
-from .train.protocol_data import prepare
+from .train.protocol_data import ProtocolData, prepare
 
 
 @dataclass
@@ -63,7 +63,7 @@ def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray
     return encode_texts(texts, cfg.text.encoder, cfg.text.cache_dir, cfg.text.batch_size, progress)
 
 
-def users_per_second(model: PolyRecModel, data, batch_users: int = 256) -> float:
+def users_per_second(model: PolyRecModel, data: ProtocolData, batch_users: int = 256) -> float:
     """Users scored per second against the whole catalogue (batch inference, this machine)."""
     users = np.flatnonzero(data.test.history.lengths() > 0)
     start = time.perf_counter()

@@ -26,7 +26,7 @@ ITEMS, USERS, INTERACTIONS = "items.parquet", "users.parquet", "interactions.par
 def save_tables(ds: Dataset, out: Path) -> None:
     """The id maps, item texts and interactions a saved run needs to answer by id."""
     ds.items.astype({"item_id": str}).to_parquet(out / ITEMS, index=False)
-    ds.users.astype(str).to_parquet(out / USERS, index=False)
+    ds.users.astype("string").to_parquet(out / USERS, index=False)  # missing stays missing
     ds.interactions.to_parquet(out / INTERACTIONS, index=False)
 
 
