@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..eval.metrics import logloss
 from ..eval.predict import predict_pairs, profile_probabilities, score_users
+from ..eval.ranking import ranking_metrics, target_ranks
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
 
@@ -23,22 +25,19 @@ def validation_losses(model: PolyRecModel, data: ProtocolData) -> dict[str, floa
             out["rating"] = float(np.mean((pred["rating"][known] - side.pairs.ratings[known]) ** 2))
         if "ctr" in pred:
             known = ~np.isnan(side.pairs.labels)
-            p = np.clip(pred["ctr"][known], 1e-7, 1 - 1e-7)
-            y = side.pairs.labels[known]
-            out["ctr"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+            out["ctr"] = logloss(side.pairs.labels[known], pred["ctr"][known])
     if side.next_users is not None and len(side.next_users) and "next_item" in model.heads:
-        scores = torch.from_numpy(score_users(model, side.history, side.next_users))
-        targets = torch.from_numpy(side.next_items)
-        # As in the ranking: the user's history is not a candidate (the target always is).
-        for row, u in enumerate(side.next_users):
-            seen = torch.from_numpy(side.history.items[u])
-            scores[row, seen[seen != targets[row]]] = float("-inf")
-        out["next_item"] = float(torch.nn.functional.cross_entropy(scores, targets))
+        scores = score_users(model, side.history, side.next_users)
+        seen = [side.history.items[u] for u in side.next_users]
         # The task's main metric, for early stopping: a ranking can improve while CE does not.
-        ranks = 1 + (scores > scores.gather(1, targets.view(-1, 1))).sum(1)
-        ties = (scores == scores.gather(1, targets.view(-1, 1))).sum(1) - 1
-        ranks = (ranks + ties).numpy()  # ties count against the target, as in the test metric
-        out[NEXT_ITEM_SELECTION] = float(np.mean(np.where(ranks <= 10, 1.0 / np.log2(ranks + 1.0), 0.0)))
+        ranks = target_ranks(scores, side.next_items, seen)
+        out[NEXT_ITEM_SELECTION] = ranking_metrics(ranks, ks=(10,))["ndcg@10"]
+        # Cross-entropy over the candidates of that ranking: the history is not one (the target always is).
+        masked = torch.from_numpy(scores)
+        targets = torch.from_numpy(side.next_items)
+        for row, items in enumerate(seen):
+            masked[row, items[items != side.next_items[row]]] = float("-inf")
+        out["next_item"] = float(torch.nn.functional.cross_entropy(masked, targets))
     if side.profile_users is not None and len(side.profile_users) and "profile" in model.heads:
         proba = profile_probabilities(model, side.history, side.profile_users)
         parts = []
