@@ -11,15 +11,10 @@ import yaml
 
 from polyrec.cli import main
 from polyrec.config import RunConfig
-from synthetic import TINY_YAML, torch_threads, write_dataset
+from synthetic import TINY_YAML, write_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +111,7 @@ def test_wrongly_typed_config_value_is_a_clear_error(folder, tmp_path, capsys, t
 
 def test_missing_run_folder_is_one_line(tmp_path, capsys) -> None:
     assert main(["recommend", "--run", str(tmp_path / "nope"), "--user", "u001"]) == 2
-    assert "no saved model" in one_error_line(capsys.readouterr().err)
+    assert "nope: no such run folder" in one_error_line(capsys.readouterr().err)
 
 
 def test_console_script_help() -> None:

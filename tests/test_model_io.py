@@ -22,16 +22,10 @@ from synthetic import (
     preferred_group,
     synthetic_dataset,
     tiny_config,
-    torch_threads,
     user_id,
     write_dataset,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
 
 
 # ---------------------------------------------------------------- save_model / load_model

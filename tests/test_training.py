@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +16,8 @@ from polyrec.train.finetune import build_model, finetune
 from polyrec.train.losses import joint_loss, task_losses
 from polyrec.train.protocol_data import prepare
 from polyrec.train.sequences import collate
-from synthetic import synthetic_dataset, tiny_config, torch_threads, write_dataset
+from synthetic import synthetic_dataset, tiny_config, write_dataset
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,12 @@ def run(config: RunConfig | None = None, out: str = "runs/latest", progress: boo
 
 
 def load(path: str) -> "Recommender":
-    """Load a run folder written by ``polyrec run`` (see :class:`polyrec.recommender.Recommender`)."""
-    from .recommender import load as _load
+    """Load a run folder written by ``polyrec run`` or ``polyrec ensemble``: polyrec's own
+    model (:class:`polyrec.recommender.Recommender`), a baseline's or an ensemble, each
+    answering ``recommend`` / ``predict`` / ``profile`` by id."""
+    from .run_loader import load_run
 
-    return _load(path)
+    return load_run(path)
 
 
 def __getattr__(name: str) -> Any:

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate under protocols A and B; write runs/NAME")
     _add_data_args(run)
     run.add_argument("--config", help="YAML config (see configs/)")
+    run.add_argument("--model", help="polyrec (default) or a baseline: bias, svd, svdpp, bpr, popularity, logreg")
     run.add_argument("--protocols", type=_csv, help="comma-separated, e.g. A,B")
     run.add_argument("--tasks", type=_csv, help="comma-separated: profile,rating,ctr,next_item")
     run.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], help="comma-separated seeds (default 0,1,2)")
@@ -44,11 +45,31 @@ def _parser() -> argparse.ArgumentParser:
     describe.add_argument("name", nargs="?", help="built-in dataset name (default ml-100k)")
     describe.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files")
 
+    ens = sub.add_parser("ensemble", help="combine the predictions of several runs; weights fitted on validation")
+    ens.add_argument("--runs", nargs="+", required=True, help="member run folders (same data and seeds)")
+    ens.add_argument("--method", default="softmax", choices=["softmax", "stacking"], help="softmax weights (default) or stacking")
+    ens.add_argument("--out", default="runs/ensemble", help="run folder (default runs/ensemble)")
+
     rec = sub.add_parser("recommend", help="top-k items for a user from a saved run")
     rec.add_argument("--run", required=True, help="run folder written by `polyrec run`")
     rec.add_argument("--user", required=True, help="user id as in the data")
     rec.add_argument("-k", type=int, default=10)
     rec.add_argument("--include-seen", action="store_true", help="do not filter items the user already has")
+
+    srv = sub.add_parser("serve", help="HTTP service over a saved run (needs the extra: pip install 'polyrec[serve]')")
+    srv.add_argument("--run", required=True, help="run folder written by `polyrec run`")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--events", default="events.sqlite", help="SQLite file for feedback events (default events.sqlite)")
+    srv.add_argument("--exact-below", type=int, default=50_000, help="catalogues this large or larger get an IVF index")
+    srv.add_argument("--nprobe", type=int, default=16, help="IVF groups scanned per query")
+
+    events = sub.add_parser("events", help="the feedback event store of `polyrec serve`")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    export = events_sub.add_parser("export", help="write the events as a dataset folder for `polyrec run --data`")
+    export.add_argument("--db", required=True, help="the SQLite event store")
+    export.add_argument("--out", required=True, help="folder to write dataset.yaml and the CSV files to")
+    export.add_argument("--run", help="put this run's interactions, items and users in the dataset too")
     return parser
 
 
@@ -62,6 +83,8 @@ def _run(args: argparse.Namespace) -> None:
         cfg.data.path, cfg.data.dataset = args.data, None
     elif args.dataset:
         cfg.data.dataset, cfg.data.path = args.dataset, None
+    if args.model:
+        cfg.model.name = args.model
     if args.protocols:
         cfg.protocols = [p.upper() for p in args.protocols]
     if args.tasks:
@@ -74,9 +97,20 @@ def _run(args: argparse.Namespace) -> None:
         cfg.text.enabled = False
     result = run(cfg, args.out, progress=not args.quiet)
     print()
-    print(results_table(result.metrics))
+    print(results_table(result.metrics, cfg.model.name))
     for note in result.notes:
         print(f"note: {note}")
+    print(f"\nwrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'metrics.json'}")
+
+
+def _ensemble(args: argparse.Namespace) -> None:
+    from .ensemble.run import ensemble
+    from .eval.report import results_table
+
+    result = ensemble(args.runs, args.out, args.method)
+    names = sorted({k.split(".")[1] for k in result.metrics if k.startswith("member.")})
+    print()
+    print(results_table(result.metrics, "ensemble", prefix="member", others=names))
     print(f"\nwrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'metrics.json'}")
 
 
@@ -96,11 +130,31 @@ def _recommend(args: argparse.Namespace) -> None:
         print(f"{rank:>3}. {row.text}  (item {row.item_id}, score {row.score:.3f})")
 
 
+def _serve(args: argparse.Namespace) -> None:
+    try:
+        from .serve.app import ServeSettings, serve
+        from .serve.retrieval import IndexSettings
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"`polyrec serve` needs {exc.name}: pip install 'polyrec[serve]'") from None
+
+    settings = ServeSettings(index=IndexSettings(exact_below=args.exact_below, nprobe=args.nprobe))
+    serve(args.run, args.host, args.port, args.events, settings)
+
+
+def _events(args: argparse.Namespace) -> None:
+    from .serve.events import export_events
+
+    out, notes = export_events(args.db, args.out, args.run)
+    for note in notes:
+        print(f"note: {note}")
+    print(f"wrote {out / 'dataset.yaml'}; train with: polyrec run --data {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .data.errors import DataError
 
     args = _parser().parse_args(argv)
-    handlers = {"run": _run, "data": _describe, "recommend": _recommend}
+    handlers = {"run": _run, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "serve": _serve, "events": _events}
     try:
         handlers[args.command](args)
     except (DataError, FileNotFoundError, KeyError, ValueError) as exc:

@@ -34,6 +34,9 @@ class TextConfig:
 
 @dataclass
 class ModelConfig:
+    # "polyrec", or a baseline trained through the same pipeline: bias, svd, svdpp, bpr,
+    # popularity, logreg (see polyrec.baselines.learners). The fields below are polyrec's.
+    name: str = "polyrec"
     dim: int = 64
     layers: int = 2
     heads: int = 2

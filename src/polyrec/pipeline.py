@@ -3,7 +3,6 @@ evaluate, baselines → aggregate over seeds → report and saved model."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,15 +14,13 @@ from .config import PROTOCOL_TASKS, RunConfig
 from .data.loader import load_dataset
 from .data.tables import Dataset
 from .eval.baseline_runs import baseline_metrics
-from .eval.evaluate import evaluate_model, profile_metrics
-from .eval.predict import score_users
+from .eval.evaluate import ProfilePool, side_metrics
+from .eval.prediction_store import SIDES, save_predictions
 from .eval.report import write_report
-from .models.io import save_model
-from .models.polyrec import PolyRecModel
+from .learners import LearnerContext, make_learner
 from .recommender import save_tables
 from .text import encode_texts
-from .train.finetune import build_model, finetune
-from .train.protocol_data import ProtocolData, prepare
+from .train.protocol_data import prepare
 
 
 @dataclass
@@ -63,15 +60,6 @@ def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray
     return encode_texts(texts, cfg.text.encoder, cfg.text.cache_dir, cfg.text.batch_size, progress)
 
 
-def users_per_second(model: PolyRecModel, data: ProtocolData, batch_users: int = 256) -> float:
-    """Users scored per second against the whole catalogue (batch inference, this machine)."""
-    users = np.flatnonzero(data.test.history.lengths() > 0)
-    start = time.perf_counter()
-    for s in range(0, len(users), batch_users):
-        score_users(model, data.test.history, users[s : s + batch_users])
-    return len(users) / max(time.perf_counter() - start, 1e-9)
-
-
 def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
     """Mean under each key and, with several seeds, the sample std under ``<key>.std``."""
     keys = sorted({k for m in per_seed for k in m})
@@ -102,14 +90,12 @@ def run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[s
     for p in cfg.protocols:
         if p not in protocols:
             notes.append(f"protocol {p} skipped: none of its tasks ({', '.join(PROTOCOL_TASKS[p])}) is on")
-    text_vectors = item_text_vectors(ds, cfg, progress)
+    text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
     rating_range = ds.rating_range
 
     per_seed: list[dict[str, float]] = []
     # Test folds of several seeds are disjoint: pooling their users gives a steadier metric.
-    pooled: dict[str, list[np.ndarray]] = {}
-    pooled_users: list[np.ndarray] = []
-    profile_reference = None
+    pool = ProfilePool()
     curves: dict[str, dict] = {}
     cost: dict[str, float] = {}
     for i, seed in enumerate(cfg.seeds):
@@ -118,35 +104,29 @@ def run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[s
             data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in tasks)
             notes.extend(n for n in data.notes if n not in notes)
             torch.manual_seed(seed)  # the seed decides the initial weights too, not the process's history
-            model = build_model(data, tasks, ds.n_items, text_vectors, cfg.model, rating_range, cfg.data.ctr_threshold)
-            fit = finetune(model, data, cfg.train, progress)
-            log(f"protocol {p} seed {seed}: best epoch {fit.best_epoch + 1}, {fit.train_seconds:.0f} s")
-            test_metrics, profile_proba = evaluate_model(model, data, data.test, rating_range)
-            metrics.update(test_metrics)
-            metrics.update(baseline_metrics(data, ds.n_items, tasks, rating_range))
+            learner = make_learner(cfg.model.name, LearnerContext(cfg, tasks, ds.n_items, text_vectors, rating_range, seed, progress))
+            if not set(learner.tasks) & set(PROTOCOL_TASKS[p]):
+                continue  # e.g. a rating baseline under the next-item protocol
+            fit = learner.fit(data)
+            epoch = f"best epoch {fit.best_epoch + 1}, " if fit.best_epoch is not None else ""
+            log(f"{learner.name}: protocol {p} seed {seed}: {epoch}{fit.train_seconds:.0f} s")
+            preds = {side: learner.predict(data, getattr(data, side)) for side in SIDES}
+            for side, pred in preds.items():
+                save_predictions(out, p, seed, side, pred)
+            metrics.update(side_metrics(data, data.test, preds["test"], rating_range))
+            if learner.name == "polyrec":
+                metrics.update(baseline_metrics(data, ds.n_items, tasks, rating_range))
             metrics["model.train_seconds"] = metrics.get("model.train_seconds", 0.0) + fit.train_seconds
-            if profile_proba:
-                for name, proba in profile_proba.items():
-                    pooled.setdefault(name, []).append(proba)
-                pooled_users.append(data.test.profile_users)
+            pool.add(data, preds["test"])
             if i == 0:
                 curves[p] = fit.curves
-                save_model(model, out / "model" / p)
-                cost["model.trainable_params"] = float(sum(x.numel() for x in model.parameters() if x.requires_grad))
-                if p == protocols[-1]:
-                    cost["model.users_per_s"] = users_per_second(model, data)
-            if p == "A":
-                profile_reference = data  # true attribute codes; the same for every seed
+                learner.save(out / "model" / p)
+                cost.update(learner.cost(data))  # the last protocol's cost stands
         per_seed.append(metrics)
 
     result = aggregate(per_seed)
     result.update(cost)
-    if profile_reference is not None and len(pooled_users) > 1:
-        users = np.concatenate(pooled_users)
-        proba = {k: np.concatenate(v) for k, v in pooled.items()}
-        for key, value in profile_metrics("A", profile_reference, users, proba).items():
-            head, metric = key.rsplit(".", 1)
-            result[f"{head}.pooled_{metric}"] = value
+    result.update(pool.metrics())
     cfg.save(out / "config.yaml")
     save_tables(ds, out)
     write_report(out, cfg, ds, tasks, protocols, result, curves, notes)

@@ -8,19 +8,26 @@ of a user as that user's history.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
+from .config import TextConfig
 from .data.tables import Dataset
 from .eval.predict import predict_pairs, profile_probabilities, score_users
 from .models.io import load_model
 from .models.polyrec import PolyRecModel
-from .train.sequences import Histories, RatingTokens, build_histories
+from .recommender_base import RecommenderBase
+from .run_loader import INTERACTIONS, ITEMS, USERS, load_tables
+from .train.sequences import Histories, RatingTokens, build_histories, collate
 
-ITEMS, USERS, INTERACTIONS = "items.parquet", "users.parquet", "interactions.parquet"
+INTEREST_COLUMNS = ("genres", "categories", "category", "item_type")  # first present one, see interests()
+
 
 
 def save_tables(ds: Dataset, out: Path) -> None:
@@ -30,16 +37,23 @@ def save_tables(ds: Dataset, out: Path) -> None:
     ds.interactions.to_parquet(out / INTERACTIONS, index=False)
 
 
-class Recommender:
+class Recommender(RecommenderBase):
+    """A run of polyrec's own model (see :class:`RecommenderBase` for the public answers)."""
+
     def __init__(self, models: dict[str, PolyRecModel], items: pd.DataFrame, users: pd.DataFrame, interactions: pd.DataFrame):
         if not models:
             raise ValueError("a Recommender needs at least one model")
+        super().__init__(items, users, interactions)
         self.models_ = models
-        self.items_ = items
-        self.users_ = users
-        self._item_index = {str(v): k for k, v in enumerate(items["item_id"])}
-        self._user_index = {str(v): k for k, v in enumerate(users["user_id"])}
+        self.tasks = {t for m in models.values() for t in m.heads}
+        self.rating_range = next((m.spec.rating_range for m in models.values() if m.spec.rating_range is not None), None)
+        self.attribute_classes = {k: v for m in models.values() for k, v in m.spec.attribute_classes.items()}
         ds = Dataset("saved", users, items, interactions)
+        # The sentence encoder the run's item texts went through (set by load from config.yaml):
+        # new items' texts must go through the same one. None: unknown, or the run used no text.
+        self.text_encoder_: str | None = None
+        self.text_cache_dir_: str | None = None
+        self._text_lock = threading.Lock()
         self._histories: dict[str, Histories] = {}
         for p, m in models.items():
             tokens = RatingTokens(tuple(m.spec.rating_levels), m.spec.labels_only)
@@ -52,8 +66,13 @@ class Recommender:
         if not folders:
             raise FileNotFoundError(f"{path}: no saved model (expected {path}/model/<protocol>/)")
         models = {name: load_model(folder) for name, folder in folders.items()}
-        tables = [pd.read_parquet(path / f) for f in (ITEMS, USERS, INTERACTIONS)]
-        return cls(models, *tables)
+        rec = cls(models, *load_tables(path))
+        if (path / "config.yaml").is_file():  # read leniently: only the text section matters here
+            text = (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("text") or {}
+            default = TextConfig()
+            rec.text_encoder_ = text.get("encoder", default.encoder) if text.get("enabled", default.enabled) else None
+            rec.text_cache_dir_ = text.get("cache_dir", default.cache_dir)
+        return rec
 
     def _model(self, task: str, prefer: tuple[str, ...]) -> tuple[str, PolyRecModel]:
         for p in prefer + tuple(self.models_):
@@ -61,52 +80,155 @@ class Recommender:
                 return p, self.models_[p]
         raise ValueError(f"no saved model of this run learned the task '{task}'")
 
-    def user_index(self, user_id: str) -> int:
-        try:
-            return self._user_index[str(user_id)]
-        except KeyError:
-            raise KeyError(f"unknown user '{user_id}'") from None
+    # -- by index (RecommenderBase turns these into the answers by id) --------------------
+    def catalogue_scores(self, users: np.ndarray) -> np.ndarray:
+        p, model = self._model("next_item", ("B", "A"))
+        return score_users(model, self._histories[p], users)
 
-    def item_index(self, item_id: str) -> int:
-        try:
-            return self._item_index[str(item_id)]
-        except KeyError:
-            raise KeyError(f"unknown item '{item_id}'") from None
+    def pair_predictions(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+        task = "rating" if "rating" in self.tasks else "ctr"
+        p, model = self._model(task, ("A", "B"))
+        return predict_pairs(model, self._histories[p], users, items)
+
+    def profile_probabilities(self, users: np.ndarray) -> dict[str, np.ndarray]:
+        p, model = self._model("profile", ("A", "B"))
+        return profile_probabilities(model, self._histories[p], users)
+
+    # ------------------------------------------------------------ retrieval by vectors (serving)
+    #
+    # The next-item score is ``query(h_u) · e_i + b_i`` (NextItemHead). Written as one inner
+    # product of ``[query(h_u), 1]`` and ``[e_i, b_i]``, an inner-product index (FAISS) ranks
+    # exactly as ``recommend`` does, and a known user's vector can be computed once.
 
     @torch.no_grad()
-    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
-        """Top ``k`` items for a known user: columns item_id, text, score."""
+    def item_vectors(self) -> np.ndarray:
+        """(I, d + 1) float32 ``[e_i, b_i]``: item vector and next-item bias, rows by item index."""
+        _, model = self._model("next_item", ("B", "A"))
+        model.eval()
+        bias = model.heads["next_item"].item_bias.unsqueeze(1)
+        return torch.cat([model.item_tower.all_items(), bias], dim=1).numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def user_vectors(self, batch_users: int = 256) -> np.ndarray:
+        """(U, d + 1) float32 ``[query(h_u), 1]`` after each known user's whole history.
+
+        ``user_vectors()[u] @ item_vectors().T`` equals ``recommend``'s scores for user ``u``.
+        """
         p, model = self._model("next_item", ("B", "A"))
+        model.eval()
+        hist, query = self._histories[p], model.heads["next_item"].query
+        parts = []
+        for s in range(0, hist.n_users, batch_users):
+            users = np.arange(s, min(s + batch_users, hist.n_users))
+            enc = model.encode(collate(hist, users, model.spec.config.max_history))
+            parts.append(query(enc.last_state()))
+        q = torch.cat(parts) if parts else torch.zeros(0, model.spec.config.dim)
+        return torch.cat([q, torch.ones(len(q), 1)], dim=1).numpy().astype(np.float32)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """(N, D) vectors of new item texts, by the encoder this run's items went through."""
+        if self.text_encoder_ is None:
+            raise ValueError("this run reads no item text (trained without text, or its config.yaml is missing)")
+        from .text import encode_texts
+
+        with self._text_lock:  # the on-disk vector cache has one writer at a time
+            return encode_texts(texts, self.text_encoder_, self.text_cache_dir_, progress=False)
+
+    @torch.no_grad()
+    def history_vector(
+        self,
+        items: Sequence[str],
+        ratings: Sequence[float | None] | None = None,
+        texts: Mapping[str, str] | None = None,
+    ) -> np.ndarray:
+        """(d + 1,) user vector (as in ``user_vectors``) for an ad-hoc history, oldest item first.
+
+        ``items`` may name items the model has never seen if ``texts`` gives their text: such an
+        item is represented by its text alone, as ID dropout trained the model to do.
+        ``ratings[k]`` is None where the k-th interaction has no rating.
+        """
+        if len(items) == 0:
+            raise ValueError("a history needs at least one item")
+        p, model = self._model("next_item", ("B", "A"))
+        model.eval()
+        if ratings is not None and len(ratings) != len(items):
+            raise ValueError(f"{len(items)} items but {len(ratings)} ratings")
+        spec, texts, keep = model.spec, texts or {}, model.spec.config.max_history
+        values = np.array([np.nan if r is None else float(r) for r in (ratings or [None] * len(items))])[-keep:]
+        items = list(items)[-keep:]  # the encoder reads the most recent items
+        known = [self._item_index.get(str(i)) for i in items]
+        new = sorted({str(i) for i, k in zip(items, known) if k is None})
+        missing = [i for i in new if i not in texts]
+        if missing:
+            raise KeyError(f"unknown item '{missing[0]}': not in the catalogue, and no text was given to embed it")
+        tower = model.item_tower
+        vecs = tower(torch.tensor([0 if k is None else k for k in known]))  # (L, d)
+        if new:
+            if tower.text_proj is None:
+                raise ValueError("this model reads no item text (trained with --no-text): new items cannot be embedded")
+            embedded = torch.from_numpy(self.embed_texts([texts[i] for i in new]))
+            new_vecs = dict(zip(new, tower.norm(tower.text_proj(embedded))))  # text only: no ID vector
+            for pos, (i, k) in enumerate(zip(items, known)):
+                if k is None:
+                    vecs[pos] = new_vecs[str(i)]
+        labels = np.where(np.isnan(values), np.nan, (values >= spec.ctr_threshold).astype(float))
+        tokens = RatingTokens(tuple(spec.rating_levels), spec.labels_only).encode(values, labels)
+        states = model.user_encoder(model.user_encoder.tokens(vecs[None], torch.from_numpy(tokens)[None]))
+        q = model.heads["next_item"].query(states[0, -1])
+        return np.append(q.numpy(), 1.0).astype(np.float32)
+
+    def recommend_history(
+        self,
+        items: Sequence[str],
+        ratings: Sequence[float | None] | None = None,
+        texts: Mapping[str, str] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+    ) -> pd.DataFrame:
+        """Top ``k`` items for an ad-hoc history (cold start): columns item_id, text, score."""
+        scores = self.item_vectors() @ self.history_vector(items, ratings, texts)
+        if exclude_seen:
+            scores[[self._item_index[str(i)] for i in items if str(i) in self._item_index]] = -np.inf
+        return self.top_items(scores, k)
+
+    def similar_items(self, item_id: str, k: int = 10) -> pd.DataFrame:
+        """The ``k`` items whose vectors are closest (cosine) to ``item_id``'s, itself excluded."""
+        e = self.item_vectors()[:, :-1]
+        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        i = self.item_index(item_id)
+        scores = e @ e[i]
+        scores[i] = -np.inf
+        return self.top_items(scores, k)
+
+    def interests(self, user_id: str, top: int = 5) -> list[tuple[str, float]]:
+        """The categories a user engages with most, with their share of the user's liked items.
+
+        Categories come from the first items column of ``INTEREST_COLUMNS`` (values split on
+        "|" or ","); liked items are those with a positive engagement label (rating ≥ the
+        ctr threshold, or the label column), or all the user's items where there is none.
+        Empty when the items carry no such column.
+        """
+        column = next((c for c in INTEREST_COLUMNS if c in self.items_.columns), None)
+        if column is None:
+            return []
+        p, _ = self._model("next_item", ("B", "A"))
         u = self.user_index(user_id)
         hist = self._histories[p]
-        scores = score_users(model, hist, np.array([u]))[0]
-        if exclude_seen:
-            scores[hist.items[u]] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
-        top = top[np.isfinite(scores[top])]  # k beyond the unseen items: never pad with seen ones
-        return pd.DataFrame(
-            {"item_id": self.items_["item_id"].to_numpy()[top], "text": self.items_["text"].to_numpy()[top], "score": scores[top]}
-        )
-
-    def predict(self, user_ids: list[str], item_ids: list[str]) -> pd.DataFrame:
-        """Predicted rating and engagement probability for each (user, item) pair."""
-        task = "rating" if any("rating" in m.heads for m in self.models_.values()) else "ctr"
-        p, model = self._model(task, ("A", "B"))
-        users = np.array([self.user_index(u) for u in user_ids])
-        items = np.array([self.item_index(i) for i in item_ids])
-        pred = predict_pairs(model, self._histories[p], users, items)
-        if "rating" in pred and model.spec.rating_range is not None:
-            pred["rating"] = np.clip(pred["rating"], *model.spec.rating_range)
-        return pd.DataFrame({"user_id": list(map(str, user_ids)), "item_id": list(map(str, item_ids)), **pred})
-
-    def profile(self, user_id: str) -> dict[str, dict[str, float]]:
-        """Each attribute's class probabilities for a user."""
-        p, model = self._model("profile", ("A", "B"))
-        proba = profile_probabilities(model, self._histories[p], np.array([self.user_index(user_id)]))
-        classes = model.spec.attribute_classes
-        return {name: dict(zip(classes[name], map(float, pr[0]))) for name, pr in proba.items()}
+        items, labels = hist.items[u], hist.labels[u]
+        liked = items[labels == 1] if np.any(labels == 1) else items
+        counts: dict[str, int] = {}
+        for value in self.items_[column].to_numpy()[liked]:
+            if pd.isna(value):
+                continue
+            for cat in str(value).replace("|", ",").split(","):
+                if cat.strip():
+                    counts[cat.strip()] = counts.get(cat.strip(), 0) + 1
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        return [(cat, n / max(len(liked), 1)) for cat, n in ranked]
 
 
-def load(path: str | Path) -> Recommender:
-    """Load a run folder written by ``polyrec run``."""
-    return Recommender.load(path)
+def load(path: str | Path) -> RecommenderBase:
+    """Load a run folder: polyrec's model, a baseline's (``--model``) or an ensemble."""
+    from .run_loader import load_run
+
+    return load_run(path)

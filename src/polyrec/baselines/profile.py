@@ -76,6 +76,14 @@ class MajorityClass(BaseEstimator):
         return np.full(int(n), self.majority_, dtype=np.int64)
 
 
+def sparse_ratings(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
+    """(U, I) matrix of the users' ratings, 1 where the data has no rating (implicit data)."""
+    vals = np.where(np.isnan(ratings), 1.0, ratings)
+    m = sp.csr_matrix((vals, (users, items)), shape=(n_users, n_items))
+    m.sum_duplicates()
+    return m
+
+
 def rating_matrix_features(X: sp.spmatrix | sp.sparray | np.ndarray, normalize: Normalize) -> sp.csr_matrix:
     """The (U, I) user x item matrix as float64 CSR, transformed as ``normalize`` says.
 

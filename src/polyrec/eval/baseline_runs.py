@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..baselines.popularity import Popularity
-from ..baselines.profile import MajorityClass, RatingMatrixLogReg
+from ..baselines.profile import MajorityClass, RatingMatrixLogReg, sparse_ratings
 from ..baselines.rating import GlobalMean, UserItemBias
 from ..train.protocol_data import ProtocolData
 from ..train.sequences import Histories
@@ -18,11 +18,8 @@ def rating_matrix(history: Histories, n_items: int) -> sp.csr_matrix:
     """(U, I) matrix of the users' history ratings (1 where the data has no rating)."""
     rows = np.repeat(np.arange(history.n_users), history.lengths())
     cols = np.concatenate(history.items) if history.n_users else np.zeros(0, dtype=np.int64)
-    vals = np.concatenate(history.ratings) if history.n_users else np.zeros(0)
-    vals = np.where(np.isnan(vals), 1.0, vals)
-    m = sp.csr_matrix((vals, (rows, cols)), shape=(history.n_users, n_items))
-    m.sum_duplicates()
-    return m
+    vals = np.concatenate(history.ratings).astype(np.float64) if history.n_users else np.zeros(0)
+    return sparse_ratings(rows, cols, vals, history.n_users, n_items)
 
 
 def baseline_metrics(

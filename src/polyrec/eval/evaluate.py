@@ -1,14 +1,26 @@
-"""Test-side metrics of a trained model, as flat ``"<protocol>.<task>.<metric>"`` keys."""
+"""Metrics of one evaluation side, computed from a model's predictions for it.
+
+Every model — polyrec's own, a baseline, an ensemble — hands its predictions for a side
+as a :data:`SidePredictions` dict; the metrics come from here, so all of them are scored
+by the same code:
+
+- ``"rating"``, ``"ctr"``: one value per pair of ``side.pairs`` (protocol A); ``ctr`` is
+  a probability or any engagement score (AUC only then);
+- ``"profile.<attribute>"``: (len(side.profile_users), C) class probabilities (protocol A);
+- ``"next_item"``: (len(side.next_users), I) scores over the catalogue (protocol B), or,
+  where the catalogue is too large to keep them, ``"next_item.ranks"``: the target ranks.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..models.polyrec import PolyRecModel
 from ..train.protocol_data import EvalSide, ProtocolData
 from .metrics import auc, classification_metrics, logloss, mae, rmse
-from .predict import next_item_ranks, predict_pairs, profile_probabilities
-from .ranking import ranking_metrics
+from .ranking import ranking_metrics, target_ranks
+
+SidePredictions = dict[str, np.ndarray]
+PROFILE = "profile."
 
 
 def pair_metrics(
@@ -28,8 +40,9 @@ def pair_metrics(
         known = ~np.isnan(labels)
         if known.any():
             out[f"{prefix}.ctr.auc"] = auc(labels[known], pred["ctr"][known])
-            if pred["ctr"][known].max() <= 1.0:  # a probability; popularity counts have no logloss
-                out[f"{prefix}.ctr.logloss"] = logloss(labels[known], pred["ctr"][known])
+            scores = pred["ctr"][known]
+            if scores.min() >= 0.0 and scores.max() <= 1.0:  # a probability; scores have no logloss
+                out[f"{prefix}.ctr.logloss"] = logloss(labels[known], scores)
     return out
 
 
@@ -45,21 +58,60 @@ def profile_metrics(prefix: str, data: ProtocolData, users: np.ndarray, proba: d
     return out
 
 
-def evaluate_model(
-    model: PolyRecModel, data: ProtocolData, side: EvalSide, rating_range: tuple[float, float] | None
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Metrics of the protocol's own tasks on ``side``, and the raw profile probabilities
-    (kept so that metrics pooled over several seeds' test folds can be computed)."""
+def profile_part(pred: SidePredictions) -> dict[str, np.ndarray]:
+    """The per-attribute probabilities of a side's predictions, keyed by attribute."""
+    return {k[len(PROFILE) :]: v for k, v in pred.items() if k.startswith(PROFILE)}
+
+
+def next_item_side_ranks(side: EvalSide, pred: SidePredictions) -> np.ndarray | None:
+    """Target ranks of the side's next-item users (history items excluded), if predicted."""
+    if "next_item.ranks" in pred:
+        return pred["next_item.ranks"]
+    if "next_item" not in pred or side.next_users is None:
+        return None
+    return target_ranks(pred["next_item"], side.next_items, [side.history.items[u] for u in side.next_users])
+
+
+def side_metrics(
+    data: ProtocolData, side: EvalSide, pred: SidePredictions, rating_range: tuple[float, float] | None
+) -> dict[str, float]:
+    """``"<protocol>.<task>.<metric>"`` for whatever tasks ``pred`` holds."""
     p = data.protocol
     out: dict[str, float] = {}
-    raw: dict[str, np.ndarray] = {}
-    if p == "A" and side.pairs is not None and len(side.pairs):
-        pred = predict_pairs(model, side.history, side.pairs.users, side.pairs.items)
+    if side.pairs is not None and len(side.pairs):
         out.update(pair_metrics(p, side.pairs.ratings, side.pairs.labels, pred, rating_range))
-    if p == "A" and "profile" in model.heads and side.profile_users is not None and len(side.profile_users):
-        raw = profile_probabilities(model, side.history, side.profile_users)
-        out.update(profile_metrics(p, data, side.profile_users, raw))
-    if p == "B" and "next_item" in model.heads and side.next_users is not None and len(side.next_users):
-        ranks = next_item_ranks(model, side.history, side.next_users, side.next_items)
+    proba = profile_part(pred)
+    if proba and side.profile_users is not None and len(side.profile_users):
+        out.update(profile_metrics(p, data, side.profile_users, proba))
+    ranks = next_item_side_ranks(side, pred)
+    if ranks is not None and len(ranks):
         out.update({f"{p}.next_item.{k}": v for k, v in ranking_metrics(ranks).items()})
-    return out, raw
+    return out
+
+
+
+class ProfilePool:
+    """Profile predictions of every seed's test users, scored at once: the seeds' test
+    folds are disjoint, so pooling gives a steadier figure than a mean over seeds."""
+
+    def __init__(self) -> None:
+        self.users: list[np.ndarray] = []
+        self.proba: dict[str, list[np.ndarray]] = {}
+        self.reference: ProtocolData | None = None  # the true attribute codes (any seed's)
+
+    def add(self, data: ProtocolData, test_pred: SidePredictions) -> None:
+        proba = profile_part(test_pred)
+        if not proba:
+            return
+        for name, p in proba.items():
+            self.proba.setdefault(name, []).append(p)
+        self.users.append(data.test.profile_users)
+        self.reference = data
+
+    def metrics(self) -> dict[str, float]:
+        """``A.profile.<attr>.pooled_<metric>``, with two seeds or more."""
+        if self.reference is None or len(self.users) < 2:
+            return {}
+        users = np.concatenate(self.users)
+        pooled = profile_metrics("A", self.reference, users, {k: np.concatenate(v) for k, v in self.proba.items()})
+        return {f"{k.rsplit('.', 1)[0]}.pooled_{k.rsplit('.', 1)[1]}": v for k, v in pooled.items()}

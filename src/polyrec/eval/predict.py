@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..models.polyrec import PolyRecModel
+from ..train.protocol_data import EvalSide, ProtocolData
 from ..train.sequences import Histories, collate
 from .ranking import target_ranks
 
@@ -76,3 +77,30 @@ def profile_probabilities(
         for name, lg in logits.items():
             parts.setdefault(name, []).append(torch.softmax(lg, -1).numpy())
     return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+# Above this many (user, item) scores a side keeps ranks only (an ensemble needs scores).
+MAX_KEPT_SCORES = 50_000_000
+
+
+@torch.no_grad()
+def catalogue_scores(model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256) -> np.ndarray:
+    """(len(users), I) float32 next-item scores, computed a chunk of users at a time."""
+    parts = [score_users(model, history, users[s : s + batch_users]).astype(np.float32) for s in range(0, len(users), batch_users)]
+    return np.concatenate(parts) if parts else np.zeros((0, model.item_tower.n_items), dtype=np.float32)
+
+
+def predict_side(model: PolyRecModel, data: ProtocolData, side: EvalSide) -> dict[str, np.ndarray]:
+    """The model's predictions for every target of ``side`` (format: ``eval.evaluate``)."""
+    out: dict[str, np.ndarray] = {}
+    if side.pairs is not None and len(side.pairs):
+        out.update(predict_pairs(model, side.history, side.pairs.users, side.pairs.items))
+    if "profile" in model.heads and side.profile_users is not None and len(side.profile_users):
+        proba = profile_probabilities(model, side.history, side.profile_users)
+        out.update({f"profile.{name}": p for name, p in proba.items()})
+    if "next_item" in model.heads and side.next_users is not None and len(side.next_users):
+        if len(side.next_users) * model.item_tower.n_items <= MAX_KEPT_SCORES:
+            out["next_item"] = catalogue_scores(model, side.history, side.next_users)
+        else:
+            out["next_item.ranks"] = next_item_ranks(model, side.history, side.next_users, side.next_items)
+    return out

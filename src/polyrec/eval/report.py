@@ -23,17 +23,21 @@ def _fmt(metrics: dict[str, float], key: str) -> str:
     return value
 
 
-def results_table(metrics: dict[str, float]) -> str:
-    """Markdown table: each task metric, polyrec beside every baseline that has it."""
+def results_table(
+    metrics: dict[str, float], model: str = "polyrec", prefix: str = "baseline", others: tuple[str, ...] | list[str] = BASELINES
+) -> str:
+    """Markdown table: each task metric, the run's model beside every other model that has it
+    (their metrics under ``<prefix>.<name>.<key>``)."""
     model_keys = [
         k for k in metrics
         if k[:2] in ("A.", "B.") and not k.endswith(".std") and ".pooled_" not in k
     ]
-    present = [b for b in BASELINES if any(k.startswith(f"baseline.{b}.") for k in metrics)]
-    keys = sorted(set(model_keys) | {k.split(".", 2)[2] for k in metrics if k.startswith("baseline.") and not k.endswith(".std")})
-    lines = ["| metric | polyrec | " + " | ".join(present) + " |", "|---" * (2 + len(present)) + "|"]
+    present = [b for b in others if any(k.startswith(f"{prefix}.{b}.") for k in metrics)]
+    other_keys = {k.split(".", 2)[2] for k in metrics if k.startswith(f"{prefix}.") and not k.endswith(".std")}
+    keys = sorted(set(model_keys) | {k for k in other_keys if ".pooled_" not in k})
+    lines = ["| " + " | ".join(["metric", model, *present]) + " |", "|---" * (2 + len(present)) + "|"]
     for k in keys:
-        row = [k, _fmt(metrics, k)] + [_fmt(metrics, f"baseline.{b}.{k}") for b in present]
+        row = [k, _fmt(metrics, k)] + [_fmt(metrics, f"{prefix}.{b}.{k}") for b in present]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -84,7 +88,7 @@ def write_report(
     plots = plot_curves(out, curves)
     seeds = ", ".join(map(str, cfg.seeds))
     lines = [
-        f"# polyrec run — {ds.name}",
+        f"# polyrec run — {cfg.model.name} on {ds.name}",
         "",
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {platform.machine()} · {platform.python_version()} · seeds {seeds}",
         "",
@@ -94,7 +98,7 @@ def write_report(
         "",
         "## Test metrics (mean ± std over seeds)",
         "",
-        results_table(metrics),
+        results_table(metrics, cfg.model.name),
         "",
     ]
     pooled = {k: v for k, v in metrics.items() if ".pooled_" in k}

@@ -1,0 +1,77 @@
+"""What `polyrec run --model NAME` trains: polyrec's own model or a classical baseline.
+
+Every learner fits on one protocol's training side, predicts an evaluation side in the
+shared format of ``eval.evaluate`` (so one metric code scores them all, and an ensemble
+can combine them), and saves itself into a run folder that ``polyrec.load`` reads back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .train.protocol_data import EvalSide, ProtocolData
+
+SidePredictions = dict  # see eval.evaluate.SidePredictions
+LEARNER_FILE = "learner.yaml"
+
+
+@dataclass
+class FitInfo:
+    train_seconds: float
+    best_epoch: int | None = None
+    curves: dict = field(default_factory=dict)  # task → {"train": [...], "valid": [...]} per epoch
+
+
+class Learner(Protocol):
+    name: str
+    tasks: list[str]  # the tasks it learned (those of the run it can do)
+
+    def fit(self, data: ProtocolData) -> FitInfo: ...
+
+    def predict(self, data: ProtocolData, side: EvalSide) -> SidePredictions: ...
+
+    def save(self, folder: Path) -> None: ...
+
+    def cost(self, data: ProtocolData) -> dict[str, float]: ...
+
+
+@dataclass
+class LearnerContext:
+    """What a learner may use besides the split: the run's config, catalogue and features."""
+
+    cfg: "RunConfig"  # noqa: F821
+    tasks: list[str]
+    n_items: int
+    text_vectors: object | None
+    rating_range: tuple[float, float] | None
+    seed: int
+    progress: bool = True
+
+
+def users_per_second(score_batch: Callable[[np.ndarray], object], users: np.ndarray, batch_users: int = 256) -> float:
+    """Users scored per second against the whole catalogue (batch inference, this machine)."""
+    start = time.perf_counter()
+    for s in range(0, len(users), batch_users):
+        score_batch(users[s : s + batch_users])
+    return len(users) / max(time.perf_counter() - start, 1e-9)
+
+
+def learner_names() -> list[str]:
+    from .baselines.learners import BASELINE_LEARNERS
+
+    return ["polyrec", *BASELINE_LEARNERS]
+
+
+def make_learner(name: str, ctx: LearnerContext) -> Learner:
+    from .baselines.learners import BASELINE_LEARNERS
+    from .train.learner import PolyRecLearner
+
+    factories: dict[str, Callable[[LearnerContext], Learner]] = {"polyrec": PolyRecLearner, **BASELINE_LEARNERS}
+    if name not in factories:
+        raise ValueError(f"unknown model '{name}'; models: {', '.join(factories)}")
+    return factories[name](ctx)

@@ -1,0 +1,96 @@
+"""What every loaded run answers by original ids, whatever model it holds.
+
+A subclass supplies three computations by index — catalogue scores, pair predictions,
+profile probabilities — in the format the run's predictions were kept in (see
+``eval.evaluate``), so an ensemble can combine members exactly as it was fitted; this
+class turns them into the public answers by id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+class RecommenderBase:
+    tasks: set[str] = set()
+    rating_range: tuple[float, float] | None = None
+    attribute_classes: dict[str, list[str]] = {}
+
+    def __init__(self, items: pd.DataFrame, users: pd.DataFrame, interactions: pd.DataFrame):
+        self.items_ = items
+        self.users_ = users
+        self._item_index = {str(v): k for k, v in enumerate(items["item_id"])}
+        self._user_index = {str(v): k for k, v in enumerate(users["user_id"])}
+        u, i = interactions["user"].to_numpy(), interactions["item"].to_numpy()
+        order = np.argsort(u, kind="stable")
+        bounds = np.searchsorted(u[order], np.arange(len(users) + 1))
+        self._seen = [i[order[bounds[k] : bounds[k + 1]]] for k in range(len(users))]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items_)
+
+    # -- by index: what a subclass computes ----------------------------------------------
+    def catalogue_scores(self, users: np.ndarray) -> np.ndarray:
+        """(len(users), I) next-item scores."""
+        raise ValueError("this run has no next-item model")
+
+    def pair_predictions(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+        """'rating' and/or 'ctr' (a probability, or a score) per pair."""
+        raise ValueError("this run predicts neither ratings nor engagement")
+
+    def profile_probabilities(self, users: np.ndarray) -> dict[str, np.ndarray]:
+        """Per attribute, (len(users), C) class probabilities."""
+        raise ValueError("this run has no profile model")
+
+    # -- by id ----------------------------------------------------------------------------
+    def user_index(self, user_id: str) -> int:
+        try:
+            return self._user_index[str(user_id)]
+        except KeyError:
+            raise KeyError(f"unknown user '{user_id}'") from None
+
+    def item_index(self, item_id: str) -> int:
+        try:
+            return self._item_index[str(item_id)]
+        except KeyError:
+            raise KeyError(f"unknown item '{item_id}'") from None
+
+    def seen_indices(self, user: int) -> np.ndarray:
+        """Item indices of every interaction of the user the run knows."""
+        return self._seen[user]
+
+    def seen_items(self, user_id: str) -> np.ndarray:
+        """Item indices a known user has taken (what ``exclude_seen`` removes)."""
+        return self._seen[self.user_index(user_id)]
+
+    def top_items(self, scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> pd.DataFrame:
+        """The ``k`` best-scored items (``exclude`` never shown): item_id, text, score."""
+        scores = scores.astype(np.float64, copy=True)
+        if exclude is not None:
+            scores[exclude] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        top = top[np.isfinite(scores[top])]  # k beyond the unseen items: never pad with seen ones
+        return pd.DataFrame(
+            {"item_id": self.items_["item_id"].to_numpy()[top], "text": self.items_["text"].to_numpy()[top], "score": scores[top]}
+        )
+
+    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
+        """Top ``k`` items for a known user: columns item_id, text, score."""
+        u = self.user_index(user_id)
+        return self.top_items(self.catalogue_scores(np.array([u]))[0], k, self.seen_indices(u) if exclude_seen else None)
+
+    def predict(self, user_ids: list[str], item_ids: list[str]) -> pd.DataFrame:
+        """Predicted rating and/or engagement for each (user, item) pair."""
+        users = np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
+        items = np.array([self.item_index(i) for i in item_ids], dtype=np.int64)
+        pred = self.pair_predictions(users, items)
+        if "rating" in pred and self.rating_range is not None:
+            pred["rating"] = np.clip(pred["rating"], *self.rating_range)
+        return pd.DataFrame({"user_id": list(map(str, user_ids)), "item_id": list(map(str, item_ids)), **pred})
+
+    def profile(self, user_id: str) -> dict[str, dict[str, float]]:
+        """Each attribute's class probabilities for a user."""
+        proba = self.profile_probabilities(np.array([self.user_index(user_id)]))
+        return {name: dict(zip(self.attribute_classes[name], map(float, p[0]))) for name, p in proba.items()}

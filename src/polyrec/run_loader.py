@@ -1,0 +1,39 @@
+"""``polyrec.load``: any run folder — polyrec's model, a baseline, an ensemble — as one
+object that recommends, predicts and profiles by original ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .learners import LEARNER_FILE
+from .recommender_base import RecommenderBase
+
+ITEMS, USERS, INTERACTIONS = "items.parquet", "users.parquet", "interactions.parquet"
+
+
+def load_tables(path: Path) -> list[pd.DataFrame]:
+    """The run's items, users and interactions (see ``recommender.save_tables``)."""
+    for name in (ITEMS, USERS, INTERACTIONS):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path / name}: missing; is {path} a run folder written by polyrec?")
+    return [pd.read_parquet(path / f) for f in (ITEMS, USERS, INTERACTIONS)]
+
+
+def load_run(path: str | Path) -> RecommenderBase:
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such run folder")
+    from .ensemble.recommender import ENSEMBLE_FILE, EnsembleRecommender
+
+    if (path / ENSEMBLE_FILE).is_file():
+        return EnsembleRecommender.load(path)
+    folders = {p.name: p for p in sorted((path / "model").glob("*")) if p.is_dir()}
+    if folders and all((f / LEARNER_FILE).is_file() for f in folders.values()):
+        from .baselines.recommender import BaselineRecommender
+
+        return BaselineRecommender(folders, *load_tables(path))
+    from .recommender import Recommender
+
+    return Recommender.load(path)

@@ -1,0 +1,369 @@
+"""`polyrec serve`: a FastAPI service over a saved run.
+
+The service owns no model code: it loads a run (``state.load_run``), answers from the
+recommender's public methods and FAISS indexes built at load, and appends feedback to an
+SQLite event store. ``create_app`` builds the app (used by tests with FastAPI's test
+client); ``serve`` runs it with uvicorn.
+
+Latency: a known user's recommendations cost one index search over precomputed vectors
+(endpoints that run the model — ad-hoc histories, predictions, profiles — run in the
+thread pool so they never hold up the event loop).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import Body, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from . import schemas as S
+from .events import Event, EventStore
+from .metrics import Metrics, ServiceLayer
+from .retrieval import IndexSettings
+from .state import LoadedRun, ModelHolder, ReloadBusy, load_run
+
+log = logging.getLogger("polyrec.serve")
+
+ADMIN_KEY_ENV = "POLYREC_ADMIN_KEY"
+UNKNOWN_USER_HINT = "the model has no history for this user; POST /recommend with the user's history to get recommendations"
+
+UserId = Annotated[str, PathParam(min_length=1, max_length=128, description="a user id as in the training data")]
+ItemId = Annotated[str, PathParam(min_length=1, max_length=128, description="an item id as in the training data")]
+KQuery = Annotated[int, Query(ge=1, le=S.MAX_K, description=f"number of items, 1 to {S.MAX_K}")]
+TypeQuery = Annotated[str | None, Query(max_length=128, description="only items of this type")]
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    index: IndexSettings = field(default_factory=IndexSettings)
+    max_body: int = S.MAX_BODY  # bytes; larger request bodies get 413
+
+
+def _errors(*codes: int) -> dict[int | str, dict]:
+    return {code: {"model": S.Error} for code in codes}
+
+
+def create_app(run: str | Path, events: str | Path, settings: ServeSettings = ServeSettings()) -> FastAPI:
+    """The service for the run folder ``run``, storing feedback in the SQLite file ``events``."""
+    holder = ModelHolder(load_run(run, settings.index), settings.index)
+    store = EventStore(events)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="polyrec",
+        version="0.1.0",
+        summary="Recommendations, predictions and profiles from a saved polyrec run; durable feedback events.",
+        lifespan=lifespan,
+    )
+    app.state.holder, app.state.events, app.state.metrics = holder, store, metrics
+
+    # ------------------------------------------------------------ errors: always JSON, 4xx for the client
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e["loc"]), "msg": _message(e), "type": e["type"]} for e in exc.errors()]
+        where = lambda e: ".".join(str(p) for p in e["loc"])  # noqa: E731
+        detail = "; ".join(f"{where(e)}: {e['msg']}" for e in errors[:5]) + ("; …" if len(errors) > 5 else "")
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def crashed(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    # ------------------------------------------------------------ helpers
+
+    def known_user(run: LoadedRun, user_id: str) -> int:
+        if user_id not in run.user_index:
+            raise HTTPException(404, f"unknown user '{user_id}': {UNKNOWN_USER_HINT}")
+        return run.user_index[user_id]
+
+    def known_item(run: LoadedRun, item_id: str) -> int:
+        if item_id not in run.item_index:
+            raise HTTPException(404, f"unknown item '{item_id}': not in the catalogue of run {run.run}")
+        return run.item_index[item_id]
+
+    def type_mask(run: LoadedRun, item_type: str | None) -> np.ndarray | None:
+        if item_type is None:
+            return None
+        if run.item_types is None:
+            raise HTTPException(422, "item_type: this catalogue has no item types")
+        if item_type not in run.type_masks:
+            raise HTTPException(422, f"item_type: unknown type '{item_type}'; known: {', '.join(run.type_masks)}")
+        return run.type_masks[item_type]
+
+    def scored(run: LoadedRun, ids: np.ndarray, scores: np.ndarray) -> list[S.ScoredItem]:
+        types = run.item_types
+        return [
+            S.ScoredItem(item_id=run.item_ids[i], text=run.item_texts[i], score=float(s), item_type=None if types is None else types[i])
+            for i, s in zip(ids.tolist(), scores.tolist())
+        ]
+
+    def by_recommend(run: LoadedRun, user_id: str, k: int, exclude_seen: bool, allowed: np.ndarray | None):
+        """A run type without vectors: its own ``recommend``, asking for more until the type filter leaves k."""
+        fetch = k
+        while True:
+            recs = run.rec.recommend(user_id, k=fetch, exclude_seen=exclude_seen)
+            ids = np.array([run.item_index[str(i)] for i in recs["item_id"]], dtype=np.int64)
+            keep = np.ones(len(ids), bool) if allowed is None else allowed[ids]
+            if keep.sum() >= k or len(ids) < fetch or fetch >= len(run.item_ids):
+                return ids[keep][:k], recs["score"].to_numpy()[keep][:k]
+            fetch = min(2 * fetch, len(run.item_ids))
+
+    # ------------------------------------------------------------ recommendations
+
+    @app.get(
+        "/users/{user_id}/recommendations",
+        response_model=S.Recommendations,
+        responses=_errors(404, 422),
+        summary="Top-k items for a known user",
+        description="From the user's whole known history. An unknown user gets 404: use `POST /recommend` with a history.",
+    )
+    async def user_recommendations(
+        user_id: UserId,
+        k: KQuery = 10,
+        item_type: TypeQuery = None,
+        exclude_seen: Annotated[bool, Query(description="leave out items the user already has")] = True,
+    ) -> S.Recommendations:
+        run = holder.current  # one read: this request finishes on this run even if a reload swaps it
+        u = known_user(run, user_id)
+        allowed = type_mask(run, item_type)
+        if run.retrieves:
+            exclude = run.rec.seen_items(user_id) if exclude_seen else None  # type: ignore[attr-defined]
+            ids, scores = run.items.top_k(run.user_vectors[u], k, exclude, allowed)  # type: ignore[union-attr, index]
+        else:
+            ids, scores = await run_in_threadpool(by_recommend, run, user_id, k, exclude_seen, allowed)
+        return S.Recommendations(user_id=user_id, items=scored(run, ids, scores))
+
+    @app.post(
+        "/recommend",
+        response_model=S.Recommendations,
+        responses=_errors(404, 413, 422, 501),
+        summary="Top-k items for an ad-hoc history (cold start)",
+        description=(
+            "For a user the model has never seen. Items the model has never seen may come with their `text`: "
+            "it is embedded on the fly by the run's sentence encoder."
+        ),
+    )
+    def recommend_history(body: S.RecommendRequest) -> S.Recommendations:
+        run = holder.current
+        if not run.retrieves:
+            raise HTTPException(501, f"the run type of {run.run} cannot recommend for an ad-hoc history")
+        allowed = type_mask(run, body.item_type)
+        items = [h.item_id for h in body.history]
+        texts = {h.item_id: h.text for h in body.history if h.text is not None and h.item_id not in run.item_index}
+        try:
+            vector = run.rec.history_vector(items, [h.rating for h in body.history], texts)  # type: ignore[attr-defined]
+        except KeyError as exc:
+            raise HTTPException(404, exc.args[0]) from None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
+        ids, scores = run.items.top_k(vector, body.k, seen if body.exclude_seen else None, allowed)  # type: ignore[union-attr]
+        return S.Recommendations(items=scored(run, ids, scores))
+
+    @app.get(
+        "/items/{item_id}/similar",
+        response_model=S.Recommendations,
+        responses=_errors(404, 422, 501),
+        summary="Items most similar to an item",
+        description="Cosine similarity of the model's item vectors (text and behaviour); the item itself is left out.",
+    )
+    async def similar_items(item_id: ItemId, k: KQuery = 10, item_type: TypeQuery = None) -> S.Recommendations:
+        run = holder.current
+        i = known_item(run, item_id)
+        if run.similar is None:
+            raise HTTPException(501, f"the run type of {run.run} has no item vectors")
+        allowed = type_mask(run, item_type)
+        ids, scores = run.similar.top_k(run.similar.vectors[i], k, np.array([i]), allowed)
+        return S.Recommendations(items=scored(run, ids, scores))
+
+    # ------------------------------------------------------------ predictions and profiles
+
+    @app.post(
+        "/predict",
+        response_model=S.Predictions,
+        responses=_errors(404, 413, 422),
+        summary="Predicted rating and engagement probability for (user, item) pairs",
+    )
+    def predict(body: S.PredictRequest) -> S.Predictions:
+        run = holder.current
+        for pair in body.pairs:
+            known_user(run, pair.user_id)
+            known_item(run, pair.item_id)
+        pred = run.rec.predict([p.user_id for p in body.pairs], [p.item_id for p in body.pairs])
+        rating = pred["rating"].tolist() if "rating" in pred else [None] * len(pred)
+        ctr = pred["ctr"].tolist() if "ctr" in pred else [None] * len(pred)
+        return S.Predictions(
+            predictions=[
+                S.Prediction(user_id=p.user_id, item_id=p.item_id, rating=r, ctr=c) for p, r, c in zip(body.pairs, rating, ctr)
+            ]
+        )
+
+    @app.get(
+        "/users/{user_id}/profile",
+        response_model=S.Profile,
+        responses=_errors(404, 422),
+        summary="A known user's predicted attributes, top interests and a readable summary",
+    )
+    def profile(user_id: UserId) -> S.Profile:
+        run = holder.current
+        known_user(run, user_id)
+        try:
+            probabilities = run.rec.profile(user_id)
+        except ValueError:  # the run learned no profile task: interests only
+            probabilities = {}
+        attributes = {
+            name: S.Attribute(prediction=max(p, key=p.get), probabilities=p) for name, p in probabilities.items() if p
+        }
+        interests = run.rec.interests(user_id) if hasattr(run.rec, "interests") else []
+        return S.Profile(
+            user_id=user_id,
+            attributes=attributes,
+            interests=[S.Interest(name=n, share=s) for n, s in interests],
+            summary=summary(attributes, interests),
+        )
+
+    # ------------------------------------------------------------ feedback events
+
+    @app.post(
+        "/events",
+        response_model=S.Stored,
+        status_code=201,
+        responses=_errors(413, 422),
+        summary="Record feedback: one event (object) or several (array)",
+        description=(
+            "Acknowledged only after the SQLite commit (WAL, synchronous=FULL) is on disk. Give each event an "
+            "`event_id` to make retries safe: an id already stored is not stored again."
+        ),
+    )
+    def post_events(body: Annotated[S.EventsIn, Body()]) -> S.Stored:
+        now = time.time()
+        posted = body if isinstance(body, list) else [body]
+        events = [
+            Event(e.user_id, e.item_id, e.event_type, e.time.timestamp() if e.time else now, e.rating, e.event_id) for e in posted
+        ]
+        results = store.append(events, received=now)
+        stored = sum(new for _, new in results)
+        metrics.add("polyrec_events_stored_total", stored)
+        return S.Stored(event_ids=[event_id for event_id, _ in results], stored=stored)
+
+    @app.get("/events/count", response_model=S.Count, summary="Number of events stored")
+    def events_count() -> S.Count:
+        return S.Count(count=store.count())
+
+    # ------------------------------------------------------------ operations
+
+    @app.post(
+        "/admin/reload",
+        response_model=S.Health,
+        responses=_errors(400, 401, 403, 409, 413, 422, 503),
+        summary="Switch atomically to another saved run",
+        description=(
+            f"Needs the header `X-API-Key` equal to the environment variable `{ADMIN_KEY_ENV}` of the server "
+            "(503 if it is unset). The new run is loaded completely while requests are answered by the old one, "
+            "then swapped in; requests already running finish on the old one."
+        ),
+    )
+    def reload(body: S.ReloadRequest, x_api_key: Annotated[str | None, Header()] = None) -> S.Health:
+        expected = os.environ.get(ADMIN_KEY_ENV)
+        if not expected:
+            raise HTTPException(503, f"reload is disabled: the server was started without {ADMIN_KEY_ENV} set")
+        if x_api_key is None:
+            raise HTTPException(401, "missing X-API-Key header")
+        if not hmac.compare_digest(x_api_key.encode(), expected.encode()):
+            raise HTTPException(403, "wrong X-API-Key")
+        try:
+            holder.reload(body.run)
+        except ReloadBusy as exc:
+            raise HTTPException(409, str(exc)) from None
+        except (FileNotFoundError, KeyError, ValueError, TypeError, OSError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise HTTPException(400, f"cannot load run '{body.run}': {message}") from None
+        return health_of(holder.current)
+
+    def health_of(run: LoadedRun) -> S.Health:
+        index = run.items.describe() if run.items is not None else {"kind": "none", "items": len(run.item_ids)}
+        return S.Health(
+            status="ok",
+            run=run.run,
+            users=len(run.user_index),
+            items=len(run.item_ids),
+            item_types=list(run.type_masks),
+            index=S.IndexInfo(**index, recall_at_10=run.recall_at_10),
+            loaded_at=datetime.fromtimestamp(run.loaded_at, timezone.utc),
+            load_seconds=run.load_seconds,
+            events_db=str(store.path),
+        )
+
+    @app.get("/healthz", response_model=S.Health, summary="Liveness, the run being served and its index")
+    async def healthz() -> S.Health:
+        return health_of(holder.current)
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format 0.0.4)")
+    def prometheus() -> PlainTextResponse:
+        run = holder.current
+        gauges = {
+            "polyrec_model_items": ("Items in the served catalogue.", len(run.item_ids)),
+            "polyrec_model_users": ("Known users of the served run.", len(run.user_index)),
+            "polyrec_model_loaded_timestamp_seconds": ("When the served run was loaded.", run.loaded_at),
+            "polyrec_index_recall_at_10": ("Recall@10 of the retrieval index against exact search.", run.recall_at_10),
+            "polyrec_reloads": ("Successful reloads since start.", holder.reloads),
+            "polyrec_events_in_store": ("Events in the event store.", store.count()),
+        }
+        return PlainTextResponse(metrics.render(gauges), media_type="text/plain; version=0.0.4")
+
+    app.add_middleware(ServiceLayer, metrics=metrics, max_body=settings.max_body)
+    return app
+
+
+def _message(error: dict) -> str:
+    if error["type"] == "json_invalid":  # loc holds the character position
+        return f"not valid JSON at character {error['loc'][-1]}: {error.get('ctx', {}).get('error', error['msg'])}"
+    if error["type"] == "missing" and tuple(error["loc"]) == ("body",):
+        return "a JSON body is required"
+    return error["msg"]
+
+
+def summary(attributes: dict[str, S.Attribute], interests: list[tuple[str, float]]) -> str:
+    """One or two readable sentences, e.g. "Likely gender M (69%), age 25-34 (41%). Mostly Drama (45%)."."""
+    parts = [f"{name} {a.prediction} ({a.probabilities[a.prediction]:.0%})" for name, a in attributes.items()]
+    text = f"Likely {', '.join(parts)}." if parts else "No attributes predicted."
+    if interests:
+        text += " Mostly " + ", ".join(f"{name} ({share:.0%})" for name, share in interests[:3]) + "."
+    return text
+
+
+def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, events: str | Path = "events.sqlite",
+          settings: ServeSettings = ServeSettings()) -> None:  # fmt: skip
+    """Load ``run`` and answer HTTP on ``host:port`` until interrupted."""
+    import faiss
+    import torch
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = create_app(run, events, settings)
+    # One request is one small search or one small forward pass: a second thread per
+    # operation only adds synchronisation, and the cores are better left to other requests
+    # (a reload, too, then loads on one thread while requests are being answered).
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    log.info("events: %s (SQLite, WAL, synchronous=FULL)", Path(events).resolve())
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,207 @@
+"""Feedback events in SQLite: durable appends, and export as a dataset polyrec trains on.
+
+Durability: the database runs in WAL mode with ``synchronous=FULL``, so a commit returns
+only after the write-ahead log is on disk; ``EventStore.append`` returns after its commit,
+and the service acknowledges an event only then. A process killed at any moment (SIGKILL)
+loses no acknowledged event. Each event carries an ``event_id`` (the client's, or a UUID):
+posting the same id again stores nothing new, so a client may retry after a lost answer.
+
+This module needs only the standard library and pandas: exporting works without the
+``serve`` extra installed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+# Engagement label each event type implies; "rating" events take it from the rating.
+EVENT_LABELS: dict[str, float | None] = {
+    "view": 0.0,  # shown, not engaged with
+    "click": 1.0,
+    "like": 1.0,
+    "purchase": 1.0,
+    "dislike": 0.0,
+    "rating": None,
+}
+EVENT_TYPES = tuple(EVENT_LABELS)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- arrival order
+    event_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    rating REAL,
+    time REAL NOT NULL,                    -- when it happened, seconds since 1970 UTC
+    received REAL NOT NULL                 -- when the store committed it
+)
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    user_id: str
+    item_id: str
+    event_type: str
+    time: float  # seconds since 1970 UTC
+    rating: float | None = None
+    event_id: str | None = None  # None: a fresh UUID
+
+
+class EventStore:
+    """An append-only SQLite table of events; safe to share between threads."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection, one writer at a time (SQLite allows no more); autocommit mode, so
+        # each append is exactly the explicit transaction below.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._lock = threading.Lock()
+        with self._lock:
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode})")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(_SCHEMA)
+
+    def append(self, events: Iterable[Event], received: float) -> list[tuple[str, bool]]:
+        """Store ``events`` in one transaction; returns (event_id, newly stored) for each.
+
+        Returns only after the commit is durable. An event_id already stored is left as it is.
+        """
+        rows = [(e.event_id or uuid.uuid4().hex, e) for e in events]
+        out: list[tuple[str, bool]] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for event_id, e in rows:
+                    cur = self._db.execute(
+                        "INSERT INTO events (event_id, user_id, item_id, event_type, rating, time, received) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+                        (event_id, e.user_id, e.item_id, e.event_type, e.rating, e.time, received),
+                    )
+                    out.append((event_id, cur.rowcount == 1))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return out
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def read_events(path: str | Path) -> pd.DataFrame:
+    """Every stored event in arrival order (columns as the ``events`` table)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no event store")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return pd.read_sql_query("SELECT * FROM events ORDER BY id", db)
+
+
+def event_labels(events: pd.DataFrame, ctr_threshold: float = 4.0) -> np.ndarray:
+    """0/1 engagement label of each event: by its type, or rating ≥ ``ctr_threshold``."""
+    by_type = events["event_type"].map(EVENT_LABELS).astype(float).to_numpy()
+    by_rating = (events["rating"].to_numpy(dtype=float) >= ctr_threshold).astype(float)
+    return np.where(np.isnan(by_type), by_rating, by_type)
+
+
+def export_events(
+    db: str | Path, out: str | Path, run: str | Path | None = None, ctr_threshold: float = 4.0
+) -> tuple[Path, list[str]]:
+    """Write the store as a dataset folder (``dataset.yaml`` + CSVs) for ``polyrec run --data``.
+
+    Interactions get ``user_id, item_id, event_type, rating, label, ts`` (``label``: the
+    engagement each event implies, see ``event_labels``). The ``rating`` column is declared in
+    ``dataset.yaml`` only if every interaction has a rating (the loader takes no gaps).
+
+    With ``run`` (a run folder), the run's own interactions come first, and its items (with
+    their texts) and users (with their attributes) are written too; items and users that only
+    the events name are added with no text or attributes. Returns the folder and notes on
+    what the dataset leaves out.
+    """
+    events = read_events(db)
+    frame = pd.DataFrame(
+        {
+            "user_id": events["user_id"],
+            "item_id": events["item_id"],
+            "event_type": events["event_type"],
+            "rating": events["rating"].astype(float),
+            "label": event_labels(events, ctr_threshold).astype(int),
+            "ts": events["time"].astype(float),
+        }
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec: dict[str, object] = {"name": out.name}
+    if run is not None:
+        frame, items, users = _with_run(Path(run), frame, ctr_threshold)
+        items.to_csv(out / "items.csv", index=False)
+        users.to_csv(out / "users.csv", index=False)
+        item_spec: dict[str, object] = {"path": "items.csv", "id": "item_id", "text": ["text"]}
+        if "item_type" in items.columns:
+            item_spec["type"] = "item_type"
+        spec["items"] = item_spec
+        spec["users"] = {"path": "users.csv", "id": "user_id", "attributes": [c for c in users.columns if c != "user_id"]}
+    if frame.empty:
+        raise ValueError(f"{db}: no events to export")
+    inter: dict[str, object] = {"path": "interactions.csv", "user": "user_id", "item": "item_id", "label": "label", "timestamp": "ts"}
+    notes = []
+    if frame["rating"].notna().all():
+        inter["rating"] = "rating"
+    elif frame["rating"].notna().any():
+        missing = int(frame["rating"].isna().sum())
+        notes.append(f"ratings not declared in dataset.yaml: {missing} of {len(frame)} interactions have none "
+                     "(the loader takes no gaps); the label column carries engagement")  # fmt: skip
+    spec["interactions"] = inter
+    frame.to_csv(out / "interactions.csv", index=False)
+    (out / "dataset.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return out, notes
+
+
+def _with_run(run: Path, events: pd.DataFrame, ctr_threshold: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(interactions, items, users) of ``run`` followed by, or extended with, the events'."""
+    from ..run_loader import load_tables
+
+    items, users, past = load_tables(run)
+    items, users = items.astype({"item_id": str}), users.astype({"user_id": str})
+    rating = past["rating"].astype(float) if "rating" in past else pd.Series(np.nan, index=past.index)
+    if "label" in past:
+        label = past["label"].astype(int)
+    elif "rating" in past:
+        label = (rating >= ctr_threshold).astype(int)
+    else:  # neither ratings nor labels: every interaction of the run was taken, i.e. engaged with
+        label = pd.Series(1, index=past.index)
+    ts = past["timestamp"].astype(float) if "timestamp" in past else pd.Series(np.arange(len(past), dtype=float))
+    before = pd.DataFrame(
+        {
+            "user_id": users["user_id"].to_numpy()[past["user"].to_numpy()],
+            "item_id": items["item_id"].to_numpy()[past["item"].to_numpy()],
+            "event_type": "history",
+            "rating": rating.to_numpy(),
+            "label": label.to_numpy(),
+            "ts": ts.to_numpy(),
+        }
+    )
+    new_items = sorted(set(events["item_id"]) - set(items["item_id"]))
+    new_users = sorted(set(events["user_id"]) - set(users["user_id"]))
+    items = pd.concat([items, pd.DataFrame({"item_id": new_items})], ignore_index=True)
+    users = pd.concat([users, pd.DataFrame({"user_id": new_users})], ignore_index=True)
+    return pd.concat([before, events], ignore_index=True), items, users

@@ -1,0 +1,154 @@
+"""Request and response bodies of the service; their limits are part of the OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from .events import EVENT_TYPES
+
+MAX_K = 100  # items per answer
+MAX_HISTORY = 1000  # items in an ad-hoc history (the model reads its most recent max_history)
+MAX_PAIRS = 1000  # (user, item) pairs per /predict
+MAX_EVENTS = 1000  # events per POST /events
+MAX_TEXT = 2000  # characters of a new item's text
+MAX_BODY = 1 << 20  # bytes per request body (413 above)
+
+Id = Annotated[str, Field(min_length=1, max_length=128, description="an id as in the training data")]
+K = Annotated[int, Field(ge=1, le=MAX_K, description=f"number of items, 1 to {MAX_K}")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
+
+class Error(BaseModel):
+    detail: str = Field(description="what was wrong with the request, in one sentence")
+    errors: list[dict] | None = Field(None, description="every field error (validation failures only)")
+
+
+class ScoredItem(BaseModel):
+    item_id: str
+    text: str
+    score: float = Field(description="next-item score (recommendations) or cosine similarity (similar items)")
+    item_type: str | None = None
+
+
+class Recommendations(BaseModel):
+    user_id: str | None = None
+    items: list[ScoredItem]
+
+
+class HistoryItem(Strict):
+    item_id: Id
+    rating: float | None = Field(None, allow_inf_nan=False, description="the user's rating, if any")
+    text: str | None = Field(
+        None, min_length=1, max_length=MAX_TEXT, description="the item's text; needed only for items the model has never seen"
+    )
+
+
+class RecommendRequest(Strict):
+    history: list[HistoryItem] = Field(
+        min_length=1, max_length=MAX_HISTORY, description=f"the user's items, oldest first (1 to {MAX_HISTORY})"
+    )
+    k: K = 10
+    exclude_seen: bool = Field(True, description="leave out the history's own items")
+    item_type: str | None = Field(None, max_length=128, description="only items of this type")
+
+
+class Pair(Strict):
+    user_id: Id
+    item_id: Id
+
+
+class PredictRequest(Strict):
+    pairs: list[Pair] = Field(min_length=1, max_length=MAX_PAIRS, description=f"1 to {MAX_PAIRS} (user, item) pairs")
+
+
+class Prediction(BaseModel):
+    user_id: str
+    item_id: str
+    rating: float | None = Field(None, description="predicted rating (None where the run learned no ratings)")
+    ctr: float | None = Field(None, description="probability that the user engages with the item")
+
+
+class Predictions(BaseModel):
+    predictions: list[Prediction]
+
+
+class Attribute(BaseModel):
+    prediction: str = Field(description="the most probable class")
+    probabilities: dict[str, float]
+
+
+class Interest(BaseModel):
+    name: str
+    share: float = Field(description="share of the user's liked items in this category")
+
+
+class Profile(BaseModel):
+    user_id: str
+    attributes: dict[str, Attribute]
+    interests: list[Interest]
+    summary: str
+
+
+class EventIn(Strict):
+    user_id: Id
+    item_id: Id
+    event_type: Literal[EVENT_TYPES] = Field(description="what the user did; 'rating' needs a rating")  # type: ignore[valid-type]
+    rating: float | None = Field(None, allow_inf_nan=False)
+    time: datetime | None = Field(None, description="when it happened (ISO 8601 or seconds since 1970); default: now")
+    event_id: str | None = Field(
+        None, min_length=1, max_length=128, description="unique id; re-posting an id stores nothing new (safe retries)"
+    )
+
+    @model_validator(mode="after")
+    def _rating_events_carry_a_rating(self) -> "EventIn":
+        if self.event_type == "rating" and self.rating is None:
+            raise ValueError("an event of type 'rating' needs a rating")
+        return self
+
+
+# POST /events takes one event (a JSON object) or several (a JSON array). The discriminator
+# picks the branch by shape, so a bad body gets the errors of that branch only.
+EventsIn = Annotated[
+    Annotated[EventIn, Tag("event")]
+    | Annotated[list[EventIn], Tag("events"), Field(min_length=1, max_length=MAX_EVENTS)],
+    Discriminator(lambda body: "events" if isinstance(body, list) else "event"),
+]
+
+
+class Stored(BaseModel):
+    event_ids: list[str] = Field(description="the id of each posted event, in order")
+    stored: int = Field(description="events newly stored (re-posted ids are not stored twice)")
+
+
+class Count(BaseModel):
+    count: int
+
+
+class ReloadRequest(Strict):
+    run: str = Field(min_length=1, max_length=1024, description="a run folder written by `polyrec run`")
+
+
+class IndexInfo(BaseModel):
+    kind: str = Field(description="'exact' (IndexFlatIP) or 'ivf' (IndexIVFFlat), or 'none' (run type without vectors)")
+    items: int
+    nlist: int | None = None
+    nprobe: int | None = None
+    recall_at_10: float = Field(description="against exact search, on the known users' vectors")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    run: str
+    users: int
+    items: int
+    item_types: list[str]
+    index: IndexInfo
+    loaded_at: datetime
+    load_seconds: float
+    events_db: str

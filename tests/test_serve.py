@@ -1,0 +1,454 @@
+"""`polyrec serve`: every endpoint and every error case, through FastAPI's test client.
+
+One tiny run with item text (the real sentence encoder, so new items are embedded on the
+fly) and item types, and one without text to reload to, are trained once for the module.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+import polyrec
+from polyrec.pipeline import run
+from polyrec.serve.app import ADMIN_KEY_ENV, ServeSettings, create_app
+from polyrec.serve.events import read_events
+from polyrec.serve.retrieval import IndexSettings
+from polyrec.serve.schemas import MAX_HISTORY, MAX_K, MAX_PAIRS
+from synthetic import interactions_frame, item_group, item_id, preferred_group, tiny_config, torch_threads, user_id, write_dataset
+
+KEY = "test-admin-key"
+RECS = "/users/{}/recommendations"
+
+
+def item_type(i: int) -> str:
+    return "ad" if i % 4 == 0 else "product"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Two runs of the synthetic data with item types: 'text' (MiniLM item text), 'plain' (none)."""
+    root = tmp_path_factory.mktemp("serve")
+    data = write_dataset(root / "data")
+    items = pd.read_csv(data / "items.csv")
+    items["item_type"] = [item_type(i) for i in range(len(items))]
+    items.to_csv(data / "items.csv", index=False)
+    spec = (data / "dataset.yaml").read_text().replace("text: [title, categories]}", "text: [title, categories], type: item_type}")
+    (data / "dataset.yaml").write_text(spec)
+    with torch_threads(1):
+        cfg = tiny_config(data, epochs=12)
+        cfg.text.enabled, cfg.text.cache_dir = True, str(root / "text-cache")
+        run(cfg, root / "text", progress=False, log=lambda _: None)
+        run(tiny_config(data, epochs=2), root / "plain", progress=False, log=lambda _: None)
+    return {"text": root / "text", "plain": root / "plain", "root": root}
+
+
+@pytest.fixture(scope="module")
+def rec(runs) -> polyrec.Recommender:
+    return polyrec.load(runs["text"])
+
+
+@pytest.fixture(scope="module")
+def client(runs):
+    with torch_threads(1), TestClient(create_app(runs["text"], runs["root"] / "events.sqlite")) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def history() -> dict[str, list[str]]:
+    inter = interactions_frame()
+    return {u: list(g["item_id"]) for u, g in inter.groupby("user_id")}
+
+
+def ids(response) -> list[str]:
+    return [x["item_id"] for x in response.json()["items"]]
+
+
+def detail(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    return response.json()["detail"]
+
+
+# ---------------------------------------------------------------- the library methods the service uses
+
+
+def test_vectors_reproduce_the_recommenders_scores(rec) -> None:
+    users, items = rec.user_vectors(), rec.item_vectors()
+    assert users.shape == (60, 17) and items.shape == (40, 17)
+    for u in ("u000", "u007"):
+        expected = rec.recommend(u, k=40, exclude_seen=False)
+        scores = users[rec.user_index(u)] @ items.T
+        np.testing.assert_allclose(scores[[rec.item_index(i) for i in expected["item_id"]]], expected["score"], rtol=1e-5, atol=1e-5)
+
+
+def test_history_vector_of_a_known_history_is_that_users_vector(rec) -> None:
+    inter = interactions_frame()  # chronological file order = the run's timestamp order
+    for u in ("u003", "u010"):
+        mine = inter[inter["user_id"] == u]
+        vector = rec.history_vector(mine["item_id"].tolist(), mine["rating"].tolist())
+        np.testing.assert_allclose(vector, rec.user_vectors()[rec.user_index(u)], atol=1e-5)
+
+
+# ---------------------------------------------------------------- GET /users/{id}/recommendations
+
+
+def test_health_describes_the_run_and_its_exact_index(client, runs) -> None:
+    body = client.get("/healthz").json()
+    assert body["run"] == str(runs["text"]) and body["status"] == "ok"
+    assert (body["users"], body["items"]) == (60, 40)
+    assert body["item_types"] == ["ad", "product"]
+    assert body["index"]["kind"] == "exact" and body["index"]["recall_at_10"] == 1.0
+
+
+@pytest.mark.parametrize("u", [0, 7])
+def test_recommendations_match_the_library_and_skip_seen_items(client, rec, history, u: int) -> None:
+    r = client.get(RECS.format(user_id(u)), params={"k": 5})
+    assert r.status_code == 200
+    assert ids(r) == rec.recommend(user_id(u), k=5)["item_id"].tolist()
+    assert not set(ids(r)) & set(history[user_id(u)])
+    scores = [x["score"] for x in r.json()["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert r.json()["items"][0]["item_type"] == item_type(int(ids(r)[0][1:]))
+
+
+def test_recommendations_never_pad_and_may_include_seen(client, history) -> None:
+    unseen = {item_id(i) for i in range(40)} - set(history["u000"])
+    assert set(ids(client.get(RECS.format("u000"), params={"k": MAX_K}))) == unseen
+    everything = client.get(RECS.format("u000"), params={"k": MAX_K, "exclude_seen": "false"})
+    assert sorted(ids(everything)) == [item_id(i) for i in range(40)]
+
+
+def test_recommendations_filter_by_item_type(client, rec, history) -> None:
+    r = client.get(RECS.format("u001"), params={"k": 3, "item_type": "ad"})
+    assert len(ids(r)) == 3 and all(int(i[1:]) % 4 == 0 for i in ids(r))
+    ranked = [i for i in rec.recommend("u001", k=40)["item_id"] if int(i[1:]) % 4 == 0]
+    assert ids(r) == ranked[:3]  # the best ads, not just any ads
+
+
+def test_unknown_user_gets_404_pointing_to_post_recommend(client) -> None:
+    message = detail(client.get(RECS.format("nobody")), 404)
+    assert "unknown user 'nobody'" in message and "POST /recommend" in message
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [({"k": 0}, "query.k"), ({"k": MAX_K + 1}, "query.k"), ({"k": "ten"}, "query.k"), ({"exclude_seen": "maybe"}, "query.exclude_seen")],
+)
+def test_bad_query_parameters_get_422_naming_them(client, params, field: str) -> None:
+    r = client.get(RECS.format("u000"), params=params)
+    assert detail(r, 422).startswith(f"{field}: ")
+    assert r.json()["errors"][0]["loc"] == field.split(".")
+
+
+def test_unknown_item_type_and_too_long_id_get_422(client) -> None:
+    assert "unknown type 'video'; known: ad, product" in detail(client.get(RECS.format("u000"), params={"item_type": "video"}), 422)
+    assert detail(client.get(RECS.format("u" * 129)), 422).startswith("path.user_id: String should have at most 128")
+
+
+# ---------------------------------------------------------------- POST /recommend (cold start)
+
+
+def test_recommend_for_a_known_history_equals_that_users_recommendations(client) -> None:
+    inter = interactions_frame()
+    mine = inter[inter["user_id"] == "u004"]
+    history = [{"item_id": i, "rating": float(r)} for i, r in zip(mine["item_id"], mine["rating"])]
+    r = client.post("/recommend", json={"history": history, "k": 5})
+    assert r.status_code == 200
+    assert ids(r) == ids(client.get(RECS.format("u004"), params={"k": 5}))
+
+
+def test_recommend_embeds_new_items_from_their_text(client, rec) -> None:
+    known = [{"item_id": item_id(i), "rating": 5.0} for i in (20, 21, 22)]
+    new = {"item_id": "brand-new", "rating": 5.0, "text": "title: Action story number 99. categories: action|thriller"}
+    with_new = client.post("/recommend", json={"history": known + [new], "k": 10})
+    assert with_new.status_code == 200 and len(ids(with_new)) == 10
+    assert not {"i020", "i021", "i022"} & set(ids(with_new))  # seen items stay out
+    expected = rec.recommend_history([h["item_id"] for h in known + [new]], [5.0] * 4, {"brand-new": new["text"]}, k=10)
+    assert ids(with_new) == expected["item_id"].tolist()
+    without = client.post("/recommend", json={"history": known, "k": 10})
+    assert [x["score"] for x in with_new.json()["items"]] != [x["score"] for x in without.json()["items"]]
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"history": [{"item_id": "ghost"}]}, 404, "unknown item 'ghost'"),
+        ({"history": []}, 422, "body.history: List should have at least 1 item"),
+        ({"history": [{"item_id": "i001"}] * (MAX_HISTORY + 1)}, 422, f"at most {MAX_HISTORY} items"),
+        ({"history": [{"item_id": "i001"}], "k": MAX_K + 1}, 422, "body.k: Input should be less than or equal to 100"),
+        ({"history": [{"item_id": "i001", "stars": 5}]}, 422, "body.history.0.stars: Extra inputs are not permitted"),
+        ({"history": [{"item_id": "i001", "rating": "high"}]}, 422, "body.history.0.rating"),
+        ({"history": [{"item_id": "new", "text": ""}]}, 422, "body.history.0.text"),
+        ({"history": [{"item_id": "i001"}], "item_type": "video"}, 422, "unknown type 'video'"),
+        (None, 422, "body: a JSON body is required"),
+    ],
+)
+def test_bad_recommend_requests(client, body, status: int, message: str) -> None:
+    assert message in detail(client.post("/recommend", json=body), status)
+
+
+def test_malformed_json_gets_422(client) -> None:
+    r = client.post("/recommend", content=b'{"history": [', headers={"content-type": "application/json"})
+    assert "not valid JSON" in detail(r, 422)
+
+
+# ---------------------------------------------------------------- POST /predict, profile, similar
+
+
+def test_predict_matches_the_library(client, rec) -> None:
+    pairs = [{"user_id": user_id(u), "item_id": item_id(i)} for u, i in ((0, 3), (0, 30), (5, 12))]
+    r = client.post("/predict", json={"pairs": pairs})
+    assert r.status_code == 200
+    expected = rec.predict([p["user_id"] for p in pairs], [p["item_id"] for p in pairs])
+    got = r.json()["predictions"]
+    assert [(p["user_id"], p["item_id"]) for p in got] == [(p["user_id"], p["item_id"]) for p in pairs]
+    np.testing.assert_allclose([p["rating"] for p in got], expected["rating"], rtol=1e-5)
+    np.testing.assert_allclose([p["ctr"] for p in got], expected["ctr"], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "pairs, status, message",
+    [
+        ([{"user_id": "nobody", "item_id": "i001"}], 404, "POST /recommend"),
+        ([{"user_id": "u000", "item_id": "ghost"}], 404, "unknown item 'ghost'"),
+        ([], 422, "at least 1 item"),
+        ([{"user_id": "u000", "item_id": "i001"}] * (MAX_PAIRS + 1), 422, f"at most {MAX_PAIRS} items"),
+        ([{"user_id": "u000"}], 422, "body.pairs.0.item_id: Field required"),
+    ],
+)
+def test_bad_predict_requests(client, pairs, status: int, message: str) -> None:
+    assert message in detail(client.post("/predict", json={"pairs": pairs}), status)
+
+
+def test_profile_gives_attributes_interests_and_summary(client) -> None:
+    for u in (0, 1):
+        body = client.get(f"/users/{user_id(u)}/profile").json()
+        assert set(body["attributes"]) == {"gender", "age"}
+        for attribute in body["attributes"].values():
+            probs = attribute["probabilities"]
+            assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+            assert attribute["prediction"] == max(probs, key=probs.get)
+        # Planted taste: liked items (rating >= 4) are all of the preferred group.
+        group = {0: {"action", "thriller"}, 1: {"romance", "drama"}}[preferred_group(u)]
+        assert {i["name"] for i in body["interests"]} == group
+        assert all(i["share"] == 1.0 for i in body["interests"])
+        g = body["attributes"]["gender"]["prediction"]
+        assert body["summary"].startswith(f"Likely gender {g} (") and "Mostly " in body["summary"]
+    assert "POST /recommend" in detail(client.get("/users/nobody/profile"), 404)
+
+
+def test_similar_items(client, rec) -> None:
+    r = client.get("/items/i005/similar", params={"k": 4})
+    assert ids(r) == rec.similar_items("i005", k=4)["item_id"].tolist()
+    assert "i005" not in ids(r)
+    ads = client.get("/items/i005/similar", params={"k": 4, "item_type": "ad"})
+    assert all(int(i[1:]) % 4 == 0 for i in ids(ads)) and len(ids(ads)) == 4
+    same_group = sum(item_group(int(i[1:])) == item_group(5) for i in ids(r))
+    assert same_group >= 3  # the item vectors know the two planted groups
+    assert "unknown item 'ghost'" in detail(client.get("/items/ghost/similar"), 404)
+    assert detail(client.get("/items/i005/similar", params={"k": 0}), 422).startswith("query.k")
+
+
+# ---------------------------------------------------------------- events
+
+
+def test_events_are_stored_counted_and_idempotent(client, runs) -> None:
+    before = client.get("/events/count").json()["count"]
+    one = client.post("/events", json={"user_id": "u000", "item_id": "i001", "event_type": "click", "event_id": "e-1"})
+    assert one.status_code == 201 and one.json() == {"event_ids": ["e-1"], "stored": 1}
+    batch = [
+        {"user_id": "new-user", "item_id": "new-item", "event_type": "view", "time": "2024-01-02T03:04:05Z"},
+        {"user_id": "u001", "item_id": "i002", "event_type": "rating", "rating": 4.5, "time": 1700000000},
+        {"user_id": "u000", "item_id": "i001", "event_type": "click", "event_id": "e-1"},  # a retry
+    ]
+    r = client.post("/events", json=batch)
+    assert r.status_code == 201 and r.json()["stored"] == 2
+    assert r.json()["event_ids"][2] == "e-1" and len(set(r.json()["event_ids"])) == 3
+    assert client.get("/events/count").json() == {"count": before + 3}
+    stored = read_events(runs["root"] / "events.sqlite").set_index("event_id")
+    row = stored.loc[r.json()["event_ids"][1]]
+    assert (row["user_id"], row["event_type"], row["rating"], row["time"]) == ("u001", "rating", 4.5, 1700000000.0)
+    assert stored.loc[r.json()["event_ids"][0], "time"] == pd.Timestamp("2024-01-02T03:04:05Z").timestamp()
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"user_id": "u000", "item_id": "i001", "event_type": "rating"}, "needs a rating"),
+        ({"user_id": "u000", "item_id": "i001", "event_type": "wink"}, "body.event.event_type: Input should be 'view'"),
+        ({"user_id": "", "item_id": "i001", "event_type": "click"}, "body.event.user_id"),
+        ({"user_id": "u000", "item_id": "i001", "event_type": "click", "time": "yesterday"}, "body.event.time"),
+        ([], "body.events: List should have at least 1 item"),
+        ("click", "body.event: Input should be a valid dictionary"),
+    ],
+)
+def test_bad_events_get_422_and_store_nothing(client, body, message: str) -> None:
+    before = client.get("/events/count").json()["count"]
+    assert message in detail(client.post("/events", json=body), 422)
+    assert client.get("/events/count").json()["count"] == before
+
+
+def test_oversized_bodies_get_413_declared_or_streamed(client) -> None:
+    big = b'{"user_id": "' + b"x" * (1 << 20) + b'"}'
+    assert "larger than 1048576 bytes" in detail(client.post("/events", content=big, headers={"content-type": "application/json"}), 413)
+
+    def chunks():  # no Content-Length: the limit must hold while reading
+        for _ in range(20):
+            yield b"y" * 65536
+
+    assert "larger than" in detail(client.post("/predict", content=chunks(), headers={"content-type": "application/json"}), 413)
+
+
+# ---------------------------------------------------------------- metrics, OpenAPI
+
+
+def _sample(text: str, series: str) -> float:
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_metrics_count_requests_by_route_and_status(client) -> None:
+    ok = 'polyrec_http_requests_total{method="GET",route="/users/{user_id}/recommendations",status="200"}'
+    missing = 'polyrec_http_requests_total{method="GET",route="/users/{user_id}/recommendations",status="404"}'
+    count = 'polyrec_http_request_duration_seconds_count{method="GET",route="/users/{user_id}/recommendations"}'
+    inf = 'polyrec_http_request_duration_seconds_bucket{method="GET",route="/users/{user_id}/recommendations",le="+Inf"}'
+    before = client.get("/metrics").text
+    for u in ("u000", "u001", "u002", "nobody"):
+        client.get(RECS.format(u))
+    r = client.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain")
+    after = r.text
+    assert _sample(after, ok) - _sample(before, ok) == 3
+    assert _sample(after, missing) - _sample(before, missing) == 1
+    assert _sample(after, count) - _sample(before, count) == 4 and _sample(after, inf) == _sample(after, count)
+    assert _sample(after, "polyrec_model_items") == 40
+    assert "# TYPE polyrec_http_request_duration_seconds histogram" in after
+
+
+def test_openapi_documents_every_endpoint(client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    expected = {
+        "/users/{user_id}/recommendations": "get", "/recommend": "post", "/predict": "post",
+        "/users/{user_id}/profile": "get", "/items/{item_id}/similar": "get", "/events": "post",
+        "/events/count": "get", "/admin/reload": "post", "/healthz": "get", "/metrics": "get",
+    }  # fmt: skip
+    assert {p: next(iter(m)) for p, m in paths.items()} == expected
+    assert "404" in paths["/users/{user_id}/recommendations"]["get"]["responses"]
+
+
+# ---------------------------------------------------------------- POST /admin/reload
+
+
+def test_reload_needs_the_admin_key(client, runs, monkeypatch) -> None:
+    body = {"run": str(runs["plain"])}
+    monkeypatch.delenv(ADMIN_KEY_ENV, raising=False)
+    assert ADMIN_KEY_ENV in detail(client.post("/admin/reload", json=body, headers={"X-API-Key": KEY}), 503)
+    monkeypatch.setenv(ADMIN_KEY_ENV, KEY)
+    assert "missing X-API-Key" in detail(client.post("/admin/reload", json=body), 401)
+    assert "wrong X-API-Key" in detail(client.post("/admin/reload", json=body, headers={"X-API-Key": "guess"}), 403)
+    missing = runs["root"] / "nothing"
+    message = detail(client.post("/admin/reload", json={"run": str(missing)}, headers={"X-API-Key": KEY}), 400)
+    assert message.startswith(f"cannot load run '{missing}': ") and str(missing) in message.split(": ", 1)[1]
+    assert client.get("/healthz").json()["run"] == str(runs["text"])  # nothing changed
+
+
+def test_reload_swaps_runs_while_requests_keep_being_answered(client, runs, monkeypatch) -> None:
+    monkeypatch.setenv(ADMIN_KEY_ENV, KEY)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            statuses.append(client.get(RECS.format("u003"), params={"k": 5}).status_code)
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        r = client.post("/admin/reload", json={"run": str(runs["plain"])}, headers={"X-API-Key": KEY})
+        assert r.status_code == 200 and r.json()["run"] == str(runs["plain"])
+        after_first = len(statuses)
+        r = client.post("/admin/reload", json={"run": str(runs["text"])}, headers={"X-API-Key": KEY})
+        assert r.status_code == 200
+        deadline = time.monotonic() + 30
+        while len(statuses) < after_first + 5 and time.monotonic() < deadline:  # answered after the swaps too
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert len(statuses) >= after_first + 5 and set(statuses) == {200}
+    assert client.get("/healthz").json()["run"] == str(runs["text"])
+
+
+def test_after_reload_the_new_run_answers(client, runs, monkeypatch) -> None:
+    monkeypatch.setenv(ADMIN_KEY_ENV, KEY)
+    new_item = {"history": [{"item_id": "new", "text": "A story"}]}
+    assert client.post("/recommend", json=new_item).status_code == 200
+    client.post("/admin/reload", json={"run": str(runs["plain"])}, headers={"X-API-Key": KEY})
+    try:
+        assert "reads no item text" in detail(client.post("/recommend", json=new_item), 422)
+        plain = polyrec.load(runs["plain"])
+        assert ids(client.get(RECS.format("u002"), params={"k": 5})) == plain.recommend("u002", k=5)["item_id"].tolist()
+    finally:
+        client.post("/admin/reload", json={"run": str(runs["text"])}, headers={"X-API-Key": KEY})
+
+
+# ---------------------------------------------------------------- an approximate index
+
+
+def test_ivf_index_is_reported_and_still_answers(runs, rec) -> None:
+    settings = ServeSettings(index=IndexSettings(exact_below=10, nlist=4, nprobe=1))
+    with torch_threads(1), TestClient(create_app(runs["text"], runs["root"] / "ivf-events.sqlite", settings)) as c:
+        index = c.get("/healthz").json()["index"]
+        assert (index["kind"], index["nlist"], index["nprobe"]) == ("ivf", 4, 1)
+        assert 0.0 < index["recall_at_10"] <= 1.0
+        r = c.get(RECS.format("u000"), params={"k": 20})
+        unseen = set(rec.recommend("u000", k=40)["item_id"])
+        # One of four groups scanned, yet 20 unseen items come back: the search widens until k survive.
+        assert len(ids(r)) == 20 and set(ids(r)) <= unseen
+
+
+def test_cli_serve_names_a_missing_run(tmp_path, capsys) -> None:
+    from polyrec.cli import main
+
+    assert main(["serve", "--run", str(tmp_path / "nothing"), "--events", str(tmp_path / "ev.sqlite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("polyrec: error: ") and str(tmp_path / "nothing") in err and "\n" not in err
+
+
+class PublicMethodsOnly:
+    """A run type without vectors (as a baseline or an ensemble): recommend/predict/profile only."""
+
+    def __init__(self, rec):
+        self._rec, self.items_, self.users_ = rec, rec.items_, rec.users_
+
+    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True):
+        return self._rec.recommend(user_id, k, exclude_seen)
+
+    def predict(self, user_ids, item_ids):
+        return self._rec.predict(user_ids, item_ids)
+
+    def profile(self, user_id: str):
+        return self._rec.profile(user_id)
+
+
+def test_a_run_type_without_vectors_is_served_through_its_own_methods(runs, client, monkeypatch) -> None:
+    real_load = polyrec.load
+    monkeypatch.setattr(polyrec, "load", lambda path: PublicMethodsOnly(real_load(path)))
+    with torch_threads(1), TestClient(create_app(runs["text"], runs["root"] / "plain-events.sqlite")) as c:
+        assert c.get("/healthz").json()["index"]["kind"] == "none"
+        for params in ({"k": 5}, {"k": 3, "item_type": "ad"}, {"k": 7, "exclude_seen": "false"}):
+            assert ids(c.get(RECS.format("u006"), params=params)) == ids(client.get(RECS.format("u006"), params=params))
+        assert c.post("/predict", json={"pairs": [{"user_id": "u000", "item_id": "i001"}]}).status_code == 200
+        assert "cannot recommend for an ad-hoc history" in detail(c.post("/recommend", json={"history": [{"item_id": "i001"}]}), 501)
+        assert "has no item vectors" in detail(c.get("/items/i001/similar"), 501)
+        assert c.get("/users/u000/profile").json()["interests"] == []
