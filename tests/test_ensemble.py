@@ -115,3 +115,24 @@ def test_ensemble_cli_and_mismatched_members(members, tmp_path, capsys) -> None:
     assert main(["ensemble", "--runs", str(members[1]), str(other), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "seeds [5] differ" in err and len(err.strip().splitlines()) == 1
+
+
+def test_weights_never_read_test_predictions(members, tmp_path) -> None:
+    """Replacing every member's test predictions with noise leaves every fitted weight as it was."""
+    import shutil
+
+    copies = []
+    for r in members:
+        shutil.copytree(r, tmp_path / r.name)
+        copies.append(tmp_path / r.name)
+    ensemble(copies, tmp_path / "before", log=lambda _: None)
+    rng = np.random.default_rng(0)
+    for test_file in [f for r in copies for f in (r / "predictions").rglob("test.npz")]:
+        with np.load(test_file) as z:
+            noisy = {k: rng.random(z[k].shape) for k in z.files}
+        np.savez(test_file, **noisy)
+    ensemble(copies, tmp_path / "after", log=lambda _: None)
+    weights = [yaml.safe_load((tmp_path / s / "ensemble.yaml").read_text())["weights"] for s in ("before", "after")]
+    assert weights[0] == weights[1]
+    before, after = (json.loads((tmp_path / s / "metrics.json").read_text()) for s in ("before", "after"))
+    assert before["A.rating.rmse"] != after["A.rating.rmse"]  # the test side did change
