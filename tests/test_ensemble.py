@@ -136,3 +136,22 @@ def test_weights_never_read_test_predictions(members, tmp_path) -> None:
     assert weights[0] == weights[1]
     before, after = (json.loads((tmp_path / s / "metrics.json").read_text()) for s in ("before", "after"))
     assert before["A.rating.rmse"] != after["A.rating.rmse"]  # the test side did change
+
+
+def test_the_service_serves_an_ensemble(members, tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from polyrec.serve.app import create_app
+
+    out = tmp_path / "served"
+    ensemble(members, out, log=lambda _: None)
+    rec = load_run(out)
+    with TestClient(create_app(out, tmp_path / "events.sqlite")) as c:
+        got = c.get("/users/u004/recommendations", params={"k": 4})
+        assert got.status_code == 200
+        assert [r["item_id"] for r in got.json()["items"]] == rec.recommend("u004", k=4)["item_id"].tolist()
+        pred = c.post("/predict", json={"pairs": [{"user_id": "u000", "item_id": "i003"}]})
+        assert pred.status_code == 200
+        assert pred.json()["predictions"][0]["rating"] == pytest.approx(rec.predict(["u000"], ["i003"])["rating"][0])
+        profile = c.get("/users/u001/profile").json()
+        assert set(profile["attributes"]["gender"]["probabilities"]) == {"F", "M"}
