@@ -155,3 +155,12 @@ def test_the_service_serves_an_ensemble(members, tmp_path) -> None:
         assert pred.json()["predictions"][0]["rating"] == pytest.approx(rec.predict(["u000"], ["i003"])["rating"][0])
         profile = c.get("/users/u001/profile").json()
         assert set(profile["attributes"]["gender"]["probabilities"]) == {"F", "M"}
+
+
+def test_runs_keep_only_their_protocols_own_tasks(members) -> None:
+    """Protocol A scores rating, ctr and profile; B scores next item (PROTOCOLS.md)."""
+    metrics = json.loads((members[0] / "metrics.json").read_text())
+    assert any(k.startswith("A.profile.") for k in metrics) and "B.next_item.ndcg@10" in metrics
+    assert not any(k.startswith(("B.profile", "B.rating", "B.ctr", "A.next_item")) for k in metrics)
+    with np.load(members[0] / "predictions" / "B" / "seed0" / "test.npz") as z:
+        assert z.files == ["next_item"]

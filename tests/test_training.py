@@ -9,25 +9,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from synthetic import tiny_config, write_dataset
 
 from polyrec.config import TASKS, RunConfig
 from polyrec.pipeline import aggregate, run
 from polyrec.train.finetune import build_model, finetune
 from polyrec.train.losses import joint_loss, task_losses
-from polyrec.train.protocol_data import prepare
 from polyrec.train.sequences import collate
-from synthetic import synthetic_dataset, tiny_config, write_dataset
-
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return synthetic_dataset()
-
-
-@pytest.fixture(scope="module")
-def data_a(ds):
-    return prepare(ds, "A", 0, 4.0, 10, True)
 
 
 def new_model(ds, data, seed: int = 0):

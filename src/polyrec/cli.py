@@ -70,6 +70,21 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--db", required=True, help="the SQLite event store")
     export.add_argument("--out", required=True, help="folder to write dataset.yaml and the CSV files to")
     export.add_argument("--run", help="put this run's interactions, items and users in the dataset too")
+
+    bench = sub.add_parser("bench", help="studies over many trainings, written to docs/results/")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    mtl = bench_sub.add_parser(
+        "mtl", help="each task alone vs shared-bottom/MMoE/PLE x fixed/uncertainty/GradNorm/PCGrad, protocols A and B"
+    )
+    mtl.add_argument("--archs", type=_csv, help="subset of shared_bottom,mmoe,ple (default: all)")
+    mtl.add_argument("--weightings", type=_csv, help="subset of fixed,uncertainty,gradnorm,pcgrad (default: all)")
+    mtl.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=[0, 1, 2], help="default 0,1,2")
+    mtl.add_argument("--epochs", type=int, default=12, help="maximum epochs per training (default 12; `run`: 30)")
+    mtl.add_argument("--config", help="YAML base config (default: polyrec run's defaults)")
+    mtl.add_argument("--out", default="runs/mtl", help="one run folder per configuration; finished ones are reused")
+    mtl.add_argument("--doc", default="docs/results/mtl.md", help="results document (plots beside it)")
+    mtl.add_argument("--data", help=argparse.SUPPRESS)  # a data folder instead of MovieLens-100K: smoke tests
+    mtl.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -150,11 +165,33 @@ def _events(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'dataset.yaml'}; train with: polyrec run --data {out}")
 
 
+def _bench(args: argparse.Namespace) -> None:
+    from .bench.mtl import bench_mtl
+    from .config import RunConfig
+
+    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    if args.data:
+        cfg.data.path, cfg.data.dataset = args.data, None
+    cfg.seeds, cfg.train.epochs = args.seeds, args.epochs
+    # The command behind the document, written out with every value it used.
+    given = {"data": args.data, "config": args.config, "archs": args.archs, "weightings": args.weightings}
+    command = " ".join(
+        ["polyrec bench mtl"]
+        + [f"--{k} {','.join(v) if isinstance(v, list) else v}" for k, v in given.items() if v]
+        + [f"--seeds {','.join(map(str, args.seeds))} --epochs {args.epochs} --out {args.out} --doc {args.doc}"]
+    )
+    doc = bench_mtl(cfg, args.out, args.doc, args.archs, args.weightings, command, progress=not args.quiet)
+    print(f"\nwrote {doc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .data.errors import DataError
 
     args = _parser().parse_args(argv)
-    handlers = {"run": _run, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "serve": _serve, "events": _events}
+    handlers = {
+        "run": _run, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "serve": _serve, "events": _events,
+        "bench": _bench,
+    }
     try:
         handlers[args.command](args)
     except (DataError, FileNotFoundError, KeyError, ValueError) as exc:

@@ -32,6 +32,31 @@ class TextConfig:
     cache_dir: str | None = None  # default: $POLYREC_CACHE or ~/.cache/polyrec
 
 
+MTL_ARCHS: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
+WEIGHTINGS: tuple[str, ...] = ("fixed", "uncertainty", "gradnorm", "pcgrad")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], where: str) -> None:
+    if value not in choices:
+        raise ValueError(f"'{where}' must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass
+class MtlConfig:
+    """Expert layers between the shared user encoder and the task heads (models/experts.py)."""
+
+    arch: str = "shared_bottom"  # shared_bottom (no expert layer) | mmoe | ple
+    experts: int = 4  # MMoE: experts shared by all tasks; PLE: shared experts per level
+    task_experts: int = 1  # PLE: each task's own experts per level
+    levels: int = 1  # PLE: extraction levels (1 = CGC)
+    hidden: int = 0  # expert MLP width; 0 = 2 · model.dim
+
+    def __post_init__(self) -> None:
+        _check_choice(self.arch, MTL_ARCHS, "model.mtl.arch")
+        if min(self.experts, self.levels) < 1 or self.task_experts < 0 or self.hidden < 0:
+            raise ValueError("'model.mtl': experts and levels must be ≥ 1, task_experts and hidden ≥ 0")
+
+
 @dataclass
 class ModelConfig:
     # "polyrec", or a baseline trained through the same pipeline: bias, svd, svdpp, bpr,
@@ -47,6 +72,21 @@ class ModelConfig:
     # Other users read per target item (rating/ctr): the item-side view. Off by default: on
     # MovieLens-100K it raised the validation rating loss (see README).
     item_raters: int = 0
+    mtl: MtlConfig = field(default_factory=MtlConfig)
+
+
+@dataclass
+class WeightingConfig:
+    """How the task losses combine into one gradient (train/weighting.py)."""
+
+    # fixed: Σ λ_t L_t with train.loss_weights; uncertainty (Kendall et al. 2018); gradnorm
+    # (Chen et al. 2018); pcgrad (Yu et al. 2020, on λ_t L_t).
+    method: str = "fixed"
+    alpha: float = 1.5  # GradNorm: how hard slow tasks are pulled up
+    lr: float = 0.025  # Adam step of the learned weights (uncertainty, gradnorm)
+
+    def __post_init__(self) -> None:
+        _check_choice(self.method, WEIGHTINGS, "train.weighting.method")
 
 
 @dataclass
@@ -67,6 +107,7 @@ class TrainConfig:
     aux_fraction: float = 0.25
     sampled_negatives: int = 0  # 0: full softmax over the catalogue for next_item
     threads: int | None = None  # torch threads; None = torch's default
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
 
 
 @dataclass
@@ -101,6 +142,12 @@ class RunConfig:
 
 
 T = TypeVar("T")
+
+
+def config_from_dict(cls: type[T], raw: dict[str, Any], where: str = "config") -> T:
+    """A config dataclass (e.g. the ``ModelConfig`` inside a saved model's spec) from a dict;
+    keys it lacks keep their defaults, so specs saved before a field existed still load."""
+    return _build(cls, raw, where)
 
 
 def _build(cls: type[T], raw: dict[str, Any], where: str) -> T:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..config import PROTOCOL_TASKS
 from ..eval.baseline_runs import rating_matrix
 from ..learners import LEARNER_FILE, FitInfo, LearnerContext, users_per_second
 from ..train.protocol_data import EvalSide, ProtocolData
@@ -61,10 +62,11 @@ class FactorLearner:
 
     def predict(self, data: ProtocolData, side: EvalSide) -> dict:
         out: dict[str, np.ndarray] = {}
+        own = [t for t in self.tasks if t in PROTOCOL_TASKS[data.protocol]]
         if side.pairs is not None and len(side.pairs):
             scores = self.model.predict(side.pairs.users, side.pairs.items)
-            out.update({t: scores for t in ("rating", "ctr") if t in self.tasks})
-        if "next_item" in self.tasks and side.next_users is not None and len(side.next_users):
+            out.update({t: scores for t in ("rating", "ctr") if t in own})
+        if "next_item" in own and side.next_users is not None and len(side.next_users):
             out["next_item"] = self.model.score_users(side.next_users)
         return out
 
@@ -153,7 +155,7 @@ class LogRegLearner:
         return FitInfo(time.perf_counter() - start)
 
     def predict(self, data: ProtocolData, side: EvalSide) -> dict:
-        if not self.models or side.profile_users is None or not len(side.profile_users):
+        if not self.models or data.protocol != "A" or side.profile_users is None or not len(side.profile_users):
             return {}
         X = rating_matrix(side.history, self.ctx.n_items)[side.profile_users]
         return {f"profile.{name}": m.predict_proba(X) for name, m in self.models.items()}

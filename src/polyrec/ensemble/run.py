@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from ..config import RunConfig
+from ..config import PROTOCOL_TASKS, RunConfig
 from ..data.tables import Dataset
 from ..eval.evaluate import SidePredictions, ProfilePool, side_metrics
 from ..eval.prediction_store import load_predictions, predictions_folder, save_predictions
@@ -75,7 +75,8 @@ def combine_side(
 ) -> tuple[SidePredictions, dict[str, Combiner | int]]:
     """The combined test predictions, and per task its fitted combiner (or the index of
     the only member that has the task)."""
-    keys = sorted({k for pred in valid for k in pred})
+    own = PROTOCOL_TASKS[data.protocol]
+    keys = sorted({k for pred in valid for k in pred if k.split(".")[0] in own})  # e.g. "profile.gender" → profile
     combined: SidePredictions = {}
     fitted: dict[str, Combiner | int] = {}
     for key in keys:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..config import PROTOCOL_TASKS
 from ..models.polyrec import PolyRecModel
 from ..train.protocol_data import EvalSide, ProtocolData
 from ..train.sequences import Histories, collate
@@ -91,14 +92,16 @@ def catalogue_scores(model: PolyRecModel, history: Histories, users: np.ndarray,
 
 
 def predict_side(model: PolyRecModel, data: ProtocolData, side: EvalSide) -> dict[str, np.ndarray]:
-    """The model's predictions for every target of ``side`` (format: ``eval.evaluate``)."""
+    """The model's predictions for every target of ``side`` of the protocol's own tasks
+    (format: ``eval.evaluate``)."""
     out: dict[str, np.ndarray] = {}
+    own = PROTOCOL_TASKS[data.protocol]
     if side.pairs is not None and len(side.pairs):
-        out.update(predict_pairs(model, side.history, side.pairs.users, side.pairs.items))
-    if "profile" in model.heads and side.profile_users is not None and len(side.profile_users):
+        out.update({k: v for k, v in predict_pairs(model, side.history, side.pairs.users, side.pairs.items).items() if k in own})
+    if "profile" in own and "profile" in model.heads and side.profile_users is not None and len(side.profile_users):
         proba = profile_probabilities(model, side.history, side.profile_users)
         out.update({f"profile.{name}": p for name, p in proba.items()})
-    if "next_item" in model.heads and side.next_users is not None and len(side.next_users):
+    if "next_item" in own and "next_item" in model.heads and side.next_users is not None and len(side.next_users):
         if len(side.next_users) * model.item_tower.n_items <= MAX_KEPT_SCORES:
             out["next_item"] = catalogue_scores(model, side.history, side.next_users)
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from safetensors.torch import load_file, save_file
 
-from ..config import ModelConfig
+from ..config import ModelConfig, config_from_dict
 from .polyrec import ModelSpec, PolyRecModel
 
 WEIGHTS, SPEC = "model.safetensors", "spec.yaml"
@@ -29,7 +29,9 @@ def load_model(folder: str | Path) -> PolyRecModel:
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder / name}: missing; is this a saved polyrec model folder?")
     raw = yaml.safe_load((folder / SPEC).read_text())
-    raw["config"] = ModelConfig(**raw["config"])
+    # Nested fields (model.mtl) become dataclasses again; a spec saved before a field existed
+    # gets its default, which is what that model was trained with.
+    raw["config"] = config_from_dict(ModelConfig, raw["config"], f"{folder / SPEC}: config")
     if raw.get("rating_range") is not None:
         raw["rating_range"] = tuple(raw["rating_range"])
     model = PolyRecModel(ModelSpec(**raw))

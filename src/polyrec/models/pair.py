@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+
+@dataclass
+class PairContext:
+    """The state-free part of a batch of pair features, each (B, T, d) but ``dev`` (B, T)."""
+
+    attended: torch.Tensor  # target-aware attention over the visible history tokens
+    summary: torch.Tensor  # mean of the visible history tokens
+    target: torch.Tensor  # the target item vectors
+    dev: torch.Tensor  # shrunk mean rating deviation over the visible history
 
 
 class PairEncoder(nn.Module):
@@ -42,7 +53,19 @@ class PairEncoder(nn.Module):
         visible: torch.Tensor,  # (B, T, L) bool
         state_index: torch.Tensor,  # (B, T) int, −1 for none
     ) -> torch.Tensor:
-        B, L, d = tokens.shape
+        return self.features(self.context(tokens, rating_centered, rated, target_vecs, visible), states, state_index)
+
+    def context(
+        self,
+        tokens: torch.Tensor,
+        rating_centered: torch.Tensor,
+        rated: torch.Tensor,
+        target_vecs: torch.Tensor,
+        visible: torch.Tensor,
+    ) -> PairContext:
+        """The features that read no user state (shapes as in ``forward``): computed once even
+        when several tasks each bring their own state (expert layers, models/experts.py)."""
+        d = tokens.shape[-1]
         q = self.q(target_vecs)  # (B, T, d)
         k, v = self.k(tokens), self.v(tokens)  # (B, L, d)
         scores = (q @ k.transpose(1, 2) / math.sqrt(d)).masked_fill(~visible, float("-inf"))  # (B, T, L)
@@ -55,19 +78,18 @@ class PairEncoder(nn.Module):
         # SVD++-style summary: the mean of the visible history tokens.
         summary = (vis @ tokens) / n.clamp(min=1.0)  # (B, T, d)
 
-        idx = state_index.clamp(min=0)
-        user = states.gather(1, idx.unsqueeze(-1).expand(-1, -1, d))  # (B, T, d)
-        user = torch.where(state_index.unsqueeze(-1) >= 0, user, self.empty_user)
-
         # The user's mean rating deviation over the visible history, shrunk towards 0 for
         # users with few ratings (the classic baseline predictor, computed leak-free).
         dev_sum = (vis @ rating_centered.unsqueeze(-1)).squeeze(-1)
         dev_n = (vis @ rated.float().unsqueeze(-1)).squeeze(-1)
         dev = dev_sum / (dev_n + self.shrinkage)
-        e = target_vecs
-        return torch.cat([user, attended, summary, e, user * e, attended * e, summary * e, dev.unsqueeze(-1)], dim=-1)
+        return PairContext(attended, summary, target_vecs, dev)
 
-    @staticmethod
-    def summary_of(features: torch.Tensor, dim: int) -> torch.Tensor:
-        """The history summary inside a (…, F) feature tensor from ``forward``."""
-        return features[..., 2 * dim : 3 * dim]
+    def features(self, ctx: PairContext, states: torch.Tensor, state_index: torch.Tensor) -> torch.Tensor:
+        """``ctx`` plus the user state at ``state_index`` (B, T) of ``states`` (B, L, d) → (B, T, F)."""
+        d = states.shape[-1]
+        idx = state_index.clamp(min=0)
+        user = states.gather(1, idx.unsqueeze(-1).expand(-1, -1, d))  # (B, T, d)
+        user = torch.where(state_index.unsqueeze(-1) >= 0, user, self.empty_user)
+        e, attended, summary = ctx.target, ctx.attended, ctx.summary
+        return torch.cat([user, attended, summary, e, user * e, attended * e, summary * e, ctx.dev.unsqueeze(-1)], dim=-1)

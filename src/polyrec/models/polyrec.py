@@ -1,4 +1,5 @@
-"""The shared multi-task model: item tower → user encoder → pair features → task heads."""
+"""The shared multi-task model: item tower → user encoder → expert layer (one state per task;
+none by default, see experts.py) → pair features → task heads."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from ..tasks.next_item import NextItemHead
 from ..tasks.profile import ProfileHead
 from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
-from .item_tower import ItemTower
+from .experts import build_experts
 from .item_raters import ItemRaters
+from .item_tower import ItemTower
 from .pair import PairEncoder
 from .user_encoder import UserEncoder
+
+PAIR_TASKS = ("rating", "ctr")  # the tasks that score a (user, item) pair through PairEncoder
 
 
 @dataclass
@@ -49,11 +53,19 @@ class UserEncoding:
     lengths: torch.Tensor  # (B,)
     rating_centered: torch.Tensor  # (B, L) rating − μ, 0 where none
     rated: torch.Tensor  # (B, L) bool
+    # Each task's view of ``states`` through the expert layer (models/experts.py); with
+    # shared-bottom every entry is ``states`` itself. Gates: task → (B, L, E) softmax weights.
+    task_states: dict[str, torch.Tensor] = field(default_factory=dict)
+    gates: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def last_state(self) -> torch.Tensor:
-        """(B, d) state after the whole history."""
+    def state(self, task: str) -> torch.Tensor:
+        """(B, L, d) the states ``task`` reads."""
+        return self.task_states.get(task, self.states)
+
+    def last_state(self, task: str = "next_item") -> torch.Tensor:
+        """(B, d) ``task``'s state after the whole history (next_item's: what retrieval reads)."""
         idx = (self.lengths - 1).clamp(min=0)
-        return self.states[torch.arange(len(idx)), idx]
+        return self.state(task)[torch.arange(len(idx)), idx]
 
 
 class PolyRecModel(nn.Module):
@@ -84,6 +96,8 @@ class PolyRecModel(nn.Module):
             classes = {k: len(v) for k, v in spec.attribute_classes.items()}
             heads["profile"] = ProfileHead(d, hidden, spec.n_items, classes, cfg.dropout)
         self.heads = nn.ModuleDict(heads)
+        # Shared-bottom (the default) has no parameters: the model is exactly the one without it.
+        self.experts = build_experts(cfg.mtl, list(heads), d, cfg.dropout)
 
     def encode(self, batch: HistoryBatch) -> UserEncoding:
         item_vecs = self.item_tower(batch.items)  # (B, L, d)
@@ -91,24 +105,55 @@ class PolyRecModel(nn.Module):
         states = self.user_encoder(tokens)
         rated = ~torch.isnan(batch.ratings)
         centered = torch.where(rated, batch.ratings - self.global_mean, torch.zeros_like(batch.ratings))
-        return UserEncoding(batch.users, batch.items, tokens, states, batch.mask, batch.lengths, centered, rated & batch.mask)
+        per_task = self.experts(states)
+        return UserEncoding(
+            batch.users, batch.items, tokens, states, batch.mask, batch.lengths, centered, rated & batch.mask,
+            per_task.states, per_task.gates,
+        )
+
+    def task_state(self, states: torch.Tensor, task: str) -> torch.Tensor:
+        """(B, L, d) encoder states → the states ``task`` reads (for callers that run the user
+        encoder themselves rather than ``encode``)."""
+        return self.experts(states).states.get(task, states)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters that more than one task reads (what PCGrad projects)."""
+        owned = {id(p) for t in self.heads for m in [self.heads[t], *self.experts.task_modules(t)] for p in m.parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in owned]
+
+    def last_shared_layer(self) -> torch.Tensor:
+        """The weight of the last layer every task's gradient flows through (where GradNorm
+        measures): the user encoder's last feed-forward output projection."""
+        if len(self.user_encoder.blocks) == 0:
+            return self.user_encoder.ln.weight
+        return self.user_encoder.blocks[-1].mlp[-1].weight
 
     def pair_features(
         self, enc: UserEncoding, target_items: torch.Tensor, visible: torch.Tensor, state_index: torch.Tensor
-    ) -> torch.Tensor:
-        """(B, T) targets, each reading the history positions ``visible`` (B, T, L) → (B, T, F)."""
-        features = self.pair(
-            enc.tokens, enc.states, enc.rating_centered, enc.rated, self.item_tower(target_items), visible, state_index
-        )
-        if self.item_raters is None:
-            return features
-        summary = PairEncoder.summary_of(features, self.spec.config.dim)
-        item_side = self.item_raters(enc.users, summary, target_items)
-        # The rating deviation stays the last feature (RatingHead reads it there).
-        return torch.cat([features[..., :-1], item_side, features[..., -1:]], dim=-1)
+    ) -> dict[str, torch.Tensor]:
+        """(B, T) targets, each reading the history positions ``visible`` (B, T, L) → per pair
+        task (rating, ctr), (B, T, F) features built from that task's own user state.
 
-    def history_pair_features(self, enc: UserEncoding, positions: torch.Tensor) -> torch.Tensor:
-        """Training features for the history items at ``positions`` (T,) as targets: (B, T, F).
+        Tasks that read the same state (shared-bottom) share one tensor.
+        """
+        ctx = self.pair.context(enc.tokens, enc.rating_centered, enc.rated, self.item_tower(target_items), visible)
+        item_side = None if self.item_raters is None else self.item_raters(enc.users, ctx.summary, target_items)
+        out: dict[str, torch.Tensor] = {}
+        built: dict[int, torch.Tensor] = {}
+        for task in (t for t in PAIR_TASKS if t in self.heads):
+            state = enc.state(task)
+            if id(state) not in built:
+                features = self.pair.features(ctx, state, state_index)
+                if item_side is not None:
+                    # The rating deviation stays the last feature (RatingHead reads it there).
+                    features = torch.cat([features[..., :-1], item_side, features[..., -1:]], dim=-1)
+                built[id(state)] = features
+            out[task] = built[id(state)]
+        return out
+
+    def history_pair_features(self, enc: UserEncoding, positions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training features for the history items at ``positions`` (T,) as targets: per pair
+        task, (B, T, F).
 
         Leave-one-out: target t reads all other items of the history and the causal state
         before t, so its own rating never reaches its input.
@@ -127,16 +172,16 @@ class PolyRecModel(nn.Module):
         pair = self.pair_features(enc, target_items, visible, state_index)
         out: dict[str, torch.Tensor] = {}
         if "rating" in self.heads:
-            out["rating"] = self.heads["rating"](pair, target_items)
+            out["rating"] = self.heads["rating"](pair["rating"], target_items)
         if "ctr" in self.heads:
-            out["ctr"] = torch.sigmoid(self.heads["ctr"](pair, target_items))
+            out["ctr"] = torch.sigmoid(self.heads["ctr"](pair["ctr"], target_items))
         return out
 
     def score_catalogue(self, enc: UserEncoding, item_vecs: torch.Tensor | None = None) -> torch.Tensor:
         """(B, I) next-item scores after each user's whole history."""
         if item_vecs is None:
             item_vecs = self.item_tower.all_items()
-        return self.heads["next_item"](enc.last_state(), item_vecs)
+        return self.heads["next_item"](enc.last_state("next_item"), item_vecs)
 
     def profile_logits(self, enc: UserEncoding) -> dict[str, torch.Tensor]:
-        return self.heads["profile"](enc.states, enc.items, enc.rating_centered, enc.mask)
+        return self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask)

@@ -18,11 +18,12 @@ from tqdm.auto import tqdm
 from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
 from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
-from .losses import joint_loss, task_losses
+from .losses import task_losses
 from .protocol_data import ProtocolData
 from .refit_head import refit_profile_head
 from .sequences import collate, length_bucketed_batches
 from .validation import NEXT_ITEM_SELECTION, validation_losses
+from .weighting import LossWeighting, SharedParameters, make_weighting
 
 
 @dataclass
@@ -30,7 +31,9 @@ class FitResult:
     model: PolyRecModel
     best_epoch: int
     train_seconds: float
-    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # task → {"train": [...], "valid": [...]}
+    # task → {"train": [...], "valid": [...], "weight": [...], "gate": [[...], ...]} per epoch: losses,
+    # the weighting strategy's effective λ, the mean gate over the experts in "gate_experts".
+    curves: dict[str, dict[str, list]] = field(default_factory=dict)
 
 
 def build_model(
@@ -90,11 +93,35 @@ def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+@torch.no_grad()
+def mean_gates(model: PolyRecModel, data: ProtocolData, max_users: int = 256) -> dict[str, list[float]]:
+    """Per task, the expert layer's gate weights averaged over the real positions of (up to
+    ``max_users``) validation users' histories; {} for an ungated (shared-bottom) model."""
+    if not model.experts.gated:
+        return {}
+    model.eval()
+    history = data.valid.history
+    users = np.flatnonzero(history.lengths() > 0)[:max_users]
+    enc = model.encode(collate(history, users, model.spec.config.max_history))
+    m = enc.mask.unsqueeze(-1).float()  # (B, L, 1)
+    return {t: ((g * m).sum((0, 1)) / m.sum()).tolist() for t, g in enc.gates.items()}
+
+
 def finetune(
-    model: PolyRecModel, data: ProtocolData, cfg: TrainConfig, progress: bool = True
+    model: PolyRecModel,
+    data: ProtocolData,
+    cfg: TrainConfig,
+    progress: bool = True,
+    weighting: LossWeighting | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``data.train``; stop when the protocol's validation loss stops falling."""
+    """Train ``model`` on ``data.train``; stop when the protocol's validation loss stops falling.
+
+    ``weighting`` turns the task losses into gradients; default: ``cfg.weighting``'s strategy.
+    """
     torch.manual_seed(data.seed)
+    if weighting is None:
+        weighting = make_weighting(cfg.weighting, list(model.heads), cfg.loss_weights, data.seed)
+    shared = SharedParameters(model.shared_parameters(), model.last_shared_layer())
     rng = np.random.default_rng(data.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     users = np.flatnonzero(data.train.lengths() > 1)  # a one-item history has no target to learn from
@@ -122,9 +149,8 @@ def finetune(
         for batch_users in batches:
             batch = collate(data.train, batch_users, model.spec.config.max_history, rng, shuffle)
             losses = task_losses(model, batch, data.profile_labels, cfg.sampled_negatives, *fractions)
-            loss = joint_loss(losses, cfg.loss_weights)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            weighting.backward(losses, shared)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
@@ -138,6 +164,11 @@ def finetune(
                 curves.setdefault("next_item", {"train": [], "valid": []}).setdefault("valid_ndcg@10", []).append(v)
             else:
                 curves.setdefault(k, {"train": [], "valid": []})["valid"].append(v)
+        for k, w in weighting.weights().items():
+            curves.setdefault(k, {"train": [], "valid": []}).setdefault("weight", []).append(w)
+        for k, g in mean_gates(model, data).items():
+            curves[k].setdefault("gate", []).append(g)
+            curves[k]["gate_experts"] = model.experts.expert_names(k)
         score = selection_score(valid, watched, cfg.loss_weights)
         bar.set_postfix({k: f"{v:.4f}" for k, v in valid.items() if k in watched})
         if score < best - 1e-4:

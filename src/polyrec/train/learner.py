@@ -37,7 +37,7 @@ class PolyRecLearner:
     def cost(self, data: ProtocolData) -> dict[str, float]:
         model, history = self.model, data.test.history
         users = np.flatnonzero(history.lengths() > 0)
-        return {
-            "model.trainable_params": float(sum(x.numel() for x in model.parameters() if x.requires_grad)),
-            "model.users_per_s": users_per_second(lambda u: score_users(model, history, u), users),
-        }
+        cost = {"model.trainable_params": float(sum(x.numel() for x in model.parameters() if x.requires_grad))}
+        if "next_item" in model.heads:  # a model without it (e.g. `--tasks rating`) scores no catalogue
+            cost["model.users_per_s"] = users_per_second(lambda u: score_users(model, history, u), users)
+        return cost

@@ -32,19 +32,19 @@ def task_losses(
         pair = model.history_pair_features(enc, positions)
         real = batch.mask[:, positions]
         # Heads run on real positions only: (N, F) rather than the padded (B, T, F).
-        pair, items = pair[real], batch.items[:, positions][real]
+        items = batch.items[:, positions][real]
         ratings, labels = batch.ratings[:, positions][real], batch.labels[:, positions][real]
         if "rating" in model.heads and not torch.isnan(ratings).all():
-            out["rating"] = rating.loss(model.heads["rating"](pair, items), ratings)
+            out["rating"] = rating.loss(model.heads["rating"](pair["rating"][real], items), ratings)
         if "ctr" in model.heads and not torch.isnan(labels).all():
-            out["ctr"] = ctr.loss(model.heads["ctr"](pair, items), labels)
+            out["ctr"] = ctr.loss(model.heads["ctr"](pair["ctr"][real], items), labels)
     if "next_item" in model.heads:
         valid = batch.mask[:, 1:].clone()
         if next_item_fraction < 1.0:
             valid &= torch.rand(valid.shape) < next_item_fraction
         out["next_item"] = next_item.loss(
             model.heads["next_item"],
-            enc.states[:, :-1],
+            enc.state("next_item")[:, :-1],
             batch.items[:, 1:],
             valid,
             model.item_tower.all_items(),

@@ -28,7 +28,7 @@ def _encode(model: PolyRecModel, data: ProtocolData, users: np.ndarray, size: in
     for s in range(0, len(users), size):
         u = users[s : s + size]
         enc = model.encode(collate(data.train, u, model.spec.config.max_history))
-        out.append((enc.states, enc.items, enc.rating_centered, enc.mask, u))
+        out.append((enc.state("profile"), enc.items, enc.rating_centered, enc.mask, u))
     return out
 
 

@@ -1,0 +1,264 @@
+"""`polyrec bench mtl`: every task alone versus each expert architecture × loss weighting.
+
+Each configuration is one ordinary `polyrec run` into ``<out>/<name>/`` (so its report,
+metrics.json and curves.json are there to inspect), skipped when that folder already has a
+metrics.json made with the same seeds and epochs: the study can run in pieces. Then
+``doc`` gets the table of each task's main metric (mean ± std over seeds), the comparison
+with the single-task models, and plots of the effective λ and the gate weights per epoch
+(first seed, from curves.json) in the folder beside it named like it (``mtl.md`` → ``mtl/``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from ..config import MTL_ARCHS, PROTOCOL_TASKS, WEIGHTINGS, RunConfig
+from ..pipeline import active_tasks, load_configured_dataset, run
+
+# Each task's main metric: (task, metrics.json key, column title, higher is better).
+MAIN_METRICS = (
+    ("rating", "A.rating.rmse", "rating RMSE ↓", False),
+    ("ctr", "A.ctr.auc", "ctr AUC ↑", True),
+    ("profile", "A.profile.gender.auc", "gender AUC ↑", True),
+    ("next_item", "B.next_item.ndcg@10", "NDCG@10 ↑", True),
+)
+BENCH_FILE = "bench.json"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # the run folder under the bench's --out
+    tasks: tuple[str, ...]
+    protocols: tuple[str, ...]
+    arch: str = "shared_bottom"
+    weighting: str = "fixed"
+
+    @property
+    def single(self) -> bool:
+        return len(self.tasks) == 1
+
+
+def variants(tasks: list[str], archs: list[str], weightings: list[str]) -> list[Variant]:
+    """Each task alone under its own protocol, then every arch × weighting on all tasks."""
+    out = [
+        Variant(f"single-{t}", (t,), tuple(p for p, ts in PROTOCOL_TASKS.items() if t in ts)) for t in tasks
+    ]
+    protocols = tuple(p for p, ts in PROTOCOL_TASKS.items() if set(ts) & set(tasks))
+    out += [Variant(f"{a}-{w}", tuple(tasks), protocols, a, w) for a in archs for w in weightings]
+    return out
+
+
+def variant_config(base: RunConfig, v: Variant) -> RunConfig:
+    cfg = copy.deepcopy(base)
+    cfg.tasks, cfg.protocols = list(v.tasks), list(v.protocols)
+    cfg.model.mtl.arch, cfg.train.weighting.method = v.arch, v.weighting
+    return cfg
+
+
+def _check_resumable(folder: Path, cfg: RunConfig) -> None:
+    """A finished folder is reused only if it answers the same question."""
+    done = RunConfig.load(folder / "config.yaml")
+    same = (done.seeds, done.train.epochs, done.tasks, done.model.mtl.arch, done.train.weighting.method) == (
+        cfg.seeds, cfg.train.epochs, cfg.tasks, cfg.model.mtl.arch, cfg.train.weighting.method
+    )
+    if not same:
+        raise ValueError(
+            f"{folder} holds a run with seeds {done.seeds} and {done.train.epochs} epochs "
+            f"({done.model.mtl.arch}, {done.train.weighting.method}); this bench asks for seeds {cfg.seeds} "
+            f"and {cfg.train.epochs} epochs: use another --out"
+        )
+
+
+def bench_mtl(
+    base: RunConfig,
+    out: str | Path,
+    doc: str | Path,
+    archs: list[str] | None = None,
+    weightings: list[str] | None = None,
+    command: str = "",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Run (or reuse) every configuration under ``out``; write ``doc`` and its plots."""
+    archs, weightings = list(archs or MTL_ARCHS), list(weightings or WEIGHTINGS)
+    for name, value, known in (("arch", archs, MTL_ARCHS), ("weighting", weightings, WEIGHTINGS)):
+        wrong = [x for x in value if x not in known]
+        if wrong:
+            raise ValueError(f"unknown {name} '{wrong[0]}'; {name}s: {', '.join(known)}")
+    out = Path(out)
+    tasks, _ = active_tasks(load_configured_dataset(base), base.tasks)
+    plan = variants(tasks, archs, weightings)
+    for k, v in enumerate(plan, 1):
+        folder, cfg = out / v.name, variant_config(base, v)
+        if (folder / "metrics.json").is_file():
+            _check_resumable(folder, cfg)
+            log(f"[{k}/{len(plan)}] {v.name}: done before, reused")
+            continue
+        log(f"[{k}/{len(plan)}] {v.name}: tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}")
+        start = time.perf_counter()
+        run(cfg, folder, progress=progress, log=log)
+        (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": time.perf_counter() - start}))
+    results = {v.name: _load(out / v.name) for v in plan}
+    return write_doc(Path(doc), plan, results, base, command)
+
+
+def _load(folder: Path) -> dict:
+    bench = folder / BENCH_FILE
+    return {
+        "metrics": json.loads((folder / "metrics.json").read_text()),
+        "curves": json.loads((folder / "curves.json").read_text()),
+        "wall": json.loads(bench.read_text())["wall_seconds"] if bench.is_file() else float("nan"),
+    }
+
+
+def _cell(metrics: dict, key: str) -> str:
+    if key not in metrics:
+        return "—"
+    std = metrics.get(f"{key}.std")
+    return f"{metrics[key]:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
+def versus_single(multi: dict, single: dict, key: str, higher: bool) -> str:
+    """▲ better than the single-task model by more than one std, ▼ worse by more than one,
+    = within (std: the larger of the two, over seeds); "" without a std to judge by."""
+    if key not in multi or key not in single or f"{key}.std" not in multi or f"{key}.std" not in single:
+        return ""
+    diff = (multi[key] - single[key]) * (1 if higher else -1)
+    std = max(multi[f"{key}.std"], single[f"{key}.std"])
+    return " ▲" if diff > std else " ▼" if diff < -std else " ="
+
+
+def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: RunConfig, command: str) -> Path:
+    columns = [(t, key, title, higher) for t, key, title, higher in MAIN_METRICS if any(t in v.tasks for v in plan)]
+    single = {t: results[v.name]["metrics"] for v in plan if v.single for t in v.tasks}
+    data = base.data.path or base.data.dataset
+    seeds = ", ".join(map(str, base.seeds))
+    total = sum(r["wall"] for r in results.values())
+    lines = [f"# Multi-task architectures × loss weighting on {data}", ""]
+    if base.data.path:
+        lines += [
+            (
+                f"> **Not a result**: run on the data folder `{data}`, a pipeline check "
+                "(the study itself runs on MovieLens-100K; see the command below without `--data`)."
+            ),
+            "",
+        ]
+    lines += [
+        f"Command: `{command}`",
+        "",
+        (
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()}, {os.cpu_count()} CPU cores, "
+            f"torch {torch.__version__} ({base.train.threads or torch.get_num_threads()} thread(s)) · "
+            f"seeds {seeds} · at most {base.train.epochs} epoch(s) per training (`polyrec run` trains up "
+            f"to 30) · wall time of all configurations: {total / 60:.1f} min"
+        ),
+        "",
+        (
+            "Test metrics, mean ± std over seeds. *single task*: each task trained alone under its own "
+            "protocol (one run per task, shared-bottom). The other rows train all tasks together "
+            "(protocol A: rating, ctr, profile; protocol B: next item). Against the single-task model: "
+            "▲ better by more than one std, ▼ worse by more than one std (negative transfer), = within "
+            "(std: the larger of the two)."
+        ),
+        "",
+        "| configuration | " + " | ".join(c[2] for c in columns) + " | ▲ / ▼ | wall min |",
+        "|---" * (len(columns) + 3) + "|",
+    ]
+    single_wall = sum(results[v.name]["wall"] for v in plan if v.single)
+    cells = [_cell(single.get(t, {}), key) for t, key, _, _ in columns]
+    lines.append(f"| single task | {' | '.join(cells)} |  | {single_wall / 60:.1f} |")
+    for v in plan:
+        if v.single:
+            continue
+        m = results[v.name]["metrics"]
+        marks = [versus_single(m, single.get(t, {}), key, higher) for t, key, _, higher in columns]
+        cells = [_cell(m, key) + mark for (_, key, _, _), mark in zip(columns, marks)]
+        score = f"{sum(x == ' ▲' for x in marks)} / {sum(x == ' ▼' for x in marks)}"
+        lines.append(f"| {v.arch} + {v.weighting} | {' | '.join(cells)} | {score} | {results[v.name]['wall'] / 60:.1f} |")
+    plots = write_plots(doc.parent / doc.stem, plan, results)
+    if plots:
+        lines += ["", "## Effective λ and gate weights per epoch (first seed)", ""]
+        lines += [f"![{p.stem}]({doc.stem}/{p.name})" for p in plots]
+    lines += [
+        "",
+        (
+            "Each configuration's run folder (report, metrics.json, curves.json with the per-epoch "
+            "`weight` and `gate` of every task) is under the bench's `--out`."
+        ),
+    ]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("\n".join(lines) + "\n")
+    return doc
+
+
+def write_plots(folder: Path, plan: list[Variant], results: dict[str, dict]) -> list[Path]:
+    """``weights_<protocol>.png`` (arch × weighting grid, a line per task) and, per gated
+    arch, ``gates_<arch>.png`` (protocol × task grid, a line per expert)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    multi = [v for v in plan if not v.single]
+    if not multi:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    archs = list(dict.fromkeys(v.arch for v in multi))
+    weightings = list(dict.fromkeys(v.weighting for v in multi))
+    protocols = list(dict.fromkeys(p for v in multi for p in v.protocols))
+    paths = []
+    for p in protocols:
+        fig, axes = plt.subplots(len(archs), len(weightings), figsize=(3.2 * len(weightings), 2.4 * len(archs)), squeeze=False)
+        for v in multi:
+            ax = axes[archs.index(v.arch)][weightings.index(v.weighting)]
+            for task, c in results[v.name]["curves"].get(p, {}).items():
+                if c.get("weight"):
+                    ax.plot(range(1, len(c["weight"]) + 1), c["weight"], marker="o", markersize=3, label=task)
+            ax.set_title(f"{v.arch} + {v.weighting}", fontsize=9)
+            ax.set_xlabel("epoch", fontsize=8)
+        axes[0][0].set_ylabel("effective λ")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"protocol {p}: effective task weights")
+        fig.tight_layout()
+        paths.append(_save(fig, folder / f"weights_{p}.png"))
+    for arch in archs:
+        gated = [v for v in multi if v.arch == arch and any("gate" in c for cs in results[v.name]["curves"].values() for c in cs.values())]
+        if not gated:
+            continue
+        v = next((g for g in gated if g.weighting == "fixed"), gated[0])
+        curves = results[v.name]["curves"]
+        tasks = [t for t in v.tasks if any("gate" in curves.get(p, {}).get(t, {}) for p in protocols)]
+        fig, axes = plt.subplots(len(protocols), len(tasks), figsize=(3.2 * len(tasks), 2.4 * len(protocols)), squeeze=False)
+        for i, p in enumerate(protocols):
+            for j, t in enumerate(tasks):
+                ax, c = axes[i][j], curves.get(p, {}).get(t, {})
+                for k, name in enumerate(c.get("gate_experts", [])):
+                    ax.plot(range(1, len(c["gate"]) + 1), [g[k] for g in c["gate"]], marker="o", markersize=3, label=name)
+                ax.set_title(f"{p}: {t}", fontsize=9)
+                ax.set_ylim(0, 1)
+                ax.legend(fontsize=6)
+        fig.suptitle(f"{arch} + {v.weighting}: mean gate weight per expert")
+        fig.tight_layout()
+        paths.append(_save(fig, folder / f"gates_{arch}.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
