@@ -37,3 +37,35 @@ test: install-dev
 
 clean:
 	rm -rf $(VENV) runs .cache
+
+# Peers beside polyrec on the same split files (benchmarks/peers/README.md): RecBole SASRec,
+# BERT4Rec and BPR and torch-rechub DeepFM in their own environment, polyrec's default, svd,
+# svdpp, logreg and bpr runs under runs/bench → docs/results/peers.md. Results already there
+# are kept (PEER_FLAGS=--force retrains). Caps for 2 CPU cores (there SASRec takes ~150 s,
+# BERT4Rec ~360 s an epoch); the document names every run that a cap, not early stopping, ended.
+PEERS_VENV := benchmarks/peers/.venv
+PEER_SEEDS ?= 0,1,2
+PEERS ?= sasrec,bert4rec,bpr,deepfm
+SASREC_EPOCHS ?= 50
+BERT4REC_EPOCHS ?= 20
+BPR_EPOCHS ?= 300
+DEEPFM_EPOCHS ?= 100
+PEER_FLAGS ?=
+PEER_VARS = PEER_SEEDS=$(PEER_SEEDS) PEERS=$(PEERS) SASREC_EPOCHS=$(SASREC_EPOCHS) \
+  BERT4REC_EPOCHS=$(BERT4REC_EPOCHS) BPR_EPOCHS=$(BPR_EPOCHS) DEEPFM_EPOCHS=$(DEEPFM_EPOCHS)
+
+.PHONY: peers-env bench-peers
+
+$(PEERS_VENV)/.installed: benchmarks/peers/requirements.txt
+	$(PY) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/pip install --quiet torch==2.13.0
+	$(PEERS_VENV)/bin/pip install --quiet -r benchmarks/peers/requirements.txt
+	touch $@
+
+peers-env: $(PEERS_VENV)/.installed
+
+bench-peers: install peers-env
+	$(BIN)/python benchmarks/peers/bench.py --seeds $(PEER_SEEDS) --peers $(PEERS) \
+	  --epochs sasrec=$(SASREC_EPOCHS),bert4rec=$(BERT4REC_EPOCHS),bpr=$(BPR_EPOCHS),deepfm=$(DEEPFM_EPOCHS) \
+	  --command "make bench-peers $(PEER_VARS)$(if $(PEER_FLAGS), PEER_FLAGS='$(PEER_FLAGS)')" $(PEER_FLAGS)

@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-MEMBERS = ("polyrec", "svdpp", "bpr", "logreg")
+MEMBERS = ("polyrec", "svdpp", "svd", "bias", "bpr", "popularity", "logreg")
 MAIN_METRICS = ("A.rating.rmse", "A.ctr.auc", "A.profile.gender.auc", "A.profile.age.accuracy",
                 "A.profile.occupation.accuracy", "B.next_item.ndcg@10", "B.next_item.hr@10")  # fmt: skip
 
