@@ -11,6 +11,7 @@ import torch
 import yaml
 from synthetic import TINY_YAML, tiny_config, write_dataset
 
+from polyrec.bench.mtl import versus_single
 from polyrec.cli import main
 from polyrec.config import TASKS, MtlConfig, RunConfig, WeightingConfig
 from polyrec.eval.predict import predict_pairs, profile_probabilities, score_users
@@ -311,3 +312,25 @@ def test_bench_mtl_smoke_run_writes_every_row_and_resumes(tmp_path, capsys) -> N
     assert (out / "mmoe-gradnorm" / "metrics.json").stat().st_mtime_ns == stamp
     assert main([*argv[:-5], "--epochs", "2", "--out", str(out), "--doc", str(doc), "--quiet"]) == 2
     assert "use another --out" in capsys.readouterr().err
+
+
+def test_versus_single_marks_only_differences_beyond_one_std() -> None:
+    single = {"A.ctr.auc": 0.70, "A.ctr.auc.std": 0.01, "A.rating.rmse": 0.95, "A.rating.rmse.std": 0.01}
+    assert versus_single({"A.ctr.auc": 0.72, "A.ctr.auc.std": 0.005}, single, "A.ctr.auc", True) == " ▲"
+    assert versus_single({"A.ctr.auc": 0.705, "A.ctr.auc.std": 0.02}, single, "A.ctr.auc", True) == " ="
+    assert versus_single({"A.rating.rmse": 0.97, "A.rating.rmse.std": 0.01}, single, "A.rating.rmse", False) == " ▼"
+    assert versus_single({"A.rating.rmse": 0.93, "A.rating.rmse.std": 0.01}, single, "A.rating.rmse", False) == " ▲"
+    assert versus_single({"A.ctr.auc": 0.9}, single, "A.ctr.auc", True) == ""  # one seed: no std
+
+
+def test_cold_start_vectors_go_through_the_expert_layer(ds, data_a) -> None:
+    """An ad-hoc history equal to a known user's gives that user's vector with MMoE too."""
+    from polyrec.recommender import Recommender
+
+    model = new_model(ds, data_a, ARCHS["mmoe"]).eval()
+    rec = Recommender({"B": model}, ds.items.astype({"item_id": str}), ds.users, ds.interactions)
+    for u in (3, 10):
+        mine = ds.interactions[ds.interactions["user"] == u].sort_values("timestamp", kind="stable")
+        items = ds.items["item_id"].astype(str).to_numpy()[mine["item"].to_numpy()]
+        vector = rec.history_vector(items.tolist(), mine["rating"].tolist())
+        np.testing.assert_allclose(vector, rec.user_vectors()[u], atol=1e-5)

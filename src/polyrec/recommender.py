@@ -174,6 +174,7 @@ class Recommender(RecommenderBase):
         labels = np.where(np.isnan(values), np.nan, (values >= spec.ctr_threshold).astype(float))
         tokens = RatingTokens(tuple(spec.rating_levels), spec.labels_only).encode(values, labels)
         states = model.user_encoder(model.user_encoder.tokens(vecs[None], torch.from_numpy(tokens)[None]))
+        states = model.task_state(states, "next_item")  # through the expert layer, as in encode
         q = model.heads["next_item"].query(states[0, -1])
         return np.append(q.numpy(), 1.0).astype(np.float32)
 

@@ -183,7 +183,8 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
         m = results[v.name]["metrics"]
         marks = [versus_single(m, single.get(t, {}), key, higher) for t, key, _, higher in columns]
         cells = [_cell(m, key) + mark for (_, key, _, _), mark in zip(columns, marks)]
-        score = f"{sum(x == ' ▲' for x in marks)} / {sum(x == ' ▼' for x in marks)}"
+        judged = any(marks)  # one seed: no std, nothing to judge by
+        score = f"{marks.count(' ▲')} / {marks.count(' ▼')}" if judged else "—"
         lines.append(f"| {v.arch} + {v.weighting} | {' | '.join(cells)} | {score} | {results[v.name]['wall'] / 60:.1f} |")
     plots = write_plots(doc.parent / doc.stem, plan, results)
     if plots:
