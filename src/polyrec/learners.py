@@ -24,6 +24,7 @@ LEARNER_FILE = "learner.yaml"
 class FitInfo:
     train_seconds: float
     best_epoch: int | None = None
+    seconds_to_best: float | None = None  # until the best validation score (iterative learners)
     curves: dict = field(default_factory=dict)  # task → {"train": [...], "valid": [...]} per epoch
 
 

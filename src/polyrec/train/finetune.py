@@ -34,6 +34,7 @@ class FitResult:
     # task → {"train": [...], "valid": [...], "weight": [...], "gate": [[...], ...]} per epoch: losses,
     # the weighting strategy's effective λ, the mean gate over the experts in "gate_experts".
     curves: dict[str, dict[str, list]] = field(default_factory=dict)
+    seconds_to_best: float = 0.0  # training time until the end of the best epoch (validation included)
 
 
 def build_model(
@@ -139,6 +140,7 @@ def finetune(
         watched.remove("profile")  # selected afterwards on its own (see refit_head.py)
     curves: dict[str, dict[str, list[float]]] = {}
     best, best_epoch, bad_epochs = float("inf"), -1, 0
+    seconds_to_best = 0.0
     best_state = copy.deepcopy(model.state_dict())
     start = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=f"protocol {data.protocol} seed {data.seed}", disable=not progress, leave=False)
@@ -174,6 +176,7 @@ def finetune(
         if score < best - 1e-4:
             best, best_epoch, bad_epochs = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
+            seconds_to_best = time.perf_counter() - start
         else:
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
@@ -182,4 +185,4 @@ def finetune(
     if refit_profile:
         refit_profile_head(model, data, cfg)
     model.eval()
-    return FitResult(model, best_epoch, time.perf_counter() - start, curves)
+    return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best)

@@ -26,7 +26,7 @@ class PolyRecLearner:
         c = self.ctx
         self.model = build_model(data, self.tasks, c.n_items, c.text_vectors, c.cfg.model, c.rating_range, c.cfg.data.ctr_threshold)
         fit = finetune(self.model, data, c.cfg.train, c.progress)
-        return FitInfo(fit.train_seconds, fit.best_epoch, fit.curves)
+        return FitInfo(fit.train_seconds, fit.best_epoch, curves=fit.curves, seconds_to_best=fit.seconds_to_best)
 
     def predict(self, data: ProtocolData, side: EvalSide) -> dict:
         return predict_side(self.model, data, side)
