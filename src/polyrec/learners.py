@@ -14,9 +14,10 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from .config import RunConfig
+from .eval.evaluate import SidePredictions
 from .train.protocol_data import EvalSide, ProtocolData
 
-SidePredictions = dict  # see eval.evaluate.SidePredictions
 LEARNER_FILE = "learner.yaml"
 
 
@@ -45,7 +46,7 @@ class Learner(Protocol):
 class LearnerContext:
     """What a learner may use besides the split: the run's config, catalogue and features."""
 
-    cfg: "RunConfig"  # noqa: F821
+    cfg: RunConfig
     tasks: list[str]
     n_items: int
     text_vectors: object | None
