@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 # Language models load from installed packages or local folders; never reach for a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,21 +27,46 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files")
 
 
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in _csv(text)]
+
+
+def _add_common_args(p: argparse.ArgumentParser, out: str, epochs: str) -> None:
+    """Data, config, protocols, seeds, epochs, text and output: shared by run, finetune, pretrain."""
+    _add_data_args(p)
+    p.add_argument("--config", help="YAML config (see configs/)")
+    p.add_argument("--protocols", type=_csv, help="comma-separated, e.g. A,B")
+    p.add_argument("--seeds", type=_ints, help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--epochs", type=int, help=epochs)
+    p.add_argument("--no-text", action="store_true", help="items as ID embeddings only")
+    p.add_argument("--out", default=out, help=f"output folder (default {out})")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_run_args(run: argparse.ArgumentParser) -> None:
+    _add_common_args(run, "runs/latest", "maximum epochs (early stopping may end sooner)")
+    run.add_argument("--model", help="polyrec (default) or a baseline: bias, svd, svdpp, bpr, popularity, logreg")
+    run.add_argument("--tasks", type=_csv, help="comma-separated: profile,rating,ctr,next_item")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polyrec", description="Multi-task recommendation on language-model features.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train and evaluate under protocols A and B; write runs/NAME")
-    _add_data_args(run)
-    run.add_argument("--config", help="YAML config (see configs/)")
-    run.add_argument("--model", help="polyrec (default) or a baseline: bias, svd, svdpp, bpr, popularity, logreg")
-    run.add_argument("--protocols", type=_csv, help="comma-separated, e.g. A,B")
-    run.add_argument("--tasks", type=_csv, help="comma-separated: profile,rating,ctr,next_item")
-    run.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], help="comma-separated seeds (default 0,1,2)")
-    run.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
-    run.add_argument("--no-text", action="store_true", help="items as ID embeddings only")
-    run.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_run_args(run)
+    pre = run.add_mutually_exclusive_group()
+    pre.add_argument("--pretrain", dest="pretrain", action="store_true", default=None,
+                     help="self-supervised pretraining per protocol and seed before fine-tuning")
+    pre.add_argument("--no-pretrain", dest="pretrain", action="store_false", help="no pretraining (the default)")
+    pre.add_argument("--init", help="start from a `polyrec pretrain` folder (its checkpoint per protocol and seed)")
+
+    ft = sub.add_parser("finetune", help="`polyrec run` starting from a `polyrec pretrain` checkpoint")
+    _add_run_args(ft)
+    ft.add_argument("--init", required=True, help="folder written by `polyrec pretrain`")
+
+    pt = sub.add_parser("pretrain", help="self-supervised pretraining on interactions only; one checkpoint per protocol and seed")
+    _add_common_args(pt, "runs/pretrain", "pretraining epochs (default pretrain.epochs)")
 
     data = sub.add_parser("data", help="inspect a dataset")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -85,37 +114,67 @@ def _parser() -> argparse.ArgumentParser:
     mtl.add_argument("--doc", default="docs/results/mtl.md", help="results document (plots beside it)")
     mtl.add_argument("--data", help=argparse.SUPPRESS)  # a data folder instead of MovieLens-100K: smoke tests
     mtl.add_argument("--quiet", action="store_true", help="no progress bars")
+    bp = bench_sub.add_parser("pretrain", help="no pretraining vs each objective alone vs all, protocols A and B; cold items")
+    bp.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="default 0,1,2")
+    bp.add_argument("--epochs", type=int, default=12, help="maximum fine-tuning epochs per training (default 12)")
+    bp.add_argument("--pretrain-epochs", type=int, help="pretraining epochs (default pretrain.epochs)")
+    bp.add_argument("--config", help="YAML base config (default: polyrec run's defaults)")
+    bp.add_argument("--out", default="runs/pretrain-bench", help="one run folder per configuration; finished ones are reused")
+    bp.add_argument("--doc", default="docs/results/pretrain.md", help="results document")
+    bp.add_argument("--data", help=argparse.SUPPRESS)  # a data folder instead of MovieLens-100K: smoke tests
+    bp.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
 def _run(args: argparse.Namespace) -> None:
-    from .config import RunConfig
     from .eval.report import results_table
     from .pipeline import run
 
-    cfg = RunConfig.load(args.config) if args.config else RunConfig()
-    if args.data:
-        cfg.data.path, cfg.data.dataset = args.data, None
-    elif args.dataset:
-        cfg.data.dataset, cfg.data.path = args.dataset, None
+    cfg = _config(args)
     if args.model:
         cfg.model.name = args.model
-    if args.protocols:
-        cfg.protocols = [p.upper() for p in args.protocols]
     if args.tasks:
         cfg.tasks = args.tasks
-    if args.seeds:
-        cfg.seeds = args.seeds
     if args.epochs:
         cfg.train.epochs = args.epochs
-    if args.no_text:
-        cfg.text.enabled = False
+    if getattr(args, "pretrain", None) is not None:
+        cfg.pretrain.enabled = args.pretrain
+    if getattr(args, "init", None):
+        cfg.pretrain.init, cfg.pretrain.enabled = args.init, False
     result = run(cfg, args.out, progress=not args.quiet)
     print()
     print(results_table(result.metrics, cfg.model.name))
     for note in result.notes:
         print(f"note: {note}")
     print(f"\nwrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'metrics.json'}")
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    """The config file (or the defaults) with the data, protocol, seed and text flags applied."""
+    from .config import RunConfig
+
+    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    if args.data:
+        cfg.data.path, cfg.data.dataset = args.data, None
+    elif getattr(args, "dataset", None):
+        cfg.data.dataset, cfg.data.path = args.dataset, None
+    if getattr(args, "protocols", None):
+        cfg.protocols = [p.upper() for p in args.protocols]
+    if args.seeds:
+        cfg.seeds = args.seeds
+    if getattr(args, "no_text", False):
+        cfg.text.enabled = False
+    return cfg
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from .train.pretrain import pretrain_run
+
+    cfg = _config(args)
+    if args.epochs is not None:
+        cfg.pretrain.epochs = args.epochs
+    out = pretrain_run(cfg, args.out, progress=not args.quiet)
+    print(f"\nwrote {out}/<protocol>/seed<k>/; fine-tune with: polyrec finetune --init {out}")
 
 
 def _ensemble(args: argparse.Namespace) -> None:
@@ -167,12 +226,22 @@ def _events(args: argparse.Namespace) -> None:
 
 def _bench(args: argparse.Namespace) -> None:
     from .bench.mtl import bench_mtl
-    from .config import RunConfig
+    from .bench.pretrain import bench_pretrain
 
-    cfg = RunConfig.load(args.config) if args.config else RunConfig()
-    if args.data:
-        cfg.data.path, cfg.data.dataset = args.data, None
-    cfg.seeds, cfg.train.epochs = args.seeds, args.epochs
+    cfg = _config(args)
+    cfg.train.epochs = args.epochs
+    if args.bench_command == "pretrain":
+        if args.pretrain_epochs is not None:
+            cfg.pretrain.epochs = args.pretrain_epochs
+        given = {"data": args.data, "config": args.config, "pretrain-epochs": args.pretrain_epochs}
+        command = " ".join(
+            ["polyrec bench pretrain"]
+            + [f"--{k} {v}" for k, v in given.items() if v is not None]
+            + [f"--seeds {','.join(map(str, args.seeds))} --epochs {args.epochs} --out {args.out} --doc {args.doc}"]
+        )
+        doc = bench_pretrain(cfg, args.out, args.doc, command, progress=not args.quiet)
+        print(f"\nwrote {doc}")
+        return
     # The command behind the document, written out with every value it used.
     given = {"data": args.data, "config": args.config, "archs": args.archs, "weightings": args.weightings}
     command = " ".join(
@@ -189,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     handlers = {
-        "run": _run, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "serve": _serve, "events": _events,
+        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "serve": _serve, "events": _events,
         "bench": _bench,
     }
     try:

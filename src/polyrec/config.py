@@ -110,12 +110,44 @@ class TrainConfig:
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
 
 
+PRETRAIN_OBJECTIVES: tuple[str, ...] = ("mim", "contrastive", "text_id")
+
+
+@dataclass
+class PretrainConfig:
+    """Self-supervised pretraining of the item tower and user encoder on interactions alone
+    (train/pretrain.py), per protocol and seed on that split's training side. Off by default."""
+
+    enabled: bool = False  # `polyrec run --pretrain` / `--no-pretrain`
+    init: str | None = None  # a `polyrec pretrain` folder to start from (`polyrec finetune --init`)
+    epochs: int = 10  # fixed: no labels, so no validation to stop on
+    lr: float = 2e-3
+    batch_size: int = 32  # users per step
+    mask_prob: float = 0.2  # share of a history's items replaced by the [MASK] vector
+    temperature: float = 0.1  # InfoNCE (contrastive, text_id)
+    crop: float = 0.6  # contrastive views keep a random contiguous share in [crop, 1] of a history
+    # Weight of each objective in the summed loss; 0 switches it off. mim: masked item
+    # modelling; contrastive: two augmented views of a history; text_id: ID ↔ text vector.
+    objectives: dict[str, float] = field(
+        default_factory=lambda: {"mim": 1.0, "contrastive": 0.5, "text_id": 0.5}
+    )
+
+    def __post_init__(self) -> None:
+        for name, weight in self.objectives.items():
+            _check_choice(name, PRETRAIN_OBJECTIVES, "pretrain.objectives")
+            if weight < 0:
+                raise ValueError(f"'pretrain.objectives.{name}' must be ≥ 0; got {weight}")
+        if not 0 < self.mask_prob < 1 or not 0 < self.crop <= 1 or self.temperature <= 0 or self.epochs < 0:
+            raise ValueError("'pretrain': mask_prob must be in (0, 1), crop in (0, 1], temperature > 0, epochs ≥ 0")
+
+
 @dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     protocols: list[str] = field(default_factory=lambda: ["A", "B"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])

@@ -27,6 +27,7 @@ class FitInfo:
     best_epoch: int | None = None
     seconds_to_best: float | None = None  # until the best validation score (iterative learners)
     curves: dict = field(default_factory=dict)  # task → {"train": [...], "valid": [...]} per epoch
+    pretrain_seconds: float | None = None  # self-supervised pretraining before fit (polyrec, when on)
 
 
 class Learner(Protocol):

@@ -118,6 +118,8 @@ def run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[s
                 metrics.update(baseline_metrics(data, ds.n_items, tasks, rating_range))
             metrics["model.train_seconds"] = metrics.get("model.train_seconds", 0.0) + fit.train_seconds
             metrics[f"model.{p}.train_seconds"] = fit.train_seconds
+            if fit.pretrain_seconds is not None:
+                metrics[f"model.{p}.pretrain_seconds"] = fit.pretrain_seconds
             if fit.seconds_to_best is not None:
                 metrics[f"model.{p}.seconds_to_best"] = fit.seconds_to_best
             pool.add(data, preds["test"])

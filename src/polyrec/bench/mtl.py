@@ -138,13 +138,10 @@ def versus_single(multi: dict, single: dict, key: str, higher: bool) -> str:
     return " ▲" if diff > std else " ▼" if diff < -std else " ="
 
 
-def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: RunConfig, command: str) -> Path:
-    columns = [(t, key, title, higher) for t, key, title, higher in MAIN_METRICS if any(t in v.tasks for v in plan)]
-    single = {t: results[v.name]["metrics"] for v in plan if v.single for t in v.tasks}
+def provenance(base: RunConfig, command: str, total_seconds: float) -> list[str]:
+    """A bench document's opening lines: "not a result" on a data folder, the command, the machine."""
     data = base.data.path or base.data.dataset
-    seeds = ", ".join(map(str, base.seeds))
-    total = sum(r["wall"] for r in results.values())
-    lines = [f"# Multi-task architectures × loss weighting on {data}", ""]
+    lines = []
     if base.data.path:
         lines += [
             (
@@ -153,16 +150,25 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
             ),
             "",
         ]
-    lines += [
+    return lines + [
         f"Command: `{command}`",
         "",
         (
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()}, {os.cpu_count()} CPU cores, "
             f"torch {torch.__version__} ({base.train.threads or torch.get_num_threads()} thread(s)) · "
-            f"seeds {seeds} · at most {base.train.epochs} epoch(s) per training (`polyrec run` trains up "
-            f"to 30) · wall time of all configurations: {total / 60:.1f} min"
+            f"seeds {', '.join(map(str, base.seeds))} · at most {base.train.epochs} epoch(s) per training (`polyrec run` trains up "
+            f"to 30) · wall time of all configurations: {total_seconds / 60:.1f} min"
         ),
         "",
+    ]
+
+
+def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: RunConfig, command: str) -> Path:
+    columns = [(t, key, title, higher) for t, key, title, higher in MAIN_METRICS if any(t in v.tasks for v in plan)]
+    single = {t: results[v.name]["metrics"] for v in plan if v.single for t in v.tasks}
+    data = base.data.path or base.data.dataset
+    total = sum(r["wall"] for r in results.values())
+    lines = [f"# Multi-task architectures × loss weighting on {data}", ""] + provenance(base, command, total) + [
         (
             "Test metrics, mean ± std over seeds. *single task*: each task trained alone under its own "
             "protocol (one run per task, shared-bottom). The other rows train all tasks together "

@@ -11,6 +11,7 @@ from ..learners import FitInfo, LearnerContext, users_per_second
 from ..models.io import save_model
 from ..models.polyrec import PolyRecModel
 from .finetune import build_model, finetune
+from .pretrain import init_from_pretraining
 from .protocol_data import EvalSide, ProtocolData
 
 
@@ -25,8 +26,10 @@ class PolyRecLearner:
     def fit(self, data: ProtocolData) -> FitInfo:
         c = self.ctx
         self.model = build_model(data, self.tasks, c.n_items, c.text_vectors, c.cfg.model, c.rating_range, c.cfg.data.ctr_threshold)
+        # Off by default: `--pretrain` pretrains on this split's training side, `--init` loads.
+        pretrain_seconds = init_from_pretraining(self.model, data, c.cfg, c.text_vectors, c.progress)
         fit = finetune(self.model, data, c.cfg.train, c.progress)
-        return FitInfo(fit.train_seconds, fit.best_epoch, curves=fit.curves, seconds_to_best=fit.seconds_to_best)
+        return FitInfo(fit.train_seconds, fit.best_epoch, fit.seconds_to_best, fit.curves, pretrain_seconds)
 
     def predict(self, data: ProtocolData, side: EvalSide) -> dict:
         return predict_side(self.model, data, side)

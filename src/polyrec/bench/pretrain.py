@@ -1,0 +1,139 @@
+"""`polyrec bench pretrain`: no pretraining vs each objective alone vs all together.
+
+Each configuration is one ordinary `polyrec run` (pretraining inside it, per protocol and
+seed, on that split's training side) into ``<out>/<name>/``, reused when that folder already
+holds a finished run of the same configuration (the study runs in pieces, like `bench mtl`).
+Then ``doc`` gets each task's main metric (mean ± std over seeds) against no pretraining,
+the pretraining time, and HR@10 on cold test items (≤ ``COLD_MAX`` training interactions
+under protocol B), with and without text features.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import PRETRAIN_OBJECTIVES, RunConfig
+from ..eval.evaluate import next_item_side_ranks
+from ..eval.prediction_store import load_predictions
+from ..pipeline import load_configured_dataset, run
+from ..train.protocol_data import prepare
+from .mtl import BENCH_FILE, MAIN_METRICS, _cell, _load, provenance, versus_single
+
+COLD_MAX = 5  # a test item with at most this many training interactions is cold
+COLD_KEY = "B.next_item.cold_hr@10"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # the run folder under the bench's --out
+    objectives: tuple[str, ...]  # () = no pretraining
+    text: bool = True
+    protocols: tuple[str, ...] = ("A", "B")
+
+
+def variants(text: bool) -> list[Variant]:
+    """No pretraining, each objective alone, all together; with text on, the same without
+    text (protocol B only: the cold-item comparison). text_id needs text."""
+    objectives = [o for o in PRETRAIN_OBJECTIVES if text or o != "text_id"]
+    plan = [Variant("none", ()), *(Variant(o, (o,)) for o in objectives), Variant("all", tuple(objectives))]
+    if text:
+        no_text = tuple(o for o in objectives if o != "text_id")
+        plan += [Variant("none-notext", (), False, ("B",)), Variant("all-notext", no_text, False, ("B",))]
+    return plan
+
+
+def variant_config(base: RunConfig, v: Variant) -> RunConfig:
+    cfg = copy.deepcopy(base)
+    cfg.protocols, cfg.text.enabled = list(v.protocols), v.text
+    cfg.pretrain.enabled, cfg.pretrain.init = bool(v.objectives), None
+    cfg.pretrain.objectives = {o: (base.pretrain.objectives.get(o, 1.0) or 1.0) if o in v.objectives else 0.0 for o in PRETRAIN_OBJECTIVES}
+    return cfg
+
+
+def cold_hr(folder: Path, cfg: RunConfig, ds, k: int = 10) -> dict[str, float]:
+    """HR@k over protocol-B test targets whose item has ≤ COLD_MAX training interactions,
+    per seed from the run's saved test predictions; mean (± std) and the mean target count."""
+    per_seed, counts = [], []
+    for seed in cfg.seeds:
+        data = prepare(ds, "B", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile=False)
+        ranks = next_item_side_ranks(data.test, load_predictions(folder, "B", seed, "test"))
+        train_counts = np.bincount(np.concatenate([np.asarray(x) for x in data.train.items]), minlength=ds.n_items)
+        cold = train_counts[data.test.next_items] <= COLD_MAX
+        counts.append(int(cold.sum()))
+        if cold.any():
+            per_seed.append(float(np.mean(ranks[cold] <= k)))
+    out = {f"{COLD_KEY}.n": float(np.mean(counts))}
+    if per_seed:
+        out[COLD_KEY] = float(np.mean(per_seed))
+        if len(cfg.seeds) > 1:
+            out[f"{COLD_KEY}.std"] = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0
+    return out
+
+
+def bench_pretrain(
+    base: RunConfig,
+    out: str | Path,
+    doc: str | Path,
+    command: str = "",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Run (or reuse) every configuration under ``out``; write ``doc``."""
+    out = Path(out)
+    ds = load_configured_dataset(base)
+    plan = variants(base.text.enabled)
+    results = {}
+    for i, v in enumerate(plan, 1):
+        folder, cfg = out / v.name, variant_config(base, v)
+        if (folder / "metrics.json").is_file():
+            if RunConfig.load(folder / "config.yaml") != cfg:
+                raise ValueError(f"{folder} holds a run of another configuration than this bench asks for: use another --out")
+            log(f"[{i}/{len(plan)}] {v.name}: done before, reused")
+        else:
+            log(f"[{i}/{len(plan)}] {v.name}: objectives {','.join(v.objectives) or 'none'}, text {'on' if v.text else 'off'}")
+            start = time.perf_counter()
+            run(cfg, folder, progress=progress, log=log)
+            (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": time.perf_counter() - start}))
+        results[v.name] = _load(folder)
+        results[v.name]["metrics"].update(cold_hr(folder, cfg, ds))
+    return write_doc(Path(doc), plan, results, base, command)
+
+
+def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: RunConfig, command: str) -> Path:
+    columns = [(key, title, higher) for _, key, title, higher in MAIN_METRICS]
+    columns += [("B.next_item.hr@10", "HR@10 ↑", True), (COLD_KEY, f"cold-item HR@10 ↑ (≤ {COLD_MAX} train)", True)]
+    ref = results["none"]["metrics"]
+    total = sum(r["wall"] for r in results.values())
+    data = base.data.path or base.data.dataset
+    smoke = " (smoke run — not a result)" if base.data.path else ""
+    lines = [f"# Self-supervised pretraining on {data}{smoke}", ""] + provenance(base, command, total) + [
+        (
+            "Test metrics, mean ± std over seeds. Each row pretrains the item tower and user encoder "
+            "per protocol and seed on that split's training interactions only (no rating, label or "
+            "attribute), then fine-tunes as `polyrec run`. Against *none* (no pretraining, text on): "
+            "▲ better by more than one std, ▼ worse by more than one std, = within. *-notext*: items "
+            "as ID embeddings only (protocol B only). Cold items: protocol-B test targets whose item has "
+            f"≤ {COLD_MAX} training interactions (mean count per seed in the last column)."
+        ),
+        "",
+        "| configuration | " + " | ".join(c[1] for c in columns) + " | cold targets | pretrain s (A / B) | wall min |",
+        "|---" * (len(columns) + 4) + "|",
+    ]
+    for v in plan:
+        m = results[v.name]["metrics"]
+        marks = ["" if v.name == "none" else versus_single(m, ref, key, higher) for key, _, higher in columns]
+        cells = [_cell(m, key) + mark for (key, _, _), mark in zip(columns, marks)]
+        pre = " / ".join(f"{m[f'model.{p}.pretrain_seconds']:.0f}" if f"model.{p}.pretrain_seconds" in m else "—" for p in "AB")
+        cold_n = m.get(f"{COLD_KEY}.n", float("nan"))
+        lines.append(f"| {v.name} | {' | '.join(cells)} | {cold_n:.0f} | {pre} | {results[v.name]['wall'] / 60:.1f} |")
+    lines += ["", "Each configuration's run folder (report, metrics.json, config.yaml) is under the bench's `--out`."]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("\n".join(lines) + "\n")
+    return doc

@@ -1,0 +1,295 @@
+"""Recipe: self-supervised pretraining of the item tower and user encoder on interactions alone.
+
+Read top to bottom: which interactions → batches of item sequences (augmented views for the
+contrastive objective) → the weighted sum of the objectives of ``pretrain_objectives.py`` →
+a checkpoint → the fine-tuned model starts from it (``init_from_pretraining``).
+
+Which interactions (the rule): for protocol P and seed s, pretraining reads the item
+sequences of the *training side* of the very split fine-tuning is then evaluated on
+(``ProtocolData.train``): never a valid or test interaction, and never a rating, label or
+attribute (only ``Histories.items`` is read). So a checkpoint belongs to one protocol and
+seed, and ``polyrec pretrain`` writes one per pair: ``<out>/<P>/seed<s>/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from ..config import ModelConfig, MtlConfig, PretrainConfig, RunConfig
+from ..models.io import load_model, save_model
+from ..models.polyrec import ModelSpec, PolyRecModel
+from .pretrain_objectives import (
+    PretrainExtras,
+    contrastive_loss,
+    mim_loss,
+    sample_mask,
+    text_id_loss,
+)
+from .protocol_data import ProtocolData
+from .sequences import NO_RATING_TOKEN, PAD_TOKEN, RatingTokens, length_bucketed_batches
+
+INFO = "pretrain.yaml"
+REORDER = 0.3  # share of a history a "reorder" view shuffles (one contiguous stretch)
+# The modules a checkpoint carries into fine-tuning; heads and experts start fresh.
+PRETRAINED_MODULES = ("item_tower.", "user_encoder.")
+
+
+@dataclass
+class PretrainResult:
+    curves: dict[str, list[float]]  # objective (and "total") → mean training loss per epoch
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def active_objectives(cfg: PretrainConfig, has_text: bool) -> tuple[dict[str, float], list[str]]:
+    """The objectives with a weight > 0 that the run can compute, and why any is skipped."""
+    weights = {k: w for k, w in cfg.objectives.items() if w > 0}
+    notes = []
+    if "text_id" in weights and not has_text:
+        del weights["text_id"]
+        notes.append("pretraining objective 'text_id' skipped: the run has no item text vectors")
+    return weights, notes
+
+
+def pretrain_model(n_items: int, text_vectors: np.ndarray | None, cfg: ModelConfig) -> PolyRecModel:
+    """The model pretraining trains: item tower + user encoder (no task heads, no experts),
+    with neutral rating tokens only."""
+    spec = ModelSpec(
+        n_items=n_items,
+        tasks=[],
+        n_rating_tokens=RatingTokens(()).n_tokens,
+        text_dim=None if text_vectors is None else int(text_vectors.shape[1]),
+        config=replace(cfg, mtl=MtlConfig()),
+    )
+    return PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
+
+
+def pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (B, L) items, (B, L) bool real positions, (B,) lengths."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    items = np.zeros((len(seqs), max(1, lengths.max())), dtype=np.int64)
+    for b, s in enumerate(seqs):
+        items[b, : len(s)] = s
+    mask = np.arange(items.shape[1])[None, :] < lengths[:, None]
+    return torch.from_numpy(items), torch.from_numpy(mask), torch.from_numpy(lengths)
+
+
+def augment(seq: np.ndarray, cfg: PretrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One random view of a history: crop (a contiguous share in [crop, 1]), mask (each item
+    → [MASK] with ``mask_prob``) or reorder (shuffle one stretch of ``REORDER`` of it).
+    Returns the items and the bool [MASK] flags."""
+    n, kind = len(seq), rng.integers(3)
+    masked = np.zeros(n, dtype=bool)
+    if kind == 0:
+        k = max(1, round(rng.uniform(cfg.crop, 1.0) * n))
+        s = int(rng.integers(n - k + 1))
+        return seq[s : s + k], masked[:k]
+    if kind == 1:
+        return seq, rng.random(n) < cfg.mask_prob
+    k = max(2, round(REORDER * n))
+    s = int(rng.integers(max(1, n - k + 1)))
+    out = seq.copy()
+    out[s : s + k] = rng.permutation(out[s : s + k])
+    return out, masked
+
+
+def view_batch(seqs: list[np.ndarray], cfg: PretrainConfig, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+    """(items, mask, masked, lengths) of one augmented view of each sequence."""
+    views = [augment(s, cfg, rng) for s in seqs]
+    items, mask, lengths = pad([v[0] for v in views])
+    masked = torch.zeros_like(mask)
+    for b, (_, m) in enumerate(views):
+        masked[b, : len(m)] = torch.from_numpy(m)
+    return items, mask, masked, lengths
+
+
+def batch_losses(
+    model: PolyRecModel,
+    extras: PretrainExtras,
+    seqs: list[np.ndarray],
+    cfg: PretrainConfig,
+    weights: dict[str, float],
+    rng: np.random.Generator,
+    gen: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """Each active objective's loss on one batch of item sequences (no ratings anywhere)."""
+    items, mask, _ = pad(seqs)
+    losses: dict[str, torch.Tensor] = {}
+    if "mim" in weights:
+        masked = sample_mask(mask, cfg.mask_prob, gen)
+        if masked.any():
+            losses["mim"] = mim_loss(model, extras, items, mask, masked)
+    if "contrastive" in weights and len(seqs) > 1:
+        losses["contrastive"] = contrastive_loss(model, extras, (view_batch(seqs, cfg, rng), view_batch(seqs, cfg, rng)), cfg.temperature)
+    if "text_id" in weights:
+        losses["text_id"] = text_id_loss(model, torch.unique(items[mask]), cfg.temperature)
+    return losses
+
+
+def training_sequences(data: ProtocolData, max_len: int) -> list[np.ndarray]:
+    """Per user, the item sequence pretraining reads: the split's training side, items only
+    (most recent ``max_len``)."""
+    return [np.asarray(x[-max_len:], dtype=np.int64) for x in data.train.items]
+
+
+def pretrain(
+    model: PolyRecModel,
+    seqs: list[np.ndarray],
+    cfg: PretrainConfig,
+    seed: int,
+    shuffle: bool = False,
+    progress: bool = True,
+) -> PretrainResult:
+    """Train ``model``'s item tower and user encoder on ``seqs`` (per user, item indices) for
+    ``cfg.epochs`` epochs. ``shuffle``: each history in a random order every step (protocol A,
+    where order carries no signal)."""
+    torch.manual_seed(seed)
+    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    weights, notes = active_objectives(cfg, model.item_tower.text_proj is not None)
+    extras = PretrainExtras(model.spec.config.dim)
+    params = [p for m in (model.item_tower, model.user_encoder, extras) for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    lengths = np.array([len(s) for s in seqs])
+    users = np.flatnonzero(lengths > 1)
+    curves: dict[str, list[float]] = {}
+    start = time.perf_counter()
+    model.train()
+    for _ in tqdm(range(cfg.epochs if weights else 0), desc="pretrain", disable=not progress, leave=False):
+        sums: dict[str, float] = {}
+        batches = length_bucketed_batches(users, lengths, cfg.batch_size, rng)
+        for batch_users in batches:
+            batch = [rng.permutation(seqs[u]) if shuffle else seqs[u] for u in batch_users]
+            losses = batch_losses(model, extras, batch, cfg, weights, rng, gen)
+            if not losses:
+                continue
+            total = sum(weights[k] * v for k, v in losses.items())
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            for k, v in {**losses, "total": total}.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
+        for k, v in sums.items():
+            curves.setdefault(k, []).append(v)
+    model.eval()
+    return PretrainResult(curves, time.perf_counter() - start, notes)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def checkpoint_folder(root: str | Path, protocol: str, seed: int) -> Path:
+    return Path(root) / protocol / f"seed{seed}"
+
+
+def save_checkpoint(model: PolyRecModel, folder: Path, info: dict) -> None:
+    """Weights + spec (``models/io.py``) and ``pretrain.yaml``: protocol, seed, data, losses."""
+    save_model(model, folder)
+    (folder / INFO).write_text(yaml.safe_dump(info, sort_keys=False))
+
+
+def load_checkpoint(root: str | Path, protocol: str, seed: int) -> PolyRecModel:
+    """The checkpoint ``polyrec pretrain`` wrote for ``protocol`` and ``seed`` under ``root``."""
+    folder = checkpoint_folder(root, protocol, seed)
+    if not (folder / INFO).is_file():
+        raise FileNotFoundError(
+            f"{folder / INFO}: missing; `polyrec pretrain --out {root}` writes one checkpoint per protocol and "
+            f"seed (it must cover protocol {protocol}, seed {seed})"
+        )
+    info = yaml.safe_load((folder / INFO).read_text())
+    if (info.get("protocol"), info.get("seed")) != (protocol, seed):
+        raise ValueError(f"{folder}: pretrained for protocol {info.get('protocol')} seed {info.get('seed')}, not {protocol} seed {seed}")
+    return load_model(folder)
+
+
+def transfer(pretrained: PolyRecModel, model: PolyRecModel) -> None:
+    """Copy the pretrained item tower and user encoder into ``model`` (heads stay fresh).
+
+    Pretraining saw the neutral rating token only: every rating token of ``model`` starts as
+    that neutral embedding (padding keeps its own), so before fine-tuning the encoder computes
+    exactly what was pretrained, and the rating embeddings then learn apart.
+    """
+    a, b = pretrained.spec, model.spec
+    for name, x, y in (
+        ("items", a.n_items, b.n_items),
+        ("text dimension", a.text_dim, b.text_dim),
+        *((f"model.{k}", getattr(a.config, k), getattr(b.config, k)) for k in ("dim", "layers", "heads", "max_history")),
+    ):
+        if x != y:
+            raise ValueError(f"pretrained checkpoint does not fit the model: {name} {x} vs {y}")
+    src, dst = pretrained.state_dict(), model.state_dict()
+    rating = "user_encoder.rating_emb.weight"
+    for k, v in src.items():
+        if k.startswith(PRETRAINED_MODULES) and k != rating:
+            dst[k] = v.clone()
+    rows = src[rating][NO_RATING_TOKEN].expand_as(dst[rating]).clone()  # (n_rating_tokens, d)
+    rows[PAD_TOKEN] = src[rating][PAD_TOKEN]
+    dst[rating] = rows
+    model.load_state_dict(dst)
+
+
+def init_from_pretraining(
+    model: PolyRecModel, data: ProtocolData, cfg: RunConfig, text_vectors: np.ndarray | None, progress: bool = True
+) -> float | None:
+    """Start ``model`` from pretraining as ``cfg.pretrain`` says: a checkpoint (``init``), or
+    pretraining now on ``data``'s training side (``enabled``). Returns the pretraining seconds
+    (0 from a checkpoint), None when the model starts fresh (the default)."""
+    p = cfg.pretrain
+    if p.init and p.enabled:
+        raise ValueError("pretrain.init (--init) and pretrain.enabled (--pretrain) both set: choose one")
+    if p.init:
+        transfer(load_checkpoint(p.init, data.protocol, data.seed), model)
+        return 0.0
+    if not p.enabled:
+        return None
+    pre = pretrain_model(model.spec.n_items, text_vectors, cfg.model)
+    shuffle = cfg.train.shuffle_history_in_a and data.protocol == "A"
+    result = pretrain(pre, training_sequences(data, cfg.model.max_history), p, data.seed, shuffle, progress)
+    transfer(pre, model)
+    return result.seconds
+
+
+def pretrain_run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> Path:
+    """`polyrec pretrain`: one checkpoint per protocol and seed of ``cfg`` under ``out``."""
+    from ..pipeline import item_text_vectors, load_configured_dataset
+    from .protocol_data import prepare
+
+    out = Path(out)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    ds = load_configured_dataset(cfg)
+    text_vectors = item_text_vectors(ds, cfg, progress)
+    for seed in cfg.seeds:
+        for protocol in cfg.protocols:
+            data = prepare(ds, protocol, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile=False)
+            seqs = training_sequences(data, cfg.model.max_history)
+            model = pretrain_model(ds.n_items, text_vectors, cfg.model)
+            shuffle = cfg.train.shuffle_history_in_a and protocol == "A"
+            result = pretrain(model, seqs, cfg.pretrain, seed, shuffle, progress)
+            info = {
+                "protocol": protocol,
+                "seed": seed,
+                "data": cfg.data.path or cfg.data.dataset,
+                "interactions": "training side of the split (no valid/test interaction, no rating/label/attribute)",
+                "users": int(sum(len(s) > 1 for s in seqs)),
+                "n_interactions": int(sum(len(s) for s in seqs)),
+                "objectives": cfg.pretrain.objectives,
+                "seconds": round(result.seconds, 2),
+                "curves": result.curves,
+                "notes": result.notes,
+            }
+            save_checkpoint(model, checkpoint_folder(out, protocol, seed), info)
+            total = result.curves.get("total", [float("nan")])[-1]
+            log(f"pretrain: protocol {protocol} seed {seed}: {result.seconds:.0f} s, final loss {total:.4f}")
+            for note in result.notes:
+                log(f"note: {note}")
+    cfg.save(out / "config.yaml")
+    return out
