@@ -86,3 +86,12 @@ def test_unknown_model_is_one_clear_error(folder, tmp_path) -> None:
     cfg.model.name = "svdd"
     with pytest.raises(ValueError, match="unknown model 'svdd'; models: polyrec, bias"):
         run(cfg, tmp_path / "x", progress=False, log=lambda _: None)
+
+
+def test_studies_can_skip_the_printed_baselines(folder, tmp_path) -> None:
+    cfg = tiny_config(folder, epochs=1)
+    with_baselines = run(cfg, tmp_path / "with", progress=False, log=lambda _: None).metrics
+    without = run(cfg, tmp_path / "without", progress=False, log=lambda _: None, baselines=False).metrics
+    assert any(k.startswith("baseline.") for k in with_baselines)
+    assert not any(k.startswith("baseline.") for k in without)
+    assert without["A.rating.rmse"] == with_baselines["A.rating.rmse"]  # the model itself is the same

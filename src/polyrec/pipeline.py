@@ -74,8 +74,13 @@ def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> RunResult:
-    """Train and evaluate under each protocol and seed; write the run folder ``out``."""
+def run(
+    cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[str], None] = print, baselines: bool = True
+) -> RunResult:
+    """Train and evaluate under each protocol and seed; write the run folder ``out``.
+
+    ``baselines=False`` skips the simple baselines printed beside polyrec (studies that
+    train many configurations on the same splits need them once, not per configuration)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.train.threads:
@@ -114,7 +119,7 @@ def run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[s
             for side, pred in preds.items():
                 save_predictions(out, p, seed, side, pred)
             metrics.update(side_metrics(data, data.test, preds["test"], rating_range))
-            if learner.name == "polyrec":
+            if learner.name == "polyrec" and baselines:
                 metrics.update(baseline_metrics(data, ds.n_items, tasks, rating_range))
             metrics["model.train_seconds"] = metrics.get("model.train_seconds", 0.0) + fit.train_seconds
             metrics[f"model.{p}.train_seconds"] = fit.train_seconds

@@ -106,7 +106,7 @@ def bench_mtl(
             continue
         log(f"[{k}/{len(plan)}] {v.name}: tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}")
         start = time.perf_counter()
-        run(cfg, folder, progress=progress, log=log)
+        run(cfg, folder, progress=progress, log=log, baselines=False)  # the splits' baselines: in `polyrec run`
         (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": time.perf_counter() - start}))
     results = {v.name: _load(out / v.name) for v in plan}
     return write_doc(Path(doc), plan, results, base, command)

@@ -99,7 +99,7 @@ def bench_pretrain(
         else:
             log(f"[{i}/{len(plan)}] {v.name}: objectives {','.join(v.objectives) or 'none'}, text {'on' if v.text else 'off'}")
             start = time.perf_counter()
-            run(cfg, folder, progress=progress, log=log)
+            run(cfg, folder, progress=progress, log=log, baselines=False)  # the splits' baselines: in `polyrec run`
             (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": time.perf_counter() - start}))
         results[v.name] = _load(folder)
         results[v.name]["metrics"].update(cold_hr(folder, cfg, ds))
