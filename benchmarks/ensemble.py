@@ -19,6 +19,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
+from polyrec.ensemble.report import weights_table
+
 MEMBERS = ("polyrec", "svdpp", "svd", "bias", "bpr", "popularity", "logreg")
 MAIN_METRICS = ("A.rating.rmse", "A.ctr.auc", "A.profile.gender.auc", "A.profile.age.accuracy",
                 "A.profile.occupation.accuracy", "B.next_item.ndcg@10", "B.next_item.hr@10")  # fmt: skip
@@ -62,7 +66,8 @@ def main() -> None:
     for key in MAIN_METRICS:
         row = [cell(metrics[n], key) for n in members] + [cell(ens[m], key) for m in ("softmax", "stacking")]
         table.append(f"| {key} | " + " | ".join(row) + " |")
-    weights = (root / "ensemble-softmax" / "report.md").read_text().split("## Fitted weights (mean ± std over seeds)")[1]
+    spec = yaml.safe_load((root / "ensemble-softmax" / "ensemble.yaml").read_text())
+    weights = weights_table([m["name"] for m in spec["members"]], spec["weights"])
     fit = {m: ens[m]["ensemble.fit_seconds"] for m in ens}
     doc = [
         "# Ensembles on MovieLens-100K, protocols A and B, seeds 0,1,2",
@@ -78,7 +83,8 @@ def main() -> None:
         *table,
         "",
         "## Softmax weights α per task (mean ± std over seeds)",
-        weights.rstrip().split("\nFitting all weights")[0],
+        "",
+        weights,
         "",
         f"Fitting the weights of all {len(members)} members for 3 seeds × 2 protocols took "
         f"{fit['softmax']:.1f} s (softmax) and {fit['stacking']:.1f} s (stacking) in total, data loading excluded.",

@@ -178,11 +178,14 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _ensemble(args: argparse.Namespace) -> None:
+    import yaml
+
+    from .ensemble.recommender import ENSEMBLE_FILE
     from .ensemble.run import ensemble
     from .eval.report import results_table
 
     result = ensemble(args.runs, args.out, args.method)
-    names = sorted({k.split(".")[1] for k in result.metrics if k.startswith("member.")})
+    names = [m["name"] for m in yaml.safe_load((Path(args.out) / ENSEMBLE_FILE).read_text())["members"]]
     print()
     print(results_table(result.metrics, "ensemble", prefix="member", others=names))
     print(f"\nwrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'metrics.json'}")

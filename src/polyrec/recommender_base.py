@@ -57,10 +57,6 @@ class RecommenderBase:
         except KeyError:
             raise KeyError(f"unknown item '{item_id}'") from None
 
-    def seen_indices(self, user: int) -> np.ndarray:
-        """Item indices of every interaction of the user the run knows."""
-        return self._seen[user]
-
     def seen_items(self, user_id: str) -> np.ndarray:
         """Item indices a known user has taken (what ``exclude_seen`` removes)."""
         return self._seen[self.user_index(user_id)]
@@ -78,8 +74,8 @@ class RecommenderBase:
 
     def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
         """Top ``k`` items for a known user: columns item_id, text, score."""
-        u = self.user_index(user_id)
-        return self.top_items(self.catalogue_scores(np.array([u]))[0], k, self.seen_indices(u) if exclude_seen else None)
+        scores = self.catalogue_scores(np.array([self.user_index(user_id)]))[0]
+        return self.top_items(scores, k, self.seen_items(user_id) if exclude_seen else None)
 
     def predict(self, user_ids: list[str], item_ids: list[str]) -> pd.DataFrame:
         """Predicted rating and/or engagement for each (user, item) pair."""

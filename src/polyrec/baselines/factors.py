@@ -97,6 +97,7 @@ def fit_bpr(
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
     user_items = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items))
+    user_items.sum_duplicates()
     user_items.data[:] = 1.0  # repeated interactions count once
     model = BayesianPersonalizedRanking(factors=factors, iterations=iterations, random_state=seed, num_threads=threads)
     model.fit(user_items, show_progress=False)

@@ -32,15 +32,6 @@ from .profile import RatingMatrixLogReg
 FACTORS, LOGREG = "factors.npz", "logreg.pkl"
 
 
-def train_triples(data: ProtocolData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(user, item, rating) of every training interaction; rating NaN where the data has none."""
-    tr = data.train
-    users = np.repeat(np.arange(tr.n_users), tr.lengths())
-    if tr.n_users == 0 or not any(len(x) for x in tr.items):
-        return users, np.zeros(0, dtype=np.int64), np.zeros(0)
-    return users, np.concatenate(tr.items), np.concatenate(tr.ratings).astype(np.float64)
-
-
 class FactorLearner:
     """A :class:`FactorModel` fitted by ``_fit``; pair tasks score pairs, next item the catalogue."""
 
@@ -57,7 +48,7 @@ class FactorLearner:
 
     def fit(self, data: ProtocolData) -> FitInfo:
         start = time.perf_counter()
-        self.model = self._fit(data, *train_triples(data))
+        self.model = self._fit(data, *data.train.flat())
         return FitInfo(time.perf_counter() - start)
 
     def predict(self, data: ProtocolData, side: EvalSide) -> dict:

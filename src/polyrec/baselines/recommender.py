@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import yaml
 
 from ..learners import LEARNER_FILE
@@ -42,6 +43,7 @@ class BaselineRecommender(RecommenderBase):
         if "rating" in interactions and interactions["rating"].notna().any():
             self.rating_range = (float(interactions["rating"].min()), float(interactions["rating"].max()))
         self._interactions = interactions
+        self._rating_rows: sp.csr_matrix | None = None  # (U, I) profile features, built on first use
 
     def catalogue_scores(self, users: np.ndarray) -> np.ndarray:
         if "next_item" not in self.factors:
@@ -55,10 +57,14 @@ class BaselineRecommender(RecommenderBase):
     def profile_probabilities(self, users: np.ndarray) -> dict[str, np.ndarray]:
         if not self.logreg:
             return super().profile_probabilities(users)
-        inter = self._interactions
-        rating = inter["rating"].to_numpy(dtype=np.float64) if "rating" in inter else np.ones(len(inter))
-        X = sparse_ratings(inter["user"].to_numpy(), inter["item"].to_numpy(), rating, len(self.users_), self.n_items)
-        return {name: m.predict_proba(X[users]) for name, m in self.logreg.items()}
+        if self._rating_rows is None:
+            inter = self._interactions
+            rating = inter["rating"].to_numpy(dtype=np.float64) if "rating" in inter else np.ones(len(inter))
+            self._rating_rows = sparse_ratings(
+                inter["user"].to_numpy(), inter["item"].to_numpy(), rating, len(self.users_), self.n_items
+            )
+        X = self._rating_rows[users]
+        return {name: m.predict_proba(X) for name, m in self.logreg.items()}
 
     def predict(self, user_ids: list[str], item_ids: list[str]) -> pd.DataFrame:
         return super().predict(user_ids, item_ids).rename(columns={"ctr": "ctr_score"})

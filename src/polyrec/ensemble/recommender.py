@@ -54,41 +54,40 @@ class EnsembleRecommender(RecommenderBase):
                 combiners[key] = Combiner.from_dict(fit, idx) if "params" in fit else idx[0]
         return cls(members, combiners, *load_tables(path))
 
-    def _combine(self, key: str, member_preds) -> np.ndarray:
+    def _combine(self, key: str, member_output) -> np.ndarray:
+        """Task ``key`` combined from ``member_output(member_index)`` of the members that have it."""
         comb = self.combiners[key]
         if isinstance(comb, int):
-            return member_preds(self.members[comb])
-        return comb.predict([member_preds(self.members[m]) for m in comb.members])
+            return member_output(comb)
+        return comb.predict([member_output(m) for m in comb.members])
 
     def catalogue_scores(self, users: np.ndarray) -> np.ndarray:
         if "next_item" not in self.combiners:
             return super().catalogue_scores(users)
-        return self._combine("next_item", lambda m: m.catalogue_scores(users))
+        return self._combine("next_item", lambda m: self.members[m].catalogue_scores(users))
 
     def pair_predictions(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
         keys = [k for k in ("rating", "ctr") if k in self.combiners]
         if not keys:
             return super().pair_predictions(users, items)
-        cache: dict[int, dict[str, np.ndarray]] = {}
-
-        def member(m: RecommenderBase, key: str) -> np.ndarray:
-            i = self.members.index(m)
-            if i not in cache:
-                cache[i] = m.pair_predictions(users, items)
-            return cache[i][key]
-
-        return {k: self._combine(k, lambda m, k=k: member(m, k)) for k in keys}
+        outputs = _each_member_once(lambda m: self.members[m].pair_predictions(users, items))
+        return {k: self._combine(k, lambda m, k=k: outputs(m)[k]) for k in keys}
 
     def profile_probabilities(self, users: np.ndarray) -> dict[str, np.ndarray]:
         keys = [k for k in self.combiners if k.startswith("profile.")]
         if not keys:
             return super().profile_probabilities(users)
-        cache: dict[int, dict[str, np.ndarray]] = {}
+        outputs = _each_member_once(lambda m: self.members[m].profile_probabilities(users))
+        return {k[len("profile.") :]: self._combine(k, lambda m, a=k[len("profile.") :]: outputs(m)[a]) for k in keys}
 
-        def member(m: RecommenderBase, attr: str) -> np.ndarray:
-            i = self.members.index(m)
-            if i not in cache:
-                cache[i] = m.profile_probabilities(users)
-            return cache[i][attr]
 
-        return {k[len("profile.") :]: self._combine(k, lambda m, a=k[len("profile.") :]: member(m, a)) for k in keys}
+def _each_member_once(compute):
+    """``compute(member_index)``, memoised: one member answers all tasks in one call."""
+    done: dict[int, dict[str, np.ndarray]] = {}
+
+    def output(m: int) -> dict[str, np.ndarray]:
+        if m not in done:
+            done[m] = compute(m)
+        return done[m]
+
+    return output

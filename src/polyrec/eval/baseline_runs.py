@@ -16,10 +16,7 @@ from .ranking import ranking_metrics, target_ranks
 
 def rating_matrix(history: Histories, n_items: int) -> sp.csr_matrix:
     """(U, I) matrix of the users' history ratings (1 where the data has no rating)."""
-    rows = np.repeat(np.arange(history.n_users), history.lengths())
-    cols = np.concatenate(history.items) if history.n_users else np.zeros(0, dtype=np.int64)
-    vals = np.concatenate(history.ratings).astype(np.float64) if history.n_users else np.zeros(0)
-    return sparse_ratings(rows, cols, vals, history.n_users, n_items)
+    return sparse_ratings(*history.flat(), history.n_users, n_items)
 
 
 def baseline_metrics(
@@ -29,9 +26,7 @@ def baseline_metrics(
     out: dict[str, float] = {}
     p = data.protocol
     tr = data.train
-    users = np.repeat(np.arange(tr.n_users), tr.lengths())
-    items = np.concatenate(tr.items)
-    ratings = np.concatenate(tr.ratings)
+    users, items, ratings = tr.flat()
     n_users = tr.n_users
 
     def put(name: str, metrics: dict[str, float]) -> None:

@@ -61,6 +61,13 @@ class Histories:
     def lengths(self) -> np.ndarray:
         return np.array([len(x) for x in self.items])
 
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user, item, rating) of every interaction, as parallel arrays; rating NaN where none."""
+        users = np.repeat(np.arange(self.n_users), self.lengths())
+        if not any(len(x) for x in self.items):
+            return users, np.zeros(0, dtype=np.int64), np.zeros(0)
+        return users, np.concatenate(self.items), np.concatenate(self.ratings).astype(np.float64)
+
 
 def ctr_labels(ds: Dataset, threshold: float) -> np.ndarray | None:
     """The engagement label of every interaction: the label column, else rating ≥ threshold."""
