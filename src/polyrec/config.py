@@ -141,6 +141,35 @@ class PretrainConfig:
             raise ValueError("'pretrain': mask_prob must be in (0, 1), crop in (0, 1], temperature > 0, epochs ≥ 0")
 
 
+DISTILL_PARTS: tuple[str, ...] = ("cluster", "rating", "ctr", "profile", "next_item")
+
+
+@dataclass
+class DistillConfig:
+    """Knowledge distillation from a trained teacher run (polyrec/distill/); off unless
+    ``teacher`` is set (`polyrec distill --teacher runs/T`)."""
+
+    teacher: str | None = None  # a `polyrec run` folder with a model per protocol and seed
+    temperature: float = 2.0  # soft labels: ctr, profile and next-item logits divided by it
+    # K-means candidates for the cluster objective; the one with the best silhouette on the
+    # validation users' teacher representations is used.
+    clusters: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
+    # Weight of each part; 0 removes it. cluster: the student predicts each user's teacher
+    # cluster (cross-entropy) and the profile losses are averaged per cluster, then over
+    # clusters. rating/ctr/profile/next_item: the soft-label term added to that task's loss.
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"cluster": 0.5, "rating": 1.0, "ctr": 1.0, "profile": 1.0, "next_item": 1.0}
+    )
+
+    def __post_init__(self) -> None:
+        for name, weight in self.weights.items():
+            _check_choice(name, DISTILL_PARTS, "distill.weights")
+            if weight < 0:
+                raise ValueError(f"'distill.weights.{name}' must be ≥ 0; got {weight}")
+        if self.temperature <= 0 or not self.clusters or min(self.clusters) < 2:
+            raise ValueError("'distill': temperature must be > 0 and clusters a non-empty list of K ≥ 2")
+
+
 @dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
@@ -148,6 +177,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     protocols: list[str] = field(default_factory=lambda: ["A", "B"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])

@@ -28,6 +28,7 @@ class FitInfo:
     seconds_to_best: float | None = None  # until the best validation score (iterative learners)
     curves: dict = field(default_factory=dict)  # task → {"train": [...], "valid": [...]} per epoch
     pretrain_seconds: float | None = None  # self-supervised pretraining before fit (polyrec, when on)
+    metrics: dict[str, float] = field(default_factory=dict)  # more figures for metrics.json (e.g. distill.A.clusters)
 
 
 class Learner(Protocol):
@@ -72,8 +73,11 @@ def learner_names() -> list[str]:
 
 def make_learner(name: str, ctx: LearnerContext) -> Learner:
     from .baselines.learners import BASELINE_LEARNERS
+    from .distill.learner import DistilledLearner
     from .train.learner import PolyRecLearner
 
+    if name == "polyrec" and ctx.cfg.distill.teacher:
+        return DistilledLearner(ctx)
     factories: dict[str, Callable[[LearnerContext], Learner]] = {"polyrec": PolyRecLearner, **BASELINE_LEARNERS}
     if name not in factories:
         raise ValueError(f"unknown model '{name}'; models: {', '.join(factories)}")

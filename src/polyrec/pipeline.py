@@ -19,6 +19,7 @@ from .eval.prediction_store import SIDES, save_predictions
 from .eval.report import write_report
 from .learners import LearnerContext, make_learner
 from .recommender import save_tables
+from .run_loader import model_folder
 from .text import encode_texts
 from .train.protocol_data import prepare
 
@@ -128,10 +129,11 @@ def run(
                 metrics[f"model.{p}.pretrain_seconds"] = fit.pretrain_seconds
             if fit.seconds_to_best is not None:
                 metrics[f"model.{p}.seconds_to_best"] = fit.seconds_to_best
+            metrics.update(fit.metrics)
             pool.add(data, preds["test"])
+            learner.save(model_folder(out, p, seed, cfg.seeds[0]))
             if i == 0:
                 curves[p] = fit.curves
-                learner.save(out / "model" / p)
                 last_fit = (learner, data)  # the model whose cost is reported: the last protocol's
         per_seed.append(metrics)
         if i == 0 and last_fit is not None:

@@ -11,6 +11,16 @@ from .learners import LEARNER_FILE
 from .recommender_base import RecommenderBase
 
 ITEMS, USERS, INTERACTIONS = "items.parquet", "users.parquet", "interactions.parquet"
+# model/<P>/: the first seed's model, the one a run serves; seeds/<P>/seed<k>/: every other
+# seed's, so that a later stage (distillation) has a model on each seed's own split.
+MODEL_DIR, SEED_MODELS_DIR = "model", "seeds"
+
+
+def model_folder(run: Path, protocol: str, seed: int, first_seed: int) -> Path:
+    """Where a run keeps its model for ``protocol`` and ``seed``."""
+    if seed == first_seed:
+        return run / MODEL_DIR / protocol
+    return run / SEED_MODELS_DIR / protocol / f"seed{seed}"
 
 
 def load_tables(path: Path) -> list[pd.DataFrame]:
@@ -29,7 +39,7 @@ def load_run(path: str | Path) -> RecommenderBase:
 
     if (path / ENSEMBLE_FILE).is_file():
         return EnsembleRecommender.load(path)
-    folders = {p.name: p for p in sorted((path / "model").glob("*")) if p.is_dir()}
+    folders = {p.name: p for p in sorted((path / MODEL_DIR).glob("*")) if p.is_dir()}
     if folders and all((f / LEARNER_FILE).is_file() for f in folders.values()):
         from .baselines.recommender import BaselineRecommender
 

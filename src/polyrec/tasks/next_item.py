@@ -23,37 +23,48 @@ class NextItemHead(nn.Module):
         return self.query(states) @ item_vecs.T + self.item_bias
 
 
-def loss(
+def draw_negatives(n_items: int, sampled_negatives: int, device: torch.device | None = None) -> torch.Tensor | None:
+    """Shared uniform negatives for the sampled softmax; None for the full catalogue."""
+    if sampled_negatives <= 0 or sampled_negatives >= n_items:
+        return None
+    return torch.randint(0, n_items, (sampled_negatives,), device=device)
+
+
+def logits(
     head: NextItemHead,
     states: torch.Tensor,  # (B, L, d): position t predicts item t+1
     next_items: torch.Tensor,  # (B, L) the item taken after each position
     valid: torch.Tensor,  # (B, L) bool: position t has a next item
     item_vecs: torch.Tensor,  # (I, d)
-    sampled_negatives: int = 0,
+    negatives: torch.Tensor | None = None,  # (S,) shared negatives (sampled softmax); None = full
     history: torch.Tensor | None = None,  # (B, L) items; position t has seen history[:, :t+1]
-) -> torch.Tensor:
-    """Cross-entropy of the next item, over the full catalogue or ``sampled_negatives`` items.
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(N, C) logits of the N valid positions and (N,) the target's column; None if N = 0.
 
-    With ``history`` (full softmax only), items the user has already taken are masked out of
-    the softmax, as they are out of the ranking at evaluation: the model spends no capacity
-    on pushing down items that are never candidates. A target seen before stays a candidate.
+    Full softmax (``negatives`` None): C is the catalogue. With ``history``, items the user
+    has already taken are masked out (−inf), as they are out of the ranking at evaluation: the
+    model spends no capacity on pushing down items that are never candidates. A target seen
+    before stays a candidate. Sampled softmax: column 0 is the target, then the negatives.
     """
     h, target = states[valid], next_items[valid]  # (N, d), (N,)
     if h.shape[0] == 0:
-        return states.sum() * 0.0
-    if sampled_negatives <= 0 or sampled_negatives >= item_vecs.shape[0]:
-        logits = head(h, item_vecs)
+        return None
+    if negatives is None:
+        out = head(h, item_vecs)
         if history is not None:
             seen = F.one_hot(history, item_vecs.shape[0]).cumsum(1)[:, : states.shape[1]] > 0  # (B, L, I)
             seen = seen[valid]
             seen[torch.arange(len(target)), target] = False
-            logits = logits.masked_fill(seen, float("-inf"))
-        return F.cross_entropy(logits, target)
-    # Sampled softmax for large catalogues: the target against shared uniform negatives.
-    negatives = torch.randint(0, item_vecs.shape[0], (sampled_negatives,), device=h.device)
+            out = out.masked_fill(seen, float("-inf"))
+        return out, target
     q = head.query(h)
     pos = (q * item_vecs[target]).sum(-1) + head.item_bias[target]
     neg = q @ item_vecs[negatives].T + head.item_bias[negatives]
     neg = neg.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
-    logits = torch.cat([pos.unsqueeze(1), neg], dim=1)
-    return F.cross_entropy(logits, torch.zeros_like(target))
+    return torch.cat([pos.unsqueeze(1), neg], dim=1), torch.zeros_like(target)
+
+
+def loss(scores: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy of the next item over :func:`logits`' columns."""
+    out, target = scores
+    return F.cross_entropy(out, target)

