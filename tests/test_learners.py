@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -95,3 +96,33 @@ def test_studies_can_skip_the_printed_baselines(folder, tmp_path) -> None:
     assert any(k.startswith("baseline.") for k in with_baselines)
     assert not any(k.startswith("baseline.") for k in without)
     assert without["A.rating.rmse"] == with_baselines["A.rating.rmse"]  # the model itself is the same
+
+
+def test_a_run_resumes_finished_seeds_and_grows_by_seeds(tmp_path) -> None:
+    """Seeds finished before in the same folder with the same configuration are read back,
+    not retrained: the result equals one run over all seeds."""
+    folder = write_dataset(tmp_path / "data")
+    cfg = tiny_config(folder, epochs=2)
+    cfg.seeds = [0, 1]
+    whole = run(cfg, tmp_path / "whole", progress=False, log=lambda _: None, baselines=False).metrics
+    piece = copy.deepcopy(cfg)
+    piece.seeds = [1]  # e.g. another process's share of the seeds
+    run(piece, tmp_path / "pieces", progress=False, log=lambda _: None, baselines=False)
+    lines: list[str] = []
+    grown = run(cfg, tmp_path / "pieces", progress=False, log=lines.append, baselines=False).metrics
+    assert any("seed 1: finished before" in line for line in lines)
+    assert not any("seed 0: finished before" in line for line in lines)
+    # The served model is seed 0's (the first seed), though another process trained seed 1 first.
+    assert (tmp_path / "pieces" / "model" / "A" / "model.safetensors").read_bytes() == (
+        tmp_path / "pieces" / "seeds" / "A" / "seed0" / "model.safetensors"
+    ).read_bytes()
+    timing = ("seconds", "users_per_s")
+    assert {k for k in grown} == {k for k in whole}
+    for key, value in whole.items():
+        if not any(t in key for t in timing):
+            assert grown[key] == pytest.approx(value, rel=1e-6), key
+    other = copy.deepcopy(cfg)
+    other.train.lr = 0.005  # another question: nothing is read back
+    lines.clear()
+    run(other, tmp_path / "pieces", progress=False, log=lines.append, baselines=False)
+    assert not any("finished before" in line for line in lines)

@@ -3,6 +3,7 @@ evaluate, baselines → aggregate over seeds → report and saved model."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,11 +16,12 @@ from .data.loader import load_dataset
 from .data.tables import Dataset
 from .eval.baseline_runs import baseline_metrics
 from .eval.evaluate import ProfilePool, side_metrics
-from .eval.prediction_store import SIDES, save_predictions
+from .eval.prediction_store import SIDES, load_predictions, save_predictions
 from .eval.report import write_report
 from .learners import LearnerContext, make_learner
 from .recommender import save_tables
-from .run_loader import model_folder
+from .run_loader import MODEL_DIR, seed_model_folder
+from .run_progress import load_seed, save_seed
 from .text import encode_texts
 from .train.protocol_data import prepare
 
@@ -81,7 +83,9 @@ def run(
     """Train and evaluate under each protocol and seed; write the run folder ``out``.
 
     ``baselines=False`` skips the simple baselines printed beside polyrec (studies that
-    train many configurations on the same splits need them once, not per configuration)."""
+    train many configurations on the same splits need them once, not per configuration).
+    Seeds finished before in ``out`` with the same configuration are read back, not retrained
+    (``run_progress.py``): a stopped run resumes, and a run can grow by seeds."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.train.threads:
@@ -106,7 +110,19 @@ def run(
     curves: dict[str, dict] = {}
     cost: dict[str, float] = {}
     for i, seed in enumerate(cfg.seeds):
+        done = load_seed(out, cfg, seed, baselines)
+        if done is not None:
+            log(f"seed {seed}: finished before, read back from {out}")
+            per_seed.append(done["metrics"])
+            notes.extend(n for n in done["notes"] if n not in notes)
+            for p in protocols:  # the pooled profile metrics read every seed's test predictions
+                data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in tasks)
+                pool.add(data, load_predictions(out, p, seed, "test"))
+            if i == 0:
+                curves, cost = done["curves"], done["cost"]
+            continue
         metrics: dict[str, float] = {}
+        seed_curves: dict[str, dict] = {}
         for p in protocols:
             data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in tasks)
             notes.extend(n for n in data.notes if n not in notes)
@@ -131,14 +147,21 @@ def run(
                 metrics[f"model.{p}.seconds_to_best"] = fit.seconds_to_best
             metrics.update(fit.metrics)
             pool.add(data, preds["test"])
-            learner.save(model_folder(out, p, seed, cfg.seeds[0]))
-            if i == 0:
-                curves[p] = fit.curves
-                last_fit = (learner, data)  # the model whose cost is reported: the last protocol's
+            learner.save(seed_model_folder(out, p, seed))
+            seed_curves[p] = fit.curves
+            last_fit = (learner, data)  # the model whose cost is reported: the last protocol's
         per_seed.append(metrics)
-        if i == 0 and last_fit is not None:
-            cost.update(last_fit[0].cost(last_fit[1]))  # timed once, not per protocol
+        # Timed once per seed, not per protocol; the run reports its first seed's.
+        seed_cost = last_fit[0].cost(last_fit[1]) if last_fit is not None else {}
+        save_seed(out, cfg, seed, baselines, {"metrics": metrics, "curves": seed_curves, "cost": seed_cost, "notes": notes})
+        if i == 0:
+            curves, cost = seed_curves, seed_cost
+        last_fit = None
 
+    for p in protocols:  # the served model: the first seed's (whichever process trained it)
+        first = seed_model_folder(out, p, cfg.seeds[0])
+        if first.is_dir():
+            shutil.copytree(first, out / MODEL_DIR / p, dirs_exist_ok=True)
     result = aggregate(per_seed)
     result.update(cost)
     result.update(pool.metrics())

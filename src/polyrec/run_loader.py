@@ -11,15 +11,13 @@ from .learners import LEARNER_FILE
 from .recommender_base import RecommenderBase
 
 ITEMS, USERS, INTERACTIONS = "items.parquet", "users.parquet", "interactions.parquet"
-# model/<P>/: the first seed's model, the one a run serves; seeds/<P>/seed<k>/: every other
-# seed's, so that a later stage (distillation) has a model on each seed's own split.
+# seeds/<P>/seed<k>/: each seed's model (a later stage, distillation, needs the model of each
+# seed's own split); model/<P>/: a copy of the first seed's, the one a run serves.
 MODEL_DIR, SEED_MODELS_DIR = "model", "seeds"
 
 
-def model_folder(run: Path, protocol: str, seed: int, first_seed: int) -> Path:
+def seed_model_folder(run: Path, protocol: str, seed: int) -> Path:
     """Where a run keeps its model for ``protocol`` and ``seed``."""
-    if seed == first_seed:
-        return run / MODEL_DIR / protocol
     return run / SEED_MODELS_DIR / protocol / f"seed{seed}"
 
 

@@ -66,10 +66,13 @@ def variant_config(v: Variant, teacher: RunConfig, student: RunConfig, out: Path
     return student_config(out / "teacher", s, seeds=list(v.seeds) if v.seeds else None)
 
 
-def _same(done: RunConfig, cfg: RunConfig) -> bool:
-    """Same question: equal configs, threads aside (they change speed, not results)."""
+def _same(done: RunConfig, cfg: RunConfig, seeds: bool = True) -> bool:
+    """Same question: equal configs, threads aside (they change speed, not results), and
+    seeds aside too with ``seeds=False``."""
     a, b = done.to_dict(), cfg.to_dict()
     a["train"]["threads"] = b["train"]["threads"] = None
+    if not seeds:
+        a["seeds"] = b["seeds"] = None
     return a == b
 
 
@@ -90,15 +93,18 @@ def bench_distill(
     for i, v in enumerate(plan, 1):
         folder = out / v.name
         cfg = variant_config(v, teacher, student, out)
-        if (folder / "metrics.json").is_file():
-            if not _same(RunConfig.load(folder / "config.yaml"), cfg):
-                raise ValueError(f"{folder} holds a run of another configuration than this bench asks for: use another --out")
+        done = RunConfig.load(folder / "config.yaml") if (folder / "config.yaml").is_file() else None
+        if done is not None and not _same(done, cfg, seeds=False):
+            raise ValueError(f"{folder} holds a run of another configuration than this bench asks for: use another --out")
+        if done is not None and _same(done, cfg) and (folder / "metrics.json").is_file():
             log(f"[{i}/{len(plan)}] {v.name}: done before, reused")
         else:
+            # Seeds finished before (another process's share, a stopped run) are read back.
             log(f"[{i}/{len(plan)}] {v.name}")
             start = time.perf_counter()
             run(cfg, folder, progress=progress, log=log, baselines=False)  # cfg carries distill.teacher
-            (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": time.perf_counter() - start}))
+            if not (folder / BENCH_FILE).is_file():
+                (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": time.perf_counter() - start}))
         results[v.name] = _load(folder)
         results[v.name]["file_mb"] = _file_mb(folder)
     speeds = side_by_side_speed(teacher, {v.name: out / v.name for v in plan if v.name in ("teacher", "student", "distilled")})

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..models.io import load_model
 from ..models.polyrec import PolyRecModel
-from ..run_loader import model_folder
+from ..run_loader import seed_model_folder
 
 
 def teacher_config(run: str | Path) -> RunConfig:
@@ -28,7 +28,7 @@ def load_teacher(run: str | Path, protocol: str, seed: int) -> PolyRecModel:
             f"{run}: the teacher was trained for protocols {cfg.protocols} and seeds {cfg.seeds}; "
             f"the student asks for protocol {protocol}, seed {seed}"
         )
-    folder = model_folder(Path(run), protocol, seed, cfg.seeds[0])
+    folder = seed_model_folder(Path(run), protocol, seed)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: missing; retrain the teacher with this polyrec version (it keeps every seed's model)")
     model = load_model(folder)

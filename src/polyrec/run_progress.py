@@ -1,0 +1,55 @@
+"""One record per finished seed in a run folder (``progress/seed<k>.json``).
+
+A run that stops part-way, or one asked again with more seeds, picks up where it was: a
+seed whose record holds the same configuration (seeds and threads aside) is read back — its
+metrics, curves, cost and notes, its test predictions for the pooled profile metrics —
+instead of being trained again. Long studies run in pieces this way, even side by side:
+processes given different seeds of one configuration and one folder write disjoint files
+(``seeds/<P>/seed<k>/``, ``predictions/<P>/seed<k>/``, ``progress/seed<k>.json``); a last
+run over all the seeds then reads every record and writes the folder's report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+
+PROGRESS_DIR = "progress"
+
+
+def _question(cfg: RunConfig, baselines: bool) -> dict[str, Any]:
+    """What a seed's record depends on: the whole configuration but the seed list and
+    threads, and whether the simple baselines were measured beside it."""
+    raw = cfg.to_dict()
+    raw.pop("seeds")
+    raw["train"].pop("threads")
+    raw["baselines"] = baselines
+    return raw
+
+
+def _path(out: Path, seed: int) -> Path:
+    return out / PROGRESS_DIR / f"seed{seed}.json"
+
+
+def save_seed(out: Path, cfg: RunConfig, seed: int, baselines: bool, record: dict[str, Any]) -> None:
+    """``record``: metrics, curves (per protocol), cost and notes."""
+    path = _path(out, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"config": _question(cfg, baselines), **record}))
+    os.replace(tmp, path)  # a killed run never leaves half a record
+
+
+def load_seed(out: Path, cfg: RunConfig, seed: int, baselines: bool) -> dict[str, Any] | None:
+    """The seed's record, if it answers the same question; None otherwise (it is retrained)."""
+    path = _path(out, seed)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("config") != _question(cfg, baselines):
+        return None
+    return record
