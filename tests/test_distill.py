@@ -111,7 +111,7 @@ def test_student_takes_the_teachers_data_and_seeds(student_run, teacher_run) -> 
 def test_unknown_seed_or_missing_teacher_is_one_line(teacher_run, tmp_path, capsys) -> None:
     assert main(["distill", "--teacher", str(teacher_run), "--seeds", "7", "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "seeds [7]" in err
+    assert err.count("\n") == 0 and "seeds [7]" in err, err
     assert main(["distill", "--teacher", str(tmp_path / "nothing"), "--out", str(tmp_path / "s")]) == 2
     assert "config.yaml" in capsys.readouterr().err
 

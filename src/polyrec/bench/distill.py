@@ -153,6 +153,14 @@ def _ratio_checks(student: dict, teacher: dict) -> list[str]:
     return lines
 
 
+def all_metrics_table(plan: list[Variant], results: dict[str, dict]) -> list[str]:
+    """Every task metric (rows) of every configuration (columns), mean ± std over seeds."""
+    keys = sorted({k for r in results.values() for k in r["metrics"] if k[:2] in ("A.", "B.") and not k.endswith(".std")})
+    lines = ["| metric | " + " | ".join(v.name for v in plan) + " |", "|---" * (len(plan) + 1) + "|"]
+    lines += [f"| {k} | " + " | ".join(_cell(results[v.name]["metrics"], k) for v in plan) + " |" for k in keys]
+    return lines
+
+
 def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], teacher: RunConfig, student: RunConfig, command: str) -> Path:
     total = sum(r["wall"] for r in results.values() if r["wall"] == r["wall"])
     data = teacher.data.path or teacher.data.dataset
@@ -196,6 +204,10 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], teacher:
     lines += ["", "## The issue's bars (distilled student)", ""] + _ratio_checks(distilled, t) + [
         f"- better than the student alone by more than one std on {len(wins)} task(s) (bar ≥ 2): "
         + (", ".join(wins) if wins else "none") + f" — {'met' if len(wins) >= 2 else 'NOT met'}",
+        "",
+        "## Every test metric",
+        "",
+        *all_metrics_table(plan, results),
         "",
         "Each configuration's run folder (report, metrics.json, config.yaml) is under the bench's `--out`.",
     ]

@@ -10,7 +10,7 @@ from typing import Callable
 
 from ..config import RunConfig
 from ..pipeline import RunResult, run
-from .teacher import teacher_config
+from .teacher import teacher_config, trained_seeds
 
 
 def student_config(
@@ -25,11 +25,12 @@ def student_config(
     cfg = copy.deepcopy(student) if student is not None else RunConfig()
     cfg.data, cfg.tasks = copy.deepcopy(tcfg.data), list(tcfg.tasks)
     cfg.model.rating_levels = tcfg.model.rating_levels  # the same rating tokens as the teacher's inputs
-    for name, asked, known in (("protocols", protocols, tcfg.protocols), ("seeds", seeds, tcfg.seeds)):
-        missing = [x for x in asked or [] if x not in known]
-        if missing:
-            raise ValueError(f"{teacher}: the teacher was not trained for {name} {missing} (it has {known})")
     cfg.protocols, cfg.seeds = list(protocols or tcfg.protocols), list(seeds or tcfg.seeds)
+    for p in cfg.protocols:
+        trained = trained_seeds(teacher, p) if p in tcfg.protocols else []
+        missing = [s for s in cfg.seeds if s not in trained]
+        if missing:
+            raise ValueError(f"{teacher}: the teacher has no model for protocol {p} with seeds {missing} (it has {trained})")
     cfg.model.name = "polyrec"
     cfg.distill.teacher = str(teacher)
     return cfg

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import RunConfig
-from ..models.io import load_model
+from ..models.io import WEIGHTS, load_model
 from ..models.polyrec import PolyRecModel
-from ..run_loader import seed_model_folder
+from ..run_loader import SEED_MODELS_DIR, seed_model_folder
 
 
 def teacher_config(run: str | Path) -> RunConfig:
@@ -20,18 +20,22 @@ def teacher_config(run: str | Path) -> RunConfig:
     return cfg
 
 
+def trained_seeds(run: str | Path, protocol: str) -> list[int]:
+    """Seeds the teacher has a model for under ``protocol`` (its config's, and any that
+    another process sharing the folder has finished)."""
+    folders = (Path(run) / SEED_MODELS_DIR / protocol).glob("seed*")
+    return sorted(int(f.name[4:]) for f in folders if f.name[4:].isdigit() and (f / WEIGHTS).is_file())
+
+
 def load_teacher(run: str | Path, protocol: str, seed: int) -> PolyRecModel:
     """The teacher's model trained on ``protocol``'s split for ``seed`` (frozen, eval mode)."""
-    cfg = teacher_config(run)
-    if seed not in cfg.seeds or protocol not in cfg.protocols:
+    teacher_config(run)  # a clear error if ``run`` is not a polyrec run
+    if seed not in trained_seeds(run, protocol):
         raise ValueError(
-            f"{run}: the teacher was trained for protocols {cfg.protocols} and seeds {cfg.seeds}; "
-            f"the student asks for protocol {protocol}, seed {seed}"
+            f"{run}: the teacher has no model for protocol {protocol}, seed {seed} "
+            f"(it has seeds {trained_seeds(run, protocol)}); train it with that seed first"
         )
-    folder = seed_model_folder(Path(run), protocol, seed)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: missing; retrain the teacher with this polyrec version (it keeps every seed's model)")
-    model = load_model(folder)
+    model = load_model(seed_model_folder(Path(run), protocol, seed))
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
