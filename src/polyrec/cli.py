@@ -128,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     bd.add_argument("--config", default="configs/student.yaml", help="the student's YAML config (its distill: section too)")
     bd.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="default 0,1,2")
     bd.add_argument("--ablation-seeds", type=_ints, help="seeds of the part-removed runs (default: --seeds)")
+    bd.add_argument("--ablate", type=_csv, help="parts to remove one at a time (default: all of cluster,rating,ctr,profile,next_item)")
     bd.add_argument("--epochs", type=int, help="maximum epochs per training (default: the configs')")
     bd.add_argument("--threads", type=int, help="torch threads per training (results do not depend on it)")
     bd.add_argument("--out", default="runs/distill", help="one run folder per configuration; finished ones are reused")
@@ -284,10 +285,11 @@ def _bench_distill(args: argparse.Namespace) -> None:
         + ([f"--data {args.data}"] if args.data else [])
         + [f"--seeds {','.join(map(str, args.seeds))}"]
         + ([f"--ablation-seeds {','.join(map(str, args.ablation_seeds))}"] if args.ablation_seeds else [])
+        + ([f"--ablate {','.join(args.ablate)}"] if args.ablate else [])
         + ([f"--epochs {args.epochs}"] if args.epochs else [])
         + [f"--out {args.out} --doc {args.doc}"]
     )
-    doc = bench_distill(*configs, args.out, args.doc, args.ablation_seeds, command, progress=not args.quiet)
+    doc = bench_distill(*configs, args.out, args.doc, args.ablation_seeds, args.ablate, command, progress=not args.quiet)
     print(f"\nwrote {doc}")
 
 

@@ -42,8 +42,9 @@ class Variant:
     seeds: tuple[int, ...] | None = None  # None: the bench's seeds
 
 
-def variants(student: RunConfig, ablation_seeds: list[int] | None) -> list[Variant]:
-    parts = [p for p in DISTILL_PARTS if student.distill.weights.get(p, 0.0) > 0]
+def variants(student: RunConfig, ablation_seeds: list[int] | None, ablate: list[str] | None = None) -> list[Variant]:
+    """``ablate``: the parts to remove one at a time (default: every part that is on)."""
+    parts = [p for p in DISTILL_PARTS if student.distill.weights.get(p, 0.0) > 0 and (ablate is None or p in ablate)]
     seeds = tuple(ablation_seeds) if ablation_seeds else None
     return [
         Variant("teacher", "teacher"),
@@ -82,13 +83,14 @@ def bench_distill(
     out: str | Path,
     doc: str | Path,
     ablation_seeds: list[int] | None = None,
+    ablate: list[str] | None = None,
     command: str = "",
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Run (or reuse) every configuration under ``out``; write ``doc``."""
     out = Path(out)
-    plan = variants(student, ablation_seeds)
+    plan = variants(student, ablation_seeds, ablate)
     results = {}
     for i, v in enumerate(plan, 1):
         folder = out / v.name
