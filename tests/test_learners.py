@@ -126,3 +126,18 @@ def test_a_run_resumes_finished_seeds_and_grows_by_seeds(tmp_path) -> None:
     lines.clear()
     run(other, tmp_path / "pieces", progress=False, log=lines.append, baselines=False)
     assert not any("finished before" in line for line in lines)
+
+
+def test_a_seed_is_not_read_back_for_other_data_or_with_no_resume(tmp_path) -> None:
+    cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
+    run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)
+    lines: list[str] = []
+    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False, resume=False)
+    assert not any("finished before" in line for line in lines)
+    write_dataset(tmp_path / "data", seed=1)  # same folder, same config, other interactions
+    lines.clear()
+    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
+    assert not any("finished before" in line for line in lines)
+    lines.clear()
+    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
+    assert any("seed 0: finished before" in line for line in lines)

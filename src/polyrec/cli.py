@@ -47,6 +47,8 @@ def _add_run_args(run: argparse.ArgumentParser) -> None:
     _add_common_args(run, "runs/latest", "maximum epochs (early stopping may end sooner)")
     run.add_argument("--model", help="polyrec (default) or a baseline: bias, svd, svdpp, bpr, popularity, logreg")
     run.add_argument("--tasks", type=_csv, help="comma-separated: profile,rating,ctr,next_item")
+    run.add_argument("--no-resume", action="store_true",
+                     help="train every seed again (default: seeds finished before in --out with this config and data are read back)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,7 +164,7 @@ def _run(args: argparse.Namespace) -> None:
         cfg.pretrain.enabled = args.pretrain
     if getattr(args, "init", None):
         cfg.pretrain.init, cfg.pretrain.enabled = args.init, False
-    result = run(cfg, args.out, progress=not args.quiet)
+    result = run(cfg, args.out, progress=not args.quiet, resume=not args.no_resume)
     print()
     print(results_table(result.metrics, cfg.model.name))
     for note in result.notes:

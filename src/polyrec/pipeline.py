@@ -78,14 +78,20 @@ def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
 
 
 def run(
-    cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[str], None] = print, baselines: bool = True
+    cfg: RunConfig,
+    out: str | Path,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    baselines: bool = True,
+    resume: bool = True,
 ) -> RunResult:
     """Train and evaluate under each protocol and seed; write the run folder ``out``.
 
     ``baselines=False`` skips the simple baselines printed beside polyrec (studies that
     train many configurations on the same splits need them once, not per configuration).
-    Seeds finished before in ``out`` with the same configuration are read back, not retrained
-    (``run_progress.py``): a stopped run resumes, and a run can grow by seeds."""
+    Seeds finished before in ``out`` with the same configuration and data are read back, not
+    retrained (``run_progress.py``): a stopped run resumes, and a run can grow by seeds;
+    ``resume=False`` (`polyrec run --no-resume`) trains every seed again."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.train.threads:
@@ -110,7 +116,7 @@ def run(
     curves: dict[str, dict] = {}
     cost: dict[str, float] = {}
     for i, seed in enumerate(cfg.seeds):
-        done = load_seed(out, cfg, seed, baselines)
+        done = load_seed(out, cfg, ds, seed, baselines) if resume else None
         if done is not None:
             log(f"seed {seed}: finished before, read back from {out}")
             per_seed.append(done["metrics"])
@@ -153,7 +159,7 @@ def run(
         per_seed.append(metrics)
         # Timed once per seed, not per protocol; the run reports its first seed's.
         seed_cost = last_fit[0].cost(last_fit[1]) if last_fit is not None else {}
-        save_seed(out, cfg, seed, baselines, {"metrics": metrics, "curves": seed_curves, "cost": seed_cost, "notes": notes})
+        save_seed(out, cfg, ds, seed, baselines, {"metrics": metrics, "curves": seed_curves, "cost": seed_cost, "notes": notes})
         if i == 0:
             curves, cost = seed_curves, seed_cost
         last_fit = None

@@ -11,23 +11,38 @@ run over all the seeds then reads every record and writes the folder's report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .config import RunConfig
+from .data.tables import Dataset
 
 PROGRESS_DIR = "progress"
 
 
-def _question(cfg: RunConfig, baselines: bool) -> dict[str, Any]:
+def data_fingerprint(ds: Dataset) -> str:
+    """A digest of the dataset's three tables: a record is never read back for other data
+    under the same configuration (e.g. a `--data` folder whose files changed)."""
+    digest = hashlib.sha1()
+    for table in (ds.users, ds.items, ds.interactions):
+        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+        digest.update(",".join(map(str, table.columns)).encode())
+    return digest.hexdigest()
+
+
+def _question(cfg: RunConfig, ds: Dataset, baselines: bool) -> dict[str, Any]:
     """What a seed's record depends on: the whole configuration but the seed list and
-    threads, and whether the simple baselines were measured beside it."""
+    threads, the data, and whether the simple baselines were measured beside it."""
     raw = cfg.to_dict()
     raw.pop("seeds")
     raw["train"].pop("threads")
     raw["baselines"] = baselines
+    raw["data_fingerprint"] = data_fingerprint(ds)
     return raw
 
 
@@ -35,21 +50,21 @@ def _path(out: Path, seed: int) -> Path:
     return out / PROGRESS_DIR / f"seed{seed}.json"
 
 
-def save_seed(out: Path, cfg: RunConfig, seed: int, baselines: bool, record: dict[str, Any]) -> None:
+def save_seed(out: Path, cfg: RunConfig, ds: Dataset, seed: int, baselines: bool, record: dict[str, Any]) -> None:
     """``record``: metrics, curves (per protocol), cost and notes."""
     path = _path(out, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"config": _question(cfg, baselines), **record}))
+    tmp.write_text(json.dumps({"config": _question(cfg, ds, baselines), **record}))
     os.replace(tmp, path)  # a killed run never leaves half a record
 
 
-def load_seed(out: Path, cfg: RunConfig, seed: int, baselines: bool) -> dict[str, Any] | None:
+def load_seed(out: Path, cfg: RunConfig, ds: Dataset, seed: int, baselines: bool) -> dict[str, Any] | None:
     """The seed's record, if it answers the same question; None otherwise (it is retrained)."""
     path = _path(out, seed)
     if not path.is_file():
         return None
     record = json.loads(path.read_text())
-    if record.get("config") != _question(cfg, baselines):
+    if record.get("config") != _question(cfg, ds, baselines):
         return None
     return record

@@ -203,7 +203,7 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], teacher:
         speed = m.get("bench.users_per_s", float("nan"))
         lines.append(
             f"| {v.name} | {seeds} | {' | '.join(cells)} | {params:,.0f} | {results[v.name]['file_mb']:.2f} | "
-            f"{speed:,.0f} | {fit_minutes[v.name]:.1f} |"
+            f"{'—' if speed != speed else f'{speed:,.0f}'} | {fit_minutes[v.name]:.1f} |"
         )
     distilled, t = results["distilled"]["metrics"], results["teacher"]["metrics"]
     wins = [title for _, key, title, higher in MAIN_METRICS if versus_single(distilled, alone, key, higher) == " ▲"]
