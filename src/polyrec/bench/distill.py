@@ -12,6 +12,7 @@ student / teacher quality, size and speed ratios, and distilled vs alone.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,14 @@ import numpy as np
 
 from ..config import DISTILL_PARTS, RunConfig
 from ..distill.run import student_config
+from ..eval.evaluate import side_metrics
 from ..eval.predict import score_users
+from ..eval.prediction_store import load_predictions
 from ..learners import users_per_second
 from ..models.io import WEIGHTS, load_model
-from ..pipeline import load_configured_dataset, run
+from ..pipeline import aggregate, load_configured_dataset, run
 from ..run_loader import MODEL_DIR
+from ..run_progress import PROGRESS_DIR
 from ..train.protocol_data import prepare
 from .mtl import MAIN_METRICS, _cell, _load, provenance, versus_single
 
@@ -107,7 +111,7 @@ def bench_distill(
     speeds = side_by_side_speed(teacher, {v.name: out / v.name for v in plan if v.name in ("teacher", "student", "distilled")})
     for name, speed in speeds.items():
         results[name]["metrics"]["bench.users_per_s"] = speed
-    return write_doc(Path(doc), plan, results, teacher, student, command)
+    return write_doc(Path(doc), plan, results, teacher, student, command, out)
 
 
 def side_by_side_speed(base: RunConfig, folders: dict[str, Path], repeats: int = 3) -> dict[str, float]:
@@ -163,7 +167,24 @@ def all_metrics_table(plan: list[Variant], results: dict[str, dict]) -> list[str
     return lines
 
 
-def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], teacher: RunConfig, student: RunConfig, command: str) -> Path:
+def load_seed_metrics(out: Path, name: str, seed: int) -> dict[str, float]:
+    """One seed's test metrics of configuration ``name``: its seed record, else (a run made
+    before records existed) its stored test predictions scored again."""
+    record = out / name / PROGRESS_DIR / f"seed{seed}.json"
+    if record.is_file():
+        return json.loads(record.read_text())["metrics"]
+    cfg = RunConfig.load(out / name / "config.yaml")
+    ds = load_configured_dataset(cfg)
+    metrics: dict[str, float] = {}
+    for p in cfg.protocols:
+        data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in cfg.tasks)
+        metrics.update(side_metrics(data, data.test, load_predictions(out / name, p, seed, "test"), ds.rating_range))
+    return metrics
+
+
+def write_doc(
+    doc: Path, plan: list[Variant], results: dict[str, dict], teacher: RunConfig, student: RunConfig, command: str, out: Path
+) -> Path:
     # Training time from the runs themselves (seeds may have run as separate processes).
     fit_minutes = {v.name: _fit_seconds(results[v.name]["metrics"]) * len(v.seeds or teacher.seeds) / 60 for v in plan}
     total = 60 * sum(fit_minutes.values())
@@ -205,6 +226,13 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], teacher:
             f"| {v.name} | {seeds} | {' | '.join(cells)} | {params:,.0f} | {results[v.name]['file_mb']:.2f} | "
             f"{'—' if speed != speed else f'{speed:,.0f}'} | {fit_minutes[v.name]:.1f} |"
         )
+    ablation_seeds = sorted({s for v in plan if v.removed and v.seeds for s in v.seeds})
+    if ablation_seeds and ablation_seeds != sorted(teacher.seeds):
+        # Part-removed runs on fewer seeds: compare them with the full recipe on those seeds.
+        for name in ("student", "distilled"):
+            same = aggregate([load_seed_metrics(out, name, s) for s in ablation_seeds])
+            cells = [_cell(same, key) for _, key, _, _ in MAIN_METRICS]
+            lines.append(f"| {name} (same seeds as the rows above) | {','.join(map(str, ablation_seeds))} | {' | '.join(cells)} | | | | |")
     distilled, t = results["distilled"]["metrics"], results["teacher"]["metrics"]
     wins = [title for _, key, title, higher in MAIN_METRICS if versus_single(distilled, alone, key, higher) == " ▲"]
     lines += ["", "## The issue's bars (distilled student)", ""] + _ratio_checks(distilled, t) + [
