@@ -312,6 +312,13 @@ def test_bench_mtl_smoke_run_writes_every_row_and_resumes(tmp_path, capsys) -> N
     assert (out / "mmoe-gradnorm" / "metrics.json").stat().st_mtime_ns == stamp
     assert main([*argv[:-5], "--epochs", "2", "--out", str(out), "--doc", str(doc), "--quiet"]) == 2
     assert "use another --out" in capsys.readouterr().err
+    # More seeds for the same question: the finished seed is read back, only the new one trains.
+    grow = [a if a != "shared_bottom,mmoe,ple" else "shared_bottom" for a in argv]
+    grow[grow.index("--seeds") + 1] = "0,1"
+    assert main(grow) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("seed 0: finished before") == 5 and "seed 1: finished before" not in printed
+    assert RunConfig.load(out / "shared_bottom-gradnorm" / "config.yaml").seeds == [0, 1]
 
 
 def test_versus_single_marks_only_differences_beyond_one_std() -> None:
