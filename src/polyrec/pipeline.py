@@ -21,7 +21,7 @@ from .eval.report import write_report
 from .learners import LearnerContext, make_learner
 from .recommender import save_tables
 from .run_loader import MODEL_DIR, seed_model_folder
-from .run_progress import load_seed, save_seed
+from .run_progress import SeedRecords
 from .text import encode_texts
 from .train.protocol_data import prepare
 
@@ -112,11 +112,11 @@ def run(
     per_seed: list[dict[str, float]] = []
     # Test folds of several seeds are disjoint: pooling their users gives a steadier metric.
     pool = ProfilePool()
-    last_fit = None
     curves: dict[str, dict] = {}
     cost: dict[str, float] = {}
+    records = SeedRecords(out, cfg, ds, baselines)
     for i, seed in enumerate(cfg.seeds):
-        done = load_seed(out, cfg, ds, seed, baselines) if resume else None
+        done = records.load(seed) if resume else None
         if done is not None:
             log(f"seed {seed}: finished before, read back from {out}")
             per_seed.append(done["metrics"])
@@ -129,6 +129,7 @@ def run(
             continue
         metrics: dict[str, float] = {}
         seed_curves: dict[str, dict] = {}
+        last_fit = None
         for p in protocols:
             data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in tasks)
             notes.extend(n for n in data.notes if n not in notes)
@@ -159,10 +160,9 @@ def run(
         per_seed.append(metrics)
         # Timed once per seed, not per protocol; the run reports its first seed's.
         seed_cost = last_fit[0].cost(last_fit[1]) if last_fit is not None else {}
-        save_seed(out, cfg, ds, seed, baselines, {"metrics": metrics, "curves": seed_curves, "cost": seed_cost, "notes": notes})
+        records.save(seed, {"metrics": metrics, "curves": seed_curves, "cost": seed_cost, "notes": notes})
         if i == 0:
             curves, cost = seed_curves, seed_cost
-        last_fit = None
 
     for p in protocols:  # the served model: the first seed's (whichever process trained it)
         first = seed_model_folder(out, p, cfg.seeds[0])

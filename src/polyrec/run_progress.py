@@ -46,25 +46,28 @@ def _question(cfg: RunConfig, ds: Dataset, baselines: bool) -> dict[str, Any]:
     return raw
 
 
-def _path(out: Path, seed: int) -> Path:
-    return out / PROGRESS_DIR / f"seed{seed}.json"
+class SeedRecords:
+    """The seed records of one run folder for one question (computed once: it hashes the data)."""
 
+    def __init__(self, out: Path, cfg: RunConfig, ds: Dataset, baselines: bool):
+        self.out = out
+        self.question = _question(cfg, ds, baselines)
 
-def save_seed(out: Path, cfg: RunConfig, ds: Dataset, seed: int, baselines: bool, record: dict[str, Any]) -> None:
-    """``record``: metrics, curves (per protocol), cost and notes."""
-    path = _path(out, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"config": _question(cfg, ds, baselines), **record}))
-    os.replace(tmp, path)  # a killed run never leaves half a record
+    def _path(self, seed: int) -> Path:
+        return self.out / PROGRESS_DIR / f"seed{seed}.json"
 
+    def save(self, seed: int, record: dict[str, Any]) -> None:
+        """``record``: metrics, curves (per protocol), cost and notes."""
+        path = self._path(seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"config": self.question, **record}))
+        os.replace(tmp, path)  # a killed run never leaves half a record
 
-def load_seed(out: Path, cfg: RunConfig, ds: Dataset, seed: int, baselines: bool) -> dict[str, Any] | None:
-    """The seed's record, if it answers the same question; None otherwise (it is retrained)."""
-    path = _path(out, seed)
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    if record.get("config") != _question(cfg, ds, baselines):
-        return None
-    return record
+    def load(self, seed: int) -> dict[str, Any] | None:
+        """The seed's record, if it answers the same question; None otherwise (it is retrained)."""
+        path = self._path(seed)
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        return record if record.get("config") == self.question else None

@@ -17,18 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ..config import DISTILL_PARTS, RunConfig
 from ..distill.run import student_config
 from ..eval.evaluate import side_metrics
-from ..eval.predict import score_users
 from ..eval.prediction_store import load_predictions
-from ..learners import users_per_second
 from ..models.io import WEIGHTS, load_model
 from ..pipeline import aggregate, load_configured_dataset, run
 from ..run_loader import MODEL_DIR
 from ..run_progress import PROGRESS_DIR
+from ..train.learner import catalogue_speed
 from ..train.protocol_data import prepare
 from .mtl import MAIN_METRICS, _cell, _load, provenance, versus_single
 
@@ -120,20 +118,12 @@ def side_by_side_speed(base: RunConfig, folders: dict[str, Path], repeats: int =
     in different processes, perhaps beside other work)."""
     protocol = "B" if "B" in base.protocols else base.protocols[0]
     data = prepare(load_configured_dataset(base), protocol, base.seeds[0], base.data.ctr_threshold, base.model.rating_levels, profile=False)
-    history = data.test.history
-    users = np.flatnonzero(history.lengths() > 0)
     speeds = {}
     for name, folder in folders.items():
         model = load_model(folder / MODEL_DIR / protocol)
-        if "next_item" not in model.heads:
-            continue
-        speeds[name] = max(users_per_second(lambda u: score_users(model, history, u), users) for _ in range(repeats))
+        if "next_item" in model.heads:
+            speeds[name] = max(catalogue_speed(model, data.test.history) for _ in range(repeats))
     return speeds
-
-
-def _fit_seconds(metrics: dict) -> float:
-    """Per seed: training time over both protocols (distillation: K-means included)."""
-    return float(metrics.get("model.train_seconds", float("nan")))
 
 
 def _file_mb(folder: Path) -> float:
@@ -186,7 +176,8 @@ def write_doc(
     doc: Path, plan: list[Variant], results: dict[str, dict], teacher: RunConfig, student: RunConfig, command: str, out: Path
 ) -> Path:
     # Training time from the runs themselves (seeds may have run as separate processes).
-    fit_minutes = {v.name: _fit_seconds(results[v.name]["metrics"]) * len(v.seeds or teacher.seeds) / 60 for v in plan}
+    # Per seed, both protocols (distillation: the K-means included), times the seeds.
+    fit_minutes = {v.name: results[v.name]["metrics"].get("model.train_seconds", float("nan")) * len(v.seeds or teacher.seeds) / 60 for v in plan}
     total = 60 * sum(fit_minutes.values())
     data = teacher.data.path or teacher.data.dataset
     smoke = " (smoke run — not a result)" if teacher.data.path else ""
@@ -204,8 +195,8 @@ def write_doc(
             "the frozen language model; the file size includes its frozen item vectors (a buffer saved with the "
             "weights). Users per second: whole-catalogue next-item scoring in batches of 256 (protocol-B test users "
             "of the first seed), teacher, student and distilled student timed side by side in the bench's own process, "
-            "best of 3. Fit minutes: the runs' own training time summed over seeds (seeds ran as parallel "
-            "single-thread processes here, so they are slower than on a quiet machine)."
+            "best of 3. Fit minutes: the runs' own training time summed over seeds (seeds run as parallel "
+            "single-thread processes, or beside other work, take longer than on a quiet machine)."
         ),
         "",
         "| configuration | seeds | " + " | ".join(t for _, _, t, _ in MAIN_METRICS)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import time
 
-from ..learners import FitInfo
-from ..train.finetune import build_model, finetune
 from ..train.learner import PolyRecLearner
-from ..train.pretrain import init_from_pretraining
 from ..train.protocol_data import ProtocolData
 from .clusters import choose_clusters, user_representations
 from .objective import DistillObjective
@@ -16,30 +13,22 @@ from .teacher import check_compatible, load_teacher
 
 
 class DistilledLearner(PolyRecLearner):
-    """Saves, predicts and costs like :class:`PolyRecLearner`: a distilled student is an
-    ordinary polyrec model (the teacher and the cluster head are not part of it)."""
+    """Fits, saves, predicts and costs like :class:`PolyRecLearner`: a distilled student is an
+    ordinary polyrec model (the teacher and the cluster head are not part of it); only what
+    fine-tuning minimises differs."""
 
-    def fit(self, data: ProtocolData) -> FitInfo:
-        c, dcfg = self.ctx, self.ctx.cfg.distill
-        self.model = build_model(data, self.tasks, c.n_items, c.text_vectors, c.cfg.model, c.rating_range, c.cfg.data.ctr_threshold)
-        teacher = load_teacher(dcfg.teacher, data.protocol, data.seed)
-        check_compatible(teacher, self.model, f"{dcfg.teacher} (protocol {data.protocol}, seed {data.seed})")
-        pretrain_seconds = init_from_pretraining(self.model, data, c.cfg, c.text_vectors, c.progress)
+    def objective(self, data: ProtocolData) -> tuple[DistillObjective, dict[str, float]]:
+        c, dcfg, p = self.ctx, self.ctx.cfg.distill, data.protocol
+        teacher = load_teacher(dcfg.teacher, p, data.seed)
+        check_compatible(teacher, self.model, f"{dcfg.teacher} (protocol {p}, seed {data.seed})")
         start = time.perf_counter()
         clusters = None
         metrics: dict[str, float] = {}
         if dcfg.weights.get("cluster", 0.0) > 0:
             reps = user_representations(teacher, data.train)
             clusters = choose_clusters(reps, data.train.lengths() > 0, dcfg.clusters, data.seed)
-            metrics[f"distill.{data.protocol}.clusters"] = float(clusters.k)
-            metrics[f"distill.{data.protocol}.silhouette"] = clusters.silhouette[clusters.k]
-        cluster_seconds = time.perf_counter() - start
-        objective = DistillObjective(
-            teacher, data.profile_labels, dcfg, c.cfg.model.dim, clusters, c.cfg.train.sampled_negatives
-        )
-        fit = finetune(self.model, data, c.cfg.train, c.progress, objective=objective)
-        metrics[f"distill.{data.protocol}.cluster_seconds"] = cluster_seconds
-        return FitInfo(
-            fit.train_seconds + cluster_seconds, fit.best_epoch, fit.seconds_to_best + cluster_seconds,
-            fit.curves, pretrain_seconds, metrics,
-        )
+            metrics[f"distill.{p}.clusters"] = float(clusters.k)
+            metrics[f"distill.{p}.silhouette"] = clusters.silhouette[clusters.k]
+        metrics[f"distill.{p}.cluster_seconds"] = time.perf_counter() - start
+        objective = DistillObjective(teacher, data.profile_labels, dcfg, c.cfg.model.dim, clusters, c.cfg.train.sampled_negatives)
+        return objective, metrics

@@ -20,10 +20,9 @@ from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
 from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
 from .losses import task_losses
-from .sequences import HistoryBatch
 from .protocol_data import ProtocolData
 from .refit_head import refit_profile_head
-from .sequences import collate, length_bucketed_batches
+from .sequences import HistoryBatch, collate, length_bucketed_batches
 from .validation import NEXT_ITEM_SELECTION, validation_losses
 from .weighting import LossWeighting, SharedParameters, make_weighting
 

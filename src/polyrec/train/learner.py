@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ from ..eval.predict import predict_side, score_users
 from ..learners import FitInfo, LearnerContext, users_per_second
 from ..models.io import save_model
 from ..models.polyrec import PolyRecModel
-from .finetune import build_model, finetune
+from .finetune import Objective, build_model, finetune
 from .pretrain import init_from_pretraining
 from .protocol_data import EvalSide, ProtocolData
+from .sequences import Histories
 
 
 class PolyRecLearner:
@@ -28,8 +30,19 @@ class PolyRecLearner:
         self.model = build_model(data, self.tasks, c.n_items, c.text_vectors, c.cfg.model, c.rating_range, c.cfg.data.ctr_threshold)
         # Off by default: `--pretrain` pretrains on this split's training side, `--init` loads.
         pretrain_seconds = init_from_pretraining(self.model, data, c.cfg, c.text_vectors, c.progress)
-        fit = finetune(self.model, data, c.cfg.train, c.progress)
-        return FitInfo(fit.train_seconds, fit.best_epoch, fit.seconds_to_best, fit.curves, pretrain_seconds)
+        start = time.perf_counter()
+        objective, metrics = self.objective(data)
+        prepare_seconds = time.perf_counter() - start  # counted as training time
+        fit = finetune(self.model, data, c.cfg.train, c.progress, objective=objective)
+        return FitInfo(
+            fit.train_seconds + prepare_seconds, fit.best_epoch, fit.seconds_to_best + prepare_seconds,
+            fit.curves, pretrain_seconds, metrics,
+        )
+
+    def objective(self, data: ProtocolData) -> tuple[Objective | None, dict[str, float]]:
+        """What fine-tuning minimises (None: the tasks' own losses) and figures for
+        metrics.json; subclasses (distillation) put their objective here."""
+        return None, {}
 
     def predict(self, data: ProtocolData, side: EvalSide) -> dict:
         return predict_side(self.model, data, side)
@@ -39,8 +52,13 @@ class PolyRecLearner:
 
     def cost(self, data: ProtocolData) -> dict[str, float]:
         model, history = self.model, data.test.history
-        users = np.flatnonzero(history.lengths() > 0)
         cost = {"model.trainable_params": float(sum(x.numel() for x in model.parameters() if x.requires_grad))}
         if "next_item" in model.heads:  # a model without it (e.g. `--tasks rating`) scores no catalogue
-            cost["model.users_per_s"] = users_per_second(lambda u: score_users(model, history, u), users)
+            cost["model.users_per_s"] = catalogue_speed(model, history)
         return cost
+
+
+def catalogue_speed(model: PolyRecModel, history: Histories) -> float:
+    """Users with a history scored per second against the whole catalogue (batch inference)."""
+    users = np.flatnonzero(history.lengths() > 0)
+    return users_per_second(lambda u: score_users(model, history, u), users)
