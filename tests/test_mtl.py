@@ -73,7 +73,9 @@ def test_default_config_builds_the_model_without_expert_parameters(ds, data_a) -
 
 
 def test_default_training_is_unchanged(ds, data_a) -> None:
-    fit = finetune(new_model(ds, data_a), data_a, tiny_config(epochs=2).train, progress=False)
+    cfg = tiny_config(epochs=2).train
+    cfg.next_item_fraction_in_a = cfg.aux_fraction  # as at that commit: one share for every auxiliary task
+    fit = finetune(new_model(ds, data_a), data_a, cfg, progress=False)
     for task, expected in BEFORE_TRAIN_LOSSES.items():
         np.testing.assert_allclose(fit.curves[task]["train"], expected, rtol=1e-6, err_msg=task)
         assert fit.curves[task]["weight"] == [tiny_config().train.loss_weights[task]] * 2  # fixed λ, logged

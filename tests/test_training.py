@@ -294,3 +294,32 @@ def test_item_side_raters_never_show_the_target_its_own_rating(ds, data_a) -> No
     raters.rater_tokens.copy_(tokens)
     assert abs(float(before[0, t] - after[0, t])) < 1e-6, "the target read its own rating through the item side"
     assert abs(float(before[1, t_v] - after[1, t_v])) > 1e-6, "another user's prediction ignores u's rating of i"
+
+
+def test_training_windows_cover_every_position_of_a_long_history() -> None:
+    from polyrec.train.sequences import Histories
+
+    n, max_len = 30, 8
+    items = np.arange(n)
+    hist = Histories([items], [np.full(n, np.nan)], [np.full(n, np.nan)], [np.full(n, 2)])
+    rng = np.random.default_rng(0)
+    seen: set[int] = set()
+    for _ in range(200):
+        window = collate(hist, np.array([0]), max_len, rng).items[0].numpy()
+        assert np.all(np.diff(window) == 1)  # consecutive, in time order
+        seen.update(window.tolist())
+    assert seen == set(range(n))
+    # Without a generator (evaluation, serving) the most recent items are kept.
+    assert collate(hist, np.array([0]), max_len).items[0].tolist() == list(range(n - max_len, n))
+
+
+def test_next_item_softmax_masks_exactly_the_items_taken_so_far() -> None:
+    from polyrec.tasks.next_item import seen_before
+
+    history = torch.tensor([[3, 1, 4, 1, 0, 0], [2, 0, 2, 5, 6, 0]])  # right-padded with item 0
+    lengths = [4, 5]
+    seen = seen_before(history, 7, 5)
+    for b, n in enumerate(lengths):
+        for t in range(n):
+            taken = set(history[b, : t + 1].tolist())
+            assert set(torch.nonzero(seen[b, t]).flatten().tolist()) == taken

@@ -91,20 +91,27 @@ class WeightingConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30
+    # Maximum epochs; early stopping usually ends sooner. Next-item validation NDCG@10 kept
+    # rising long after the rating losses had settled (ML-100K seed 0: 0.096 at 30 epochs,
+    # 0.108 with 80), and the cosine schedule spans all of them.
+    epochs: int = 80
     batch_size: int = 16  # users per step
     lr: float = 2e-3
     weight_decay: float = 0.01
-    patience: int = 6  # epochs without a better validation loss before stopping
+    patience: int = 10  # epochs without a better validation score before stopping
     # Protocol A shuffles each user's history every step (order carries no signal there and
     # random orders act as random held-out sets); protocol B keeps time order.
     shuffle_history_in_a: bool = True
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"profile": 1.0, "rating": 1.0, "ctr": 0.5, "next_item": 1.0}
     )
-    # Share of history positions on which the tasks a protocol does not evaluate train
-    # (next_item under A; rating and ctr under B): they still learn, at a fraction of the cost.
+    # Share of history positions on which rating and ctr train under protocol B, which does
+    # not evaluate them: they still learn, at a fraction of the cost.
     aux_fraction: float = 0.25
+    # Share of positions on which next_item trains under protocol A. It is the auxiliary task
+    # that helps rating and ctr most (ML-100K seed 0, validation rating MSE 0.873 with 1.0
+    # against 0.883 with 0.25), so by default it trains on all of them.
+    next_item_fraction_in_a: float = 1.0
     sampled_negatives: int = 0  # 0: full softmax over the catalogue for next_item
     threads: int | None = None  # torch threads; None = torch's default
     weighting: WeightingConfig = field(default_factory=WeightingConfig)

@@ -52,8 +52,7 @@ def logits(
     if negatives is None:
         out = head(h, item_vecs)
         if history is not None:
-            seen = F.one_hot(history, item_vecs.shape[0]).cumsum(1)[:, : states.shape[1]] > 0  # (B, L, I)
-            seen = seen[valid]
+            seen = seen_before(history, item_vecs.shape[0], states.shape[1])[valid]
             seen[torch.arange(len(target)), target] = False
             out = out.masked_fill(seen, float("-inf"))
         return out, target
@@ -62,6 +61,19 @@ def logits(
     neg = q @ item_vecs[negatives].T + head.item_bias[negatives]
     neg = neg.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
     return torch.cat([pos.unsqueeze(1), neg], dim=1), torch.zeros_like(target)
+
+
+def seen_before(history: torch.Tensor, n_items: int, length: int) -> torch.Tensor:
+    """(B, L) right-padded histories → (B, ``length``, I) bool: item i is among history[:, :t+1].
+
+    From each item's first position (padding comes after every real position, so it never
+    marks a real one): one comparison instead of a cumulative sum over a one-hot tensor.
+    """
+    B, L = history.shape
+    positions = torch.arange(L, device=history.device).expand(B, L)
+    first = torch.full((B, n_items), L, dtype=torch.long, device=history.device)
+    first = first.scatter_reduce(1, history, positions, reduce="amin")
+    return first.unsqueeze(1) <= torch.arange(length, device=history.device).view(1, -1, 1)
 
 
 def loss(scores: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

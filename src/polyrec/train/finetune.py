@@ -108,6 +108,15 @@ def selection_score(valid: dict[str, float], watched: list[str], weights: dict[s
     return total
 
 
+def auxiliary_fractions(cfg: TrainConfig, protocol: str) -> tuple[float, float]:
+    """Shares of history positions (rating+ctr, next_item) trained on under ``protocol``: all
+    for the tasks it evaluates, ``cfg``'s fractions for the auxiliary ones."""
+    main_tasks = PROTOCOL_TASKS[protocol]
+    pair = 1.0 if "rating" in main_tasks or "ctr" in main_tasks else cfg.aux_fraction
+    following = 1.0 if "next_item" in main_tasks else cfg.next_item_fraction_in_a if protocol == "A" else cfg.aux_fraction
+    return pair, following
+
+
 def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up, then cosine decay to 0 at ``total`` steps: late epochs take small,
     low-noise steps, so the validation loss settles instead of jittering around its best."""
@@ -162,11 +171,7 @@ def finetune(
     steps_per_epoch = -(-len(users) // cfg.batch_size)
     sched = warmup_cosine(opt, warmup=steps_per_epoch, total=cfg.epochs * steps_per_epoch)
     shuffle = cfg.shuffle_history_in_a and data.protocol == "A"
-    # Tasks the protocol does not evaluate train on a share of positions (cheaper epochs).
-    main_tasks = PROTOCOL_TASKS[data.protocol]
-    fractions = tuple(
-        1.0 if any(t in main_tasks for t in group) else cfg.aux_fraction for group in (("rating", "ctr"), ("next_item",))
-    )
+    fractions = auxiliary_fractions(cfg, data.protocol)
     watched = [t for t in PROTOCOL_TASKS[data.protocol] if t in model.heads]
     refit_profile = "profile" in watched and len(watched) > 1
     if refit_profile:

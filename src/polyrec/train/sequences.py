@@ -123,8 +123,11 @@ def collate(
 ) -> HistoryBatch:
     """Tensors for ``users``; histories longer than ``max_len`` keep their most recent items.
 
-    With ``shuffle`` (training under protocol A) each history is put in a random order and a
-    random subset of ``max_len`` items is kept.
+    With ``rng`` (training) a longer history keeps a random window of ``max_len`` consecutive
+    items instead, so over the epochs every position of a long history is a target, not only
+    the most recent ``max_len`` (on MovieLens-100K the last 200 leave out 14% of the targets).
+    With ``shuffle`` as well (training under protocol A) each history is put in a random order
+    and a random subset of ``max_len`` items is kept.
     """
     B = len(users)
     L = max(1, min(max_len, max(len(hist.items[u]) for u in users)))
@@ -138,6 +141,9 @@ def collate(
         idx = np.arange(n)
         if shuffle and rng is not None:
             idx = rng.permutation(n)[:max_len]
+        elif rng is not None and n > max_len:
+            start = int(rng.integers(0, n - max_len + 1))
+            idx = idx[start : start + max_len]
         else:
             idx = idx[-max_len:]
         k = len(idx)
