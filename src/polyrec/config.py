@@ -118,6 +118,7 @@ class TrainConfig:
 
 
 PRETRAIN_OBJECTIVES: tuple[str, ...] = ("mim", "contrastive", "text_id")
+ADAPT_MODES: tuple[str, ...] = ("none", "lora", "top_layers")
 
 
 @dataclass
@@ -138,12 +139,24 @@ class PretrainConfig:
     objectives: dict[str, float] = field(
         default_factory=lambda: {"mim": 1.0, "contrastive": 0.5, "text_id": 0.5}
     )
+    # Language-model adaptation through the text_id objective (text/adapter.py): none, lora
+    # (peft adapters of rank ``lora_rank``; `pip install 'polyrec[adapt]'`) or top_layers
+    # (the encoder's last ``adapt_layers`` layers train). Each step the encoder reads
+    # ``adapt_items`` of the batch's items; ``adapt_lr`` is its learning rate.
+    adapt_text: str = "none"
+    adapt_layers: int = 1
+    lora_rank: int = 8
+    adapt_items: int = 32
+    adapt_lr: float = 1e-4
 
     def __post_init__(self) -> None:
         for name, weight in self.objectives.items():
             _check_choice(name, PRETRAIN_OBJECTIVES, "pretrain.objectives")
             if weight < 0:
                 raise ValueError(f"'pretrain.objectives.{name}' must be ≥ 0; got {weight}")
+        _check_choice(self.adapt_text, ADAPT_MODES, "pretrain.adapt_text")
+        if min(self.adapt_layers, self.lora_rank, self.adapt_items) < 1 or self.adapt_lr <= 0:
+            raise ValueError("'pretrain': adapt_layers, lora_rank and adapt_items must be ≥ 1, adapt_lr > 0")
         if not 0 < self.mask_prob < 1 or not 0 < self.crop <= 1 or self.temperature <= 0 or self.epochs < 0:
             raise ValueError("'pretrain': mask_prob must be in (0, 1), crop in (0, 1], temperature > 0, epochs ≥ 0")
 

@@ -55,6 +55,7 @@ class LearnerContext:
     rating_range: tuple[float, float] | None
     seed: int
     progress: bool = True
+    item_texts: list[str] | None = None  # each item's text (language-model adaptation reads it)
 
 
 def users_per_second(score_batch: Callable[[np.ndarray], object], users: np.ndarray, batch_users: int = 256) -> float:

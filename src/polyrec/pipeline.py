@@ -107,6 +107,7 @@ def run(
         if p not in protocols:
             notes.append(f"protocol {p} skipped: none of its tasks ({', '.join(PROTOCOL_TASKS[p])}) is on")
     text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
+    item_texts = ds.items["text"].astype(str).tolist() if text_vectors is not None else None
     rating_range = ds.rating_range
 
     per_seed: list[dict[str, float]] = []
@@ -134,7 +135,9 @@ def run(
             data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in tasks)
             notes.extend(n for n in data.notes if n not in notes)
             torch.manual_seed(seed)  # the seed decides the initial weights too, not the process's history
-            learner = make_learner(cfg.model.name, LearnerContext(cfg, tasks, ds.n_items, text_vectors, rating_range, seed, progress))
+            learner = make_learner(cfg.model.name, LearnerContext(
+                cfg, tasks, ds.n_items, text_vectors, rating_range, seed, progress, item_texts
+            ))
             if not set(learner.tasks) & set(PROTOCOL_TASKS[p]):
                 continue  # e.g. a rating baseline under the next-item protocol
             fit = learner.fit(data)

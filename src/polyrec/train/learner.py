@@ -29,7 +29,7 @@ class PolyRecLearner:
         c = self.ctx
         self.model = build_model(data, self.tasks, c.n_items, c.text_vectors, c.cfg.model, c.rating_range, c.cfg.data.ctr_threshold)
         # Off by default: `--pretrain` pretrains on this split's training side, `--init` loads.
-        pretrain_seconds = init_from_pretraining(self.model, data, c.cfg, c.text_vectors, c.progress)
+        pretrain_seconds = init_from_pretraining(self.model, data, c.cfg, c.text_vectors, c.progress, c.item_texts)
         start = time.perf_counter()
         objective, metrics = self.objective(data)
         prepare_seconds = time.perf_counter() - start  # counted as training time

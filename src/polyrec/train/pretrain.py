@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..config import ModelConfig, MtlConfig, PretrainConfig, RunConfig
 from ..models.io import load_model, save_model
 from ..models.polyrec import ModelSpec, PolyRecModel
+from ..text.adapter import TextAdapter
 from .pretrain_objectives import (
     PretrainExtras,
     contrastive_loss,
@@ -119,8 +120,10 @@ def batch_losses(
     weights: dict[str, float],
     rng: np.random.Generator,
     gen: torch.Generator,
+    adapter: TextAdapter | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Each active objective's loss on one batch of item sequences (no ratings anywhere)."""
+    """Each active objective's loss on one batch of item sequences (no ratings anywhere);
+    with ``adapter``, text–ID alignment reads its items' vectors from the encoder being adapted."""
     items, mask, _ = pad(seqs)
     losses: dict[str, torch.Tensor] = {}
     if "mim" in weights:
@@ -130,7 +133,12 @@ def batch_losses(
     if "contrastive" in weights and len(seqs) > 1:
         losses["contrastive"] = contrastive_loss(model, extras, (view_batch(seqs, cfg, rng), view_batch(seqs, cfg, rng)), cfg.temperature)
     if "text_id" in weights:
-        losses["text_id"] = text_id_loss(model, torch.unique(items[mask]), cfg.temperature)
+        taken = torch.unique(items[mask])
+        if adapter is None:
+            losses["text_id"] = text_id_loss(model, taken, cfg.temperature)
+        else:  # the encoder runs in the step: a sample of the batch's items keeps it affordable
+            taken = taken[torch.randperm(len(taken), generator=gen)[: cfg.adapt_items]]
+            losses["text_id"] = text_id_loss(model, taken, cfg.temperature, adapter(taken))
     return losses
 
 
@@ -147,16 +155,26 @@ def pretrain(
     seed: int,
     shuffle: bool = False,
     progress: bool = True,
+    adapter: TextAdapter | None = None,
 ) -> PretrainResult:
     """Train ``model``'s item tower and user encoder on ``seqs`` (per user, item indices) for
     ``cfg.epochs`` epochs. ``shuffle``: each history in a random order every step (protocol A,
-    where order carries no signal)."""
+    where order carries no signal). ``adapter``: the sentence encoder being adapted
+    (``pretrain.adapt_text``); after each epoch it re-encodes the catalogue into the model."""
     torch.manual_seed(seed)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     weights, notes = active_objectives(cfg, model.item_tower.text_proj is not None)
+    if adapter is not None and "text_id" not in weights:
+        notes.append("pretrain.adapt_text: nothing adapted, the text_id objective is off")
+        adapter = None
     extras = PretrainExtras(model.spec.config.dim)
     params = [p for m in (model.item_tower, model.user_encoder, extras) for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    groups = [{"params": params}]
+    if adapter is not None:
+        groups.append({"params": adapter.trainable(), "lr": cfg.adapt_lr})
+        params = params + adapter.trainable()
+        adapter.train()
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.01)
     lengths = np.array([len(s) for s in seqs])
     users = np.flatnonzero(lengths > 1)
     curves: dict[str, list[float]] = {}
@@ -167,7 +185,7 @@ def pretrain(
         batches = length_bucketed_batches(users, lengths, cfg.batch_size, rng)
         for batch_users in batches:
             batch = [rng.permutation(seqs[u]) if shuffle else seqs[u] for u in batch_users]
-            losses = batch_losses(model, extras, batch, cfg, weights, rng, gen)
+            losses = batch_losses(model, extras, batch, cfg, weights, rng, gen, adapter)
             if not losses:
                 continue
             total = sum(weights[k] * v for k, v in losses.items())
@@ -179,6 +197,11 @@ def pretrain(
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
         for k, v in sums.items():
             curves.setdefault(k, []).append(v)
+        if adapter is not None:
+            # The other objectives (and fine-tuning, after the last epoch) read the cached
+            # vectors: bring them up to date with the adapted encoder. A new tensor, not an
+            # in-place copy: the old one is shared with the run's vectors for other splits.
+            model.item_tower.text = torch.from_numpy(adapter.encode_all())
     model.eval()
     return PretrainResult(curves, time.perf_counter() - start, notes)
 
@@ -236,8 +259,23 @@ def transfer(pretrained: PolyRecModel, model: PolyRecModel) -> None:
     model.load_state_dict(dst)
 
 
+def text_adapter(cfg: RunConfig, item_texts: list[str] | None) -> TextAdapter | None:
+    """The sentence encoder to adapt during pretraining, if ``pretrain.adapt_text`` asks for one."""
+    p = cfg.pretrain
+    if p.adapt_text == "none" or not cfg.text.enabled:
+        return None
+    if item_texts is None:
+        raise ValueError("pretrain.adapt_text needs the items' texts")
+    return TextAdapter(cfg.text.encoder, item_texts, p.adapt_text, p.adapt_layers, p.lora_rank, cfg.text.cache_dir)
+
+
 def init_from_pretraining(
-    model: PolyRecModel, data: ProtocolData, cfg: RunConfig, text_vectors: np.ndarray | None, progress: bool = True
+    model: PolyRecModel,
+    data: ProtocolData,
+    cfg: RunConfig,
+    text_vectors: np.ndarray | None,
+    progress: bool = True,
+    item_texts: list[str] | None = None,
 ) -> float | None:
     """Start ``model`` from pretraining as ``cfg.pretrain`` says: a checkpoint (``init``), or
     pretraining now on ``data``'s training side (``enabled``). Returns the pretraining seconds
@@ -252,8 +290,9 @@ def init_from_pretraining(
         return None
     pre = pretrain_model(model.spec.n_items, text_vectors, cfg.model)
     shuffle = cfg.train.shuffle_history_in_a and data.protocol == "A"
-    result = pretrain(pre, training_sequences(data, cfg.model.max_history), p, data.seed, shuffle, progress)
-    transfer(pre, model)
+    adapter = text_adapter(cfg, item_texts)
+    result = pretrain(pre, training_sequences(data, cfg.model.max_history), p, data.seed, shuffle, progress, adapter)
+    transfer(pre, model)  # with adaptation, the adapted catalogue vectors travel in the item tower
     return result.seconds
 
 
@@ -273,7 +312,8 @@ def pretrain_run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Ca
             seqs = training_sequences(data, cfg.model.max_history)
             model = pretrain_model(ds.n_items, text_vectors, cfg.model)
             shuffle = cfg.train.shuffle_history_in_a and protocol == "A"
-            result = pretrain(model, seqs, cfg.pretrain, seed, shuffle, progress)
+            adapter = text_adapter(cfg, ds.items["text"].astype(str).tolist())
+            result = pretrain(model, seqs, cfg.pretrain, seed, shuffle, progress, adapter)
             info = {
                 "protocol": protocol,
                 "seed": seed,

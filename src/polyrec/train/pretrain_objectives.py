@@ -80,9 +80,12 @@ def contrastive_loss(
     return info_nce(last[0], last[1], temperature)
 
 
-def text_id_loss(model: PolyRecModel, items: torch.Tensor, temperature: float) -> torch.Tensor:
+def text_id_loss(
+    model: PolyRecModel, items: torch.Tensor, temperature: float, text: torch.Tensor | None = None
+) -> torch.Tensor:
     """Text–ID alignment: InfoNCE between each item's ID embedding and its projected text
-    vector (items: (N,) distinct indices; the other items are the negatives)."""
+    vector (items: (N,) distinct indices; the other items are the negatives). ``text`` (N, D):
+    the items' vectors from an encoder being adapted (default: the model's cached vectors)."""
     tower = model.item_tower
     assert tower.text_proj is not None, "text_id needs text vectors"
-    return info_nce(tower.ids(items), tower.text_proj(tower.text[items]), temperature)
+    return info_nce(tower.ids(items), tower.text_proj(tower.text[items] if text is None else text), temperature)
