@@ -28,7 +28,7 @@ from ..run_loader import MODEL_DIR
 from ..run_progress import PROGRESS_DIR
 from ..train.learner import catalogue_speed
 from ..train.protocol_data import prepare
-from .mtl import MAIN_METRICS, _cell, _load, provenance, versus_single
+from .mtl import MAIN_METRICS, _cell, _load, check_resumable, provenance, same_question, versus_single
 
 KEEP = 0.95  # the student keeps ≥ 95 % of the teacher's quality (RMSE: ≤ 1 / 0.95 ≈ 1.03 ×, as the issue states)
 RMSE_LIMIT = 1.03
@@ -67,16 +67,6 @@ def variant_config(v: Variant, teacher: RunConfig, student: RunConfig, out: Path
     return student_config(out / "teacher", s, seeds=list(v.seeds) if v.seeds else None)
 
 
-def _same(done: RunConfig, cfg: RunConfig, seeds: bool = True) -> bool:
-    """Same question: equal configs, threads aside (they change speed, not results), and
-    seeds aside too with ``seeds=False``."""
-    a, b = done.to_dict(), cfg.to_dict()
-    a["train"]["threads"] = b["train"]["threads"] = None
-    if not seeds:
-        a["seeds"] = b["seeds"] = None
-    return a == b
-
-
 def bench_distill(
     teacher: RunConfig,
     student: RunConfig,
@@ -96,9 +86,9 @@ def bench_distill(
         folder = out / v.name
         cfg = variant_config(v, teacher, student, out)
         done = RunConfig.load(folder / "config.yaml") if (folder / "config.yaml").is_file() else None
-        if done is not None and not _same(done, cfg, seeds=False):
-            raise ValueError(f"{folder} holds a run of another configuration than this bench asks for: use another --out")
-        if done is not None and _same(done, cfg) and (folder / "metrics.json").is_file():
+        if done is not None:
+            check_resumable(folder, cfg)
+        if done is not None and same_question(done, cfg) and (folder / "metrics.json").is_file():
             log(f"[{i}/{len(plan)}] {v.name}: done before, reused")
         else:
             # Seeds finished before (another process's share, a stopped run) are read back.

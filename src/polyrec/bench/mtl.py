@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import MTL_ARCHS, PROTOCOL_TASKS, WEIGHTINGS, RunConfig
+from ..config import MTL_ARCHS, PROTOCOL_TASKS, WEIGHTINGS, RunConfig, TrainConfig
 from ..pipeline import active_tasks, load_configured_dataset, run
 
 # Each task's main metric: (task, metrics.json key, column title, higher is better).
@@ -65,17 +65,21 @@ def variant_config(base: RunConfig, v: Variant) -> RunConfig:
     return cfg
 
 
-def _check_resumable(folder: Path, cfg: RunConfig) -> None:
-    """A finished folder is reused only if it answers the same question."""
-    done = RunConfig.load(folder / "config.yaml")
-    same = (done.train.epochs, done.tasks, done.model.mtl.arch, done.train.weighting.method) == (
-        cfg.train.epochs, cfg.tasks, cfg.model.mtl.arch, cfg.train.weighting.method
-    )
-    if not same:
-        raise ValueError(
-            f"{folder} holds a run with {done.train.epochs} epochs ({done.model.mtl.arch}, "
-            f"{done.train.weighting.method}); this bench asks for {cfg.train.epochs} epochs: use another --out"
-        )
+def same_question(done: RunConfig, cfg: RunConfig, seeds: bool = True) -> bool:
+    """Whether a finished run's config asks what ``cfg`` asks: equal, threads aside (they
+    change speed, not results), and seeds aside too with ``seeds=False``."""
+    a, b = done.to_dict(), cfg.to_dict()
+    a["train"]["threads"] = b["train"]["threads"] = None
+    if not seeds:
+        a["seeds"] = b["seeds"] = None
+    return a == b
+
+
+def check_resumable(folder: Path, cfg: RunConfig) -> None:
+    """A bench's finished folder is reused (or grown by seeds) only if it answers the same
+    question; otherwise the bench stops rather than mix two configurations in one table."""
+    if not same_question(RunConfig.load(folder / "config.yaml"), cfg, seeds=False):
+        raise ValueError(f"{folder} holds a run of another configuration than this bench asks for: use another --out")
 
 
 def bench_mtl(
@@ -101,7 +105,7 @@ def bench_mtl(
         folder, cfg = out / v.name, variant_config(base, v)
         earlier = 0.0
         if (folder / "metrics.json").is_file():
-            _check_resumable(folder, cfg)
+            check_resumable(folder, cfg)
             if RunConfig.load(folder / "config.yaml").seeds == cfg.seeds:
                 log(f"[{k}/{len(plan)}] {v.name}: done before, reused")
                 continue
@@ -160,7 +164,7 @@ def provenance(base: RunConfig, command: str, total_seconds: float) -> list[str]
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()}, {os.cpu_count()} CPU cores, "
             f"torch {torch.__version__} ({base.train.threads or torch.get_num_threads()} thread(s)) · "
             f"seeds {', '.join(map(str, base.seeds))} · at most {base.train.epochs} epoch(s) per training (`polyrec run` trains up "
-            f"to 30) · wall time of all configurations: {total_seconds / 60:.1f} min"
+            f"to {TrainConfig().epochs}) · wall time of all configurations: {total_seconds / 60:.1f} min"
         ),
         "",
     ]
