@@ -151,3 +151,23 @@ def test_pretrain_config_is_checked() -> None:
         RunConfig.from_dict({"pretrain": {"objectives": {"mlm": 1.0}}})
     with pytest.raises(ValueError, match="mask_prob"):
         RunConfig.from_dict({"pretrain": {"mask_prob": 1.5}})
+
+
+def test_bench_pretrain_runs_every_configuration_and_grows_by_seeds(tmp_path, capsys) -> None:
+    folder = write_dataset(tmp_path / "shop")
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    doc, out = tmp_path / "pretrain.md", tmp_path / "runs"
+    argv = ["bench", "pretrain", "--data", str(folder), "--config", str(tmp_path / "tiny.yaml"), "--epochs", "1",
+            "--pretrain-epochs", "1", "--seeds", "0", "--out", str(out), "--doc", str(doc), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    rows = [r.split(" | ")[0] for r in doc.read_text().splitlines() if r.startswith("| ") and not r.startswith("| configuration")]
+    assert rows == ["| none", "| mim", "| contrastive", "| all"]  # no text in the tiny config: no text_id, no -notext
+    capsys.readouterr()
+    grow = [*argv]
+    grow[grow.index("--seeds") + 1] = "0,1"
+    assert main(grow) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("seed 0: finished before") == 4 and "seed 1: finished before" not in printed
+    assert RunConfig.load(out / "all" / "config.yaml").seeds == [0, 1]
+    assert main([*argv[:-5], "--epochs", "2", "--out", str(out), "--doc", str(doc), "--quiet"]) == 2
+    assert "use another --out" in capsys.readouterr().err
