@@ -82,6 +82,26 @@ def check_resumable(folder: Path, cfg: RunConfig) -> None:
         raise ValueError(f"{folder} holds a run of another configuration than this bench asks for: use another --out")
 
 
+def run_configuration(
+    folder: Path, cfg: RunConfig, label: str, what: str, progress: bool, log: Callable[[str], None]
+) -> None:
+    """One bench configuration into ``folder``: reused when finished with the same seeds,
+    grown when asked for more (``run`` reads the finished seeds back), trained otherwise;
+    its wall time (earlier shares included) goes to ``BENCH_FILE``."""
+    earlier = 0.0
+    if (folder / "metrics.json").is_file():
+        check_resumable(folder, cfg)
+        if RunConfig.load(folder / "config.yaml").seeds == cfg.seeds:
+            log(f"{label}: done before, reused")
+            return
+        earlier = _load(folder)["wall"]
+    log(f"{label}: {what}")
+    start = time.perf_counter()
+    run(cfg, folder, progress=progress, log=log, baselines=False)  # the splits' baselines: in `polyrec run`
+    wall = time.perf_counter() - start + (earlier if earlier == earlier else 0.0)
+    (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": wall}))
+
+
 def bench_mtl(
     base: RunConfig,
     out: str | Path,
@@ -102,19 +122,8 @@ def bench_mtl(
     tasks, _ = active_tasks(load_configured_dataset(base), base.tasks)
     plan = variants(tasks, archs, weightings)
     for k, v in enumerate(plan, 1):
-        folder, cfg = out / v.name, variant_config(base, v)
-        earlier = 0.0
-        if (folder / "metrics.json").is_file():
-            check_resumable(folder, cfg)
-            if RunConfig.load(folder / "config.yaml").seeds == cfg.seeds:
-                log(f"[{k}/{len(plan)}] {v.name}: done before, reused")
-                continue
-            earlier = _load(folder)["wall"]  # other seeds: the finished ones are read back by `run`
-        log(f"[{k}/{len(plan)}] {v.name}: tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}")
-        start = time.perf_counter()
-        run(cfg, folder, progress=progress, log=log, baselines=False)  # the splits' baselines: in `polyrec run`
-        wall = time.perf_counter() - start + (earlier if earlier == earlier else 0.0)
-        (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": wall}))
+        what = f"tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}"
+        run_configuration(out / v.name, variant_config(base, v), f"[{k}/{len(plan)}] {v.name}", what, progress, log)
     results = {v.name: _load(out / v.name) for v in plan}
     return write_doc(Path(doc), plan, results, base, command)
 

@@ -11,8 +11,6 @@ under protocol B), with and without text features.
 from __future__ import annotations
 
 import copy
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +20,9 @@ import numpy as np
 from ..config import PRETRAIN_OBJECTIVES, RunConfig
 from ..eval.evaluate import next_item_side_ranks
 from ..eval.prediction_store import load_predictions
-from ..pipeline import load_configured_dataset, run
+from ..pipeline import load_configured_dataset
 from ..train.protocol_data import prepare
-from .mtl import BENCH_FILE, MAIN_METRICS, _cell, _load, check_resumable, provenance, versus_single
+from .mtl import MAIN_METRICS, _cell, _load, provenance, run_configuration, versus_single
 
 COLD_MAX = 5  # a test item with at most this many training interactions is cold
 COLD_KEY = "B.next_item.cold_hr@10"
@@ -92,20 +90,8 @@ def bench_pretrain(
     results = {}
     for i, v in enumerate(plan, 1):
         folder, cfg = out / v.name, variant_config(base, v)
-        earlier = 0.0
-        if (folder / "metrics.json").is_file():
-            check_resumable(folder, cfg)
-            if RunConfig.load(folder / "config.yaml").seeds == cfg.seeds:
-                log(f"[{i}/{len(plan)}] {v.name}: done before, reused")
-                results[v.name] = _load(folder)
-                results[v.name]["metrics"].update(cold_hr(folder, cfg, ds))
-                continue
-            earlier = _load(folder)["wall"]  # other seeds: the finished ones are read back by `run`
-        log(f"[{i}/{len(plan)}] {v.name}: objectives {','.join(v.objectives) or 'none'}, text {'on' if v.text else 'off'}")
-        start = time.perf_counter()
-        run(cfg, folder, progress=progress, log=log, baselines=False)  # the splits' baselines: in `polyrec run`
-        wall = time.perf_counter() - start + (earlier if earlier == earlier else 0.0)
-        (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": wall}))
+        what = f"objectives {','.join(v.objectives) or 'none'}, text {'on' if v.text else 'off'}"
+        run_configuration(folder, cfg, f"[{i}/{len(plan)}] {v.name}", what, progress, log)
         results[v.name] = _load(folder)
         results[v.name]["metrics"].update(cold_hr(folder, cfg, ds))
     return write_doc(Path(doc), plan, results, base, command)
