@@ -56,11 +56,15 @@ def load_configured_dataset(cfg: RunConfig) -> Dataset:
     return load_dataset(None, cfg.data.path) if cfg.data.path else load_dataset(cfg.data.dataset)
 
 
+def item_texts(ds: Dataset) -> list[str]:
+    """Each item's text, in item-index order (what the sentence encoder reads)."""
+    return ds.items["text"].astype(str).tolist()
+
+
 def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray | None:
     if not cfg.text.enabled:
         return None
-    texts = ds.items["text"].astype(str).tolist()
-    return encode_texts(texts, cfg.text.encoder, cfg.text.cache_dir, cfg.text.batch_size, progress)
+    return encode_texts(item_texts(ds), cfg.text.encoder, cfg.text.cache_dir, cfg.text.batch_size, progress)
 
 
 def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
@@ -107,7 +111,7 @@ def run(
         if p not in protocols:
             notes.append(f"protocol {p} skipped: none of its tasks ({', '.join(PROTOCOL_TASKS[p])}) is on")
     text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
-    item_texts = ds.items["text"].astype(str).tolist() if text_vectors is not None else None
+    texts = item_texts(ds) if text_vectors is not None else None
     rating_range = ds.rating_range
 
     per_seed: list[dict[str, float]] = []
@@ -136,7 +140,7 @@ def run(
             notes.extend(n for n in data.notes if n not in notes)
             torch.manual_seed(seed)  # the seed decides the initial weights too, not the process's history
             learner = make_learner(cfg.model.name, LearnerContext(
-                cfg, tasks, ds.n_items, text_vectors, rating_range, seed, progress, item_texts
+                cfg, tasks, ds.n_items, text_vectors, rating_range, seed, progress, texts
             ))
             if not set(learner.tasks) & set(PROTOCOL_TASKS[p]):
                 continue  # e.g. a rating baseline under the next-item protocol

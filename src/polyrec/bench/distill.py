@@ -17,18 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from ..config import DISTILL_PARTS, RunConfig
 from ..distill.run import student_config
 from ..eval.evaluate import side_metrics
 from ..eval.prediction_store import load_predictions
 from ..models.io import WEIGHTS, load_model
-from ..pipeline import aggregate, load_configured_dataset, run
+from ..pipeline import aggregate, load_configured_dataset
 from ..run_loader import MODEL_DIR
 from ..run_progress import PROGRESS_DIR
 from ..train.learner import catalogue_speed
 from ..train.protocol_data import prepare
-from .mtl import MAIN_METRICS, _cell, _load, check_resumable, provenance, same_question, versus_single
+from .mtl import MAIN_METRICS, _cell, _load, provenance, run_configuration, versus_single
 
 KEEP = 0.95  # the student keeps ≥ 95 % of the teacher's quality (RMSE: ≤ 1 / 0.95 ≈ 1.03 ×, as the issue states)
 RMSE_LIMIT = 1.03
@@ -84,16 +83,10 @@ def bench_distill(
     results = {}
     for i, v in enumerate(plan, 1):
         folder = out / v.name
-        cfg = variant_config(v, teacher, student, out)
-        done = RunConfig.load(folder / "config.yaml") if (folder / "config.yaml").is_file() else None
-        if done is not None:
-            check_resumable(folder, cfg)
-        if done is not None and same_question(done, cfg) and (folder / "metrics.json").is_file():
-            log(f"[{i}/{len(plan)}] {v.name}: done before, reused")
-        else:
-            # Seeds finished before (another process's share, a stopped run) are read back.
-            log(f"[{i}/{len(plan)}] {v.name}")
-            run(cfg, folder, progress=progress, log=log, baselines=False)  # cfg carries distill.teacher
+        # Seeds finished before (another process's share, a stopped run) are read back;
+        # cfg carries distill.teacher.
+        what = f"{v.role}" + (f", without {v.removed}" if v.removed else "")
+        run_configuration(folder, variant_config(v, teacher, student, out), f"[{i}/{len(plan)}] {v.name}", what, progress, log)
         results[v.name] = _load(folder)
         results[v.name]["file_mb"] = _file_mb(folder)
     speeds = side_by_side_speed(teacher, {v.name: out / v.name for v in plan if v.name in ("teacher", "student", "distilled")})

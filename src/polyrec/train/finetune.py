@@ -113,7 +113,7 @@ def auxiliary_fractions(cfg: TrainConfig, protocol: str) -> tuple[float, float]:
     for the tasks it evaluates, ``cfg``'s fractions for the auxiliary ones."""
     main_tasks = PROTOCOL_TASKS[protocol]
     pair = 1.0 if "rating" in main_tasks or "ctr" in main_tasks else cfg.aux_fraction
-    following = 1.0 if "next_item" in main_tasks else cfg.next_item_fraction_in_a if protocol == "A" else cfg.aux_fraction
+    following = 1.0 if "next_item" in main_tasks else cfg.next_item_fraction_in_a  # only A lacks it
     return pair, following
 
 

@@ -298,7 +298,7 @@ def init_from_pretraining(
 
 def pretrain_run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> Path:
     """`polyrec pretrain`: one checkpoint per protocol and seed of ``cfg`` under ``out``."""
-    from ..pipeline import item_text_vectors, load_configured_dataset
+    from ..pipeline import item_text_vectors, item_texts, load_configured_dataset
     from .protocol_data import prepare
 
     out = Path(out)
@@ -306,13 +306,14 @@ def pretrain_run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Ca
         torch.set_num_threads(cfg.train.threads)
     ds = load_configured_dataset(cfg)
     text_vectors = item_text_vectors(ds, cfg, progress)
+    texts = item_texts(ds) if text_vectors is not None else None
     for seed in cfg.seeds:
         for protocol in cfg.protocols:
             data = prepare(ds, protocol, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile=False)
             seqs = training_sequences(data, cfg.model.max_history)
             model = pretrain_model(ds.n_items, text_vectors, cfg.model)
             shuffle = cfg.train.shuffle_history_in_a and protocol == "A"
-            adapter = text_adapter(cfg, ds.items["text"].astype(str).tolist())
+            adapter = text_adapter(cfg, texts)
             result = pretrain(model, seqs, cfg.pretrain, seed, shuffle, progress, adapter)
             info = {
                 "protocol": protocol,
