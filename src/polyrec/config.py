@@ -113,6 +113,13 @@ class TrainConfig:
     # against 0.883 with 0.25), so by default it trains on all of them.
     next_item_fraction_in_a: float = 1.0
     sampled_negatives: int = 0  # 0: full softmax over the catalogue for next_item
+    # Validate and keep an exponential moving average of the weights over about this many
+    # epochs (0 = the raw weights). Early stopping often ends while the learning rate is still
+    # high, where the raw weights jitter from step to step; their average is a smoother model
+    # (ML-100K seed 0, validation: rating MSE 0.871 → 0.865, ctr logloss 0.554 → 0.551,
+    # NDCG@10 0.107 → 0.109; 16 epochs was better on rating, 0.861, but trains 12 epochs more).
+    # In epochs rather than steps, so that it means the same on a data set of any size.
+    ema_epochs: float = 8.0
     threads: int | None = None  # torch threads; None = torch's default
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
 

@@ -130,6 +130,30 @@ def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def ema_decay(epochs: float, steps_per_epoch: int) -> float:
+    """Per-step decay of an average whose horizon (1 / (1 − decay) steps) spans ``epochs``."""
+    return 0.0 if epochs <= 0 else 1.0 - 1.0 / max(1.0, epochs * steps_per_epoch)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights (off when decay is 0:
+    then :meth:`model` is the trained model itself)."""
+
+    def __init__(self, model: PolyRecModel, decay: float):
+        self.decay = decay
+        self.average = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+        ) if decay > 0 else None
+
+    def update(self, model: PolyRecModel) -> None:
+        if self.average is not None:
+            self.average.update_parameters(model)
+
+    def model(self, model: PolyRecModel) -> PolyRecModel:
+        """The weights to validate (and keep): the average, or ``model``'s own."""
+        return model if self.average is None else self.average.module
+
+
 @torch.no_grad()
 def mean_gates(model: PolyRecModel, data: ProtocolData, max_users: int = 256) -> dict[str, list[float]]:
     """Per task, the expert layer's gate weights averaged over the real positions of (up to
@@ -180,6 +204,7 @@ def finetune(
     best, best_epoch, bad_epochs = float("inf"), -1, 0
     seconds_to_best = 0.0
     best_state = copy.deepcopy(model.state_dict())
+    averaged = WeightAverage(model, ema_decay(cfg.ema_epochs, steps_per_epoch))
     start = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=f"protocol {data.protocol} seed {data.seed}", disable=not progress, leave=False)
     for epoch in bar:
@@ -194,9 +219,11 @@ def finetune(
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
+            averaged.update(model)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
-        valid = validation_losses(model, data)
+        judged = averaged.model(model)
+        valid = validation_losses(judged, data)
         for k, v in sums.items():
             curves.setdefault(k, {"train": [], "valid": []})["train"].append(v)
         for k, v in valid.items():
@@ -206,14 +233,14 @@ def finetune(
                 curves.setdefault(k, {"train": [], "valid": []})["valid"].append(v)
         for k, w in weighting.weights().items():
             curves.setdefault(k, {"train": [], "valid": []}).setdefault("weight", []).append(w)
-        for k, g in mean_gates(model, data).items():
+        for k, g in mean_gates(judged, data).items():
             curves[k].setdefault("gate", []).append(g)
             curves[k]["gate_experts"] = model.experts.expert_names(k)
         score = selection_score(valid, watched, cfg.loss_weights)
         bar.set_postfix({k: f"{v:.4f}" for k, v in valid.items() if k in watched})
         if score < best - 1e-4:
             best, best_epoch, bad_epochs = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(judged.state_dict())
             seconds_to_best = time.perf_counter() - start
         else:
             bad_epochs += 1
