@@ -45,18 +45,18 @@ def test_training_losses_fall_for_every_task(ds, data_a) -> None:
 def test_weight_average_is_the_exponential_average_of_the_steps() -> None:
     model = torch.nn.Linear(2, 1)
     average = WeightAverage(model, decay=0.9)
-    seen = []
-    for step in range(3):
+    for step in (1.0, 2.0, 3.0):
         with torch.no_grad():
-            model.weight.fill_(float(step + 1))
-        average.update(model)
-        seen.append(float(step + 1))
-    expected = seen[0]
-    for w in seen[1:]:
-        expected = 0.9 * expected + 0.1 * w
-    assert torch.allclose(average.model(model).weight, torch.full((1, 2), expected))
-    assert average.model(model) is not model
-    assert WeightAverage(model, decay=0.0).model(model) is model  # off: the raw weights
+            model.weight.fill_(step)
+        average.update()
+    expected = 0.9 * (0.9 * 1.0 + 0.1 * 2.0) + 0.1 * 3.0  # the first step starts the average
+    with average.applied():
+        assert torch.allclose(model.weight, torch.full((1, 2), expected))
+    assert torch.equal(model.weight, torch.full((1, 2), 3.0))  # its own weights again after
+    off = WeightAverage(model, decay=0.0)
+    off.update()
+    with off.applied():
+        assert torch.equal(model.weight, torch.full((1, 2), 3.0))
     assert ema_decay(0.0, 50) == 0.0 and ema_decay(8, 50) == 1 - 1 / 400
 
 

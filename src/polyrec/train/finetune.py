@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -136,22 +138,40 @@ def ema_decay(epochs: float, steps_per_epoch: int) -> float:
 
 
 class WeightAverage:
-    """An exponential moving average of a model's weights (off when decay is 0:
-    then :meth:`model` is the trained model itself)."""
+    """An exponential moving average of a model's parameters, swapped into the model while it
+    is validated and its best state kept (off when decay is 0). The average is one more copy
+    of the parameters only, not of the buffers (such as a large catalogue's text vectors)."""
 
     def __init__(self, model: PolyRecModel, decay: float):
         self.decay = decay
-        self.average = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
-        ) if decay > 0 else None
+        self.params = list(model.parameters())
+        self.average: list[torch.Tensor] | None = None
 
-    def update(self, model: PolyRecModel) -> None:
-        if self.average is not None:
-            self.average.update_parameters(model)
+    @torch.no_grad()
+    def update(self) -> None:
+        """After each optimiser step; the first step's weights start the average."""
+        if self.decay <= 0:
+            return
+        current = [p.detach() for p in self.params]
+        if self.average is None:
+            self.average = [p.clone() for p in current]
+        else:
+            torch._foreach_lerp_(self.average, current, 1.0 - self.decay)
 
-    def model(self, model: PolyRecModel) -> PolyRecModel:
-        """The weights to validate (and keep): the average, or ``model``'s own."""
-        return model if self.average is None else self.average.module
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Inside: the model holds the average (unchanged when off). After: its own weights."""
+        if self.average is None:
+            yield
+            return
+        raw = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, raw)
 
 
 @torch.no_grad()
@@ -219,11 +239,16 @@ def finetune(
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
-            averaged.update(model)
+            averaged.update()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
-        judged = averaged.model(model)
-        valid = validation_losses(judged, data)
+        with averaged.applied():  # judged, and kept, with the averaged weights
+            valid = validation_losses(model, data)
+            gates = mean_gates(model, data)
+            score = selection_score(valid, watched, cfg.loss_weights)
+            improved = score < best - 1e-4
+            if improved:
+                best_state = copy.deepcopy(model.state_dict())
         for k, v in sums.items():
             curves.setdefault(k, {"train": [], "valid": []})["train"].append(v)
         for k, v in valid.items():
@@ -233,14 +258,12 @@ def finetune(
                 curves.setdefault(k, {"train": [], "valid": []})["valid"].append(v)
         for k, w in weighting.weights().items():
             curves.setdefault(k, {"train": [], "valid": []}).setdefault("weight", []).append(w)
-        for k, g in mean_gates(judged, data).items():
+        for k, g in gates.items():
             curves[k].setdefault("gate", []).append(g)
             curves[k]["gate_experts"] = model.experts.expert_names(k)
-        score = selection_score(valid, watched, cfg.loss_weights)
         bar.set_postfix({k: f"{v:.4f}" for k, v in valid.items() if k in watched})
-        if score < best - 1e-4:
+        if improved:
             best, best_epoch, bad_epochs = score, epoch, 0
-            best_state = copy.deepcopy(judged.state_dict())
             seconds_to_best = time.perf_counter() - start
         else:
             bad_epochs += 1
