@@ -57,13 +57,14 @@ def test_weight_average_is_the_exponential_average_of_the_steps() -> None:
     off.update()
     with off.applied():
         assert torch.equal(model.weight, torch.full((1, 2), 3.0))
-    assert ema_decay(0.0, 50) == 0.0 and ema_decay(8, 50) == 1 - 1 / 400
+    assert ema_decay(0.0, 50, 80) == 0.0 and ema_decay(8, 50, 80) == 1 - 1 / 400
+    assert ema_decay(8, 50, 20) == 1 - 1 / 100  # at most a tenth of the epochs
 
 
 def test_training_with_a_weight_average_keeps_the_averaged_weights(ds, data_a) -> None:
     plain, cfg = tiny_config(), tiny_config()
-    plain.train.epochs = cfg.train.epochs = 2
-    cfg.train.ema_epochs = 1.0
+    plain.train.epochs = cfg.train.epochs = 10  # the average spans at most a tenth of them
+    plain.train.ema_epochs, cfg.train.ema_epochs = 0.0, 1.0
     raw = finetune(new_model(ds, data_a), data_a, plain.train, progress=False)
     averaged = finetune(new_model(ds, data_a), data_a, cfg.train, progress=False)
     assert all(math.isfinite(v) for v in averaged.curves["rating"]["valid"])

@@ -118,7 +118,8 @@ class TrainConfig:
     # high, where the raw weights jitter from step to step; their average is a smoother model
     # (ML-100K seed 0, validation: rating MSE 0.871 → 0.865, ctr logloss 0.554 → 0.551,
     # NDCG@10 0.107 → 0.109; 16 epochs was better on rating, 0.861, but trains 12 epochs more).
-    # In epochs rather than steps, so that it means the same on a data set of any size.
+    # In epochs rather than steps, so that it means the same on a data set of any size; at
+    # most a tenth of `epochs`, so that a short run is not judged on its first steps.
     ema_epochs: float = 8.0
     threads: int | None = None  # torch threads; None = torch's default
     weighting: WeightingConfig = field(default_factory=WeightingConfig)

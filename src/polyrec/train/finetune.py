@@ -132,9 +132,12 @@ def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def ema_decay(epochs: float, steps_per_epoch: int) -> float:
-    """Per-step decay of an average whose horizon (1 / (1 − decay) steps) spans ``epochs``."""
-    return 0.0 if epochs <= 0 else 1.0 - 1.0 / max(1.0, epochs * steps_per_epoch)
+def ema_decay(epochs: float, steps_per_epoch: int, budget: int) -> float:
+    """Per-step decay of an average whose horizon (1 / (1 − decay) steps) spans ``epochs``, at
+    most a tenth of the ``budget`` of epochs: a short run (a bench's 12 epochs) would otherwise
+    be judged on an average still dominated by its first, untrained steps."""
+    horizon = min(epochs, budget / 10) * steps_per_epoch
+    return 0.0 if epochs <= 0 else 1.0 - 1.0 / max(1.0, horizon)
 
 
 class WeightAverage:
@@ -224,7 +227,7 @@ def finetune(
     best, best_epoch, bad_epochs = float("inf"), -1, 0
     seconds_to_best = 0.0
     best_state = copy.deepcopy(model.state_dict())
-    averaged = WeightAverage(model, ema_decay(cfg.ema_epochs, steps_per_epoch))
+    averaged = WeightAverage(model, ema_decay(cfg.ema_epochs, steps_per_epoch, cfg.epochs))
     start = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=f"protocol {data.protocol} seed {data.seed}", disable=not progress, leave=False)
     for epoch in bar:
