@@ -31,6 +31,19 @@ from synthetic import (
 # ---------------------------------------------------------------- save_model / load_model
 
 
+def test_pair_predictions_do_not_depend_on_how_users_are_chunked() -> None:
+    ds = synthetic_dataset()
+    data = prepare(ds, "A", 0, 4.0, 10, True)
+    torch.manual_seed(0)
+    model = build_model(data, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    side = data.valid  # users with from one to many pairs, in no particular order
+    whole = predict_pairs(model, side.history, side.pairs.users, side.pairs.items, batch_users=10_000)
+    chunked = predict_pairs(model, side.history, side.pairs.users, side.pairs.items, batch_users=3)
+    for k in whole:
+        np.testing.assert_allclose(whole[k], chunked[k], rtol=1e-5, atol=1e-5)
+
+
+
 def test_save_load_round_trip_gives_identical_predictions(tmp_path) -> None:
     ds = synthetic_dataset()
     data = prepare(ds, "A", 0, 4.0, 10, True)
