@@ -31,7 +31,7 @@ from synthetic import (
 # ---------------------------------------------------------------- save_model / load_model
 
 
-def test_pair_predictions_do_not_depend_on_how_users_are_chunked() -> None:
+def test_predictions_do_not_depend_on_how_users_are_chunked() -> None:
     ds = synthetic_dataset()
     data = prepare(ds, "A", 0, 4.0, 10, True)
     torch.manual_seed(0)
@@ -41,6 +41,11 @@ def test_pair_predictions_do_not_depend_on_how_users_are_chunked() -> None:
     chunked = predict_pairs(model, side.history, side.pairs.users, side.pairs.items, batch_users=3)
     for k in whole:
         np.testing.assert_allclose(whole[k], chunked[k], rtol=1e-5, atol=1e-5)
+    users = np.arange(ds.n_users)[::-1]  # histories of every length, in no particular order
+    np.testing.assert_allclose(
+        score_users(model, data.train, users, batch_users=10_000),
+        score_users(model, data.train, users, batch_users=3), rtol=1e-5, atol=1e-5,
+    )
 
 
 

@@ -46,11 +46,18 @@ def predict_pairs(
 
 
 @torch.no_grad()
-def score_users(model: PolyRecModel, history: Histories, users: np.ndarray) -> np.ndarray:
-    """(len(users), I) next-item scores."""
+def score_users(model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256) -> np.ndarray:
+    """(len(users), I) next-item scores. Users are encoded in chunks of similar history
+    length: each chunk is padded only to its own longest history, not to the longest of all."""
     model.eval()
+    users = np.asarray(users)
     item_vecs = model.item_tower.all_items()
-    return model.score_catalogue(model.encode(collate(history, users, model.spec.config.max_history)), item_vecs).numpy()
+    out = np.zeros((len(users), model.item_tower.n_items), dtype=np.float32)
+    by_length = np.argsort([len(history.items[u]) for u in users], kind="stable")
+    for chunk in _user_batches(by_length, batch_users):
+        enc = model.encode(collate(history, users[chunk], model.spec.config.max_history))
+        out[chunk] = model.score_catalogue(enc, item_vecs).numpy()
+    return out
 
 
 @torch.no_grad()
@@ -90,8 +97,7 @@ MAX_KEPT_SCORES = 50_000_000
 @torch.no_grad()
 def catalogue_scores(model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256) -> np.ndarray:
     """(len(users), I) float32 next-item scores, computed a chunk of users at a time."""
-    parts = [score_users(model, history, users[s : s + batch_users]).astype(np.float32) for s in range(0, len(users), batch_users)]
-    return np.concatenate(parts) if parts else np.zeros((0, model.item_tower.n_items), dtype=np.float32)
+    return score_users(model, history, users, batch_users)
 
 
 def predict_side(model: PolyRecModel, data: ProtocolData, side: EvalSide) -> dict[str, np.ndarray]:
