@@ -1,7 +1,8 @@
 """Recipe: joint multi-task fine-tuning with AdamW and early stopping on validation.
 
-Read top to bottom: build the model → loop over epochs of user batches → after each epoch,
-score the validation side of the protocol's own tasks → keep the best weights.
+Read top to bottom: build the model → loop over epochs of user batches (after each step,
+update the moving average of the weights) → after each epoch, score the validation side of
+the protocol's own tasks with the averaged weights → keep the best of them.
 """
 
 from __future__ import annotations
