@@ -27,8 +27,7 @@ from synthetic import (
 )
 
 
-
-# ---------------------------------------------------------------- save_model / load_model
+# ---------------------------------------------------------------- batch inference
 
 
 def test_predictions_do_not_depend_on_how_users_are_chunked() -> None:
@@ -47,6 +46,8 @@ def test_predictions_do_not_depend_on_how_users_are_chunked() -> None:
         score_users(model, data.train, users, batch_users=3), rtol=1e-5, atol=1e-5,
     )
 
+
+# ---------------------------------------------------------------- save_model / load_model
 
 
 def test_save_load_round_trip_gives_identical_predictions(tmp_path) -> None:

@@ -94,12 +94,6 @@ def profile_probabilities(
 MAX_KEPT_SCORES = 50_000_000
 
 
-@torch.no_grad()
-def catalogue_scores(model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256) -> np.ndarray:
-    """(len(users), I) float32 next-item scores, computed a chunk of users at a time."""
-    return score_users(model, history, users, batch_users)
-
-
 def predict_side(model: PolyRecModel, data: ProtocolData, side: EvalSide) -> dict[str, np.ndarray]:
     """The model's predictions for every target of ``side`` of the protocol's own tasks
     (format: ``eval.evaluate``)."""
@@ -112,7 +106,7 @@ def predict_side(model: PolyRecModel, data: ProtocolData, side: EvalSide) -> dic
         out.update({f"profile.{name}": p for name, p in proba.items()})
     if "next_item" in own and "next_item" in model.heads and side.next_users is not None and len(side.next_users):
         if len(side.next_users) * model.item_tower.n_items <= MAX_KEPT_SCORES:
-            out["next_item"] = catalogue_scores(model, side.history, side.next_users)
+            out["next_item"] = score_users(model, side.history, side.next_users)
         else:
             out["next_item.ranks"] = next_item_ranks(model, side.history, side.next_users, side.next_items)
     return out
