@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from polyrec.data import movielens
 from polyrec.data.attributes import AGE_GROUPS, bucket_age, bucketize_numeric
 from polyrec.data.describe import describe
 from polyrec.data.errors import DataError

@@ -47,6 +47,8 @@ def _add_run_args(run: argparse.ArgumentParser) -> None:
     _add_common_args(run, "runs/latest", "maximum epochs (early stopping may end sooner)")
     run.add_argument("--model", help="polyrec (default) or a baseline: bias, svd, svdpp, bpr, popularity, logreg")
     run.add_argument("--tasks", type=_csv, help="comma-separated: profile,rating,ctr,next_item")
+    run.add_argument("--workers", type=int,
+                     help="processes that train the (protocol, seed) jobs side by side (default: one per core, at most one per job)")
     run.add_argument("--no-resume", action="store_true",
                      help="train every seed again (default: seeds finished before in --out with this config and data are read back)")
 
@@ -160,6 +162,8 @@ def _run(args: argparse.Namespace) -> None:
         cfg.tasks = args.tasks
     if args.epochs:
         cfg.train.epochs = args.epochs
+    if args.workers:
+        cfg.train.workers = args.workers
     if getattr(args, "pretrain", None) is not None:
         cfg.pretrain.enabled = args.pretrain
     if getattr(args, "init", None):

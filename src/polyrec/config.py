@@ -122,6 +122,9 @@ class TrainConfig:
     # most a tenth of `epochs`, so that a short run is not judged on its first steps.
     ema_epochs: float = 8.0
     threads: int | None = None  # torch threads; None = torch's default
+    # Worker processes that train a run's (protocol, seed) jobs side by side; None = one per
+    # core (at most one per job), or 1 when `threads` is set. See run_jobs.py.
+    workers: int | None = None
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
 
 

@@ -14,16 +14,14 @@ import torch
 from .config import PROTOCOL_TASKS, RunConfig
 from .data.loader import load_dataset
 from .data.tables import Dataset
-from .eval.baseline_runs import baseline_metrics
-from .eval.evaluate import ProfilePool, side_metrics
-from .eval.prediction_store import SIDES, load_predictions, save_predictions
+from .eval.evaluate import ProfilePool
+from .eval.prediction_store import load_predictions
 from .eval.report import write_report
-from .learners import LearnerContext, make_learner
 from .recommender import save_tables
 from .run_loader import MODEL_DIR, seed_model_folder
+from .run_jobs import JobOutcome, RunInputs, run_jobs
 from .run_progress import SeedRecords
 from .text import encode_texts
-from .train.protocol_data import prepare
 
 
 @dataclass
@@ -112,64 +110,28 @@ def run(
             notes.append(f"protocol {p} skipped: none of its tasks ({', '.join(PROTOCOL_TASKS[p])}) is on")
     text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
     texts = item_texts(ds) if text_vectors is not None else None
-    rating_range = ds.rating_range
+
+    inputs = RunInputs(cfg, ds, tasks, text_vectors, texts, out, baselines, progress)
+    records = SeedRecords(out, cfg, ds, baselines)
+    todo = [s for s in cfg.seeds if not (resume and records.load(s) is not None)]
+    train_seeds(inputs, protocols, todo, records, log)
 
     per_seed: list[dict[str, float]] = []
     # Test folds of several seeds are disjoint: pooling their users gives a steadier metric.
     pool = ProfilePool()
     curves: dict[str, dict] = {}
     cost: dict[str, float] = {}
-    records = SeedRecords(out, cfg, ds, baselines)
     for i, seed in enumerate(cfg.seeds):
-        done = records.load(seed) if resume else None
-        if done is not None:
+        done = records.load(seed)
+        assert done is not None, f"seed {seed} has no record in {out}"
+        if seed not in todo:
             log(f"seed {seed}: finished before, read back from {out}")
-            per_seed.append(done["metrics"])
-            notes.extend(n for n in done["notes"] if n not in notes)
-            for p in protocols:  # the pooled profile metrics read every seed's test predictions
-                data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in tasks)
-                pool.add(data, load_predictions(out, p, seed, "test"))
-            if i == 0:
-                curves, cost = done["curves"], done["cost"]
-            continue
-        metrics: dict[str, float] = {}
-        seed_curves: dict[str, dict] = {}
-        last_fit = None
-        for p in protocols:
-            data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in tasks)
-            notes.extend(n for n in data.notes if n not in notes)
-            torch.manual_seed(seed)  # the seed decides the initial weights too, not the process's history
-            learner = make_learner(cfg.model.name, LearnerContext(
-                cfg, tasks, ds.n_items, text_vectors, rating_range, seed, progress, texts
-            ))
-            if not set(learner.tasks) & set(PROTOCOL_TASKS[p]):
-                continue  # e.g. a rating baseline under the next-item protocol
-            fit = learner.fit(data)
-            epoch = f"best epoch {fit.best_epoch + 1}, " if fit.best_epoch is not None else ""
-            log(f"{learner.name}: protocol {p} seed {seed}: {epoch}{fit.train_seconds:.0f} s")
-            preds = {side: learner.predict(data, getattr(data, side)) for side in SIDES}
-            for side, pred in preds.items():
-                save_predictions(out, p, seed, side, pred)
-            metrics.update(side_metrics(data, data.test, preds["test"], rating_range))
-            if learner.name == "polyrec" and baselines:
-                metrics.update(baseline_metrics(data, ds.n_items, tasks, rating_range))
-            metrics["model.train_seconds"] = metrics.get("model.train_seconds", 0.0) + fit.train_seconds
-            metrics[f"model.{p}.train_seconds"] = fit.train_seconds
-            if fit.pretrain_seconds is not None:
-                metrics[f"model.{p}.pretrain_seconds"] = fit.pretrain_seconds
-            if fit.seconds_to_best is not None:
-                metrics[f"model.{p}.seconds_to_best"] = fit.seconds_to_best
-            metrics.update(fit.metrics)
-            pool.add(data, preds["test"])
-            learner.save(seed_model_folder(out, p, seed))
-            seed_curves[p] = fit.curves
-            last_fit = (learner, data)  # the model whose cost is reported: the last protocol's
-        per_seed.append(metrics)
-        # Timed once per seed, not per protocol; the run reports its first seed's.
-        seed_cost = last_fit[0].cost(last_fit[1]) if last_fit is not None else {}
-        records.save(seed, {"metrics": metrics, "curves": seed_curves, "cost": seed_cost, "notes": notes})
+        per_seed.append(done["metrics"])
+        notes.extend(n for n in done["notes"] if n not in notes)
+        for p in done["curves"]:  # the protocols it trained; pooled profile metrics read their test predictions
+            pool.add(inputs.prepare(p, seed), load_predictions(out, p, seed, "test"))
         if i == 0:
-            curves, cost = seed_curves, seed_cost
+            curves, cost = done["curves"], done["cost"]
 
     for p in protocols:  # the served model: the first seed's (whichever process trained it)
         first = seed_model_folder(out, p, cfg.seeds[0])
@@ -182,3 +144,28 @@ def run(
     save_tables(ds, out)
     write_report(out, cfg, ds, tasks, protocols, result, curves, notes)
     return RunResult(result, notes, out)
+
+
+def train_seeds(
+    inputs: RunInputs, protocols: list[str], seeds: list[int], records: SeedRecords, log: Callable[[str], None]
+) -> None:
+    """Train every protocol of ``seeds`` (side by side where there are cores: run_jobs.py) and
+    write one record per seed. A seed's serving cost is timed on its last protocol's model,
+    after all the training, so that no other job runs beside the timing."""
+    jobs = [(p, s) for s in seeds for p in protocols]
+    outcomes = {(o.protocol, o.seed): o for o in run_jobs(inputs, jobs, log)}
+    for seed in seeds:
+        metrics: dict[str, float] = {}
+        curves: dict[str, dict] = {}
+        notes: list[str] = []
+        timed: JobOutcome | None = None
+        for p in protocols:
+            o = outcomes[p, seed]
+            notes.extend(n for n in o.notes if n not in notes)
+            if o.learner is None:
+                continue
+            metrics.update(o.metrics)
+            metrics["model.train_seconds"] = metrics.get("model.train_seconds", 0.0) + o.metrics[f"model.{p}.train_seconds"]
+            curves[p], timed = o.curves, o
+        cost = timed.learner.cost(inputs.prepare(timed.protocol, seed)) if timed is not None else {}
+        records.save(seed, {"metrics": metrics, "curves": curves, "cost": cost, "notes": notes})

@@ -1,7 +1,7 @@
 """One record per finished seed in a run folder (``progress/seed<k>.json``).
 
 A run that stops part-way, or one asked again with more seeds, picks up where it was: a
-seed whose record holds the same configuration (seeds and threads aside) is read back — its
+seed whose record holds the same configuration (seeds, threads and workers aside) is read back — its
 metrics, curves, cost and notes, its test predictions for the pooled profile metrics —
 instead of being trained again. Long studies run in pieces this way, even side by side:
 processes given different seeds of one configuration and one folder write disjoint files
@@ -36,11 +36,12 @@ def data_fingerprint(ds: Dataset) -> str:
 
 
 def _question(cfg: RunConfig, ds: Dataset, baselines: bool) -> dict[str, Any]:
-    """What a seed's record depends on: the whole configuration but the seed list and
-    threads, the data, and whether the simple baselines were measured beside it."""
+    """What a seed's record depends on: the whole configuration but the seed list,
+    threads and workers, the data, and whether the simple baselines were measured beside it."""
     raw = cfg.to_dict()
     raw.pop("seeds")
     raw["train"].pop("threads")
+    raw["train"].pop("workers")
     raw["baselines"] = baselines
     raw["data_fingerprint"] = data_fingerprint(ds)
     return raw

@@ -66,10 +66,11 @@ def variant_config(base: RunConfig, v: Variant) -> RunConfig:
 
 
 def same_question(done: RunConfig, cfg: RunConfig, seeds: bool = True) -> bool:
-    """Whether a finished run's config asks what ``cfg`` asks: equal, threads aside (they
-    change speed, not results), and seeds aside too with ``seeds=False``."""
+    """Whether a finished run's config asks what ``cfg`` asks: equal, threads and workers aside
+    (they change speed, not results), and seeds aside too with ``seeds=False``."""
     a, b = done.to_dict(), cfg.to_dict()
     a["train"]["threads"] = b["train"]["threads"] = None
+    a["train"]["workers"] = b["train"]["workers"] = None
     if not seeds:
         a["seeds"] = b["seeds"] = None
     return a == b

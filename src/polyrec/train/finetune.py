@@ -17,11 +17,11 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
 from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
+from ..progress import bar as progress_bar
 from .losses import task_losses
 from .protocol_data import ProtocolData
 from .refit_head import refit_profile_head
@@ -230,7 +230,7 @@ def finetune(
     best_state = copy.deepcopy(model.state_dict())
     averaged = WeightAverage(model, ema_decay(cfg.ema_epochs, steps_per_epoch, cfg.epochs))
     start = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc=f"protocol {data.protocol} seed {data.seed}", disable=not progress, leave=False)
+    bar = progress_bar(range(cfg.epochs), f"protocol {data.protocol} seed {data.seed}", progress)
     for epoch in bar:
         model.train()
         sums: dict[str, float] = {}

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from tqdm.auto import tqdm
 
 from ..config import ModelConfig, MtlConfig, PretrainConfig, RunConfig
 from ..models.io import load_model, save_model
 from ..models.polyrec import ModelSpec, PolyRecModel
+from ..progress import bar as progress_bar
 from ..text.adapter import TextAdapter
 from .pretrain_objectives import (
     PretrainExtras,
@@ -180,7 +180,7 @@ def pretrain(
     curves: dict[str, list[float]] = {}
     start = time.perf_counter()
     model.train()
-    for _ in tqdm(range(cfg.epochs if weights else 0), desc="pretrain", disable=not progress, leave=False):
+    for _ in progress_bar(range(cfg.epochs if weights else 0), "pretrain", progress):
         sums: dict[str, float] = {}
         batches = length_bucketed_batches(users, lengths, cfg.batch_size, rng)
         for batch_users in batches:

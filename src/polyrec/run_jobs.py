@@ -1,0 +1,197 @@
+"""The trainings of `polyrec run`: one job per protocol and seed, side by side on the cores.
+
+One training does not use two cores well (its operations are small: two threads train an
+epoch only ~1.3× faster than one), while the jobs of a run are independent. So on a
+machine with several cores the jobs run in worker processes, each with its share of the
+threads (`train.workers`; by default as many as the cores, at most one per job). Each job
+writes its predictions and model into the run folder and sends back its metrics, curves and
+learner; the cost of serving (users per second) is timed afterwards in the parent, when no
+training runs beside it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .config import PROTOCOL_TASKS, RunConfig
+from .data.tables import Dataset
+from .eval.baseline_runs import baseline_metrics
+from .eval.evaluate import side_metrics
+from .eval.prediction_store import SIDES, save_predictions
+from .learners import Learner, LearnerContext, make_learner
+from .progress import set_bar_line
+from .run_loader import seed_model_folder
+from .train.protocol_data import ProtocolData, prepare
+
+
+@dataclass
+class RunInputs:
+    """What every job of a run reads (sent once to each worker process)."""
+
+    cfg: RunConfig
+    ds: Dataset
+    tasks: list[str]
+    text_vectors: Any
+    texts: list[str] | None
+    out: Path
+    baselines: bool
+    progress: bool
+
+    def prepare(self, protocol: str, seed: int) -> ProtocolData:
+        c = self.cfg
+        return prepare(self.ds, protocol, seed, c.data.ctr_threshold, c.model.rating_levels, "profile" in self.tasks)
+
+
+@dataclass
+class JobOutcome:
+    """One protocol of one seed, trained, evaluated and saved."""
+
+    protocol: str
+    seed: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    curves: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    summary: str = ""  # the line logged when the job ends
+    learner: Learner | None = None  # None: the learner does none of this protocol's tasks
+
+
+def train_job(inputs: RunInputs, protocol: str, seed: int) -> JobOutcome:
+    """Fit on ``protocol``'s split of ``seed``; save predictions of every side and the model."""
+    data = inputs.prepare(protocol, seed)
+    cfg, ds = inputs.cfg, inputs.ds
+    outcome = JobOutcome(protocol, seed, notes=list(data.notes))
+    torch.manual_seed(seed)  # the seed decides the initial weights too, not the process's history
+    learner = make_learner(cfg.model.name, LearnerContext(
+        cfg, inputs.tasks, ds.n_items, inputs.text_vectors, ds.rating_range, seed, inputs.progress, inputs.texts
+    ))
+    if not set(learner.tasks) & set(PROTOCOL_TASKS[protocol]):
+        return outcome  # e.g. a rating baseline under the next-item protocol
+    fit = learner.fit(data)
+    epoch = f"best epoch {fit.best_epoch + 1}, " if fit.best_epoch is not None else ""
+    outcome.summary = f"{learner.name}: protocol {protocol} seed {seed}: {epoch}{fit.train_seconds:.0f} s"
+    preds = {side: learner.predict(data, getattr(data, side)) for side in SIDES}
+    for side, pred in preds.items():
+        save_predictions(inputs.out, protocol, seed, side, pred)
+    m = outcome.metrics
+    m.update(side_metrics(data, data.test, preds["test"], ds.rating_range))
+    if learner.name == "polyrec" and inputs.baselines:
+        m.update(baseline_metrics(data, ds.n_items, inputs.tasks, ds.rating_range))
+    m[f"model.{protocol}.train_seconds"] = fit.train_seconds
+    if fit.pretrain_seconds is not None:
+        m[f"model.{protocol}.pretrain_seconds"] = fit.pretrain_seconds
+    if fit.seconds_to_best is not None:
+        m[f"model.{protocol}.seconds_to_best"] = fit.seconds_to_best
+    m.update(fit.metrics)
+    learner.save(seed_model_folder(inputs.out, protocol, seed))
+    outcome.curves, outcome.learner = fit.curves, learner
+    return outcome
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def plan_workers(cfg: RunConfig, n_jobs: int) -> tuple[int, int | None]:
+    """(worker processes, torch threads per worker) for ``n_jobs`` trainings.
+
+    ``train.workers`` unset: one worker per core, at most one per job, the cores shared
+    among them — unless ``train.threads`` is set, which keeps the jobs in this process one
+    after the other (the caller chose how many cores one training takes; e.g. studies that
+    start several single-threaded processes themselves)."""
+    workers = cfg.train.workers
+    if workers is None:
+        workers = 1 if cfg.train.threads else available_cores()
+    workers = max(1, min(workers, n_jobs))
+    if workers == 1:
+        return 1, cfg.train.threads
+    return workers, cfg.train.threads or max(1, available_cores() // workers)
+
+
+_INPUTS: RunInputs | None = None  # a worker process's copy, set once by _start_worker
+
+
+def _start_worker(inputs: RunInputs, threads: int, slots: Any, lock: Any) -> None:
+    global _INPUTS
+    _INPUTS = inputs
+    torch.set_num_threads(threads)
+    with slots.get_lock():  # each worker's progress bar keeps its own terminal line
+        slots.value += 1
+        set_bar_line(slots.value, lock)
+
+
+def _job_in_worker(protocol: str, seed: int) -> JobOutcome:
+    assert _INPUTS is not None
+    return train_job(_INPUTS, protocol, seed)
+
+
+def run_jobs(inputs: RunInputs, jobs: list[tuple[str, int]], log: Callable[[str], None]) -> list[JobOutcome]:
+    """Train ``jobs`` ((protocol, seed) pairs); log each one's summary as it ends.
+
+    This process is one of the workers: with N workers it trains jobs itself while N − 1
+    worker processes take the others from the same queue (no process sits idle holding
+    memory, and on two cores only one extra process starts)."""
+    workers, threads = plan_workers(inputs.cfg, len(jobs))
+    queue, outcomes, errors = deque(jobs), [], []
+    lock = threading.Lock()
+
+    def next_job() -> tuple[str, int] | None:
+        with lock:
+            return queue.popleft() if queue and not errors else None
+
+    def finished(outcome: JobOutcome) -> None:
+        with lock:
+            outcomes.append(outcome)
+        if outcome.summary:
+            log(outcome.summary)
+
+    own_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        if workers == 1:
+            while (job := next_job()) is not None:
+                finished(train_job(inputs, *job))
+            return outcomes
+        log(f"training {len(jobs)} jobs in {workers} processes ({threads} thread(s) each)")
+        # spawn, not fork: this process has started torch's thread pool (text encoding),
+        # which a forked child cannot use safely.
+        ctx = multiprocessing.get_context("spawn")
+        slots, bar_lock = ctx.Value("i", 0), ctx.RLock()
+        set_bar_line(0, bar_lock)
+        with ProcessPoolExecutor(workers - 1, ctx, initializer=_start_worker, initargs=(inputs, threads, slots, bar_lock)) as pool:
+
+            def feed() -> None:  # hands jobs to one worker process, one at a time
+                try:
+                    while (job := next_job()) is not None:
+                        finished(pool.submit(_job_in_worker, *job).result())
+                except BaseException as e:  # re-raised below, in this process's main thread
+                    errors.append(e)
+
+            feeders = [threading.Thread(target=feed, daemon=True) for _ in range(workers - 1)]
+            for f in feeders:
+                f.start()
+            try:
+                while (job := next_job()) is not None:
+                    finished(train_job(inputs, *job))
+            except BaseException as e:
+                errors.append(e)  # the feeders start no new job
+            for f in feeders:
+                f.join()
+        set_bar_line(None, None)
+        if errors:
+            raise errors[0]
+        return outcomes
+    finally:
+        torch.set_num_threads(own_threads)
