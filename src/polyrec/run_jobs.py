@@ -119,6 +119,14 @@ def plan_workers(cfg: RunConfig, n_jobs: int) -> tuple[int, int | None]:
     return workers, cfg.train.threads or max(1, available_cores() // workers)
 
 
+def describe_workers(cfg: RunConfig, n_jobs: int) -> str:
+    """How ``n_jobs`` trainings of ``cfg`` share the machine, for result documents."""
+    workers, threads = plan_workers(cfg, n_jobs)
+    if workers == 1:
+        return f"{threads or torch.get_num_threads()} thread(s)"
+    return f"trainings side by side in {workers} processes of {threads} thread(s)"
+
+
 _INPUTS: RunInputs | None = None  # a worker process's copy, set once by _start_worker
 
 

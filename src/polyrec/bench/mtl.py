@@ -24,6 +24,7 @@ import torch
 
 from ..config import MTL_ARCHS, PROTOCOL_TASKS, WEIGHTINGS, RunConfig, TrainConfig
 from ..pipeline import active_tasks, load_configured_dataset, run
+from ..run_jobs import describe_workers
 
 # Each task's main metric: (task, metrics.json key, column title, higher is better).
 MAIN_METRICS = (
@@ -172,7 +173,7 @@ def provenance(base: RunConfig, command: str, total_seconds: float) -> list[str]
         "",
         (
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()}, {os.cpu_count()} CPU cores, "
-            f"torch {torch.__version__} ({base.train.threads or torch.get_num_threads()} thread(s)) · "
+            f"torch {torch.__version__} ({describe_workers(base, 2 * len(base.seeds))}) · "
             f"seeds {', '.join(map(str, base.seeds))} · at most {base.train.epochs} epoch(s) per training (`polyrec run` trains up "
             f"to {TrainConfig().epochs}) · wall time of all configurations: {total_seconds / 60:.1f} min"
         ),
