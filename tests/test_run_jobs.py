@@ -3,6 +3,9 @@ the results must be those of training them one after the other."""
 
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 from synthetic import tiny_config, write_dataset
 
@@ -55,3 +58,13 @@ def test_a_job_that_fails_in_a_worker_process_stops_the_run(tmp_path) -> None:
     cfg.model.name = "no-such-model"  # fails in whichever process takes the job
     with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
         run(cfg, tmp_path / "run", progress=False, log=lambda _: None)
+
+
+def test_no_worker_processes_when_the_main_module_cannot_be_reimported(monkeypatch, tmp_path) -> None:
+    """A script read from stdin has no file that a spawned worker could import: train in
+    this process instead of failing in the workers."""
+    main = types.ModuleType("__main__")
+    main.__file__ = str(tmp_path / "<stdin>")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(run_jobs, "available_cores", lambda: 4)
+    assert plan_workers(tiny_config(workers=None, threads=None), 2) == (1, None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -103,6 +104,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def can_spawn() -> bool:
+    """Whether a spawned worker can import the caller's main module: not when it came from
+    stdin (`python - < script.py`), whose path spawn would try, and fail, to read."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is None or os.path.exists(path)
+
+
 def plan_workers(cfg: RunConfig, n_jobs: int) -> tuple[int, int | None]:
     """(worker processes, torch threads per worker) for ``n_jobs`` trainings.
 
@@ -113,7 +121,7 @@ def plan_workers(cfg: RunConfig, n_jobs: int) -> tuple[int, int | None]:
     workers = cfg.train.workers
     if workers is None:
         workers = 1 if cfg.train.threads else available_cores()
-    workers = max(1, min(workers, n_jobs))
+    workers = max(1, min(workers, n_jobs)) if can_spawn() else 1
     if workers == 1:
         return 1, cfg.train.threads
     return workers, cfg.train.threads or max(1, available_cores() // workers)
