@@ -2,11 +2,11 @@
 
 One training does not use two cores well (its operations are small: two threads train an
 epoch only ~1.3× faster than one), while the jobs of a run are independent. So on a
-machine with several cores the jobs run in worker processes, each with its share of the
-threads (`train.workers`; by default as many as the cores, at most one per job). Each job
-writes its predictions and model into the run folder and sends back its metrics, curves and
-learner; the cost of serving (users per second) is timed afterwards in the parent, when no
-training runs beside it.
+machine with several cores the jobs run side by side — in this process and in spawned
+worker processes, each with its share of the threads (`train.workers`; by default as many
+as the cores, at most one per job). Each job writes its predictions and model into the run
+folder and sends back its metrics, curves and learner; the cost of serving (users per
+second) is timed afterwards, when no training runs beside it.
 """
 
 from __future__ import annotations
