@@ -11,7 +11,7 @@ import torch
 import yaml
 from synthetic import TINY_YAML, tiny_config, write_dataset
 
-from polyrec.bench.mtl import versus_single
+from polyrec.bench.mtl_choice import ranking, verdict, versus_single
 from polyrec.cli import main
 from polyrec.config import TASKS, MtlConfig, RunConfig, WeightingConfig
 from polyrec.eval.predict import predict_pairs, profile_probabilities, score_users
@@ -25,6 +25,7 @@ from polyrec.train.weighting import (
     PCGrad,
     SharedParameters,
     UncertaintyWeights,
+    make_weighting,
     project_conflicting,
 )
 
@@ -75,6 +76,7 @@ def test_default_config_builds_the_model_without_expert_parameters(ds, data_a) -
 def test_default_training_is_unchanged(ds, data_a) -> None:
     cfg = tiny_config(epochs=2).train
     cfg.next_item_fraction_in_a = cfg.aux_fraction  # as at that commit: one share for every auxiliary task
+    cfg.weighting.method = "fixed"  # as at that commit: Σ λ_t L_t under every protocol
     fit = finetune(new_model(ds, data_a), data_a, cfg, progress=False)
     for task, expected in BEFORE_TRAIN_LOSSES.items():
         np.testing.assert_allclose(fit.curves[task]["train"], expected, rtol=1e-6, err_msg=task)
@@ -259,6 +261,24 @@ def test_gradnorm_keeps_weights_summing_to_the_number_of_tasks() -> None:
     assert w["a"] < 1.0 < w["c"]
 
 
+def test_weighting_can_differ_per_protocol_and_defaults_to_gradnorm_under_a_only(tmp_path) -> None:
+    tasks, lambdas = ["rating", "next_item"], {"rating": 1.0, "next_item": 1.0}
+    default = WeightingConfig()
+    assert isinstance(make_weighting(default, tasks, lambdas, "A"), GradNormWeights)
+    assert isinstance(make_weighting(default, tasks, lambdas, "B"), FixedWeights)
+    one = WeightingConfig(method="pcgrad")
+    assert isinstance(make_weighting(one, tasks, lambdas, "A"), PCGrad) and isinstance(make_weighting(one, tasks, lambdas, "B"), PCGrad)
+    # A config file naming one protocol keeps the default for the other; a name alone covers both.
+    (tmp_path / "w.yaml").write_text("train: {weighting: {method: {B: uncertainty}}}\n")
+    assert RunConfig.load(tmp_path / "w.yaml").train.weighting.method == {"A": "gradnorm", "B": "uncertainty"}
+    (tmp_path / "w.yaml").write_text("train: {weighting: {method: fixed}}\n")
+    assert RunConfig.load(tmp_path / "w.yaml").train.weighting.method_for("A") == "fixed"
+    for bad, said in (("{C: fixed}", "must be one of A, B"), ("{A: gradnrm}", "train.weighting.method.A")):
+        (tmp_path / "w.yaml").write_text(f"train: {{weighting: {{method: {bad}}}}}\n")
+        with pytest.raises(ValueError, match=said):
+            RunConfig.load(tmp_path / "w.yaml")
+
+
 def test_fixed_weights_are_the_joint_loss() -> None:
     losses, shared, _ = _toy({"a": 2.0, "b": 1.0})
     strategy = FixedWeights(["a", "b"], {"a": 0.25})
@@ -298,11 +318,16 @@ def test_bench_mtl_smoke_run_writes_every_row_and_resumes(tmp_path, capsys) -> N
     assert main(argv) == 0
     text = doc.read_text()
     assert "**Not a result**" in text and "--epochs 1" in text and "--weightings gradnorm" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| configuration")]
-    assert [r.split(" | ")[0] for r in rows] == ["| single task", "| shared_bottom + gradnorm", "| mmoe + gradnorm", "| ple + gradnorm"]
-    for row in rows:
-        cells = row.split(" | ")[1:5]
-        assert all(c[0].isdigit() for c in cells), row  # a number under every task's metric
+    test_part, valid_part = text.split("## The default, chosen on validation")
+    for part in (test_part, valid_part.split("Ranked on validation")[0]):  # test table, then validation table
+        rows = [line for line in part.splitlines() if line.startswith("| ") and not line.startswith("| configuration")]
+        assert [r.split(" | ")[0] for r in rows] == ["| single task", "| shared_bottom + gradnorm", "| mmoe + gradnorm", "| ple + gradnorm"]
+        for row in rows:
+            cells = row.split(" | ")[1:5]
+            assert all(c[0].isdigit() for c in cells), row  # a number under every task's metric
+    ranked = [line.split(" | ")[1] for line in valid_part.splitlines() if line[:3] in ("| 1", "| 2", "| 3")]
+    assert sorted(ranked) == ["mmoe + gradnorm", "ple + gradnorm", "shared_bottom + gradnorm"]
+    assert f"**Best on validation: {ranked[0]}.**" in valid_part
     for png in ("weights_A.png", "weights_B.png", "gates_mmoe.png", "gates_ple.png"):
         assert (doc.parent / "mtl" / png).stat().st_size > 0
     assert "gates_shared_bottom.png" not in text
@@ -321,6 +346,30 @@ def test_bench_mtl_smoke_run_writes_every_row_and_resumes(tmp_path, capsys) -> N
     printed = capsys.readouterr().out
     assert printed.count("seed 0: finished before") == 5 and "seed 1: finished before" not in printed
     assert RunConfig.load(out / "shared_bottom-gradnorm" / "config.yaml").seeds == [0, 1]
+
+
+def test_validation_ranking_puts_no_loss_first_then_more_wins_then_the_best_worst_task() -> None:
+    single = {
+        "rating": {"A.rating.rmse": 0.95, "A.rating.rmse.std": 0.01},
+        "next_item": {"B.next_item.ndcg@10": 0.07, "B.next_item.ndcg@10.std": 0.002},
+    }
+    columns = [("rating", "A.rating.rmse", False), ("next_item", "B.next_item.ndcg@10", True)]
+    runs = {
+        # wins NDCG by far but loses rating beyond one std
+        "seesaw": {"A.rating.rmse": 0.97, "A.rating.rmse.std": 0.01, "B.next_item.ndcg@10": 0.09, "B.next_item.ndcg@10.std": 0.002},
+        # one win, rating a little better
+        "one_up": {"A.rating.rmse": 0.945, "A.rating.rmse.std": 0.01, "B.next_item.ndcg@10": 0.08, "B.next_item.ndcg@10.std": 0.002},
+        # one win, rating a little worse (within one std): its worst task is worse than one_up's
+        "one_up_dip": {"A.rating.rmse": 0.955, "A.rating.rmse.std": 0.01, "B.next_item.ndcg@10": 0.09, "B.next_item.ndcg@10.std": 0.002},
+        "two_up": {"A.rating.rmse": 0.93, "A.rating.rmse.std": 0.005, "B.next_item.ndcg@10": 0.075, "B.next_item.ndcg@10.std": 0.002},
+    }
+    verdicts = {name: verdict(m, single, columns) for name, m in runs.items()}
+    assert (verdicts["seesaw"].ups, verdicts["seesaw"].downs) == (1, 1)
+    assert verdicts["one_up"].worst == pytest.approx(0.5) and verdicts["one_up_dip"].worst == pytest.approx(-0.5)
+    assert ranking(verdicts) == ["two_up", "one_up", "one_up_dip", "seesaw"]
+    # One seed: no std, so the gain is relative and nothing is marked.
+    alone = verdict({"A.rating.rmse": 0.9025}, {"rating": {"A.rating.rmse": 0.95}}, columns[:1])
+    assert alone.marks == ("",) and alone.worst == pytest.approx(0.05)
 
 
 def test_versus_single_marks_only_differences_beyond_one_std() -> None:

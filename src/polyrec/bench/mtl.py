@@ -25,6 +25,7 @@ import torch
 from ..config import MTL_ARCHS, PROTOCOL_TASKS, WEIGHTINGS, RunConfig, TrainConfig
 from ..pipeline import active_tasks, load_configured_dataset, run
 from ..run_jobs import describe_workers
+from .mtl_choice import Verdict, ranking, validation_metrics, verdict
 
 # Each task's main metric: (task, metrics.json key, column title, higher is better).
 MAIN_METRICS = (
@@ -34,6 +35,8 @@ MAIN_METRICS = (
     ("next_item", "B.next_item.ndcg@10", "NDCG@10 ↑", True),
 )
 BENCH_FILE = "bench.json"
+# The default's time budget: at most this × the study time of shared-bottom + fixed λ.
+BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
 
 
 @dataclass(frozen=True)
@@ -121,12 +124,16 @@ def bench_mtl(
         if wrong:
             raise ValueError(f"unknown {name} '{wrong[0]}'; {name}s: {', '.join(known)}")
     out = Path(out)
-    tasks, _ = active_tasks(load_configured_dataset(base), base.tasks)
+    ds = load_configured_dataset(base)
+    tasks, _ = active_tasks(ds, base.tasks)
     plan = variants(tasks, archs, weightings)
     for k, v in enumerate(plan, 1):
         what = f"tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}"
         run_configuration(out / v.name, variant_config(base, v), f"[{k}/{len(plan)}] {v.name}", what, progress, log)
     results = {v.name: _load(out / v.name) for v in plan}
+    splits: dict = {}
+    for v in plan:
+        results[v.name]["valid"] = validation_metrics(out / v.name, ds, splits)
     return write_doc(Path(doc), plan, results, base, command)
 
 
@@ -144,16 +151,6 @@ def _cell(metrics: dict, key: str) -> str:
         return "—"
     std = metrics.get(f"{key}.std")
     return f"{metrics[key]:.4f}" + (f" ± {std:.4f}" if std is not None else "")
-
-
-def versus_single(multi: dict, single: dict, key: str, higher: bool) -> str:
-    """▲ better than the single-task model by more than one std, ▼ worse by more than one,
-    = within (std: the larger of the two, over seeds); "" without a std to judge by."""
-    if key not in multi or key not in single or f"{key}.std" not in multi or f"{key}.std" not in single:
-        return ""
-    diff = (multi[key] - single[key]) * (1 if higher else -1)
-    std = max(multi[f"{key}.std"], single[f"{key}.std"])
-    return " ▲" if diff > std else " ▼" if diff < -std else " ="
 
 
 def provenance(base: RunConfig, command: str, total_seconds: float) -> list[str]:
@@ -182,10 +179,13 @@ def provenance(base: RunConfig, command: str, total_seconds: float) -> list[str]
 
 
 def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: RunConfig, command: str) -> Path:
+    """``results``: per configuration, its test ``metrics``, ``curves``, ``wall`` seconds and
+    ``valid`` metrics (mtl_choice.validation_metrics)."""
     columns = [(t, key, title, higher) for t, key, title, higher in MAIN_METRICS if any(t in v.tasks for v in plan)]
-    single = {t: results[v.name]["metrics"] for v in plan if v.single for t in v.tasks}
     data = base.data.path or base.data.dataset
     total = sum(r["wall"] for r in results.values())
+    test_lines, _ = comparison_table(plan, results, columns, "metrics", with_wall=True)
+    valid_lines, verdicts = comparison_table(plan, results, columns, "valid", with_wall=False)
     lines = [f"# Multi-task architectures × loss weighting on {data}", ""] + provenance(base, command, total) + [
         (
             "Test metrics, mean ± std over seeds. *single task*: each task trained alone under its own "
@@ -195,21 +195,20 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
             "(std: the larger of the two)."
         ),
         "",
-        "| configuration | " + " | ".join(c[2] for c in columns) + " | ▲ / ▼ | wall min |",
-        "|---" * (len(columns) + 3) + "|",
+        *test_lines,
+        "",
+        "## The default, chosen on validation",
+        "",
+        (
+            "The same runs scored on their validation side (the predictions each run kept; the "
+            "validation fold of the profile users, the valid interactions of protocol A, the "
+            "second-to-last item of protocol B), which is all the choice below reads."
+        ),
+        "",
+        *valid_lines,
+        "",
+        *choice_lines(verdicts, {n: r["wall"] for n, r in results.items()}, RunConfig()),
     ]
-    single_wall = sum(results[v.name]["wall"] for v in plan if v.single)
-    cells = [_cell(single.get(t, {}), key) for t, key, _, _ in columns]
-    lines.append(f"| single task | {' | '.join(cells)} |  | {single_wall / 60:.1f} |")
-    for v in plan:
-        if v.single:
-            continue
-        m = results[v.name]["metrics"]
-        marks = [versus_single(m, single.get(t, {}), key, higher) for t, key, _, higher in columns]
-        cells = [_cell(m, key) + mark for (_, key, _, _), mark in zip(columns, marks)]
-        judged = any(marks)  # one seed: no std, nothing to judge by
-        score = f"{marks.count(' ▲')} / {marks.count(' ▼')}" if judged else "—"
-        lines.append(f"| {v.arch} + {v.weighting} | {' | '.join(cells)} | {score} | {results[v.name]['wall'] / 60:.1f} |")
     plots = write_plots(doc.parent / doc.stem, plan, results)
     if plots:
         lines += ["", "## Effective λ and gate weights per epoch (first seed)", ""]
@@ -224,6 +223,77 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text("\n".join(lines) + "\n")
     return doc
+
+
+def comparison_table(
+    plan: list[Variant], results: dict[str, dict], columns: list[tuple], side: str, with_wall: bool
+) -> tuple[list[str], dict[str, Verdict]]:
+    """Markdown rows of ``results[name][side]`` (single task first, then each configuration
+    marked against it) and each multi-task configuration's verdict."""
+    single = {t: results[v.name][side] for v in plan if v.single for t in v.tasks}
+    wall = " wall min |" if with_wall else ""
+    lines = [
+        "| configuration | " + " | ".join(c[2] for c in columns) + " | ▲ / ▼ |" + wall,
+        "|---" * (len(columns) + 2 + with_wall) + "|",
+    ]
+    single_wall = f" {sum(results[v.name]['wall'] for v in plan if v.single) / 60:.1f} |" if with_wall else ""
+    lines.append(f"| single task | {' | '.join(_cell(single.get(t, {}), key) for t, key, _, _ in columns)} |  |{single_wall}")
+    verdicts: dict[str, Verdict] = {}
+    for v in (v for v in plan if not v.single):
+        m = results[v.name][side]
+        verdicts[v.name] = judged = verdict(m, single, [(t, key, higher) for t, key, _, higher in columns])
+        cells = [_cell(m, key) + mark for (_, key, _, _), mark in zip(columns, judged.marks)]
+        score = f"{judged.ups} / {judged.downs}" if any(judged.marks) else "—"  # one seed: no std
+        row_wall = f" {results[v.name]['wall'] / 60:.1f} |" if with_wall else ""
+        lines.append(f"| {v.arch} + {v.weighting} | {' | '.join(cells)} | {score} |{row_wall}")
+    return lines, verdicts
+
+
+def choice_lines(verdicts: dict[str, Verdict], walls: dict[str, float], default: RunConfig) -> list[str]:
+    """The configurations ranked on validation, what the rule picks, and the shipped default."""
+    order = ranking(verdicts)
+    if not order:
+        return ["No multi-task configuration in this study: nothing to choose."]
+    method = default.train.weighting.method
+    if not isinstance(method, str):  # one strategy per protocol: "gradnorm (A), fixed (B)"
+        method = ", ".join(f"{m} ({p})" for p, m in method.items())
+    current = f"{default.model.mtl.arch}-{method}"
+    lines = [
+        (
+            "Ranked on validation: the fewest tasks worse than the single-task model by more than "
+            "one std, then the most tasks better by more than one std, then the best *worst task* "
+            "(the smallest gain over the single-task model, in stds: a multi-task model should lose "
+            "on no task, and the metrics move on different scales). The study's wall time beside "
+            "each, since the default also has to keep `make run` within its time."
+        ),
+        "",
+        "| rank | configuration | ▲ / ▼ | worst task, stds | wall min |",
+        "|---|---|---|---|---|",
+    ]
+    for k, name in enumerate(order, 1):
+        v, mark = verdicts[name], " (default)" if name == current else ""
+        pretty = name.replace("-", " + ", 1)
+        lines.append(f"| {k} | {pretty}{mark} | {v.ups} / {v.downs} | {v.worst:+.2f} | {walls[name] / 60:.1f} |")
+    pretty = {name: name.replace("-", " + ", 1) for name in order}
+    lines += ["", f"**Best on validation: {pretty[order[0]]}.**"]
+    if BASELINE in walls:
+        # `make run` trains the default on two protocols within its ten minutes with little to
+        # spare, so the default may cost at most a tenth more time than shared-bottom + fixed.
+        budget = AFFORDABLE * walls[BASELINE]
+        affordable = [n for n in order if walls[n] <= budget]
+        if affordable:
+            lines.append(
+                f"**Best within {AFFORDABLE:.1f} × the time of {pretty.get(BASELINE, BASELINE)} "
+                f"({budget / 60:.1f} min here): {pretty[affordable[0]]}.**"
+            )
+    lines += [
+        "",
+        (
+            f"polyrec's default: {current.replace('-', ' + ', 1)} (how it was chosen from this "
+            "ranking and full-length runs on validation: README, *Multi-task architectures and loss weighting*)."
+        ),
+    ]
+    return lines
 
 
 def write_plots(folder: Path, plan: list[Variant], results: dict[str, dict]) -> list[Path]:

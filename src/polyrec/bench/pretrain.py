@@ -22,7 +22,8 @@ from ..eval.evaluate import next_item_side_ranks
 from ..eval.prediction_store import load_predictions
 from ..pipeline import load_configured_dataset
 from ..train.protocol_data import prepare
-from .mtl import MAIN_METRICS, _cell, _load, provenance, run_configuration, versus_single
+from .mtl import MAIN_METRICS, _cell, _load, provenance, run_configuration
+from .mtl_choice import versus_single
 
 COLD_MAX = 5  # a test item with at most this many training interactions is cold
 COLD_KEY = "B.next_item.cold_hr@10"

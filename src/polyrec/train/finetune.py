@@ -210,7 +210,8 @@ def finetune(
     objective = objective or TaskObjective(data.profile_labels, cfg.sampled_negatives)
     if weighting is None:
         names = list(model.heads) + list(objective.extra_losses)
-        weighting = make_weighting(cfg.weighting, names, {**cfg.loss_weights, **objective.extra_losses}, data.seed)
+        lambdas = {**cfg.loss_weights, **objective.extra_losses}
+        weighting = make_weighting(cfg.weighting, names, lambdas, data.protocol, data.seed)
     shared = SharedParameters(model.shared_parameters(), model.last_shared_layer())
     rng = np.random.default_rng(data.seed)
     params = list(model.parameters()) + objective.parameters()

@@ -180,12 +180,15 @@ class PCGrad:
         return dict(self.lambdas)
 
 
-def make_weighting(cfg: WeightingConfig, tasks: list[str], lambdas: dict[str, float], seed: int = 0) -> LossWeighting:
-    """The strategy ``cfg.method`` names, for ``tasks`` (λ = ``train.loss_weights``)."""
-    if cfg.method == "uncertainty":
+def make_weighting(
+    cfg: WeightingConfig, tasks: list[str], lambdas: dict[str, float], protocol: str, seed: int = 0
+) -> LossWeighting:
+    """The strategy ``cfg`` names for ``protocol``, for ``tasks`` (λ = ``train.loss_weights``)."""
+    method = cfg.method_for(protocol)
+    if method == "uncertainty":
         return UncertaintyWeights(tasks, cfg.lr)
-    if cfg.method == "gradnorm":
+    if method == "gradnorm":
         return GradNormWeights(tasks, cfg.alpha, cfg.lr)
-    if cfg.method == "pcgrad":
+    if method == "pcgrad":
         return PCGrad(tasks, lambdas, seed)
     return FixedWeights(tasks, lambdas)
