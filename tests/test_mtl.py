@@ -11,6 +11,7 @@ import torch
 import yaml
 from synthetic import TINY_YAML, tiny_config, write_dataset
 
+from polyrec.bench.mtl import default_result, variants
 from polyrec.bench.mtl_choice import ranking, verdict, versus_single
 from polyrec.cli import main
 from polyrec.config import TASKS, MtlConfig, RunConfig, WeightingConfig
@@ -370,6 +371,25 @@ def test_validation_ranking_puts_no_loss_first_then_more_wins_then_the_best_wors
     # One seed: no std, so the gain is relative and nothing is marked.
     alone = verdict({"A.rating.rmse": 0.9025}, {"rating": {"A.rating.rmse": 0.95}}, columns[:1])
     assert alone.marks == ("",) and alone.worst == pytest.approx(0.05)
+
+
+def test_the_default_row_takes_each_protocol_from_the_configuration_that_trains_it_so() -> None:
+    plan = variants(["rating", "next_item"], ["shared_bottom"], ["fixed", "gradnorm"])
+    results = {
+        v.name: {side: {"A.rating.rmse": k + 0.1 * (side == "valid"), "B.next_item.ndcg@10": -k} for side in ("metrics", "valid")}
+        for k, v in enumerate(plan)
+    }
+    default = RunConfig()
+    default.train.weighting.method = {"A": "gradnorm", "B": "fixed"}
+    row = default_result(plan, results, default)
+    assert row["label"] == "shared_bottom + gradnorm (A), fixed (B)"
+    assert row["metrics"] == {"A.rating.rmse": results["shared_bottom-gradnorm"]["metrics"]["A.rating.rmse"],
+                              "B.next_item.ndcg@10": results["shared_bottom-fixed"]["metrics"]["B.next_item.ndcg@10"]}  # fmt: skip
+    assert row["valid"]["A.rating.rmse"] == results["shared_bottom-gradnorm"]["valid"]["A.rating.rmse"]
+    default.train.weighting.method = "gradnorm"  # one configuration of the study: its own row
+    assert default_result(plan, results, default) is None
+    default.train.weighting.method = {"A": "pcgrad", "B": "fixed"}  # not in the study
+    assert default_result(plan, results, default) is None
 
 
 def test_versus_single_marks_only_differences_beyond_one_std() -> None:

@@ -37,6 +37,7 @@ MAIN_METRICS = (
 BENCH_FILE = "bench.json"
 # The default's time budget: at most this × the study time of shared-bottom + fixed λ.
 BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
+DEFAULT_ROW = "default"  # the row of polyrec's default when it mixes configurations per protocol
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,10 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
     columns = [(t, key, title, higher) for t, key, title, higher in MAIN_METRICS if any(t in v.tasks for v in plan)]
     data = base.data.path or base.data.dataset
     total = sum(r["wall"] for r in results.values())
-    test_lines, _ = comparison_table(plan, results, columns, "metrics", with_wall=True)
-    valid_lines, verdicts = comparison_table(plan, results, columns, "valid", with_wall=False)
+    default = default_result(plan, results, RunConfig())
+    test_lines, _ = comparison_table(plan, results, columns, "metrics", True, default)
+    valid_lines, verdicts = comparison_table(plan, results, columns, "valid", False, default)
+    verdicts.pop(DEFAULT_ROW, None)  # ranked are the study's configurations
     lines = [f"# Multi-task architectures × loss weighting on {data}", ""] + provenance(base, command, total) + [
         (
             "Test metrics, mean ± std over seeds. *single task*: each task trained alone under its own "
@@ -193,6 +196,12 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
             "(protocol A: rating, ctr, profile; protocol B: next item). Against the single-task model: "
             "▲ better by more than one std, ▼ worse by more than one std (negative transfer), = within "
             "(std: the larger of the two)."
+            + (
+                " *polyrec's default* trains each protocol as one configuration of the study does "
+                "(the protocols train apart), so its row is those configurations' rows, protocol by protocol."
+                if default is not None
+                else ""
+            )
         ),
         "",
         *test_lines,
@@ -225,11 +234,34 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
     return doc
 
 
+def default_result(plan: list[Variant], results: dict[str, dict], default: RunConfig) -> dict | None:
+    """polyrec's default as a row of the study, when it is not one configuration but one per
+    protocol (``train.weighting.method`` a mapping): each protocol trains on its own, so the
+    default's protocol-p metrics are those of the configuration that trains p as it does."""
+    method = default.train.weighting.method
+    if isinstance(method, str):
+        return None
+    protocols = sorted({p for v in plan if not v.single for p in v.protocols})
+    names = {p: f"{default.model.mtl.arch}-{default.train.weighting.method_for(p)}" for p in protocols}
+    if not protocols or any(n not in results for n in names.values()):
+        return None
+    label = default.model.mtl.arch + " + " + ", ".join(f"{m} ({p})" for p, m in method.items())
+    composed = {"label": label, "wall": float("nan")}
+    for side in ("metrics", "valid"):
+        composed[side] = {k: x for p, n in names.items() for k, x in results[n][side].items() if k.startswith(f"{p}.")}
+    return composed
+
+
 def comparison_table(
-    plan: list[Variant], results: dict[str, dict], columns: list[tuple], side: str, with_wall: bool
+    plan: list[Variant],
+    results: dict[str, dict],
+    columns: list[tuple],
+    side: str,
+    with_wall: bool,
+    default: dict | None = None,
 ) -> tuple[list[str], dict[str, Verdict]]:
     """Markdown rows of ``results[name][side]`` (single task first, then each configuration
-    marked against it) and each multi-task configuration's verdict."""
+    marked against it, then ``default`` if given) and each multi-task row's verdict."""
     single = {t: results[v.name][side] for v in plan if v.single for t in v.tasks}
     wall = " wall min |" if with_wall else ""
     lines = [
@@ -238,14 +270,18 @@ def comparison_table(
     ]
     single_wall = f" {sum(results[v.name]['wall'] for v in plan if v.single) / 60:.1f} |" if with_wall else ""
     lines.append(f"| single task | {' | '.join(_cell(single.get(t, {}), key) for t, key, _, _ in columns)} |  |{single_wall}")
+    rows = [(v.name, f"{v.arch} + {v.weighting}", results[v.name]) for v in plan if not v.single]
+    if default is not None:
+        rows.append((DEFAULT_ROW, f"**polyrec's default**: {default['label']}", default))
     verdicts: dict[str, Verdict] = {}
-    for v in (v for v in plan if not v.single):
-        m = results[v.name][side]
-        verdicts[v.name] = judged = verdict(m, single, [(t, key, higher) for t, key, _, higher in columns])
+    for name, label, result in rows:
+        m = result[side]
+        verdicts[name] = judged = verdict(m, single, [(t, key, higher) for t, key, _, higher in columns])
         cells = [_cell(m, key) + mark for (_, key, _, _), mark in zip(columns, judged.marks)]
         score = f"{judged.ups} / {judged.downs}" if any(judged.marks) else "—"  # one seed: no std
-        row_wall = f" {results[v.name]['wall'] / 60:.1f} |" if with_wall else ""
-        lines.append(f"| {v.arch} + {v.weighting} | {' | '.join(cells)} | {score} |{row_wall}")
+        minutes = result["wall"] / 60
+        row_wall = (f" {minutes:.1f} |" if minutes == minutes else " — |") if with_wall else ""
+        lines.append(f"| {label} | {' | '.join(cells)} | {score} |{row_wall}")
     return lines, verdicts
 
 
