@@ -245,11 +245,24 @@ def default_result(plan: list[Variant], results: dict[str, dict], default: RunCo
     names = {p: f"{default.model.mtl.arch}-{default.train.weighting.method_for(p)}" for p in protocols}
     if not protocols or any(n not in results for n in names.values()):
         return None
-    label = default.model.mtl.arch + " + " + ", ".join(f"{m} ({p})" for p, m in method.items())
-    composed = {"label": label, "wall": float("nan")}
+    composed = {"label": default_label(default), "wall": float("nan")}
     for side in ("metrics", "valid"):
         composed[side] = {k: x for p, n in names.items() for k, x in results[n][side].items() if k.startswith(f"{p}.")}
     return composed
+
+
+def default_label(cfg: RunConfig) -> str:
+    """``cfg``'s architecture and weighting as the study names them: "shared_bottom + gradnorm",
+    or with one weighting per protocol "shared_bottom + gradnorm (A), fixed (B)"."""
+    method = cfg.train.weighting.method
+    if not isinstance(method, str):
+        method = ", ".join(f"{m} ({p})" for p, m in method.items())
+    return f"{cfg.model.mtl.arch} + {method}"
+
+
+def _pretty(name: str) -> str:
+    """A configuration's folder name as the tables show it: "ple-gradnorm" → "ple + gradnorm"."""
+    return name.replace("-", " + ", 1)
 
 
 def comparison_table(
@@ -290,10 +303,7 @@ def choice_lines(verdicts: dict[str, Verdict], walls: dict[str, float], default:
     order = ranking(verdicts)
     if not order:
         return ["No multi-task configuration in this study: nothing to choose."]
-    method = default.train.weighting.method
-    if not isinstance(method, str):  # one strategy per protocol: "gradnorm (A), fixed (B)"
-        method = ", ".join(f"{m} ({p})" for p, m in method.items())
-    current = f"{default.model.mtl.arch}-{method}"
+    current = default_label(default)
     lines = [
         (
             "Ranked on validation: the fewest tasks worse than the single-task model by more than "
@@ -307,11 +317,9 @@ def choice_lines(verdicts: dict[str, Verdict], walls: dict[str, float], default:
         "|---|---|---|---|---|",
     ]
     for k, name in enumerate(order, 1):
-        v, mark = verdicts[name], " (default)" if name == current else ""
-        pretty = name.replace("-", " + ", 1)
-        lines.append(f"| {k} | {pretty}{mark} | {v.ups} / {v.downs} | {v.worst:+.2f} | {walls[name] / 60:.1f} |")
-    pretty = {name: name.replace("-", " + ", 1) for name in order}
-    lines += ["", f"**Best on validation: {pretty[order[0]]}.**"]
+        v, mark = verdicts[name], " (default)" if _pretty(name) == current else ""
+        lines.append(f"| {k} | {_pretty(name)}{mark} | {v.ups} / {v.downs} | {v.worst:+.2f} | {walls[name] / 60:.1f} |")
+    lines += ["", f"**Best on validation: {_pretty(order[0])}.**"]
     if BASELINE in walls:
         # `make run` trains the default on two protocols within its ten minutes with little to
         # spare, so the default may cost at most a tenth more time than shared-bottom + fixed.
@@ -319,13 +327,13 @@ def choice_lines(verdicts: dict[str, Verdict], walls: dict[str, float], default:
         affordable = [n for n in order if walls[n] <= budget]
         if affordable:
             lines.append(
-                f"**Best within {AFFORDABLE:.1f} × the time of {pretty.get(BASELINE, BASELINE)} "
-                f"({budget / 60:.1f} min here): {pretty[affordable[0]]}.**"
+                f"**Best within {AFFORDABLE:.1f} × the time of {_pretty(BASELINE)} "
+                f"({budget / 60:.1f} min here): {_pretty(affordable[0])}.**"
             )
     lines += [
         "",
         (
-            f"polyrec's default: {current.replace('-', ' + ', 1)} (how it was chosen from this "
+            f"polyrec's default: {current} (how it was chosen from this "
             "ranking and full-length runs on validation: README, *Multi-task architectures and loss weighting*)."
         ),
     ]
