@@ -83,7 +83,7 @@ class WeightingConfig:
     # (Chen et al. 2018); pcgrad (Yu et al. 2020, on λ_t L_t). One name for every protocol,
     # or a mapping protocol → name (in a config file, a protocol it leaves out keeps this default's).
     # Default, from `polyrec bench mtl` and full runs judged on validation (docs/results/mtl.md):
-    # GradNorm under protocol A (ML-100K, 3 seeds: rating RMSE 0.929 → 0.924, the rest within
+    # GradNorm under protocol A (ML-100K, 3 seeds, validation: rating RMSE 0.929 → 0.924, the rest within
     # one std, and it stops sooner), fixed λ under B. GradNorm treats every task alike, and
     # under B the one task evaluated is next item, whose weight it pulls down to the auxiliary
     # tasks' level (NDCG@10 0.104 → 0.093).
