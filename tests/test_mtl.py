@@ -268,7 +268,7 @@ def test_weighting_can_differ_per_protocol_and_defaults_to_gradnorm_under_a_only
     assert isinstance(make_weighting(default, tasks, lambdas, "A"), GradNormWeights)
     assert isinstance(make_weighting(default, tasks, lambdas, "B"), FixedWeights)
     one = WeightingConfig(method="pcgrad")
-    assert isinstance(make_weighting(one, tasks, lambdas, "A"), PCGrad) and isinstance(make_weighting(one, tasks, lambdas, "B"), PCGrad)
+    assert all(isinstance(make_weighting(one, tasks, lambdas, p), PCGrad) for p in ("A", "B"))
     # A config file naming one protocol keeps the default for the other; a name alone covers both.
     (tmp_path / "w.yaml").write_text("train: {weighting: {method: {B: uncertainty}}}\n")
     assert RunConfig.load(tmp_path / "w.yaml").train.weighting.method == {"A": "gradnorm", "B": "uncertainty"}

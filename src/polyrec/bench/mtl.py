@@ -282,7 +282,8 @@ def comparison_table(
         "|---" * (len(columns) + 2 + with_wall) + "|",
     ]
     single_wall = f" {sum(results[v.name]['wall'] for v in plan if v.single) / 60:.1f} |" if with_wall else ""
-    lines.append(f"| single task | {' | '.join(_cell(single.get(t, {}), key) for t, key, _, _ in columns)} |  |{single_wall}")
+    cells = [_cell(single.get(t, {}), key) for t, key, _, _ in columns]
+    lines.append(f"| single task | {' | '.join(cells)} |  |{single_wall}")
     rows = [(v.name, f"{v.arch} + {v.weighting}", results[v.name]) for v in plan if not v.single]
     if default is not None:
         rows.append((DEFAULT_ROW, f"**polyrec's default**: {default['label']}", default))
