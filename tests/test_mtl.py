@@ -15,8 +15,10 @@ from polyrec.bench.mtl import default_result, variants
 from polyrec.bench.mtl_choice import ranking, verdict, versus_single
 from polyrec.cli import main
 from polyrec.config import TASKS, MtlConfig, RunConfig, WeightingConfig
+from polyrec.eval.stored import stored_metrics
 from polyrec.eval.predict import predict_pairs, profile_probabilities, score_users
 from polyrec.models.io import SPEC, load_model, save_model
+from polyrec.pipeline import load_configured_dataset, run
 from polyrec.train.finetune import build_model, finetune
 from polyrec.train.losses import task_losses
 from polyrec.train.sequences import collate
@@ -347,6 +349,20 @@ def test_bench_mtl_smoke_run_writes_every_row_and_resumes(tmp_path, capsys) -> N
     printed = capsys.readouterr().out
     assert printed.count("seed 0: finished before") == 5 and "seed 1: finished before" not in printed
     assert RunConfig.load(out / "shared_bottom-gradnorm" / "config.yaml").seeds == [0, 1]
+
+
+def test_stored_predictions_score_again_to_the_run_s_own_metrics_on_either_side(tmp_path) -> None:
+    cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1, workers=1)
+    cfg.seeds = [0]
+    result = run(cfg, tmp_path / "run", progress=False, log=lambda _: None)
+    ds, splits = load_configured_dataset(cfg), {}
+    test = stored_metrics(tmp_path / "run", cfg, ds, 0, "test", splits)
+    assert {"A.rating.rmse", "A.ctr.auc", "A.profile.gender.auc", "B.next_item.ndcg@10"} <= set(test)
+    for key, value in test.items():
+        assert value == pytest.approx(result.metrics[key], rel=1e-6), key
+    valid = stored_metrics(tmp_path / "run", cfg, ds, 0, "valid", splits)
+    assert set(valid) == set(test) and valid != test  # the other side's predictions and truth
+    assert set(splits) == {("A", 0), ("B", 0)}  # each split prepared once, for both sides
 
 
 def test_validation_ranking_puts_no_loss_first_then_more_wins_then_the_best_worst_task() -> None:

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from ..config import DISTILL_PARTS, RunConfig
 from ..distill.run import student_config
-from ..eval.evaluate import side_metrics
-from ..eval.prediction_store import load_predictions
+from ..eval.stored import stored_metrics
 from ..models.io import WEIGHTS, load_model
 from ..pipeline import aggregate, load_configured_dataset
 from ..run_loader import MODEL_DIR
@@ -148,12 +147,7 @@ def load_seed_metrics(out: Path, name: str, seed: int) -> dict[str, float]:
     if record.is_file():
         return json.loads(record.read_text())["metrics"]
     cfg = RunConfig.load(out / name / "config.yaml")
-    ds = load_configured_dataset(cfg)
-    metrics: dict[str, float] = {}
-    for p in cfg.protocols:
-        data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, "profile" in cfg.tasks)
-        metrics.update(side_metrics(data, data.test, load_predictions(out / name, p, seed, "test"), ds.rating_range))
-    return metrics
+    return stored_metrics(out / name, cfg, load_configured_dataset(cfg), seed, "test")
 
 
 def write_doc(

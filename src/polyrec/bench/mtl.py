@@ -37,7 +37,6 @@ MAIN_METRICS = (
 BENCH_FILE = "bench.json"
 # The default's time budget: at most this × the study time of shared-bottom + fixed λ.
 BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
-DEFAULT_ROW = "default"  # the row of polyrec's default when it mixes configurations per protocol
 
 
 @dataclass(frozen=True)
@@ -185,10 +184,10 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
     columns = [(t, key, title, higher) for t, key, title, higher in MAIN_METRICS if any(t in v.tasks for v in plan)]
     data = base.data.path or base.data.dataset
     total = sum(r["wall"] for r in results.values())
-    default = default_result(plan, results, RunConfig())
+    shipped = RunConfig()  # polyrec's default
+    default = default_result(plan, results, shipped)
     test_lines, _ = comparison_table(plan, results, columns, "metrics", True, default)
     valid_lines, verdicts = comparison_table(plan, results, columns, "valid", False, default)
-    verdicts.pop(DEFAULT_ROW, None)  # ranked are the study's configurations
     lines = [f"# Multi-task architectures × loss weighting on {data}", ""] + provenance(base, command, total) + [
         (
             "Test metrics, mean ± std over seeds. *single task*: each task trained alone under its own "
@@ -216,7 +215,7 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
         "",
         *valid_lines,
         "",
-        *choice_lines(verdicts, {n: r["wall"] for n, r in results.items()}, RunConfig()),
+        *choice_lines(verdicts, {n: r["wall"] for n, r in results.items()}, shipped),
     ]
     plots = write_plots(doc.parent / doc.stem, plan, results)
     if plots:
@@ -274,7 +273,8 @@ def comparison_table(
     default: dict | None = None,
 ) -> tuple[list[str], dict[str, Verdict]]:
     """Markdown rows of ``results[name][side]`` (single task first, then each configuration
-    marked against it, then ``default`` if given) and each multi-task row's verdict."""
+    marked against it, then ``default`` if given) and each configuration's verdict (the
+    default's row is shown, not ranked)."""
     single = {t: results[v.name][side] for v in plan if v.single for t in v.tasks}
     wall = " wall min |" if with_wall else ""
     lines = [
@@ -284,13 +284,15 @@ def comparison_table(
     single_wall = f" {sum(results[v.name]['wall'] for v in plan if v.single) / 60:.1f} |" if with_wall else ""
     cells = [_cell(single.get(t, {}), key) for t, key, _, _ in columns]
     lines.append(f"| single task | {' | '.join(cells)} |  |{single_wall}")
-    rows = [(v.name, f"{v.arch} + {v.weighting}", results[v.name]) for v in plan if not v.single]
+    rows: list[tuple[str | None, str, dict]] = [(v.name, _pretty(v.name), results[v.name]) for v in plan if not v.single]
     if default is not None:
-        rows.append((DEFAULT_ROW, f"**polyrec's default**: {default['label']}", default))
+        rows.append((None, f"**polyrec's default**: {default['label']}", default))
     verdicts: dict[str, Verdict] = {}
     for name, label, result in rows:
         m = result[side]
-        verdicts[name] = judged = verdict(m, single, [(t, key, higher) for t, key, _, higher in columns])
+        judged = verdict(m, single, [(t, key, higher) for t, key, _, higher in columns])
+        if name is not None:
+            verdicts[name] = judged
         cells = [_cell(m, key) + mark for (_, key, _, _), mark in zip(columns, judged.marks)]
         score = f"{judged.ups} / {judged.downs}" if any(judged.marks) else "—"  # one seed: no std
         minutes = result["wall"] / 60

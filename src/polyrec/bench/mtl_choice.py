@@ -19,31 +19,18 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..data.tables import Dataset
-from ..eval.evaluate import side_metrics
-from ..eval.prediction_store import load_predictions
+from ..eval.stored import Splits, stored_metrics
 from ..pipeline import aggregate
-from ..train.protocol_data import ProtocolData, prepare
 
 # (task, metrics.json key, higher is better) of the tasks a study compares.
 Column = tuple[str, str, bool]
 
 
-def validation_metrics(folder: Path, ds: Dataset, splits: dict[tuple[str, int], ProtocolData]) -> dict[str, float]:
+def validation_metrics(folder: Path, ds: Dataset, splits: Splits) -> dict[str, float]:
     """A run folder's validation metrics, mean ± std over its seeds (``splits`` caches the
     split of each (protocol, seed), shared by every configuration of a study)."""
     cfg = RunConfig.load(folder / "config.yaml")
-    per_seed = []
-    for seed in cfg.seeds:
-        metrics: dict[str, float] = {}
-        for p in cfg.protocols:
-            if (p, seed) not in splits:
-                splits[p, seed] = prepare(
-                    ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, bool(ds.attributes)
-                )
-            data = splits[p, seed]
-            metrics.update(side_metrics(data, data.valid, load_predictions(folder, p, seed, "valid"), ds.rating_range))
-        per_seed.append(metrics)
-    return aggregate(per_seed)
+    return aggregate([stored_metrics(folder, cfg, ds, seed, "valid", splits) for seed in cfg.seeds])
 
 
 def versus_single(multi: dict, single: dict, key: str, higher: bool) -> str:
