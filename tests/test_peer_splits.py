@@ -119,3 +119,29 @@ def test_scoring_is_side_metrics_and_peers_select_on_the_protocol_metric(exporte
         want[protocol] = side_metrics(d, d.test, pred, ds.rating_range)
         assert score.score_system(system, protocol, [0], data, ds.rating_range) == want[protocol]
     assert system.seeds("B", [0, 1]) == [0]
+
+
+def test_the_page_says_which_peer_runs_shared_the_machine(tmp_path):
+    def result(seed: int, end: str, seconds: float, load: float | None) -> dict:
+        date = f"2026-11-29 {end} UTC"
+        return {"seed": seed, "date": date, "total_seconds": seconds, "threads": 1, "load_avg": load, "cores": 2}
+
+    overlapping = [result(0, "18:00", 3600, 2.0), result(1, "18:10", 3600, None)]
+    sasrec = score.System("recbole-sasrec", "SASRec", "peer", tmp_path, overlapping)
+    bpr = score.System("recbole-bpr", "BPR", "peer", tmp_path, [result(0, "19:00", 60, 0.9)])
+    lines = score.conditions_section([sasrec, bpr], ["Nothing else ran."])
+    table = [line for line in lines if line.startswith("| ") and "seed |" not in line]
+    rows = {line.split(" | ")[0] + line.split(" | ")[1]: line for line in table}
+    assert rows["| SASRec0"].endswith("| 2.0 / 2 | SASRec seed 1 |")
+    assert rows["| SASRec1"].endswith("| — / 2 | SASRec seed 0 |")
+    assert rows["| BPR0"].endswith("| 2026-11-29 18:59–19:00 | 1 | 0.9 / 2 | — |")
+    assert lines[-2] == "Nothing else ran."
+    assert score.conditions_section([score.System("x", "x", "baseline", tmp_path)], []) == []
+
+
+def test_the_epoch_clock_records_the_machine_load():
+    clock = common.EpochClock()
+    clock.record(0, 0.1)
+    clock.record(1, 0.3)
+    assert len(clock.loads) == 2 and all(load >= 0 for load in clock.loads)
+    assert clock.best == 1

@@ -3,7 +3,7 @@
     python benchmarks/peers/bench.py [--seeds 0,1,2] [--peers sasrec,bert4rec,bpr,deepfm]
         [--epochs sasrec=50,bert4rec=20,bpr=300,deepfm=100] [--polyrec polyrec,svd,svdpp,logreg,bpr]
         [--bench runs/bench] [--out runs/peers] [--threads N] [--max-batches N] [--force]
-        [--doc docs/results/peers.md]
+        [--doc docs/results/peers.md] [--remark TEXT ...]
 
 1. ``export_splits.py``'s files for every seed, under ``<out>/splits``;
 2. polyrec's own runs under ``--bench`` (``polyrec run --dataset ml-100k --model NAME``), each
@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--force", action="store_true", help="retrain what already has results")
     ap.add_argument("--doc", default="docs/results/peers.md")
     ap.add_argument("--command", default="make bench-peers", help="the command to name in the document")
+    ap.add_argument("--remark", action="append", default=[], help="a paragraph for the end of the page (repeatable)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     epochs = {**dict(kv.split("=") for kv in DEFAULT_EPOCHS.split(",")), **dict(kv.split("=") for kv in args.epochs.split(",") if kv)}
@@ -132,7 +133,7 @@ def main() -> None:
     polyrec_runs([n for n in args.polyrec.split(",") if n], args.seeds, Path(args.bench), args.force)
     peer_runs(peers, seeds, {k: int(v) for k, v in epochs.items()}, args)
     smoke = args.max_batches is not None
-    print(score.write_doc(Path(args.out), Path(args.bench), None, Path(args.doc), args.command, smoke))
+    print(score.write_doc(Path(args.out), Path(args.bench), None, Path(args.doc), args.command, smoke, args.remark))
 
 
 if __name__ == "__main__":

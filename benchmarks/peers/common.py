@@ -96,11 +96,15 @@ class EpochClock:
     epochs: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    # The machine's 1-minute load average after each epoch: what else ran beside the training
+    # (a time measured on a busy machine is not comparable with one measured on a quiet one).
+    loads: list[float] = field(default_factory=list)
 
     def record(self, epoch: int, score: float) -> None:
         self.epochs.append(int(epoch))
         self.seconds.append(time.perf_counter() - self.start)
         self.scores.append(float(score))
+        self.loads.append(os.getloadavg()[0])
 
     @property
     def best(self) -> int:
@@ -126,6 +130,8 @@ class PeerResult:
     valid_curve: list[float]
     max_batches: int | None = None  # set in smoke runs: epochs cut to this many batches
     threads: int | None = None
+    load_avg: float | None = None  # mean 1-minute load average over the epochs (None: not recorded)
+    cores: int | None = field(default_factory=os.cpu_count)
     machine: str = field(default_factory=lambda: machine_name())
     date: str = field(default_factory=lambda: f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     command: str = field(default_factory=lambda: " ".join(sys.argv))
@@ -153,7 +159,7 @@ def clock_result(system: str, protocol: str, args: argparse.Namespace, clock: Ep
         seconds_to_best=clock.seconds[best], train_seconds=train_seconds, total_seconds=time.perf_counter() - start,
         peak_rss_mb=peak_rss_mb(), best_epoch=clock.epochs[best] + 1, epochs_run=len(clock.epochs),
         best_valid=clock.scores[best], valid_curve=clock.scores, max_batches=args.max_batches, threads=args.threads,
-        command=command,
+        load_avg=float(np.mean(clock.loads)) if clock.loads else None, command=command,
     )  # fmt: skip
 
 

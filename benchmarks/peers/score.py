@@ -2,6 +2,7 @@
 
     python benchmarks/peers/score.py [--peers runs/peers] [--bench runs/bench] [--seeds S,...]
                                      [--doc docs/results/peers.md] [--command "make bench-peers"] [--smoke]
+                                     [--remark TEXT ...]
 
 Systems, each read from ``<folder>/predictions/<protocol>/seed<k>/test.npz`` (polyrec's layout):
 
@@ -24,7 +25,7 @@ import argparse
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -250,7 +251,48 @@ def verdicts(table: dict[str, list[tuple[System, dict, list[int]]]]) -> list[str
     return out
 
 
-def write_doc(peers: Path, bench: Path, seeds: list[int] | None, doc: Path, command: str, smoke: bool) -> str:
+def run_interval(result: dict) -> tuple[datetime, datetime]:
+    """When a peer's process ran: its result's date is written at the end, to the minute."""
+    end = datetime.strptime(result["date"], "%Y-%m-%d %H:%M UTC")
+    return end - timedelta(seconds=result["total_seconds"]), end
+
+
+def conditions_section(systems: list[System], remarks: list[str]) -> list[str]:
+    """Per peer and seed: when it ran, with how many threads, how busy the machine was, and which
+    other peer runs overlapped it, so that times from a busy machine are read as such."""
+    runs = [(s.label, r) for s in systems for r in s.results]
+    if not runs and not remarks:
+        return []
+    lines = ["## How each peer ran", ""]
+    if runs:
+        lines += [
+            "Load average: the machine's 1-minute load after each epoch, averaged (— : not recorded by that run); "
+            "above the number of threads the run used, other work shared its cores.",
+            "",
+            "| system | seed | ran (UTC) | threads | load average / cores | beside other peer runs |",
+            "|---|---|---|---|---|---|",
+        ]
+        slack = timedelta(minutes=1)  # dates are to the minute
+        for label, r in runs:
+            start, end = run_interval(r)
+            beside = [
+                f"{other} seed {o['seed']}"
+                for other, o in runs
+                if o is not r and run_interval(o)[0] < end - slack and start < run_interval(o)[1] - slack
+            ]
+            load = "—" if r.get("load_avg") is None else f"{r['load_avg']:.1f}"
+            cores = r.get("cores") or "—"
+            lines.append(
+                f"| {label} | {r['seed']} | {start:%Y-%m-%d %H:%M}–{end:%H:%M} | {r.get('threads') or 'torch default'} "
+                f"| {load} / {cores} | {', '.join(beside) or '—'} |"
+            )
+        lines.append("")
+    lines += [*remarks, ""] if remarks else []
+    return lines
+
+
+def write_doc(peers: Path, bench: Path, seeds: list[int] | None, doc: Path, command: str, smoke: bool,
+              remarks: list[str] | None = None) -> str:  # fmt: skip
     """Score every system found; ``seeds=None``: every seed that any system has predictions for."""
     cfg = RunConfig()
     ds = load_dataset(cfg.data.dataset)
@@ -287,6 +329,7 @@ def write_doc(peers: Path, bench: Path, seeds: list[int] | None, doc: Path, comm
     extra = [f"- {who}: {note}" for who, note in caps] + [f"- {n}" for n in notes]
     if extra:
         lines += ["## Notes", "", *extra, ""]
+    lines += conditions_section(systems, remarks or [])
     text = "\n".join(lines)
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
@@ -301,9 +344,11 @@ def main() -> None:
     ap.add_argument("--doc", default="docs/results/peers.md")
     ap.add_argument("--command", default="make bench-peers", help="the command to name in the document")
     ap.add_argument("--smoke", action="store_true", help="mark the document as a smoke run")
+    ap.add_argument("--remark", action="append", default=[], help="a paragraph for the end of the page (repeatable): "
+                    "what the result files cannot tell, e.g. what else ran on the machine")  # fmt: skip
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    print(write_doc(Path(args.peers), Path(args.bench), seeds, Path(args.doc), args.command, args.smoke))
+    print(write_doc(Path(args.peers), Path(args.bench), seeds, Path(args.doc), args.command, args.smoke, args.remark))
 
 
 if __name__ == "__main__":
