@@ -40,6 +40,15 @@ def _clip(pred: np.ndarray, rating_range: tuple[float, float] | None) -> np.ndar
     return pred if rating_range is None else np.clip(pred, rating_range[0], rating_range[1])
 
 
+def _query(users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The user and item indices of a prediction request, as parallel arrays."""
+    u = _indices(users, "users")
+    i = _indices(items, "items")
+    if u.size != i.size:
+        raise ValueError(f"users and items differ in length: {u.size}, {i.size}")
+    return u, i
+
+
 def _lookup(bias: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``bias[idx]``, with 0 for indices outside the training range (e.g. -1 or new ids)."""
     known = (idx >= 0) & (idx < bias.size)
@@ -74,10 +83,7 @@ class GlobalMean(BaseEstimator):
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings, shape (n,) float64, for parallel arrays of user and item indices."""
         check_is_fitted(self)
-        u = _indices(users, "users")
-        i = _indices(items, "items")
-        if u.size != i.size:
-            raise ValueError(f"users and items differ in length: {u.size}, {i.size}")
+        u, _ = _query(users, items)
         return _clip(np.full(u.size, self.mean_, dtype=np.float64), self.rating_range)
 
 
@@ -140,9 +146,6 @@ class UserItemBias(BaseEstimator):
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings, shape (n,) float64, for parallel arrays of user and item indices."""
         check_is_fitted(self)
-        u = _indices(users, "users")
-        i = _indices(items, "items")
-        if u.size != i.size:
-            raise ValueError(f"users and items differ in length: {u.size}, {i.size}")
+        u, i = _query(users, items)
         pred = self.mean_ + _lookup(self.user_bias_, u) + _lookup(self.item_bias_, i)
         return _clip(pred, self.rating_range)
