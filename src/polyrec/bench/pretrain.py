@@ -18,14 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config import PRETRAIN_OBJECTIVES, RunConfig
-from ..eval.evaluate import next_item_side_ranks
-from ..eval.prediction_store import load_predictions
+from ..eval.cold_items import COLD_MAX, cold_target_ranks
 from ..pipeline import load_configured_dataset
-from ..train.protocol_data import prepare
 from .mtl import MAIN_METRICS, _cell, _load, provenance, run_configuration
 from .mtl_choice import versus_single
 
-COLD_MAX = 5  # a test item with at most this many training interactions is cold
 COLD_KEY = "B.next_item.cold_hr@10"
 
 
@@ -61,13 +58,10 @@ def cold_hr(folder: Path, cfg: RunConfig, ds, k: int = 10) -> dict[str, float]:
     per seed from the run's saved test predictions; mean (± std) and the mean target count."""
     per_seed, counts = [], []
     for seed in cfg.seeds:
-        data = prepare(ds, "B", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile=False)
-        ranks = next_item_side_ranks(data.test, load_predictions(folder, "B", seed, "test"))
-        train_counts = np.bincount(np.concatenate([np.asarray(x) for x in data.train.items]), minlength=ds.n_items)
-        cold = train_counts[data.test.next_items] <= COLD_MAX
-        counts.append(int(cold.sum()))
-        if cold.any():
-            per_seed.append(float(np.mean(ranks[cold] <= k)))
+        ranks = cold_target_ranks(folder, cfg, ds, seed)
+        counts.append(len(ranks))
+        if len(ranks):
+            per_seed.append(float(np.mean(ranks <= k)))
     out = {f"{COLD_KEY}.n": float(np.mean(counts))}
     if per_seed:
         out[COLD_KEY] = float(np.mean(per_seed))
