@@ -99,6 +99,13 @@ def test_features_and_meta(exported):
     assert meta["genres"] == 0  # the synthetic items have categories, not genres
 
 
+def test_a_later_export_of_one_seed_keeps_the_others_in_meta(exported, tmp_path):
+    ds, _ = exported
+    export_splits.export(ds, tmp_path, [1], max_seq_len=MAX_LEN)
+    export_splits.export(ds, tmp_path, [0], max_seq_len=MAX_LEN)
+    assert json.loads((tmp_path / "meta.json").read_text())["seeds"] == [0, 1]
+
+
 def test_scoring_is_side_metrics_and_peers_select_on_the_protocol_metric(exported, tmp_path):
     ds, out = exported
     rng = np.random.default_rng(0)

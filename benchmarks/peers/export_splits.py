@@ -133,8 +133,10 @@ def export(ds: Dataset, out: str | Path, seeds: list[int], max_seq_len: int = 50
             data = prepare(ds, protocol, seed, threshold, defaults.model.rating_levels, profile=False)
             folder = out / protocol / f"seed{seed}"
             export_protocol_a(data, folder) if protocol == "A" else export_protocol_b(data, folder, max_seq_len)
+    # Seeds exported by earlier calls stay (the bench exports the seeds it trains, one call at a time).
+    exported = sorted({int(f.name[len("seed") :]) for f in out.glob("B/seed*")} | set(seeds))
     meta = {
-        "dataset": ds.name, "n_users": ds.n_users, "n_items": ds.n_items, "seeds": seeds,
+        "dataset": ds.name, "n_users": ds.n_users, "n_items": ds.n_items, "seeds": exported,
         "ctr_threshold": threshold, "rating_range": ds.rating_range, "max_seq_len": max_seq_len,
         "user_features": user_vocab, "genres": genre_vocab,
     }  # fmt: skip
