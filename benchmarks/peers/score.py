@@ -316,7 +316,8 @@ def write_doc(peers: Path, bench: Path, seeds: list[int] | None, doc: Path, comm
         capped = [str(r["seed"]) for r in s.results if r["epochs_run"] >= r["epoch_cap"]]
         if capped:
             cap = s.results[0]["epoch_cap"]
-            caps.append((s.label, f"seeds {','.join(capped)} ended by the cap of {cap} epochs, not by early stopping"))
+            which = f"seed{'s' if len(capped) > 1 else ''} {','.join(capped)}"
+            caps.append((s.label, f"{which} ended by the cap of {cap} epochs, not by early stopping"))
     lines = ["# polyrec beside peer systems on MovieLens-100K, the same splits and metric code", ""]
     if smoke:
         lines += [SMOKE_BANNER, ""]
