@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from polyrec.config import RunConfig
-from polyrec.eval.cold_items import COLD_MAX, cold_target_ranks
+from polyrec.eval.cold_items import COLD_MAX, ranks_and_train_counts
 from polyrec.pipeline import load_configured_dataset
 
 HEADER = (
@@ -46,16 +46,19 @@ def main() -> None:
     ap.add_argument("--max", default=f"{COLD_MAX},20", help="cold thresholds: at most N training interactions")
     args = ap.parse_args()
     ds = load_configured_dataset(RunConfig.load(args.runs[0] / "config.yaml"))
+    splits: dict = {}  # one split per seed, shared by the runs (same data)
+    scored = {}  # run → per seed: (target ranks, their items' training counts), read once
+    for run in args.runs:
+        cfg = RunConfig.load(run / "config.yaml")
+        scored[run] = [ranks_and_train_counts(run, cfg, ds, seed, splits) for seed in cfg.seeds]
     print(HEADER)
     for cold_max in (int(x) for x in args.max.split(",")):
         for run in args.runs:
-            cfg = RunConfig.load(run / "config.yaml")
-            per_seed = [cold_target_ranks(run, cfg, ds, seed, cold_max) for seed in cfg.seeds]
+            per_seed = [ranks[counts <= cold_max] for ranks, counts in scored[run]]
             if sum(len(r) for r in per_seed) == 0:
                 print(f"| {run} | {cold_max} | 0 | — | — | — | — | — | — |")
                 continue
             print(row(run, cold_max, per_seed))
-
 
 if __name__ == "__main__":
     main()

@@ -273,12 +273,13 @@ def conditions_section(systems: list[System], remarks: list[str]) -> list[str]:
             "|---|---|---|---|---|---|",
         ]
         slack = timedelta(minutes=1)  # dates are to the minute
-        for label, r in runs:
-            start, end = run_interval(r)
+        spans = [run_interval(r) for _, r in runs]
+        for n, (label, r) in enumerate(runs):
+            start, end = spans[n]
             beside = [
                 f"{other} seed {o['seed']}"
-                for other, o in runs
-                if o is not r and run_interval(o)[0] < end - slack and start < run_interval(o)[1] - slack
+                for m, (other, o) in enumerate(runs)
+                if m != n and spans[m][0] < end - slack and start < spans[m][1] - slack
             ]
             load = "—" if r.get("load_avg") is None else f"{r['load_avg']:.1f}"
             cores = r.get("cores") or "—"
