@@ -50,8 +50,9 @@ clean:
 	rm -rf $(VENV) runs .cache
 
 # Peers beside polyrec on the same split files (benchmarks/peers/README.md): RecBole SASRec,
-# BERT4Rec and BPR and torch-rechub DeepFM in their own environment, polyrec's default, svd,
-# svdpp, logreg and bpr runs under runs/bench → docs/results/peers.md. Results already there
+# BERT4Rec and BPR and torch-rechub DeepFM in their own environment, polyrec's default, its
+# distilled student (configs/student.yaml), svd, svdpp, logreg and bpr runs under runs/bench
+# → docs/results/peers.md. Results already there
 # are kept (PEER_FLAGS=--force retrains). Caps for 2 CPU cores (there SASRec takes ~140 s,
 # BERT4Rec ~160 s an epoch); the document names every run that a cap, not early stopping, ended.
 PEERS_VENV := benchmarks/peers/.venv

@@ -128,6 +128,34 @@ def test_a_run_resumes_finished_seeds_and_grows_by_seeds(tmp_path) -> None:
     assert not any("finished before" in line for line in lines)
 
 
+def test_a_stopped_run_resumes_from_the_seeds_it_finished(tmp_path, monkeypatch) -> None:
+    """A seed's record is written as soon as its protocols are trained, not at the end of the
+    run: stopped during seed 1, the run keeps seed 0 and trains only seed 1 when called again."""
+    import polyrec.run_jobs as jobs_module
+
+    cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
+    cfg.seeds, cfg.train.workers = [0, 1], 1
+    out, real = tmp_path / "run", jobs_module.train_job
+
+    def stopped_at_seed_1(inputs, protocol: str, seed: int):
+        if seed == 1:
+            raise KeyboardInterrupt
+        return real(inputs, protocol, seed)
+
+    monkeypatch.setattr(jobs_module, "train_job", stopped_at_seed_1)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, out, progress=False, log=lambda _: None, baselines=False)
+    assert json.loads((out / "progress" / "seed0.json").read_text())["cost"] is None  # stopped before the timing
+    assert not (out / "progress" / "seed1.json").exists()
+    trained: list[tuple[str, int]] = []
+    monkeypatch.setattr(jobs_module, "train_job", lambda inputs, p, s: trained.append((p, s)) or real(inputs, p, s))
+    lines: list[str] = []
+    result = run(cfg, out, progress=False, log=lines.append, baselines=False)
+    assert any("seed 0: finished before" in line for line in lines)
+    assert {s for _, s in trained} == {1}
+    assert result.metrics["model.users_per_s"] > 0  # timed on seed 1's model, seed 0 was never timed
+
+
 def test_a_seed_is_not_read_back_for_other_data_or_with_no_resume(tmp_path) -> None:
     cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
     run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)

@@ -152,3 +152,35 @@ def test_the_epoch_clock_records_the_machine_load():
     clock.record(1, 0.3)
     assert len(clock.loads) == 2 and all(load >= 0 for load in clock.loads)
     assert clock.best == 1
+
+
+def test_a_distilled_students_time_says_its_teacher_is_not_counted(tmp_path):
+    student, plain = tmp_path / "student", tmp_path / "polyrec"
+    for folder, teacher in ((student, "runs/T"), (plain, None)):
+        folder.mkdir()
+        (folder / "config.yaml").write_text(f"distill: {{teacher: {teacher or 'null'}}}\n")
+        (folder / "metrics.json").write_text(json.dumps({"model.B.seconds_to_best": 10.0, "model.B.train_seconds": 12.0}))
+    notes = score.run_cost(student, "B").notes
+    assert len(notes) == 1 and "`runs/T`" in notes[0] and "not counted" in notes[0]
+    assert score.run_cost(plain, "B").notes == []
+
+
+def test_the_bench_distils_the_default_into_the_student_preset(tmp_path, monkeypatch):
+    import bench
+
+    calls = []
+
+    def measured(cmd: list[str], log: Path) -> dict:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        calls.append(cmd)
+        return {"peak_rss_mb": 1.0}
+
+    monkeypatch.setattr(bench, "measured", measured)
+    with pytest.raises(SystemExit, match="teacher .*polyrec is not trained"):
+        bench.polyrec_runs(["student"], "0", tmp_path, force=False)
+    (tmp_path / "polyrec").mkdir()
+    (tmp_path / "polyrec" / "metrics.json").write_text("{}")
+    bench.polyrec_runs(["student"], "0,1", tmp_path, force=False)
+    cmd = calls[0]
+    assert cmd[cmd.index("--teacher") + 1] == str(tmp_path / "polyrec") and "distill" in cmd
+    assert cmd[cmd.index("--config") + 1].endswith("configs/student.yaml") and cmd[cmd.index("--seeds") + 1] == "0,1"

@@ -1,14 +1,15 @@
 """`make bench-peers`: export the splits, train what is missing, score everything (MAIN venv).
 
     python benchmarks/peers/bench.py [--seeds 0,1,2] [--peers sasrec,bert4rec,bpr,deepfm]
-        [--epochs sasrec=50,bert4rec=20,bpr=300,deepfm=100] [--polyrec polyrec,svd,svdpp,logreg,bpr]
+        [--epochs sasrec=50,bert4rec=20,bpr=300,deepfm=100] [--polyrec polyrec,student,svd,svdpp,logreg,bpr]
         [--bench runs/bench] [--out runs/peers] [--threads N] [--max-batches N] [--force]
         [--doc docs/results/peers.md] [--remark TEXT ...]
 
 1. ``export_splits.py``'s files for every seed, under ``<out>/splits``;
-2. polyrec's own runs under ``--bench`` (``polyrec run --dataset ml-100k --model NAME``), each
-   only if its folder has no ``metrics.json`` yet: the same folders ``benchmarks/ensemble.py``
-   writes, so ensembles fitted there are scored here too;
+2. polyrec's own runs under ``--bench`` (``polyrec run --dataset ml-100k --model NAME``; ``student``:
+   ``polyrec distill --teacher <bench>/polyrec --config configs/student.yaml``), each only if its
+   folder has no ``metrics.json`` yet: the same folders ``benchmarks/ensemble.py`` writes, so
+   ensembles fitted there are scored here too;
 3. each peer and seed in the peers' venv (``benchmarks/peers/.venv``), unless
    ``<out>/<peer>/seed<k>.json`` holds a result made with the same epoch cap and
    ``--max-batches`` (``--force``: everything is retrained);
@@ -47,6 +48,8 @@ PEERS = {
     "deepfm": ("run_deepfm.py", [], "rechub-deepfm"),
 }
 DEFAULT_EPOCHS = "sasrec=50,bert4rec=20,bpr=300,deepfm=100"
+STUDENT = "student"  # the --polyrec name of polyrec's distilled student
+STUDENT_CONFIG = HERE.parents[1] / "configs" / "student.yaml"
 
 
 def measured(cmd: list[str], log: Path) -> dict:
@@ -72,7 +75,13 @@ def polyrec_runs(names: list[str], seeds: str, bench: Path, force: bool) -> None
         if (out / "metrics.json").is_file() and not force:
             print(f"{out}: kept (has metrics.json)")
             continue
-        cmd = [sys.executable, "-m", "polyrec.cli", "run", "--dataset", "ml-100k", "--model", name]
+        if name == STUDENT:  # polyrec's default distilled into the student preset
+            teacher = bench / "polyrec"
+            if not (teacher / "metrics.json").is_file():
+                raise SystemExit(f"{out}: its teacher {teacher} is not trained; list 'polyrec' before '{STUDENT}' in --polyrec")
+            cmd = [sys.executable, "-m", "polyrec.cli", "distill", "--teacher", str(teacher), "--config", str(STUDENT_CONFIG)]
+        else:
+            cmd = [sys.executable, "-m", "polyrec.cli", "run", "--dataset", "ml-100k", "--model", name]
         cmd += ["--seeds", seeds, "--quiet", "--out", str(out)]
         info = measured(cmd, out / "train.log")
         (out / "bench.json").write_text(json.dumps(info, indent=1) + "\n")
@@ -112,7 +121,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--peers", default=",".join(PEERS), help=f"any of {', '.join(PEERS)}")
     ap.add_argument("--epochs", default=DEFAULT_EPOCHS, help="epoch cap per peer, e.g. sasrec=50,bert4rec=20")
-    ap.add_argument("--polyrec", default="polyrec,svd,svdpp,logreg,bpr", help="polyrec run folders to make under --bench ('' for none)")
+    ap.add_argument("--polyrec", default="polyrec,student,svd,svdpp,logreg,bpr",
+                    help="polyrec run folders to make under --bench ('' for none; 'student': the default distilled into configs/student.yaml)")
     ap.add_argument("--bench", default="runs/bench")
     ap.add_argument("--out", default="runs/peers")
     ap.add_argument("--threads", type=int, default=None, help="torch threads of the peers (default: torch's)")

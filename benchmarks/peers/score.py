@@ -141,10 +141,20 @@ def run_cost(folder: Path, protocol: str) -> Cost:
         cost.notes.append("time of both protocols together (the run has no train.log)")
     if "ensemble.fit_seconds" in metrics:
         cost.notes.append(f"time: the members' training; fitting the weights took {metrics['ensemble.fit_seconds']:.1f} s in all")
+    teacher = distilled_from(folder)
+    if teacher:
+        cost.notes.append(f"time: the student's own training; its teacher (`{teacher}`) trained before it, not counted here")
     bench = folder / "bench.json"
     if bench.is_file():
         cost.peak_mb = json.loads(bench.read_text())["peak_rss_mb"]
     return cost
+
+
+def distilled_from(folder: Path) -> str | None:
+    """The teacher run a distilled student learned from (its config's ``distill.teacher``), else None."""
+    path = folder / "config.yaml"
+    cfg = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    return (cfg.get("distill") or {}).get("teacher")
 
 
 def unusable(folder: Path, cfg: RunConfig) -> str | None:

@@ -4,9 +4,10 @@ evaluate, baselines → aggregate over seeds → report and saved model."""
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -131,7 +132,11 @@ def run(
         for p in done["curves"]:  # the protocols it trained; pooled profile metrics read their test predictions
             pool.add(inputs.prepare(p, seed), load_predictions(out, p, seed, "test"))
         if i == 0:
-            curves, cost = done["curves"], done["cost"]
+            curves = done["curves"]
+        if not cost and done["cost"] is not None:
+            # The first seed's, unless a stopped run saved that seed before timing it: then
+            # the next seed's (the same model, timed on its own split's test users).
+            cost = done["cost"]
 
     for p in protocols:  # the served model: the first seed's (whichever process trained it)
         first = seed_model_folder(out, p, cfg.seeds[0])
@@ -150,22 +155,44 @@ def train_seeds(
     inputs: RunInputs, protocols: list[str], seeds: list[int], records: SeedRecords, log: Callable[[str], None]
 ) -> None:
     """Train every protocol of ``seeds`` (side by side where there are cores: run_jobs.py) and
-    write one record per seed. A seed's serving cost is timed on its last protocol's model,
-    after all the training, so that no other job runs beside the timing."""
+    write one record per seed as soon as its protocols are trained, so that a stopped run
+    resumes from its finished seeds. A seed's serving cost is timed afterwards, on its last
+    protocol's model, after all the training, so that no other job runs beside the timing; a
+    record saved before that has ``"cost": None``."""
     jobs = [(p, s) for s in seeds for p in protocols]
-    outcomes = {(o.protocol, o.seed): o for o in run_jobs(inputs, jobs, log)}
+    outcomes: dict[tuple[str, int], JobOutcome] = {}
+    lock = threading.Lock()
+
+    def finished(o: JobOutcome) -> None:
+        with lock:
+            outcomes[o.protocol, o.seed] = o
+            done = all((p, o.seed) in outcomes for p in protocols)
+        if done:
+            records.save(o.seed, seed_record(outcomes, protocols, o.seed)[0])
+
+    run_jobs(inputs, jobs, log, on_finished=finished)
     for seed in seeds:
-        metrics: dict[str, float] = {}
-        curves: dict[str, dict] = {}
-        notes: list[str] = []
-        timed: JobOutcome | None = None
-        for p in protocols:
-            o = outcomes[p, seed]
-            notes.extend(n for n in o.notes if n not in notes)
-            if o.learner is None:
-                continue
-            metrics.update(o.metrics)
-            metrics["model.train_seconds"] = metrics.get("model.train_seconds", 0.0) + o.metrics[f"model.{p}.train_seconds"]
-            curves[p], timed = o.curves, o
-        cost = timed.learner.cost(inputs.prepare(timed.protocol, seed)) if timed is not None else {}
-        records.save(seed, {"metrics": metrics, "curves": curves, "cost": cost, "notes": notes})
+        record, timed = seed_record(outcomes, protocols, seed)
+        if timed is not None:
+            record["cost"] = timed.learner.cost(inputs.prepare(timed.protocol, seed))
+        records.save(seed, {**record, "cost": record["cost"] or {}})
+
+
+def seed_record(
+    outcomes: dict[tuple[str, int], JobOutcome], protocols: list[str], seed: int
+) -> tuple[dict[str, Any], JobOutcome | None]:
+    """A seed's record from its protocols' outcomes (cost not yet timed: None), and the outcome
+    whose model the cost is timed on (its last protocol with a model; None if none has one)."""
+    metrics: dict[str, float] = {}
+    curves: dict[str, dict] = {}
+    notes: list[str] = []
+    timed: JobOutcome | None = None
+    for p in protocols:
+        o = outcomes[p, seed]
+        notes.extend(n for n in o.notes if n not in notes)
+        if o.learner is None:
+            continue
+        metrics.update(o.metrics)
+        metrics["model.train_seconds"] = metrics.get("model.train_seconds", 0.0) + o.metrics[f"model.{p}.train_seconds"]
+        curves[p], timed = o.curves, o
+    return {"metrics": metrics, "curves": curves, "cost": None, "notes": notes}, timed

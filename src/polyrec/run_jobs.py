@@ -152,8 +152,14 @@ def _job_in_worker(protocol: str, seed: int) -> JobOutcome:
     return train_job(_INPUTS, protocol, seed)
 
 
-def run_jobs(inputs: RunInputs, jobs: list[tuple[str, int]], log: Callable[[str], None]) -> list[JobOutcome]:
-    """Train ``jobs`` ((protocol, seed) pairs); log each one's summary as it ends.
+def run_jobs(
+    inputs: RunInputs,
+    jobs: list[tuple[str, int]],
+    log: Callable[[str], None],
+    on_finished: Callable[[JobOutcome], None] | None = None,
+) -> list[JobOutcome]:
+    """Train ``jobs`` ((protocol, seed) pairs); log each one's summary as it ends and hand
+    it to ``on_finished`` (in this process, possibly from a thread that feeds a worker).
 
     This process is one of the workers: with N workers it trains jobs itself while N − 1
     worker processes take the others from the same queue (no process sits idle holding
@@ -171,6 +177,8 @@ def run_jobs(inputs: RunInputs, jobs: list[tuple[str, int]], log: Callable[[str]
             outcomes.append(outcome)
         if outcome.summary:
             log(outcome.summary)
+        if on_finished is not None:
+            on_finished(outcome)
 
     own_threads = torch.get_num_threads()
     if threads:
