@@ -150,19 +150,23 @@ def run_cost(folder: Path, protocol: str) -> Cost:
     return cost
 
 
+def saved_config(folder: Path) -> dict | None:
+    """A run folder's config.yaml as written (None: the run has not finished)."""
+    path = folder / "config.yaml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else None
+
+
 def distilled_from(folder: Path) -> str | None:
     """The teacher run a distilled student learned from (its config's ``distill.teacher``), else None."""
-    path = folder / "config.yaml"
-    cfg = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-    return (cfg.get("distill") or {}).get("teacher")
+    return ((saved_config(folder) or {}).get("distill") or {}).get("teacher")
 
 
 def unusable(folder: Path, cfg: RunConfig) -> str | None:
     """Why a run folder cannot be scored here: unfinished, or made on other data or another ctr threshold."""
-    path = folder / "config.yaml"
-    if not path.is_file():
+    saved = saved_config(folder)
+    if saved is None:
         return "no config.yaml (an unfinished run?)"
-    data = (yaml.safe_load(path.read_text()) or {}).get("data", {})
+    data = saved.get("data", {})
     ours = (cfg.data.dataset, cfg.data.path, cfg.data.ctr_threshold)
     if (data.get("dataset"), data.get("path"), data.get("ctr_threshold")) != ours:
         return "made on other data or with another ctr threshold (its config.yaml)"

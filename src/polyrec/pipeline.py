@@ -4,7 +4,6 @@ evaluate, baselines → aggregate over seeds → report and saved model."""
 from __future__ import annotations
 
 import shutil
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -161,21 +160,17 @@ def train_seeds(
     record saved before that has ``"cost": None``."""
     jobs = [(p, s) for s in seeds for p in protocols]
     outcomes: dict[tuple[str, int], JobOutcome] = {}
-    lock = threading.Lock()
 
-    def finished(o: JobOutcome) -> None:
-        with lock:
-            outcomes[o.protocol, o.seed] = o
-            done = all((p, o.seed) in outcomes for p in protocols)
-        if done:
+    def finished(o: JobOutcome) -> None:  # run_jobs calls it one outcome at a time
+        outcomes[o.protocol, o.seed] = o
+        if all((p, o.seed) in outcomes for p in protocols):
             records.save(o.seed, seed_record(outcomes, protocols, o.seed)[0])
 
     run_jobs(inputs, jobs, log, on_finished=finished)
     for seed in seeds:
         record, timed = seed_record(outcomes, protocols, seed)
-        if timed is not None:
-            record["cost"] = timed.learner.cost(inputs.prepare(timed.protocol, seed))
-        records.save(seed, {**record, "cost": record["cost"] or {}})
+        record["cost"] = timed.learner.cost(inputs.prepare(timed.protocol, seed)) if timed is not None else {}
+        records.save(seed, record)
 
 
 def seed_record(

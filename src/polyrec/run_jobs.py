@@ -156,16 +156,17 @@ def run_jobs(
     inputs: RunInputs,
     jobs: list[tuple[str, int]],
     log: Callable[[str], None],
-    on_finished: Callable[[JobOutcome], None] | None = None,
-) -> list[JobOutcome]:
+    on_finished: Callable[[JobOutcome], None],
+) -> None:
     """Train ``jobs`` ((protocol, seed) pairs); log each one's summary as it ends and hand
-    it to ``on_finished`` (in this process, possibly from a thread that feeds a worker).
+    it to ``on_finished``, in this process, one outcome at a time (the calls never overlap,
+    though they may come from the threads that feed the workers).
 
     This process is one of the workers: with N workers it trains jobs itself while N − 1
     worker processes take the others from the same queue (no process sits idle holding
     memory, and on two cores only one extra process starts)."""
     workers, threads = plan_workers(inputs.cfg, len(jobs))
-    queue, outcomes, errors = deque(jobs), [], []
+    queue, errors = deque(jobs), []
     lock = threading.Lock()
 
     def next_job() -> tuple[str, int] | None:
@@ -173,11 +174,9 @@ def run_jobs(
             return queue.popleft() if queue and not errors else None
 
     def finished(outcome: JobOutcome) -> None:
-        with lock:
-            outcomes.append(outcome)
         if outcome.summary:
             log(outcome.summary)
-        if on_finished is not None:
+        with lock:
             on_finished(outcome)
 
     own_threads = torch.get_num_threads()
@@ -187,7 +186,7 @@ def run_jobs(
         if workers == 1:
             while (job := next_job()) is not None:
                 finished(train_job(inputs, *job))
-            return outcomes
+            return
         log(f"training {len(jobs)} jobs in {workers} processes ({threads} thread(s) each)")
         # spawn, not fork: this process has started torch's thread pool (text encoding),
         # which a forked child cannot use safely.
@@ -216,6 +215,5 @@ def run_jobs(
         set_bar_line(None, None)
         if errors:
             raise errors[0]
-        return outcomes
     finally:
         torch.set_num_threads(own_threads)
