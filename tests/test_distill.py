@@ -20,7 +20,7 @@ from synthetic import tiny_config, write_dataset
 
 import polyrec.pipeline
 from polyrec.cli import main
-from polyrec.config import DISTILL_PARTS, DistillConfig
+from polyrec.config import DISTILL_PARTS, DistillConfig, RunConfig
 from polyrec.distill import distill
 from polyrec.distill.clusters import choose_clusters
 from polyrec.distill.objective import DistillObjective, soft_binary_kl, soft_kl_rows
@@ -92,8 +92,9 @@ def test_distilled_student_is_an_ordinary_run(student_run, teacher_run) -> None:
     teacher = json.loads((teacher_run / "metrics.json").read_text())
     task_keys = {k for k in teacher if k[:2] in ("A.", "B.")}
     assert task_keys <= set(metrics)  # the same metrics.json keys as `polyrec run`
-    for key in ("model.trainable_params", "model.users_per_s", "distill.A.clusters", "distill.B.silhouette"):
+    for key in ("model.trainable_params", "model.users_per_s", "distill.A.clusters", "distill.A.silhouette"):
         assert np.isfinite(metrics[key])
+    assert "distill.B.clusters" not in metrics  # protocol B's default weights have no cluster part
     # K is chosen per seed from the candidates (metrics.json holds the mean over seeds).
     records = sorted((student_run / "progress").glob("seed*.json"))
     assert len(records) == 2
@@ -138,7 +139,7 @@ def test_soft_terms_vanish_when_the_student_is_the_teacher(folder, teacher_run) 
     data, cfg, student, batch = _batch_and_models(folder, teacher_run)
     student.eval()
     twin = copy.deepcopy(student)
-    objective = DistillObjective(twin, data.profile_labels, cfg.distill, cfg.model.dim, None, sampled_negatives=5)
+    objective = DistillObjective(twin, data.profile_labels, cfg.distill, "A", cfg.model.dim, None, sampled_negatives=5)
     s = task_outputs(student, batch, 5, 0.5, 0.5)
     t = task_outputs(twin, batch, draws=s.draws)
     terms = objective._soft_terms(s, t, 2.0, None)
@@ -155,7 +156,8 @@ def test_every_part_adds_to_the_loss_and_trains(folder, teacher_run) -> None:
     from polyrec.distill.clusters import user_representations
 
     clusters = choose_clusters(user_representations(teacher, data.train), data.train.lengths() > 0, [2, 4], 0)
-    full = DistillObjective(teacher, data.profile_labels, cfg.distill, cfg.model.dim, clusters)
+    everything = DistillConfig(weights={p: 1.0 for p in DISTILL_PARTS})
+    full = DistillObjective(teacher, data.profile_labels, everything, "A", cfg.model.dim, clusters)
     torch.manual_seed(0)
     losses = full.losses(student, batch, (1.0, 1.0))
     assert set(losses) == {"rating", "ctr", "next_item", "profile", "cluster"}
@@ -163,12 +165,31 @@ def test_every_part_adds_to_the_loss_and_trains(folder, teacher_run) -> None:
     assert full.cluster_head.weight.grad is not None and full.cluster_head.weight.grad.abs().sum() > 0
     for part in DISTILL_PARTS[1:]:
         weights = {p: float(p != part) for p in DISTILL_PARTS}
-        without = DistillObjective(teacher, data.profile_labels, DistillConfig(weights=weights), cfg.model.dim, clusters)
+        without = DistillObjective(teacher, data.profile_labels, DistillConfig(weights=weights), "A", cfg.model.dim, clusters)
         without.cluster_head.load_state_dict(full.cluster_head.state_dict())
         torch.manual_seed(0)
         fewer = without.losses(student, batch, (1.0, 1.0))
-        assert fewer[part].item() < losses[part].item(), part  # the soft term (≥ 0) is gone
-        assert all(torch.allclose(fewer[t], losses[t]) for t in losses if t != part)
+        touched = ["rating", "ctr"] if part == "unseen" else [part]  # unseen adds to both pair tasks
+        for task in touched:
+            assert fewer[task].item() < losses[task].item(), (part, task)  # the soft term (≥ 0) is gone
+        assert all(torch.allclose(fewer[t], losses[t]) for t in losses if t not in touched)
+
+
+def test_part_weights_are_per_protocol_and_a_bare_part_sets_every_protocol() -> None:
+    default = DistillConfig()
+    assert default.weights_for("B") == {"next_item": 1.0} and default.weights_for("A")["cluster"] == 0.5
+    one = RunConfig.from_dict({"distill": {"weights": {"B": {"cluster": 0.25}}}}).distill
+    assert one.weights_for("B") == {"next_item": 1.0, "cluster": 0.25}  # merged, not replaced
+    assert one.weights_for("A") == default.weights_for("A")
+    everywhere = RunConfig.from_dict({"distill": {"weights": {"next_item": 0.5}}}).distill
+    assert everywhere.weights_for("A")["next_item"] == everywhere.weights_for("B")["next_item"] == 0.5
+    assert everywhere.weights_for("A")["cluster"] == 0.5
+    everywhere.remove("cluster")
+    assert everywhere.parts_on() == ["rating", "ctr", "profile", "next_item"]
+    assert DistillConfig(weights={"ctr": 1.0}).weights_for("B") == {"ctr": 1.0}  # flat: every protocol
+    for bad, message in [({"C": {"ctr": 1.0}}, "protocol"), ({"B": {"ctrr": 1.0}}, "ctrr"), ({"A": {"ctr": -1.0}}, "≥ 0")]:
+        with pytest.raises(ValueError, match=message):
+            RunConfig.from_dict({"distill": {"weights": bad}})
 
 
 def test_soft_kl_is_zero_at_the_teacher_positive_elsewhere_and_ignores_masked_items() -> None:
@@ -233,7 +254,7 @@ def test_bench_distill_writes_every_configuration(folder, teacher_run, tmp_path,
             "--seeds", "0,1", "--ablation-seeds", "0", "--out", str(tmp_path / "bench"), "--doc", str(doc), "--quiet"]
     assert main(args) == 0
     text = doc.read_text()
-    for name in ["teacher", "student", "distilled", *(f"no-{p}" for p in DISTILL_PARTS)]:
+    for name in ["teacher", "student", "distilled", *(f"no-{p}" for p in DistillConfig().parts_on())]:
         assert f"| {name} |" in text
     assert "smoke run" in text and "student / teacher" in text
     assert main(args) == 0 and "done before, reused" in capsys.readouterr().out  # resumable

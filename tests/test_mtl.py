@@ -11,7 +11,7 @@ import torch
 import yaml
 from synthetic import TINY_YAML, tiny_config, write_dataset
 
-from polyrec.bench.mtl import default_result, variants
+from polyrec.bench.mtl import default_result, same_question, variants
 from polyrec.bench.mtl_choice import ranking, verdict, versus_single
 from polyrec.cli import main
 from polyrec.config import TASKS, MtlConfig, RunConfig, WeightingConfig
@@ -428,3 +428,16 @@ def test_cold_start_vectors_go_through_the_expert_layer(ds, data_a) -> None:
         items = ds.items["item_id"].astype(str).to_numpy()[mine["item"].to_numpy()]
         vector = rec.history_vector(items.tolist(), mine["rating"].tolist())
         np.testing.assert_allclose(vector, rec.user_vectors()[u], atol=1e-5)
+
+
+def test_a_finished_run_answers_the_same_question_whatever_its_speed_settings_or_unread_sections() -> None:
+    done, asked = RunConfig(), RunConfig()
+    done.train.threads, done.train.workers = 1, 2
+    done.distill.temperature = 5.0  # no teacher: never read
+    assert same_question(done, asked)
+    done.distill.teacher = asked.distill.teacher = "runs/T"
+    assert not same_question(done, asked)  # with a teacher it is read
+    asked.distill.temperature = 5.0
+    assert same_question(done, asked)
+    asked.model.dim = 8
+    assert not same_question(done, asked)

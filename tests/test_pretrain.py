@@ -54,6 +54,15 @@ def test_text_id_is_skipped_without_text(ds, data_a) -> None:
     assert any("text_id" in n for n in result.notes)
 
 
+def test_text_id_is_skipped_without_item_ids(ds, data_a) -> None:
+    cfg = copy.deepcopy(tiny_config().model)
+    cfg.item_ids = False
+    model = pretrain_model(ds.n_items, text_vectors(ds.n_items), cfg)
+    result = pretrain(model, training_sequences(data_a, 20), PretrainConfig(epochs=1), seed=0, progress=False)
+    assert set(result.curves) == {"mim", "contrastive", "total"}
+    assert any("item ID embeddings" in n for n in result.notes)
+
+
 def test_masked_inputs_are_exactly_the_sampled_positions(ds) -> None:
     gen = torch.Generator().manual_seed(0)
     lengths = torch.randint(1, 50, (200,), generator=gen)

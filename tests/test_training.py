@@ -42,6 +42,26 @@ def test_training_losses_fall_for_every_task(ds, data_a) -> None:
     assert fit.model.training is False  # finetune hands back the best weights in eval mode
 
 
+def test_a_model_without_item_ids_or_the_wide_profile_part_is_smaller_and_still_learns(ds, data_a) -> None:
+    """The switches a small student uses: items as projected text alone, profile from the
+    deep path alone. Each removes exactly its per-item parameters; training still works."""
+    texts = torch.randn(ds.n_items, 12)
+    cfg = tiny_config()
+    full = build_model(data_a, list(TASKS), ds.n_items, texts.numpy(), cfg.model, ds.rating_range)
+    cfg.model.item_ids, cfg.model.profile_wide = False, False
+    torch.manual_seed(0)
+    small = build_model(data_a, list(TASKS), ds.n_items, texts.numpy(), cfg.model, ds.rating_range)
+    classes = sum(len(v) for v in data_a.attribute_classes.values())
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    assert count(full) - count(small) == ds.n_items * cfg.model.dim + 2 * ds.n_items * classes
+    assert small.item_tower.ids is None and small.heads["profile"].wide_seen is None
+    fit = finetune(small, data_a, cfg.train, progress=False)
+    for task in TASKS:
+        assert fit.curves[task]["train"][0] > fit.curves[task]["train"][-1], task
+    with pytest.raises(ValueError, match="item_ids: false.*needs item text"):
+        RunConfig.from_dict({"model": {"item_ids": False}, "text": {"enabled": False}})
+
+
 def test_weight_average_is_the_exponential_average_of_the_steps() -> None:
     model = torch.nn.Linear(2, 1)
     average = WeightAverage(model, decay=0.9)

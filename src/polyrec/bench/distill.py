@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import DISTILL_PARTS, RunConfig
+from ..config import RunConfig
 from ..distill.run import student_config
 from ..eval.stored import stored_metrics
 from ..models.io import WEIGHTS, load_model
@@ -43,7 +43,7 @@ class Variant:
 
 def variants(student: RunConfig, ablation_seeds: list[int] | None, ablate: list[str] | None = None) -> list[Variant]:
     """``ablate``: the parts to remove one at a time (default: every part that is on)."""
-    parts = [p for p in DISTILL_PARTS if student.distill.weights.get(p, 0.0) > 0 and (ablate is None or p in ablate)]
+    parts = [p for p in student.distill.parts_on() if ablate is None or p in ablate]
     seeds = tuple(ablation_seeds) if ablation_seeds else None
     return [
         Variant("teacher", "teacher"),
@@ -62,7 +62,7 @@ def variant_config(v: Variant, teacher: RunConfig, student: RunConfig, out: Path
         return cfg
     s = copy.deepcopy(student)
     if v.removed:
-        s.distill.weights[v.removed] = 0.0
+        s.distill.remove(v.removed)
     return student_config(out / "teacher", s, seeds=list(v.seeds) if v.seeds else None)
 
 

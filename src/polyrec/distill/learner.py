@@ -24,11 +24,11 @@ class DistilledLearner(PolyRecLearner):
         start = time.perf_counter()
         clusters = None
         metrics: dict[str, float] = {}
-        if dcfg.weights.get("cluster", 0.0) > 0:
+        if dcfg.weights_for(p).get("cluster", 0.0) > 0:
             reps = user_representations(teacher, data.train)
             clusters = choose_clusters(reps, data.train.lengths() > 0, dcfg.clusters, data.seed)
             metrics[f"distill.{p}.clusters"] = float(clusters.k)
             metrics[f"distill.{p}.silhouette"] = clusters.silhouette[clusters.k]
         metrics[f"distill.{p}.cluster_seconds"] = time.perf_counter() - start
-        objective = DistillObjective(teacher, data.profile_labels, dcfg, c.cfg.model.dim, clusters, c.cfg.train.sampled_negatives)
+        objective = DistillObjective(teacher, data.profile_labels, dcfg, p, c.cfg.model.dim, clusters, c.cfg.train.sampled_negatives)
         return objective, metrics

@@ -11,6 +11,9 @@ the teacher's output on exactly the target the student is scored on:
   the batch — the teacher reads training histories only, never a held-out attribute;
 - next_item: listwise KL between the temperature-scaled softmaxes over the catalogue (× τ²),
   items already taken masked out for both, as in the task's own loss;
+- unseen (off by default): soft rating and ctr labels on items drawn outside each user's
+  history, scored from the whole training history by both models — the pairs no true label
+  covers, where a teacher's predictions are all the student has;
 - cluster: the student's pooled user state predicts the user's teacher cluster
   (cross-entropy), and the profile losses (true and soft) weigh each user by
   1 / (K · cluster size), i.e. they are averaged per cluster, then over clusters, so small
@@ -70,6 +73,7 @@ class DistillObjective:
     teacher: PolyRecModel
     profile_labels: dict[str, np.ndarray]
     cfg: DistillConfig
+    protocol: str  # whose part weights apply (DistillConfig.weights_for)
     student_dim: int  # the student's model.dim: what the cluster head reads
     clusters: UserClusters | None = None  # None: the cluster part is off
     sampled_negatives: int = 0
@@ -79,13 +83,13 @@ class DistillObjective:
     def __post_init__(self) -> None:
         if self.clusters is not None:
             self.cluster_head = nn.Linear(self.student_dim, self.clusters.k)
-            self.extra_losses = {"cluster": float(self.cfg.weights.get("cluster", 0.0))}
+            self.extra_losses = {"cluster": float(self.cfg.weights_for(self.protocol).get("cluster", 0.0))}
 
     def parameters(self) -> list[nn.Parameter]:
         return [] if self.cluster_head is None else list(self.cluster_head.parameters())
 
     def losses(self, model: PolyRecModel, batch: HistoryBatch, fractions: tuple[float, float]) -> dict[str, torch.Tensor]:
-        w, tau = self.cfg.weights, self.cfg.temperature
+        w, tau = self.cfg.weights_for(self.protocol), self.cfg.temperature
         soft_profile = w.get("profile", 0.0) > 0 and "profile" in self.teacher.heads
         student = task_outputs(model, batch, self.sampled_negatives, *fractions, profile=bool(self.profile_labels) or soft_profile)
         with torch.no_grad():
@@ -100,9 +104,32 @@ class DistillObjective:
             weight = w.get(task, 0.0)
             if weight > 0:
                 losses[task] = losses[task] + weight * term if task in losses else weight * term
+        if w.get("unseen", 0.0) > 0:
+            for task, term in self._unseen_terms(model, student, teacher, batch, tau).items():
+                losses[task] = losses[task] + w["unseen"] * term if task in losses else w["unseen"] * term
         if self.cluster_head is not None:
             losses["cluster"] = self._cluster_loss(student, batch)
         return losses
+
+    def _unseen_terms(
+        self, model: PolyRecModel, s: TaskOutputs, t: TaskOutputs, batch: HistoryBatch, tau: float
+    ) -> dict[str, torch.Tensor]:
+        """Soft rating and ctr terms on ``unseen_items`` random items per user, those the
+        user took (or a user without history) left out."""
+        items = torch.randint(0, model.spec.n_items, (batch.items.shape[0], self.cfg.unseen_items))
+        taken = ((items.unsqueeze(-1) == batch.items.unsqueeze(1)) & batch.mask.unsqueeze(1)).any(-1)
+        fresh = ~taken & (batch.lengths > 0).unsqueeze(1)
+        if not fresh.any():
+            return {}
+        student = model.pair_outputs(s.enc, items)
+        with torch.no_grad():
+            teacher = self.teacher.pair_outputs(t.enc, items)
+        terms: dict[str, torch.Tensor] = {}
+        if "rating" in student and "rating" in teacher:
+            terms["rating"] = ((student["rating"][fresh] - teacher["rating"][fresh]) ** 2).mean()
+        if "ctr" in student and "ctr" in teacher:
+            terms["ctr"] = soft_binary_kl(student["ctr"][fresh], teacher["ctr"][fresh], tau)
+        return terms
 
     def _user_weights(self, batch: HistoryBatch) -> torch.Tensor | None:
         if self.clusters is None:

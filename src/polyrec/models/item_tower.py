@@ -11,15 +11,21 @@ class ItemTower(nn.Module):
 
     The text part lets an item never seen in training (or hidden by ID dropout) still get a
     meaningful vector. ID embeddings start near zero so that, before training, an item is
-    described by its text alone.
+    described by its text alone. ``ids=False`` leaves them out: ``e_i = W·text_i``.
     """
 
-    def __init__(self, n_items: int, dim: int, text_vectors: torch.Tensor | None, id_dropout: float = 0.0):
+    def __init__(
+        self, n_items: int, dim: int, text_vectors: torch.Tensor | None, id_dropout: float = 0.0, ids: bool = True
+    ):
         super().__init__()
+        if not ids and text_vectors is None:
+            raise ValueError("an item tower without ID embeddings needs text vectors (model.item_ids: false, text off)")
         self.n_items = n_items
         self.id_dropout = id_dropout
-        self.ids = nn.Embedding(n_items, dim)
-        nn.init.normal_(self.ids.weight, std=0.01)
+        self.ids: nn.Embedding | None = None
+        if ids:
+            self.ids = nn.Embedding(n_items, dim)
+            nn.init.normal_(self.ids.weight, std=0.01)
         if text_vectors is not None:
             self.register_buffer("text", text_vectors.float(), persistent=True)  # (I, D_text), frozen
             self.text_proj: nn.Linear | None = nn.Linear(text_vectors.shape[1], dim)
@@ -30,15 +36,17 @@ class ItemTower(nn.Module):
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """(...,) item indices → (..., d) vectors."""
-        id_vec = self.ids(items)
-        if self.training and self.id_dropout > 0 and self.text_proj is not None:
-            keep = (torch.rand(items.shape, device=items.device) >= self.id_dropout).unsqueeze(-1)
-            id_vec = id_vec * keep
-        vec = id_vec
+        vec = None
+        if self.ids is not None:
+            vec = self.ids(items)
+            if self.training and self.id_dropout > 0 and self.text_proj is not None:
+                keep = (torch.rand(items.shape, device=items.device) >= self.id_dropout).unsqueeze(-1)
+                vec = vec * keep
         if self.text_proj is not None:
-            vec = vec + self.text_proj(self.text[items])
+            text_vec = self.text_proj(self.text[items])
+            vec = text_vec if vec is None else vec + text_vec
         return self.norm(vec)
 
     def all_items(self) -> torch.Tensor:
         """(I, d) vectors of the whole catalogue."""
-        return self.forward(torch.arange(self.n_items, device=self.ids.weight.device))
+        return self.forward(torch.arange(self.n_items, device=self.norm.weight.device))

@@ -76,7 +76,7 @@ class PolyRecModel(nn.Module):
         d, hidden = cfg.dim, 2 * cfg.dim
         if text_vectors is None and spec.text_dim is not None:
             text_vectors = torch.zeros(spec.n_items, spec.text_dim)  # filled by load_state_dict
-        self.item_tower = ItemTower(spec.n_items, d, text_vectors, cfg.id_dropout)
+        self.item_tower = ItemTower(spec.n_items, d, text_vectors, cfg.id_dropout, ids=cfg.item_ids)
         self.user_encoder = UserEncoder(d, cfg.layers, cfg.heads, cfg.max_history, spec.n_rating_tokens, cfg.dropout)
         self.pair = PairEncoder(d)
         pair_dim = self.pair.out_dim
@@ -94,7 +94,7 @@ class PolyRecModel(nn.Module):
             heads["next_item"] = NextItemHead(d, spec.n_items)
         if "profile" in spec.tasks and spec.attribute_classes:
             classes = {k: len(v) for k, v in spec.attribute_classes.items()}
-            heads["profile"] = ProfileHead(d, hidden, spec.n_items, classes, cfg.dropout)
+            heads["profile"] = ProfileHead(d, hidden, spec.n_items, classes, cfg.dropout, wide=cfg.profile_wide)
         self.heads = nn.ModuleDict(heads)
         # Shared-bottom (the default) has no parameters: the model is exactly the one without it.
         self.experts = build_experts(cfg.mtl, list(heads), d, cfg.dropout)
@@ -164,17 +164,19 @@ class PolyRecModel(nn.Module):
         state_index = (positions - 1).unsqueeze(0).expand(B, -1)
         return self.pair_features(enc, enc.items[:, positions], visible, state_index)
 
-    def predict_pairs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Rating and engagement probability of (B, T) items given each user's whole history."""
+    def pair_outputs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Rating and engagement *logit* of (B, T) items given each user's whole history."""
         T = target_items.shape[1]
         visible = enc.mask.unsqueeze(1).expand(-1, T, -1)
         state_index = (enc.lengths - 1).unsqueeze(1).expand(-1, T)
         pair = self.pair_features(enc, target_items, visible, state_index)
-        out: dict[str, torch.Tensor] = {}
-        if "rating" in self.heads:
-            out["rating"] = self.heads["rating"](pair["rating"], target_items)
-        if "ctr" in self.heads:
-            out["ctr"] = torch.sigmoid(self.heads["ctr"](pair["ctr"], target_items))
+        return {task: self.heads[task](pair[task], target_items) for task in PAIR_TASKS if task in self.heads}
+
+    def predict_pairs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Rating and engagement probability of (B, T) items given each user's whole history."""
+        out = self.pair_outputs(enc, target_items)
+        if "ctr" in out:
+            out["ctr"] = torch.sigmoid(out["ctr"])
         return out
 
     def score_catalogue(self, enc: UserEncoding, item_vecs: torch.Tensor | None = None) -> torch.Tensor:

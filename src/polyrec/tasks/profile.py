@@ -19,18 +19,22 @@ class ProfileHead(nn.Module):
     per item, a weight for having rated it and a weight for how far the rating sits from the
     global mean. Attributes are learned from a few hundred users, where this linear path is
     hard to beat; the deep path adds what the shared encoder learned from all tasks.
+    ``wide=False`` keeps the deep path only (2 · items · classes fewer parameters).
     """
 
-    def __init__(self, dim: int, hidden: int, n_items: int, classes: dict[str, int], dropout: float):
+    def __init__(self, dim: int, hidden: int, n_items: int, classes: dict[str, int], dropout: float, wide: bool = True):
         super().__init__()
         self.names = list(classes)
         self.sizes = [classes[n] for n in self.names]
         total = sum(self.sizes)
         self.deep = mlp(dim, hidden, total, dropout)
-        self.wide_seen = nn.Embedding(n_items, total)
-        self.wide_rating = nn.Embedding(n_items, total)
-        nn.init.zeros_(self.wide_seen.weight)
-        nn.init.zeros_(self.wide_rating.weight)
+        self.wide_seen: nn.Embedding | None = None
+        self.wide_rating: nn.Embedding | None = None
+        if wide:
+            self.wide_seen = nn.Embedding(n_items, total)
+            self.wide_rating = nn.Embedding(n_items, total)
+            nn.init.zeros_(self.wide_seen.weight)
+            nn.init.zeros_(self.wide_rating.weight)
 
     def forward(
         self,
@@ -42,8 +46,10 @@ class ProfileHead(nn.Module):
         m = mask.float().unsqueeze(-1)
         n = m.sum(1).clamp(min=1.0)  # (B, 1)
         pooled = (states * m).sum(1) / n  # (B, d)
-        wide = ((self.wide_seen(items) + self.wide_rating(items) * rating_centered.unsqueeze(-1)) * m).sum(1)
-        logits = self.deep(pooled) + wide / n.sqrt()  # sqrt: heavy raters are not over-confident
+        logits = self.deep(pooled)
+        if self.wide_seen is not None and self.wide_rating is not None:
+            wide = ((self.wide_seen(items) + self.wide_rating(items) * rating_centered.unsqueeze(-1)) * m).sum(1)
+            logits = logits + wide / n.sqrt()  # sqrt: heavy raters are not over-confident
         return dict(zip(self.names, logits.split(self.sizes, dim=-1)))
 
 

@@ -50,13 +50,14 @@ class PretrainResult:
     notes: list[str] = field(default_factory=list)
 
 
-def active_objectives(cfg: PretrainConfig, has_text: bool) -> tuple[dict[str, float], list[str]]:
+def active_objectives(cfg: PretrainConfig, has_text: bool, has_ids: bool = True) -> tuple[dict[str, float], list[str]]:
     """The objectives with a weight > 0 that the run can compute, and why any is skipped."""
     weights = {k: w for k, w in cfg.objectives.items() if w > 0}
     notes = []
-    if "text_id" in weights and not has_text:
+    if "text_id" in weights and not (has_text and has_ids):
         del weights["text_id"]
-        notes.append("pretraining objective 'text_id' skipped: the run has no item text vectors")
+        lacks = "item text vectors" if not has_text else "item ID embeddings (model.item_ids: false)"
+        notes.append(f"pretraining objective 'text_id' skipped: the run has no {lacks}")
     return weights, notes
 
 
@@ -163,7 +164,7 @@ def pretrain(
     (``pretrain.adapt_text``); after each epoch it re-encodes the catalogue into the model."""
     torch.manual_seed(seed)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-    weights, notes = active_objectives(cfg, model.item_tower.text_proj is not None)
+    weights, notes = active_objectives(cfg, model.item_tower.text_proj is not None, model.item_tower.ids is not None)
     if adapter is not None and "text_id" not in weights:
         notes.append("pretrain.adapt_text: nothing adapted, the text_id objective is off")
         adapter = None
