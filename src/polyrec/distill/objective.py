@@ -68,6 +68,12 @@ def balanced_profile_loss(
     return torch.stack(parts).mean() if parts else None
 
 
+def _add(losses: dict[str, torch.Tensor], task: str, weight: float, term: torch.Tensor) -> None:
+    """``weight · term`` added to ``task``'s loss (which it starts if the task has none)."""
+    if weight > 0:
+        losses[task] = losses[task] + weight * term if task in losses else weight * term
+
+
 @dataclass
 class DistillObjective:
     teacher: PolyRecModel
@@ -79,17 +85,19 @@ class DistillObjective:
     sampled_negatives: int = 0
     cluster_head: nn.Linear | None = field(default=None, init=False)  # trained beside, not saved
     extra_losses: dict[str, float] = field(default_factory=dict, init=False)
+    weights: dict[str, float] = field(default_factory=dict, init=False)  # the protocol's part weights
 
     def __post_init__(self) -> None:
+        self.weights = self.cfg.weights_for(self.protocol)
         if self.clusters is not None:
             self.cluster_head = nn.Linear(self.student_dim, self.clusters.k)
-            self.extra_losses = {"cluster": float(self.cfg.weights_for(self.protocol).get("cluster", 0.0))}
+            self.extra_losses = {"cluster": float(self.weights.get("cluster", 0.0))}
 
     def parameters(self) -> list[nn.Parameter]:
         return [] if self.cluster_head is None else list(self.cluster_head.parameters())
 
     def losses(self, model: PolyRecModel, batch: HistoryBatch, fractions: tuple[float, float]) -> dict[str, torch.Tensor]:
-        w, tau = self.cfg.weights_for(self.protocol), self.cfg.temperature
+        w, tau = self.weights, self.cfg.temperature
         soft_profile = w.get("profile", 0.0) > 0 and "profile" in self.teacher.heads
         student = task_outputs(model, batch, self.sampled_negatives, *fractions, profile=bool(self.profile_labels) or soft_profile)
         with torch.no_grad():
@@ -101,12 +109,10 @@ class DistillObjective:
             if balanced is not None:
                 losses["profile"] = balanced
         for task, term in self._soft_terms(student, teacher, tau, user_weights).items():
-            weight = w.get(task, 0.0)
-            if weight > 0:
-                losses[task] = losses[task] + weight * term if task in losses else weight * term
+            _add(losses, task, w.get(task, 0.0), term)
         if w.get("unseen", 0.0) > 0:
             for task, term in self._unseen_terms(model, student, teacher, batch, tau).items():
-                losses[task] = losses[task] + w["unseen"] * term if task in losses else w["unseen"] * term
+                _add(losses, task, w["unseen"], term)
         if self.cluster_head is not None:
             losses["cluster"] = self._cluster_loss(student, batch)
         return losses
