@@ -23,13 +23,14 @@ from polyrec.cli import main
 from polyrec.config import DISTILL_PARTS, DistillConfig, RunConfig
 from polyrec.distill import distill
 from polyrec.distill.clusters import choose_clusters
-from polyrec.distill.objective import DistillObjective, soft_binary_kl, soft_kl_rows
+from polyrec.distill.objective import DistillObjective, soft_binary_kl
 from polyrec.distill.teacher import load_teacher
 from polyrec.pipeline import run
 from polyrec.run_loader import load_run
 from polyrec.text.packaged_mpnet import _part_files, unpack_mpnet
 from polyrec.train.finetune import build_model
-from polyrec.train.losses import task_outputs
+from polyrec.train.losses import soft_kl_rows, task_outputs
+from polyrec.train.refit_head import SoftProfileTargets, refit_profile_head
 from polyrec.train.sequences import collate
 
 TEACHER_TEXT, STUDENT_TEXT = "stand-in-teacher", "stand-in-student"
@@ -258,3 +259,27 @@ def test_bench_distill_writes_every_configuration(folder, teacher_run, tmp_path,
         assert f"| {name} |" in text
     assert "smoke run" in text and "student / teacher" in text
     assert main(args) == 0 and "done before, reused" in capsys.readouterr().out  # resumable
+
+
+def test_the_profile_refit_follows_the_teacher_on_users_whose_attributes_it_never_sees(ds, data_a) -> None:
+    """A distilled student refits its profile head on the true labels of the training users
+    and the teacher's distributions for every user: on held-out users it moves towards the
+    teacher. The stand-in teacher here knows every user's true class (a perfect teacher)."""
+    teacher = {
+        name: 4.0 * torch.nn.functional.one_hot(torch.from_numpy(codes.clip(min=0)), len(data_a.attribute_classes[name])).float()
+        for name, codes in data_a.profile_true.items()
+    }
+    held_out = np.flatnonzero(np.all([v < 0 for v in data_a.profile_labels.values()], axis=0) & (data_a.train.lengths() > 0))
+
+    def distance_to_teacher(soft: SoftProfileTargets | None) -> float:
+        torch.manual_seed(0)
+        model = build_model(data_a, ["profile", "rating"], ds.n_items, None, tiny_config().model, ds.rating_range)
+        refit_profile_head(model, data_a, tiny_config().train, max_epochs=15, patience=15, soft=soft)
+        with torch.no_grad():
+            logits = model.profile_logits(model.encode(collate(data_a.train, held_out, 50)))
+        return float(sum(soft_kl_rows(lg, teacher[k][held_out], 1.0).mean() for k, lg in logits.items()))
+
+    assert len(held_out) > 0
+    assert distance_to_teacher(SoftProfileTargets(teacher, weight=1.0, temperature=1.0)) < distance_to_teacher(None)
+    same = SoftProfileTargets(teacher, weight=1.0, temperature=2.0)
+    assert float(same.loss({k: v[:5] for k, v in teacher.items()}, np.arange(5))) == pytest.approx(0.0, abs=1e-6)

@@ -14,6 +14,7 @@ from polyrec.models.io import load_model, save_model
 from polyrec.pipeline import run
 from polyrec.train.finetune import build_model
 from polyrec.train.protocol_data import prepare
+from polyrec.train.sequences import collate
 from synthetic import (
     gender,
     interactions_frame,
@@ -45,6 +46,24 @@ def test_predictions_do_not_depend_on_how_users_are_chunked() -> None:
         score_users(model, data.train, users, batch_users=10_000),
         score_users(model, data.train, users, batch_users=3), rtol=1e-5, atol=1e-5,
     )
+
+
+def test_encoding_against_a_precomputed_catalogue_is_the_same_computation() -> None:
+    """Scoring looks history items up in the catalogue's vectors instead of building them token
+    by token: identical in eval mode, refused in training (ID dropout draws per token)."""
+    ds = synthetic_dataset()
+    data = prepare(ds, "B", 0, 4.0, 10, False)
+    torch.manual_seed(0)
+    text = np.random.default_rng(0).normal(size=(ds.n_items, 12)).astype(np.float32)
+    model = build_model(data, list(TASKS), ds.n_items, text, tiny_config().model, ds.rating_range)
+    batch = collate(data.train, np.arange(7), 50)
+    model.eval()
+    with torch.no_grad():
+        plain, looked_up = model.encode(batch), model.encode(batch, model.item_tower.all_items())
+    torch.testing.assert_close(plain.states, looked_up.states)
+    model.train()
+    with pytest.raises(ValueError, match="eval mode"):
+        model.encode(batch, model.item_tower.all_items())
 
 
 # ---------------------------------------------------------------- save_model / load_model

@@ -62,6 +62,31 @@ def test_a_model_without_item_ids_or_the_wide_profile_part_is_smaller_and_still_
         RunConfig.from_dict({"model": {"item_ids": False}, "text": {"enabled": False}})
 
 
+def test_the_profile_text_part_reads_the_standardised_mean_text_of_the_history_and_learns(ds, data_a) -> None:
+    """``model.profile_text_rank``: a low-rank linear path from the history's mean text vector
+    to the attribute logits, with no per-item parameters."""
+    torch.manual_seed(0)
+    texts = torch.randn(ds.n_items, 12)
+    cfg = tiny_config()
+    cfg.model.item_ids, cfg.model.profile_wide = False, False
+    plain = build_model(data_a, list(TASKS), ds.n_items, texts.numpy(), cfg.model, ds.rating_range)
+    cfg.model.profile_text_rank = 3
+    model = build_model(data_a, list(TASKS), ds.n_items, texts.numpy(), cfg.model, ds.rating_range)
+    classes = sum(len(v) for v in data_a.attribute_classes.values())
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    assert count(model) - count(plain) == 12 * 3 + 3 * classes + classes  # independent of the catalogue
+    assert plain.pooled_text(plain.encode(collate(data_a.train, np.arange(3), 50))) is None
+
+    users = np.arange(4)
+    enc = model.encode(collate(data_a.train, users, 50))
+    text = model.item_tower.text
+    means = torch.stack([text[torch.from_numpy(data_a.train.items[u][-50:])].mean(0) for u in users])
+    assert torch.allclose(model.pooled_text(enc), (means - text.mean(0)) / text.std(0), atol=1e-5)
+
+    fit = finetune(model, data_a, cfg.train, progress=False)
+    assert fit.curves["profile"]["train"][0] > fit.curves["profile"]["train"][-1]
+    assert model.heads["profile"].text[1].weight.abs().sum() > 0  # zero at the start: the loss reached it
+
 def test_weight_average_is_the_exponential_average_of_the_steps() -> None:
     model = torch.nn.Linear(2, 1)
     average = WeightAverage(model, decay=0.9)

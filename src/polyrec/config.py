@@ -78,7 +78,15 @@ class ModelConfig:
     # (a weight per item and attribute class, twice).
     item_ids: bool = True
     profile_wide: bool = True
+    # Width of the profile head's text part (a low-rank logistic regression on the mean
+    # language-model vector of the user's items; tasks/profile.py), 0 = off. It needs no
+    # per-item parameters: what a student without the wide part keeps for attributes.
+    profile_text_rank: int = 0
     mtl: MtlConfig = field(default_factory=MtlConfig)
+
+    def __post_init__(self) -> None:
+        if self.profile_text_rank < 0:
+            raise ValueError(f"'model.profile_text_rank' must be ≥ 0 (0 = off), got {self.profile_text_rank}")
 
 
 @dataclass

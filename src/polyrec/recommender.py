@@ -117,10 +117,10 @@ class Recommender(RecommenderBase):
         p, model = self._model("next_item", ("B", "A"))
         model.eval()
         hist, query = self._histories[p], model.heads["next_item"].query
-        parts = []
+        parts, catalogue = [], model.item_tower.all_items()
         for s in range(0, hist.n_users, batch_users):
             users = np.arange(s, min(s + batch_users, hist.n_users))
-            enc = model.encode(collate(hist, users, model.spec.config.max_history))
+            enc = model.encode(collate(hist, users, model.spec.config.max_history), catalogue)
             parts.append(query(enc.last_state()))
         q = torch.cat(parts) if parts else torch.zeros(0, model.spec.config.dim)
         return torch.cat([q, torch.ones(len(q), 1)], dim=1).numpy().astype(np.float32)

@@ -31,8 +31,10 @@ from torch import nn
 
 from ..config import DistillConfig
 from ..models.polyrec import PolyRecModel
-from ..train.losses import TaskOutputs, hard_losses, profile_targets, task_outputs
-from ..train.sequences import HistoryBatch
+from ..train.losses import TaskOutputs, hard_losses, profile_targets, soft_kl_rows, task_outputs
+from ..train.protocol_data import ProtocolData
+from ..train.refit_head import SoftProfileTargets
+from ..train.sequences import HistoryBatch, collate
 from .clusters import UserClusters
 
 
@@ -41,16 +43,6 @@ def soft_binary_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t
     cross = F.binary_cross_entropy_with_logits(student_logits / tau, p, reduction="none")
     entropy = F.binary_cross_entropy_with_logits(teacher_logits / tau, p, reduction="none")
     return tau**2 * (cross - entropy).mean()
-
-
-def soft_kl_rows(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
-    """(N,) τ² · KL(softmax(teacher/τ) ‖ softmax(student/τ)) per row; −inf entries (masked
-    items, the same in both) carry no probability and add nothing."""
-    p = torch.softmax(teacher_logits / tau, dim=-1)
-    log_p = torch.log_softmax(teacher_logits / tau, dim=-1)
-    log_q = torch.log_softmax(student_logits / tau, dim=-1)
-    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
-    return tau**2 * terms.sum(-1)
 
 
 def balanced_profile_loss(
@@ -95,6 +87,22 @@ class DistillObjective:
 
     def parameters(self) -> list[nn.Parameter]:
         return [] if self.cluster_head is None else list(self.cluster_head.parameters())
+
+    @torch.no_grad()
+    def profile_refit_targets(self, data: ProtocolData) -> SoftProfileTargets | None:
+        """The teacher's attribute logits for every user, from the training histories only
+        (train/refit_head.py): the profile head is refit on them and the true labels."""
+        weight = self.weights.get("profile", 0.0)
+        if weight <= 0 or "profile" not in self.teacher.heads:
+            return None
+        self.teacher.eval()
+        users = np.arange(data.train.n_users)
+        parts: dict[str, list[torch.Tensor]] = {}
+        for s in range(0, len(users), 256):
+            enc = self.teacher.encode(collate(data.train, users[s : s + 256], self.teacher.spec.config.max_history))
+            for name, lg in self.teacher.profile_logits(enc).items():
+                parts.setdefault(name, []).append(lg)
+        return SoftProfileTargets({k: torch.cat(v) for k, v in parts.items()}, weight, self.cfg.temperature)
 
     def losses(self, model: PolyRecModel, batch: HistoryBatch, fractions: tuple[float, float]) -> dict[str, torch.Tensor]:
         w, tau = self.weights, self.cfg.temperature

@@ -94,13 +94,22 @@ class PolyRecModel(nn.Module):
             heads["next_item"] = NextItemHead(d, spec.n_items)
         if "profile" in spec.tasks and spec.attribute_classes:
             classes = {k: len(v) for k, v in spec.attribute_classes.items()}
-            heads["profile"] = ProfileHead(d, hidden, spec.n_items, classes, cfg.dropout, wide=cfg.profile_wide)
+            text_dim = 0 if text_vectors is None else text_vectors.shape[1]
+            heads["profile"] = ProfileHead(
+                d, hidden, spec.n_items, classes, cfg.dropout, cfg.profile_wide, text_dim, cfg.profile_text_rank
+            )
         self.heads = nn.ModuleDict(heads)
         # Shared-bottom (the default) has no parameters: the model is exactly the one without it.
         self.experts = build_experts(cfg.mtl, list(heads), d, cfg.dropout)
 
-    def encode(self, batch: HistoryBatch) -> UserEncoding:
-        item_vecs = self.item_tower(batch.items)  # (B, L, d)
+    def encode(self, batch: HistoryBatch, catalogue: torch.Tensor | None = None) -> UserEncoding:
+        """``catalogue``: the (I, d) ``item_tower.all_items()`` of a caller that encodes many
+        batches in eval mode; history items are then looked up in it rather than built again
+        token by token (the same vectors — ID dropout acts in training only — at a fraction of
+        the cost where the text projection outweighs a small user encoder)."""
+        if catalogue is not None and self.training:
+            raise ValueError("encode(catalogue=...) is for eval mode: in training ID dropout draws per token")
+        item_vecs = self.item_tower(batch.items) if catalogue is None else catalogue[batch.items]  # (B, L, d)
         tokens = self.user_encoder.tokens(item_vecs, batch.tokens)
         states = self.user_encoder(tokens)
         rated = ~torch.isnan(batch.ratings)
@@ -186,4 +195,15 @@ class PolyRecModel(nn.Module):
         return self.heads["next_item"](enc.last_state("next_item"), item_vecs)
 
     def profile_logits(self, enc: UserEncoding) -> dict[str, torch.Tensor]:
-        return self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask)
+        return self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask, self.pooled_text(enc))
+
+    def pooled_text(self, enc: UserEncoding) -> torch.Tensor | None:
+        """(B, D_text) mean language-model vector of each user's history, each dimension
+        standardised over the catalogue (None when the profile head has no text part)."""
+        head = self.heads["profile"] if "profile" in self.heads else None
+        text = self.item_tower.text
+        if head is None or head.text is None or text is None:
+            return None
+        m = enc.mask.float().unsqueeze(-1)
+        mean = (text[enc.items] * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return (mean - text.mean(0)) / text.std(0).clamp(min=1e-6)

@@ -13,16 +13,32 @@ MAIN_METRIC = "auc"  # of gender where present; accuracy for multi-class attribu
 
 
 class ProfileHead(nn.Module):
-    """One classifier per attribute: deep (pooled user states) + wide (bag of rated items).
+    """One classifier per attribute: deep (pooled user states) + wide (bag of rated items)
+    + text (bag of the history's language-model vectors).
 
     The wide part is a logistic regression on the user × item rating matrix inside the model:
     per item, a weight for having rated it and a weight for how far the rating sits from the
     global mean. Attributes are learned from a few hundred users, where this linear path is
     hard to beat; the deep path adds what the shared encoder learned from all tasks.
     ``wide=False`` keeps the deep path only (2 · items · classes fewer parameters).
+
+    The text part (``text_rank > 0``) is a rank-``text_rank`` logistic regression on the mean
+    of the frozen language-model vectors of the user's items, standardised over the
+    catalogue: what a user watches, as text, says much about who they are, and it needs no
+    per-item parameters (a linear model on it alone: gender AUC about 0.73 on MovieLens-100K).
     """
 
-    def __init__(self, dim: int, hidden: int, n_items: int, classes: dict[str, int], dropout: float, wide: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        n_items: int,
+        classes: dict[str, int],
+        dropout: float,
+        wide: bool = True,
+        text_dim: int = 0,
+        text_rank: int = 0,
+    ):
         super().__init__()
         self.names = list(classes)
         self.sizes = [classes[n] for n in self.names]
@@ -35,6 +51,10 @@ class ProfileHead(nn.Module):
             self.wide_rating = nn.Embedding(n_items, total)
             nn.init.zeros_(self.wide_seen.weight)
             nn.init.zeros_(self.wide_rating.weight)
+        self.text: nn.Sequential | None = None
+        if text_rank > 0 and text_dim > 0:
+            self.text = nn.Sequential(nn.Linear(text_dim, text_rank, bias=False), nn.Linear(text_rank, total))
+            nn.init.zeros_(self.text[1].weight)
 
     def forward(
         self,
@@ -42,6 +62,7 @@ class ProfileHead(nn.Module):
         items: torch.Tensor,  # (B, L)
         rating_centered: torch.Tensor,  # (B, L): rating − μ, 0 where none
         mask: torch.Tensor,  # (B, L) bool
+        pooled_text: torch.Tensor | None = None,  # (B, D_text) standardised mean text vector (the text part's input)
     ) -> dict[str, torch.Tensor]:
         m = mask.float().unsqueeze(-1)
         n = m.sum(1).clamp(min=1.0)  # (B, 1)
@@ -50,6 +71,8 @@ class ProfileHead(nn.Module):
         if self.wide_seen is not None and self.wide_rating is not None:
             wide = ((self.wide_seen(items) + self.wide_rating(items) * rating_centered.unsqueeze(-1)) * m).sum(1)
             logits = logits + wide / n.sqrt()  # sqrt: heavy raters are not over-confident
+        if self.text is not None and pooled_text is not None:
+            logits = logits + self.text(pooled_text)
         return dict(zip(self.names, logits.split(self.sizes, dim=-1)))
 
 

@@ -24,7 +24,7 @@ from ..models.polyrec import ModelSpec, PolyRecModel
 from ..progress import bar as progress_bar
 from .losses import task_losses
 from .protocol_data import ProtocolData
-from .refit_head import refit_profile_head
+from .refit_head import SoftProfileTargets, refit_profile_head
 from .sequences import HistoryBatch, collate, length_bucketed_batches
 from .validation import NEXT_ITEM_SELECTION, validation_losses
 from .weighting import LossWeighting, SharedParameters, make_weighting
@@ -51,6 +51,8 @@ class Objective(Protocol):
 
     def parameters(self) -> list[torch.nn.Parameter]: ...  # trained beside the model, not saved with it
 
+    def profile_refit_targets(self, data: ProtocolData) -> SoftProfileTargets | None: ...  # soft labels for the profile refit
+
 
 @dataclass
 class TaskObjective:
@@ -65,6 +67,9 @@ class TaskObjective:
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return []
+
+    def profile_refit_targets(self, data: ProtocolData) -> SoftProfileTargets | None:
+        return None
 
 
 def build_model(
@@ -276,6 +281,6 @@ def finetune(
                 break
     model.load_state_dict(best_state)
     if refit_profile:
-        refit_profile_head(model, data, cfg)
+        refit_profile_head(model, data, cfg, soft=objective.profile_refit_targets(data))
     model.eval()
     return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best)

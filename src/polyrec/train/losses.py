@@ -43,6 +43,16 @@ class TaskOutputs:
     profile: dict[str, torch.Tensor] | None = None  # attribute → (B, classes) logits
 
 
+def soft_kl_rows(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """(N,) τ² · KL(softmax(teacher/τ) ‖ softmax(student/τ)) per row; −inf entries (masked
+    items, the same in both) carry no probability and add nothing."""
+    p = torch.softmax(teacher_logits / tau, dim=-1)
+    log_p = torch.log_softmax(teacher_logits / tau, dim=-1)
+    log_q = torch.log_softmax(student_logits / tau, dim=-1)
+    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
+    return tau**2 * terms.sum(-1)
+
+
 def task_outputs(
     model: PolyRecModel,
     batch: HistoryBatch,
