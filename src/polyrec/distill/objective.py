@@ -30,11 +30,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import DistillConfig
+from ..eval.predict import profile_logits
 from ..models.polyrec import PolyRecModel
 from ..train.losses import TaskOutputs, hard_losses, profile_targets, soft_kl_rows, task_outputs
 from ..train.protocol_data import ProtocolData
 from ..train.refit_head import SoftProfileTargets
-from ..train.sequences import HistoryBatch, collate
+from ..train.sequences import HistoryBatch
 from .clusters import UserClusters
 
 
@@ -88,21 +89,14 @@ class DistillObjective:
     def parameters(self) -> list[nn.Parameter]:
         return [] if self.cluster_head is None else list(self.cluster_head.parameters())
 
-    @torch.no_grad()
     def profile_refit_targets(self, data: ProtocolData) -> SoftProfileTargets | None:
         """The teacher's attribute logits for every user, from the training histories only
         (train/refit_head.py): the profile head is refit on them and the true labels."""
         weight = self.weights.get("profile", 0.0)
         if weight <= 0 or "profile" not in self.teacher.heads:
             return None
-        self.teacher.eval()
-        users = np.arange(data.train.n_users)
-        parts: dict[str, list[torch.Tensor]] = {}
-        for s in range(0, len(users), 256):
-            enc = self.teacher.encode(collate(data.train, users[s : s + 256], self.teacher.spec.config.max_history))
-            for name, lg in self.teacher.profile_logits(enc).items():
-                parts.setdefault(name, []).append(lg)
-        return SoftProfileTargets({k: torch.cat(v) for k, v in parts.items()}, weight, self.cfg.temperature)
+        logits = profile_logits(self.teacher, data.train, np.arange(data.train.n_users))
+        return SoftProfileTargets(logits, weight, self.cfg.temperature)
 
     def losses(self, model: PolyRecModel, batch: HistoryBatch, fractions: tuple[float, float]) -> dict[str, torch.Tensor]:
         w, tau = self.weights, self.cfg.temperature

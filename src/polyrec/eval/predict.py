@@ -77,17 +77,23 @@ def next_item_ranks(
 
 
 @torch.no_grad()
+def profile_logits(
+    model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256
+) -> dict[str, torch.Tensor]:
+    """Per attribute, (len(users), C) class logits."""
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {}
+    for u in _user_batches(users, batch_users):
+        for name, lg in model.profile_logits(model.encode(collate(history, u, model.spec.config.max_history))).items():
+            parts.setdefault(name, []).append(lg)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
 def profile_probabilities(
     model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256
 ) -> dict[str, np.ndarray]:
     """Per attribute, (len(users), C) class probabilities."""
-    model.eval()
-    parts: dict[str, list[np.ndarray]] = {}
-    for u in _user_batches(users, batch_users):
-        logits = model.profile_logits(model.encode(collate(history, u, model.spec.config.max_history)))
-        for name, lg in logits.items():
-            parts.setdefault(name, []).append(torch.softmax(lg, -1).numpy())
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    return {k: torch.softmax(lg, -1).numpy() for k, lg in profile_logits(model, history, users, batch_users).items()}
 
 
 # Above this many (user, item) scores a side keeps ranks only (an ensemble needs scores).

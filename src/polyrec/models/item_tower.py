@@ -6,6 +6,10 @@ import torch
 from torch import nn
 
 
+def _refresh_after_load(tower: "ItemTower", _incompatible_keys: object) -> None:
+    tower._refresh_text_stats()
+
+
 class ItemTower(nn.Module):
     """``e_i = id_i + W·text_i``.
 
@@ -29,10 +33,21 @@ class ItemTower(nn.Module):
         if text_vectors is not None:
             self.register_buffer("text", text_vectors.float(), persistent=True)  # (I, D_text), frozen
             self.text_proj: nn.Linear | None = nn.Linear(text_vectors.shape[1], dim)
+            # Per-dimension catalogue mean and std of the text vectors (what the profile head's
+            # text part standardises by): derived, not saved, and refreshed when a load fills `text`.
+            self.register_buffer("text_mean", torch.zeros(text_vectors.shape[1]), persistent=False)
+            self.register_buffer("text_std", torch.ones(text_vectors.shape[1]), persistent=False)
+            self._refresh_text_stats()
+            self.register_load_state_dict_post_hook(_refresh_after_load)
         else:
             self.text = None
             self.text_proj = None
         self.norm = nn.LayerNorm(dim)
+
+    @torch.no_grad()
+    def _refresh_text_stats(self) -> None:
+        self.text_mean.copy_(self.text.mean(0))
+        self.text_std.copy_(self.text.std(0).clamp(min=1e-6))
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """(...,) item indices → (..., d) vectors."""

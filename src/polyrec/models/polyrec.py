@@ -201,9 +201,9 @@ class PolyRecModel(nn.Module):
         """(B, D_text) mean language-model vector of each user's history, each dimension
         standardised over the catalogue (None when the profile head has no text part)."""
         head = self.heads["profile"] if "profile" in self.heads else None
-        text = self.item_tower.text
-        if head is None or head.text is None or text is None:
+        tower = self.item_tower
+        if head is None or head.text is None or tower.text is None:
             return None
         m = enc.mask.float().unsqueeze(-1)
-        mean = (text[enc.items] * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return (mean - text.mean(0)) / text.std(0).clamp(min=1e-6)
+        mean = (tower.text[enc.items] * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return (mean - tower.text_mean) / tower.text_std

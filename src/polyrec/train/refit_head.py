@@ -69,9 +69,9 @@ def refit_profile_head(
     """Train only ``model.heads['profile']``; returns the chosen epoch (0 = unchanged)."""
     head = model.heads["profile"]
     model.eval()
-    train_users = np.flatnonzero(np.any([v >= 0 for v in data.profile_labels.values()], axis=0))
-    if soft is not None:
-        train_users = np.flatnonzero(data.train.lengths() > 0)
+    # With soft labels every user with a history trains; without, those with a known attribute.
+    has_signal = data.train.lengths() > 0 if soft is not None else np.any([v >= 0 for v in data.profile_labels.values()], axis=0)
+    train_users = np.flatnonzero(has_signal)
     valid_users = data.valid.profile_users
     if valid_users is None or len(valid_users) == 0 or len(train_users) == 0:
         return 0
