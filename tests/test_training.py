@@ -12,15 +12,19 @@ import torch
 from synthetic import tiny_config, write_dataset
 
 from polyrec.config import TASKS, RunConfig
+from polyrec.models.pair import PairEncoder
 from polyrec.pipeline import aggregate, run
-from polyrec.train.finetune import WeightAverage, build_model, ema_decay, finetune
+from polyrec.train.finetune import WeightAverage, build_model, ema_decay, epoch_summary, finetune
 from polyrec.train.losses import joint_loss, task_losses
 from polyrec.train.sequences import collate
 
 
-def new_model(ds, data, seed: int = 0):
+def new_model(ds, data, seed: int = 0, **model_options):
     torch.manual_seed(seed)
-    return build_model(data, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    cfg = tiny_config().model
+    for key, value in model_options.items():
+        setattr(cfg, key, value)
+    return build_model(data, list(TASKS), ds.n_items, None, cfg, ds.rating_range)
 
 
 # ---------------------------------------------------------------- finetune
@@ -196,10 +200,11 @@ def _with_flipped_rating(data, users: np.ndarray, t: int):
     return batch
 
 
-def test_training_targets_never_see_their_own_rating(ds, data_a) -> None:
+@pytest.mark.parametrize("rated_summary", [False, True])
+def test_training_targets_never_see_their_own_rating(ds, data_a, rated_summary) -> None:
     """Changing the rating of history item t leaves the training prediction for item t
     unchanged, but does change the prediction for a later item (so the check has teeth)."""
-    model = new_model(ds, data_a, seed=1)
+    model = new_model(ds, data_a, seed=1, rated_summary=rated_summary)
     model.eval()
     users = np.flatnonzero(data_a.train.lengths() >= 8)[:6]
     assert len(users) == 6
@@ -398,3 +403,28 @@ def test_next_item_softmax_masks_exactly_the_items_taken_so_far() -> None:
         for t in range(n):
             taken = set(history[b, : t + 1].tolist())
             assert set(torch.nonzero(seen[b, t]).flatten().tolist()) == taken
+
+
+def test_the_progress_bar_shows_the_validation_figures_that_select_the_model() -> None:
+    valid = {"rating": 0.87, "ctr": 0.55, "profile": 0.6, "next_item": 7.3, "next_item.ndcg@10": 0.1}
+    assert epoch_summary(valid, ["rating", "ctr"], 4) == {
+        "valid rating MSE": "0.8700", "valid ctr logloss": "0.5500", "best epoch": "5"
+    }
+    # Next item is selected on NDCG@10, not on its loss: the bar shows what decides.
+    assert epoch_summary(valid, ["next_item"], 0) == {"valid NDCG@10": "0.1000", "best epoch": "1"}
+
+
+def test_the_rated_summary_is_the_rating_weighted_mean_of_the_visible_history() -> None:
+    torch.manual_seed(0)
+    pair = PairEncoder(4, shrinkage=2.0, rated_summary=True)
+    tokens = torch.randn(1, 3, 4)
+    centered = torch.tensor([[1.0, -2.0, 0.0]])  # the third item has no rating
+    rated = torch.tensor([[True, True, False]])
+    visible = torch.tensor([[[False, True, True], [True, True, True]]])  # target 0 leaves item 0 out
+    ctx = pair.context(tokens, centered, rated, torch.randn(1, 2, 4), visible)
+    x = pair.x(tokens)[0]
+    assert torch.allclose(ctx.rated_sum[0, 0], (-2.0 * x[1]) / (1 + 2.0), atol=1e-6)
+    assert torch.allclose(ctx.rated_sum[0, 1], (1.0 * x[0] - 2.0 * x[1]) / (2 + 2.0), atol=1e-6)
+    features = pair.features(ctx, torch.randn(1, 3, 4), torch.tensor([[0, 2]]))
+    assert features.shape[-1] == pair.out_dim == 8 * 4 + 1
+    assert PairEncoder(4).out_dim == 7 * 4 + 1  # off by default: the model's shape is unchanged

@@ -17,6 +17,7 @@ class PairContext:
     summary: torch.Tensor  # mean of the visible history tokens
     target: torch.Tensor  # the target item vectors
     dev: torch.Tensor  # shrunk mean rating deviation over the visible history
+    rated_sum: torch.Tensor | None = None  # rating-weighted history summary (see PairEncoder)
 
 
 class PairEncoder(nn.Module):
@@ -28,9 +29,15 @@ class PairEncoder(nn.Module):
     target sees the whole history. That makes training and inference the same computation.
     ``state_index`` picks the causal user state a target reads (−1: none); in training it is
     the state just before the target, which has not seen the target either.
+
+    ``rated_summary`` adds ``e · Σ_j (r_j − μ) x_j / (n + s)``, elementwise: the rating-weighted
+    sum of the visible history (asymmetric SVD's user factor, Koren 2008). Attention and the
+    plain summary mix item and rating *additively*; an item's vector scaled by how far its
+    rating sits from the mean is a product neither forms in one step, and it is what a
+    factor model predicts a rating from.
     """
 
-    def __init__(self, dim: int, shrinkage: float = 5.0):
+    def __init__(self, dim: int, shrinkage: float = 5.0, rated_summary: bool = False):
         super().__init__()
         self.dim = dim
         self.q = nn.Linear(dim, dim)
@@ -41,7 +48,8 @@ class PairEncoder(nn.Module):
         self.null_v = nn.Parameter(torch.zeros(dim))
         self.empty_user = nn.Parameter(torch.zeros(dim))
         self.shrinkage = shrinkage
-        self.out_dim = 7 * dim + 1
+        self.x = nn.Linear(dim, dim, bias=False) if rated_summary else None
+        self.out_dim = (8 if rated_summary else 7) * dim + 1
 
     def forward(
         self,
@@ -83,7 +91,10 @@ class PairEncoder(nn.Module):
         dev_sum = (vis @ rating_centered.unsqueeze(-1)).squeeze(-1)
         dev_n = (vis @ rated.float().unsqueeze(-1)).squeeze(-1)
         dev = dev_sum / (dev_n + self.shrinkage)
-        return PairContext(attended, summary, target_vecs, dev)
+        rated_sum = None
+        if self.x is not None:
+            rated_sum = (vis @ (rating_centered.unsqueeze(-1) * self.x(tokens))) / (dev_n.unsqueeze(-1) + self.shrinkage)
+        return PairContext(attended, summary, target_vecs, dev, rated_sum)
 
     def features(self, ctx: PairContext, states: torch.Tensor, state_index: torch.Tensor) -> torch.Tensor:
         """``ctx`` plus the user state at ``state_index`` (B, T) of ``states`` (B, L, d) → (B, T, F)."""
@@ -92,4 +103,7 @@ class PairEncoder(nn.Module):
         user = states.gather(1, idx.unsqueeze(-1).expand(-1, -1, d))  # (B, T, d)
         user = torch.where(state_index.unsqueeze(-1) >= 0, user, self.empty_user)
         e, attended, summary = ctx.target, ctx.attended, ctx.summary
-        return torch.cat([user, attended, summary, e, user * e, attended * e, summary * e, ctx.dev.unsqueeze(-1)], dim=-1)
+        parts = [user, attended, summary, e, user * e, attended * e, summary * e]
+        if ctx.rated_sum is not None:
+            parts.append(ctx.rated_sum * e)
+        return torch.cat([*parts, ctx.dev.unsqueeze(-1)], dim=-1)

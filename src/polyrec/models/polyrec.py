@@ -78,7 +78,7 @@ class PolyRecModel(nn.Module):
             text_vectors = torch.zeros(spec.n_items, spec.text_dim)  # filled by load_state_dict
         self.item_tower = ItemTower(spec.n_items, d, text_vectors, cfg.id_dropout, ids=cfg.item_ids)
         self.user_encoder = UserEncoder(d, cfg.layers, cfg.heads, cfg.max_history, spec.n_rating_tokens, cfg.dropout)
-        self.pair = PairEncoder(d)
+        self.pair = PairEncoder(d, rated_summary=cfg.rated_summary)
         pair_dim = self.pair.out_dim
         self.item_raters: ItemRaters | None = None
         if cfg.item_raters > 0 and spec.n_users > 0 and ("rating" in spec.tasks or "ctr" in spec.tasks):

@@ -197,6 +197,21 @@ def mean_gates(model: PolyRecModel, data: ProtocolData, max_users: int = 256) ->
     return {t: ((g * m).sum((0, 1)) / m.sum()).tolist() for t, g in enc.gates.items()}
 
 
+def epoch_summary(valid: dict[str, float], watched: list[str], best_epoch: int) -> dict[str, str]:
+    """What the progress bar shows after an epoch: the validation figures that select the
+    model (next item's NDCG@10 rather than its loss) and the best epoch so far (from 1)."""
+    shown = {}
+    for task in watched:
+        key = NEXT_ITEM_SELECTION if task == "next_item" and NEXT_ITEM_SELECTION in valid else task
+        if key in valid:
+            shown[f"valid {SHOWN_AS.get(key, key)}"] = f"{valid[key]:.4f}"
+    return {**shown, "best epoch": str(best_epoch + 1)}
+
+
+SHOWN_AS = {"rating": "rating MSE", "ctr": "ctr logloss", "profile": "profile CE", "next_item": "next_item CE",
+            NEXT_ITEM_SELECTION: "NDCG@10"}
+
+
 def finetune(
     model: PolyRecModel,
     data: ProtocolData,
@@ -271,14 +286,14 @@ def finetune(
         for k, g in gates.items():
             curves[k].setdefault("gate", []).append(g)
             curves[k]["gate_experts"] = model.experts.expert_names(k)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in valid.items() if k in watched})
         if improved:
             best, best_epoch, bad_epochs = score, epoch, 0
             seconds_to_best = time.perf_counter() - start
         else:
             bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                break
+        bar.set_postfix(epoch_summary(valid, watched, best_epoch))
+        if bad_epochs >= cfg.patience:
+            break
     model.load_state_dict(best_state)
     if refit_profile:
         refit_profile_head(model, data, cfg, soft=objective.profile_refit_targets(data))
