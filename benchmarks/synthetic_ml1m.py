@@ -17,13 +17,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from ml100k_variants import AGE_CODES  # MovieLens-1M's age codes (a sibling script)
 
 GENRES = ["Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
           "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
           "Western"]
 WORDS = ["night", "river", "last", "city", "dream", "war", "love", "return", "shadow", "king", "blue",
          "house", "secret", "summer", "road", "star", "dark", "heart", "game", "island"]
-AGE_CODES = [1, 18, 25, 35, 45, 50, 56]
 
 
 def write(out: Path, users: int = 6040, items: int = 3706, seed: int = 0) -> int:
@@ -47,7 +47,7 @@ def write(out: Path, users: int = 6040, items: int = 3706, seed: int = 0) -> int
     with open(out / "users.dat", "w", encoding="latin-1") as f:
         for u in range(users):
             gender = "F" if user_f[u, 0] + rng.normal(scale=1.0) > 0.8 else "M"
-            f.write(f"{u + 1}::{gender}::{rng.choice(AGE_CODES)}::{rng.integers(0, 21)}::00000\n")
+            f.write(f"{u + 1}::{gender}::{rng.choice(list(AGE_CODES.values()))}::{rng.integers(0, 21)}::00000\n")
     n = 0
     with open(out / "ratings.dat", "w", encoding="latin-1") as f:
         for u in range(users):

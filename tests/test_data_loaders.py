@@ -165,13 +165,12 @@ def test_ml1m_dat_loads_latin1_titles_codes_and_drops_unrated_movies(tmp_path) -
     assert "1 items in movies.dat have no interactions: dropped" in ds.notes
 
 
-def test_the_ml1m_shaped_synthetic_writer_writes_what_the_dat_loader_reads(tmp_path) -> None:
+def test_the_ml1m_shaped_synthetic_writer_writes_what_the_dat_loader_reads(tmp_path, monkeypatch) -> None:
     # benchmarks/synthetic_ml1m.py feeds the scale measurements in the README.
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "synthetic_ml1m.py"
-    spec = importlib.util.spec_from_file_location("synthetic_ml1m", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    n = module.write(tmp_path / "syn", users=40, items=60, seed=1)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import synthetic_ml1m
+
+    n = synthetic_ml1m.write(tmp_path / "syn", users=40, items=60, seed=1)
     ds = load_dataset(data=tmp_path / "syn")
     assert (ds.n_users, len(ds.interactions)) == (40, n)
     assert ds.interactions.groupby("user").size().min() >= 20  # MovieLens-1M's floor per user

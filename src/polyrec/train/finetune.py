@@ -197,6 +197,11 @@ def mean_gates(model: PolyRecModel, data: ProtocolData, max_users: int = 256) ->
     return {t: ((g * m).sum((0, 1)) / m.sum()).tolist() for t, g in enc.gates.items()}
 
 
+# How the progress bar names each validation figure.
+SHOWN_AS = {"rating": "rating MSE", "ctr": "ctr logloss", "profile": "profile CE", "next_item": "next_item CE",
+            NEXT_ITEM_SELECTION: "NDCG@10"}
+
+
 def epoch_summary(valid: dict[str, float], watched: list[str], best_epoch: int) -> dict[str, str]:
     """What the progress bar shows after an epoch: the validation figures that select the
     model (next item's NDCG@10 rather than its loss) and the best epoch so far (from 1)."""
@@ -207,9 +212,6 @@ def epoch_summary(valid: dict[str, float], watched: list[str], best_epoch: int) 
             shown[f"valid {SHOWN_AS.get(key, key)}"] = f"{valid[key]:.4f}"
     return {**shown, "best epoch": str(best_epoch + 1)}
 
-
-SHOWN_AS = {"rating": "rating MSE", "ctr": "ctr logloss", "profile": "profile CE", "next_item": "next_item CE",
-            NEXT_ITEM_SELECTION: "NDCG@10"}
 
 
 def finetune(
