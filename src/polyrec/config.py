@@ -87,9 +87,18 @@ class ModelConfig:
     # (rating RMSE 0.929 vs 0.924, protocol A, seeds 0-2); where ratings follow strong latent
     # factors it helps (docs/results/scale.md).
     rated_summary: bool = False
+    # Rating and ctr add the prediction of an item-based autoencoder over each item's column of
+    # training ratings (models/item_autoencoder.py), fitted first and then frozen; this is its
+    # code width (0 = off). It costs 2 × users × width parameters. It is built under protocol A
+    # only, where validation ratings tell its fit when to stop. ``item_autoencoder_l2``: the
+    # weight of its L2 prior against the summed squared error of the training ratings.
+    item_autoencoder: int = 500
+    item_autoencoder_l2: float = 200.0
     mtl: MtlConfig = field(default_factory=MtlConfig)
 
     def __post_init__(self) -> None:
+        if self.item_autoencoder < 0 or self.item_autoencoder_l2 < 0:
+            raise ValueError("'model.item_autoencoder' and 'model.item_autoencoder_l2' must be ≥ 0 (0 = off)")
         if self.profile_text_rank < 0:
             raise ValueError(f"'model.profile_text_rank' must be ≥ 0 (0 = off), got {self.profile_text_rank}")
 

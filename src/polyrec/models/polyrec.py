@@ -15,6 +15,7 @@ from ..tasks.profile import ProfileHead
 from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
 from .experts import build_experts
+from .item_autoencoder import ItemAutoencoder
 from .item_raters import ItemRaters
 from .item_tower import ItemTower
 from .pair import PairEncoder
@@ -38,6 +39,8 @@ class ModelSpec:
     rating_range: tuple[float, float] | None = None
     ctr_threshold: float = 4.0
     n_users: int = 0  # > 0 with model.item_raters > 0: the item-side view is on
+    # Training ratings the item autoencoder reads (0: none is built; see models/item_autoencoder.py).
+    autoencoder_ratings: int = 0
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -84,6 +87,9 @@ class PolyRecModel(nn.Module):
         if cfg.item_raters > 0 and spec.n_users > 0 and ("rating" in spec.tasks or "ctr" in spec.tasks):
             self.item_raters = ItemRaters(spec.n_users, spec.n_items, d, spec.n_rating_tokens, cfg.item_raters)
             pair_dim += d
+        self.item_autoencoder: ItemAutoencoder | None = None
+        if cfg.item_autoencoder > 0 and spec.autoencoder_ratings > 0 and ("rating" in spec.tasks or "ctr" in spec.tasks):
+            self.item_autoencoder = ItemAutoencoder(spec.n_users, spec.n_items, cfg.item_autoencoder, spec.autoencoder_ratings)
         self.register_buffer("global_mean", torch.tensor(float(spec.global_mean)))
         heads: dict[str, nn.Module] = {}
         if "rating" in spec.tasks:
@@ -174,12 +180,17 @@ class PolyRecModel(nn.Module):
         return self.pair_features(enc, enc.items[:, positions], visible, state_index)
 
     def pair_outputs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Rating and engagement *logit* of (B, T) items given each user's whole history."""
+        """Rating and engagement *logit* of (B, T) items given each user's whole history, joined
+        with the item autoencoder's where the model has one."""
         T = target_items.shape[1]
         visible = enc.mask.unsqueeze(1).expand(-1, T, -1)
         state_index = (enc.lengths - 1).unsqueeze(1).expand(-1, T)
         pair = self.pair_features(enc, target_items, visible, state_index)
-        return {task: self.heads[task](pair[task], target_items) for task in PAIR_TASKS if task in self.heads}
+        out = {task: self.heads[task](pair[task], target_items) for task in PAIR_TASKS if task in self.heads}
+        if self.item_autoencoder is None:
+            return out
+        deviation = self.item_autoencoder(enc.users.unsqueeze(1).expand(-1, T), target_items)
+        return self.item_autoencoder.join(out, deviation, self.global_mean)
 
     def predict_pairs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
         """Rating and engagement probability of (B, T) items given each user's whole history."""

@@ -22,6 +22,7 @@ from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
 from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
 from ..progress import bar as progress_bar
+from .item_autoencoder_fit import autoencoder_ratings, fit_item_autoencoder, fit_join, validation_ratings
 from .losses import task_losses
 from .protocol_data import ProtocolData
 from .refit_head import SoftProfileTargets, refit_profile_head
@@ -39,6 +40,8 @@ class FitResult:
     # the weighting strategy's effective λ, the mean gate over the experts in "gate_experts".
     curves: dict[str, dict[str, list]] = field(default_factory=dict)
     seconds_to_best: float = 0.0  # training time until the end of the best epoch (validation included)
+    # The item autoencoder's validation RMSE and how it joins the heads (see item_autoencoder_fit.py).
+    autoencoder: dict[str, float] = field(default_factory=dict)
 
 
 class Objective(Protocol):
@@ -95,12 +98,17 @@ def build_model(
         n_users=data.train.n_users,
         config=cfg,
     )
+    rated = autoencoder_ratings(data)
+    if cfg.item_autoencoder > 0 and validation_ratings(data) is not None:
+        spec.autoencoder_ratings = len(rated[0])
     model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
     if model.item_raters is not None:
         # Raters come from the training side only: no valid or test rating is ever read.
         model.item_raters.set_raters(
             *sample_raters(data.train.items, data.train.tokens, n_items, cfg.item_raters, data.seed)
         )
+    if model.item_autoencoder is not None:
+        model.item_autoencoder.set_ratings(*rated)  # the training side's ratings only
     return model
 
 
@@ -229,6 +237,11 @@ def finetune(
     selection always reads the tasks' true validation losses, whatever the objective.
     """
     torch.manual_seed(data.seed)
+    start = time.perf_counter()  # the item autoencoder's fit counts as training time
+    autoencoder: dict[str, float] = {}
+    if model.item_autoencoder is not None:
+        l2 = model.spec.config.item_autoencoder_l2
+        autoencoder["valid_rmse"] = fit_item_autoencoder(model.item_autoencoder, data, l2, progress)
     objective = objective or TaskObjective(data.profile_labels, cfg.sampled_negatives)
     if weighting is None:
         names = list(model.heads) + list(objective.extra_losses)
@@ -252,7 +265,6 @@ def finetune(
     seconds_to_best = 0.0
     best_state = copy.deepcopy(model.state_dict())
     averaged = WeightAverage(model, ema_decay(cfg.ema_epochs, steps_per_epoch, cfg.epochs))
-    start = time.perf_counter()
     bar = progress_bar(range(cfg.epochs), f"protocol {data.protocol} seed {data.seed}", progress)
     for epoch in bar:
         model.train()
@@ -299,5 +311,6 @@ def finetune(
     model.load_state_dict(best_state)
     if refit_profile:
         refit_profile_head(model, data, cfg, soft=objective.profile_refit_targets(data))
+    autoencoder.update(fit_join(model, data))
     model.eval()
-    return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best)
+    return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best, autoencoder)

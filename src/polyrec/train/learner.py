@@ -34,6 +34,7 @@ class PolyRecLearner:
         objective, metrics = self.objective(data)
         prepare_seconds = time.perf_counter() - start  # counted as training time
         fit = finetune(self.model, data, c.cfg.train, c.progress, objective=objective)
+        metrics.update({f"autoencoder.{data.protocol}.{k}": v for k, v in fit.autoencoder.items()})
         return FitInfo(
             fit.train_seconds + prepare_seconds, fit.best_epoch, fit.seconds_to_best + prepare_seconds,
             fit.curves, pretrain_seconds, metrics,

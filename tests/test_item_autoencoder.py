@@ -1,0 +1,83 @@
+"""The item autoencoder: leave-one-out codes, a fit that learns, and a join no worse than
+either of the two predictions it joins (on the validation pairs it is set on)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from synthetic import tiny_config
+
+from polyrec.config import TASKS
+from polyrec.eval.predict import predict_pairs
+from polyrec.models.item_autoencoder import ItemAutoencoder
+from polyrec.train.finetune import build_model, finetune
+from polyrec.train.item_autoencoder_fit import fit_item_autoencoder
+
+
+def _random_ratings(n_users: int = 12, n_items: int = 9, n: int = 60, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    pairs = rng.choice(n_users * n_items, size=n, replace=False)
+    return pairs // n_items, pairs % n_items, rng.integers(1, 6, size=n).astype(np.float64)
+
+
+def _autoencoder(users, items, ratings, n_users=12, n_items=9, seed=0) -> ItemAutoencoder:
+    torch.manual_seed(seed)
+    ae = ItemAutoencoder(n_users, n_items, hidden=5, n_ratings=len(users))
+    ae.set_ratings(users, items, ratings)
+    with torch.no_grad():  # away from the all-zero start, so every term matters
+        for p in ae.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    return ae
+
+
+def test_a_pairs_code_leaves_out_exactly_its_own_rating() -> None:
+    users, items, ratings = _random_ratings()
+    ae = _autoencoder(users, items, ratings)
+    k = 7
+    without = ItemAutoencoder(12, 9, hidden=5, n_ratings=len(users) - 1)
+    keep = np.arange(len(users)) != k
+    without.set_ratings(users[keep], items[keep], ratings[keep])
+    without.load_state_dict({**ae.state_dict(), **{n: b for n, b in without.named_buffers()}})
+    without.lowest.copy_(ae.lowest)  # the same input scale (the lowest rating may be the one left out)
+    u, i = torch.tensor([users[k]]), torch.tensor([items[k]])
+    with torch.no_grad():
+        left_out = ae(u, i, own=ae.inputs(torch.tensor([ratings[k]])))
+        assert torch.allclose(left_out, without(u, i), atol=1e-6)
+        assert (left_out - ae(u, i)).abs().item() > 1e-4  # with its rating read, it differs
+
+
+def test_a_user_the_model_never_saw_gets_the_items_bias_alone() -> None:
+    users, items, ratings = _random_ratings()
+    ae = _autoencoder(users, items, ratings)
+    with torch.no_grad():
+        d = ae(torch.tensor([12, 40]), torch.tensor([3, 5]))
+    assert torch.allclose(d, ae.item_bias[torch.tensor([3, 5])].detach())
+
+
+def test_the_fit_learns_and_the_join_is_no_worse_than_either_part(ds, data_a) -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config().model
+    model = build_model(data_a, list(TASKS), ds.n_items, None, cfg, ds.rating_range)
+    ae = model.item_autoencoder
+    assert ae is not None and ae.value.numel() == int((~np.isnan(data_a.train.flat()[2])).sum())
+    pairs = data_a.valid.pairs
+    rated = ~np.isnan(pairs.ratings)
+    u, i, r = pairs.users[rated], pairs.items[rated], pairs.ratings[rated]
+
+    def ae_mse() -> float:
+        with torch.no_grad():
+            d = ae(torch.from_numpy(u), torch.from_numpy(i)).numpy()
+        return float(np.mean((float(model.global_mean) + d - r) ** 2))
+
+    untrained = ae_mse()
+    assert fit_item_autoencoder(ae, data_a, l2=1.0, progress=False) ** 2 < untrained
+
+    train_cfg = tiny_config(epochs=3).train
+    finetune(model, data_a, train_cfg, progress=False)  # refits the autoencoder, then joins
+    share = float(ae.rating_share)
+    assert 0.0 <= share <= 1.0
+    joined = predict_pairs(model, data_a.valid.history, u, i)["rating"]
+    ae.rating_share.zero_()
+    alone = predict_pairs(model, data_a.valid.history, u, i)["rating"]
+    mse = lambda p: float(np.mean((p - r) ** 2))  # noqa: E731
+    assert mse(joined) <= min(mse(alone), ae_mse()) + 1e-9
