@@ -108,7 +108,7 @@ def write_report(
     lines += [
         "## Model cost",
         "",
-        f"- trainable parameters: {metrics.get('model.trainable_params', float('nan')):,.0f}",
+        f"- trainable parameters: {metrics.get('model.trainable_params', float('nan')):,.0f}{_per_protocol_params(metrics)}",
         f"- training seconds per seed (all protocols): {_fmt(metrics, 'model.train_seconds')}",
         f"- users scored per second over the whole catalogue: {metrics.get('model.users_per_s', float('nan')):,.0f}",
         "",
@@ -119,3 +119,13 @@ def write_report(
         lines += ["## Loss curves (first seed)", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     lines += ["The resolved configuration is in `config.yaml`; the model in `model/<protocol>/`."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _per_protocol_params(metrics: dict[str, float]) -> str:
+    """" (protocol A: n, protocol B: m)" where the protocols' models differ in size (the item
+    autoencoder is built under protocol A only), else ""."""
+    sizes = {k.split(".")[1]: v for k, v in metrics.items() if k.startswith("model.") and k.endswith(".trainable_params")
+             and k.count(".") == 2 and not k.endswith(".std")}
+    if len(set(sizes.values())) < 2:
+        return ""
+    return " (" + ", ".join(f"protocol {p}: {v:,.0f}" for p, v in sorted(sizes.items())) + ")"

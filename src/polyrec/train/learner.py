@@ -17,6 +17,11 @@ from .protocol_data import EvalSide, ProtocolData
 from .sequences import Histories
 
 
+def count_parameters(model: PolyRecModel) -> int:
+    """Trainable parameters (the frozen language model is a buffer, not counted)."""
+    return sum(x.numel() for x in model.parameters() if x.requires_grad)
+
+
 class PolyRecLearner:
     name = "polyrec"
 
@@ -35,6 +40,8 @@ class PolyRecLearner:
         prepare_seconds = time.perf_counter() - start  # counted as training time
         fit = finetune(self.model, data, c.cfg.train, c.progress, objective=objective)
         metrics.update({f"autoencoder.{data.protocol}.{k}": v for k, v in fit.autoencoder.items()})
+        # Per protocol: the models differ where one has the item autoencoder (protocol A only).
+        metrics[f"model.{data.protocol}.trainable_params"] = float(count_parameters(self.model))
         return FitInfo(
             fit.train_seconds + prepare_seconds, fit.best_epoch, fit.seconds_to_best + prepare_seconds,
             fit.curves, pretrain_seconds, metrics,
@@ -53,7 +60,7 @@ class PolyRecLearner:
 
     def cost(self, data: ProtocolData) -> dict[str, float]:
         model, history = self.model, data.test.history
-        cost = {"model.trainable_params": float(sum(x.numel() for x in model.parameters() if x.requires_grad))}
+        cost = {"model.trainable_params": float(count_parameters(model))}
         if "next_item" in model.heads:  # a model without it (e.g. `--tasks rating`) scores no catalogue
             cost["model.users_per_s"] = catalogue_speed(model, history)
         return cost
