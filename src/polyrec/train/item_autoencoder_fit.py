@@ -9,7 +9,8 @@ After fine-tuning, its deviation joins the model's rating and ctr with weights s
 validation pairs (an ensemble of two, fitted as PROTOCOLS.md allows: validation side only).
 The heads do not read it while they train: given a frozen autoencoder's predictions on the
 very ratings it was fitted to, they learn to trust it more than it deserves on new pairs
-(validation rating RMSE 0.885–0.890, no better than the autoencoder alone).
+(MovieLens-100K, protocol A, seeds 0–2: validation rating RMSE 0.888, where the autoencoder
+alone has 0.887 and the join on validation 0.883).
 """
 
 from __future__ import annotations
