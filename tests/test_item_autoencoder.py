@@ -81,3 +81,30 @@ def test_the_fit_learns_and_the_join_is_no_worse_than_either_part(ds, data_a) ->
     alone = predict_pairs(model, data_a.valid.history, u, i)["rating"]
     mse = lambda p: float(np.mean((p - r) ** 2))  # noqa: E731
     assert mse(joined) <= min(mse(alone), ae_mse()) + 1e-9
+
+
+def test_the_user_row_classifier_reads_known_labels_only_and_adds_nothing_until_fitted(ds, data_a) -> None:
+    from polyrec.train.item_autoencoder_fit import user_row_classifier
+
+    torch.manual_seed(0)
+    model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    assert model.user_row_profile is not None
+    users = torch.arange(ds.n_users)
+    rows = model.item_autoencoder.user_rows()
+    assert all((v == 0).all() for v in model.user_row_profile(users, rows).values())
+    fit_item_autoencoder(model.item_autoencoder, data_a, l2=1.0, progress=False)
+    x = model.item_autoencoder.user_rows().numpy().astype(np.float64)
+    labels = data_a.profile_labels["gender"]  # held-out users are −1 here (prepare)
+    us = data_a.user_split
+    assert (labels[us.valid] == -1).all() and (labels[us.test] == -1).all()
+    weight, bias = user_row_classifier(x, labels, 2)
+    shuffled_unknown = labels.copy()
+    x_other = x.copy()
+    x_other[labels < 0] = np.random.default_rng(0).normal(size=x_other[labels < 0].shape)  # unknown users' rows
+    w2, b2 = user_row_classifier(x_other, shuffled_unknown, 2)
+    assert np.allclose(w2, weight) and np.allclose(b2, bias)  # unknown users play no part
+    flipped = labels.copy()
+    flipped[us.train[:5]] = 1 - flipped[us.train[:5]]
+    w3, _ = user_row_classifier(x, flipped, 2)
+    assert not np.allclose(w3, weight)  # known labels do
+    assert user_row_classifier(x, np.where(labels >= 0, 0, -1), 2) is None  # one class: nothing to learn

@@ -285,6 +285,10 @@ def test_pipeline_writes_the_run_folder(two_seed_run) -> None:
     assert not missing, missing
     assert all(math.isfinite(v) for v in metrics.values())
     assert metrics["model.trainable_params"] > 1000 and metrics["model.users_per_s"] > 0
+    # The item autoencoder (protocol A only) and how it joined the model.
+    assert metrics["model.A.trainable_params"] > metrics["model.B.trainable_params"]
+    assert 0.0 <= metrics["autoencoder.A.rating_share"] <= 1.0
+    assert metrics["autoencoder.A.profile_gender"] in (0.0, 0.5, 1.0)  # kept or not, per seed (mean of 2)
     report = (out / "report.md").read_text()
     assert "| metric | polyrec |" in report and "A.rating.rmse" in report
     assert "plots/loss_rating.png" in report

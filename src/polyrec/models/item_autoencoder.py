@@ -89,3 +89,50 @@ class ItemAutoencoder(nn.Module):
     def penalty(self) -> torch.Tensor:
         """½ (‖W‖² + ‖V‖²): the L2 prior on the encoder and decoder weights."""
         return 0.5 * (self.encoder.pow(2).sum() + self.decoder.pow(2).sum())
+
+    def user_rows(self) -> torch.Tensor:
+        """(U, 2H) each user's encoder and decoder rows: a user vector learned from ratings alone."""
+        return torch.cat([self.decoder, self.encoder], dim=-1).detach()
+
+
+class UserRowProfile(nn.Module):
+    """A logistic regression per attribute on the item autoencoder's user rows, standardised:
+    its logits add to the profile head's (a product of the two classifiers' probabilities).
+
+    All zeros, so adding nothing, until ``set_attribute`` fills it after fine-tuning
+    (train/item_autoencoder_fit.py, ``fit_profile_join``). The rows of a held-out user are
+    learned from their training ratings only, never from an attribute.
+    """
+
+    def __init__(self, n_users: int, width: int, classes: dict[str, int]):
+        super().__init__()
+        self.n_users = n_users
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("scale", torch.ones(width))
+        self.names = list(classes)
+        for name, c in classes.items():
+            self.register_buffer(f"weight_{name}", torch.zeros(c, width))
+            self.register_buffer(f"bias_{name}", torch.zeros(c))
+
+    def set_scaler(self, mean: np.ndarray, scale: np.ndarray) -> None:
+        self.mean.copy_(torch.from_numpy(mean).float())
+        self.scale.copy_(torch.from_numpy(scale).float())
+
+    def set_attribute(self, name: str, weight: np.ndarray, bias: np.ndarray) -> None:
+        getattr(self, f"weight_{name}").copy_(torch.from_numpy(weight).float())
+        getattr(self, f"bias_{name}").copy_(torch.from_numpy(bias).float())
+
+    def clear(self, name: str) -> None:
+        """Attribute ``name`` adds nothing again."""
+        getattr(self, f"weight_{name}").zero_()
+        getattr(self, f"bias_{name}").zero_()
+
+    def forward(self, users: torch.Tensor, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B,) users, (U, 2H) user rows → attribute → (B, C) logits (0 for unknown users)."""
+        known = (users < self.n_users).unsqueeze(-1)
+        x = (rows[users.clamp(max=self.n_users - 1)] - self.mean) / self.scale
+        out = {}
+        for name in self.names:
+            logits = x @ getattr(self, f"weight_{name}").T + getattr(self, f"bias_{name}")
+            out[name] = torch.where(known, logits, torch.zeros_like(logits))
+        return out

@@ -15,7 +15,7 @@ from ..tasks.profile import ProfileHead
 from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
 from .experts import build_experts
-from .item_autoencoder import ItemAutoencoder
+from .item_autoencoder import ItemAutoencoder, UserRowProfile
 from .item_raters import ItemRaters
 from .item_tower import ItemTower
 from .pair import PairEncoder
@@ -105,6 +105,10 @@ class PolyRecModel(nn.Module):
                 d, hidden, spec.n_items, classes, cfg.dropout, cfg.profile_wide, text_dim, cfg.profile_text_rank
             )
         self.heads = nn.ModuleDict(heads)
+        self.user_row_profile: UserRowProfile | None = None
+        if self.item_autoencoder is not None and "profile" in heads:
+            width = 2 * cfg.item_autoencoder
+            self.user_row_profile = UserRowProfile(spec.n_users, width, {k: len(v) for k, v in spec.attribute_classes.items()})
         # Shared-bottom (the default) has no parameters: the model is exactly the one without it.
         self.experts = build_experts(cfg.mtl, list(heads), d, cfg.dropout)
 
@@ -206,7 +210,11 @@ class PolyRecModel(nn.Module):
         return self.heads["next_item"](enc.last_state("next_item"), item_vecs)
 
     def profile_logits(self, enc: UserEncoding) -> dict[str, torch.Tensor]:
-        return self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask, self.pooled_text(enc))
+        logits = self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask, self.pooled_text(enc))
+        if self.user_row_profile is None or self.item_autoencoder is None:
+            return logits
+        extra = self.user_row_profile(enc.users, self.item_autoencoder.user_rows())
+        return {k: v + extra[k] for k, v in logits.items()}
 
     def pooled_text(self, enc: UserEncoding) -> torch.Tensor | None:
         """(B, D_text) mean language-model vector of each user's history, each dimension

@@ -22,7 +22,13 @@ from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
 from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
 from ..progress import bar as progress_bar
-from .item_autoencoder_fit import autoencoder_ratings, fit_item_autoencoder, fit_join, validation_ratings
+from .item_autoencoder_fit import (
+    autoencoder_ratings,
+    fit_item_autoencoder,
+    fit_join,
+    fit_profile_join,
+    validation_ratings,
+)
 from .losses import task_losses
 from .protocol_data import ProtocolData
 from .refit_head import SoftProfileTargets, refit_profile_head
@@ -312,5 +318,8 @@ def finetune(
     if refit_profile:
         refit_profile_head(model, data, cfg, soft=objective.profile_refit_targets(data))
     autoencoder.update(fit_join(model, data))
+    if model.user_row_profile is not None:
+        kept = fit_profile_join(model, data)
+        autoencoder.update({f"profile_{name}": float(name in kept) for name in data.profile_labels})
     model.eval()
     return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best, autoencoder)
