@@ -4,6 +4,7 @@ either of the two predictions it joins (on the validation pairs it is set on).""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from synthetic import tiny_config
 
@@ -108,3 +109,19 @@ def test_the_user_row_classifier_reads_known_labels_only_and_adds_nothing_until_
     w3, _ = user_row_classifier(x, flipped, 2)
     assert not np.allclose(w3, weight)  # known labels do
     assert user_row_classifier(x, np.where(labels >= 0, 0, -1), 2) is None  # one class: nothing to learn
+
+
+def test_a_model_saved_before_the_user_row_profile_still_loads(ds, data_a, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from polyrec.models.io import WEIGHTS, load_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    save_model(model, tmp_path)
+    state = load_file(str(tmp_path / WEIGHTS))
+    save_file({k: v for k, v in state.items() if not k.startswith("user_row_profile.")}, str(tmp_path / WEIGHTS))
+    assert load_model(tmp_path).user_row_profile is not None
+    save_file({k: v for k, v in state.items() if not k.startswith("heads.rating.")}, str(tmp_path / WEIGHTS))
+    with pytest.raises(RuntimeError, match="heads.rating"):
+        load_model(tmp_path)  # any other missing weight still fails

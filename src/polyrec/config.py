@@ -87,11 +87,13 @@ class ModelConfig:
     # (rating RMSE 0.929 vs 0.924, protocol A, seeds 0-2); where ratings follow strong latent
     # factors it helps (docs/results/scale.md).
     rated_summary: bool = False
-    # Rating and ctr add the prediction of an item-based autoencoder over each item's column of
-    # training ratings (models/item_autoencoder.py), fitted first and then frozen; this is its
-    # code width (0 = off). It costs 2 × users × width parameters. It is built under protocol A
-    # only, where validation ratings tell its fit when to stop. ``item_autoencoder_l2``: the
-    # weight of its L2 prior against the summed squared error of the training ratings.
+    # An item-based autoencoder over each item's column of training ratings
+    # (models/item_autoencoder.py), fitted before fine-tuning and joined to rating and ctr with
+    # weights set on validation; its user rows also join the profile head where that raises an
+    # attribute's validation metric. This is its code width (0 = off); it costs 2 × users ×
+    # width parameters. It is built under protocol A only, where validation ratings tell its
+    # fit when to stop. ``item_autoencoder_l2``: the weight of its L2 prior against the summed
+    # squared error of the training ratings.
     item_autoencoder: int = 500
     item_autoencoder_l2: float = 200.0
     mtl: MtlConfig = field(default_factory=MtlConfig)

@@ -65,7 +65,8 @@ class ItemAutoencoder(nn.Module):
         """Deviation ``d_ui`` of each (users[k], items[k]) pair, any equal shapes; ``own`` the
         pairs' own input values (``inputs`` of their ratings) to leave out of their codes.
 
-        Users the model was not trained with (beyond ``n_users``) get 0: no decoder row."""
+        Users the model was not trained with (beyond ``n_users``) have no rows: they get the
+        item's bias alone."""
         known = users < self.n_users
         u = torch.where(known, users, torch.zeros_like(users))
         pre = self.item_inputs()[items] + self.code_bias
@@ -110,22 +111,29 @@ class UserRowProfile(nn.Module):
         self.register_buffer("mean", torch.zeros(width))
         self.register_buffer("scale", torch.ones(width))
         self.names = list(classes)
-        for name, c in classes.items():
-            self.register_buffer(f"weight_{name}", torch.zeros(c, width))
-            self.register_buffer(f"bias_{name}", torch.zeros(c))
+        # Buffers by position: an attribute's name may hold characters a buffer name may not.
+        for k, c in enumerate(classes.values()):
+            self.register_buffer(f"weight_{k}", torch.zeros(c, width))
+            self.register_buffer(f"bias_{k}", torch.zeros(c))
 
     def set_scaler(self, mean: np.ndarray, scale: np.ndarray) -> None:
         self.mean.copy_(torch.from_numpy(mean).float())
         self.scale.copy_(torch.from_numpy(scale).float())
 
+    def parts(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attribute ``name``'s (C, F) weight and (C,) bias buffers."""
+        k = self.names.index(name)
+        return getattr(self, f"weight_{k}"), getattr(self, f"bias_{k}")
+
     def set_attribute(self, name: str, weight: np.ndarray, bias: np.ndarray) -> None:
-        getattr(self, f"weight_{name}").copy_(torch.from_numpy(weight).float())
-        getattr(self, f"bias_{name}").copy_(torch.from_numpy(bias).float())
+        w, b = self.parts(name)
+        w.copy_(torch.from_numpy(weight).float())
+        b.copy_(torch.from_numpy(bias).float())
 
     def clear(self, name: str) -> None:
         """Attribute ``name`` adds nothing again."""
-        getattr(self, f"weight_{name}").zero_()
-        getattr(self, f"bias_{name}").zero_()
+        for buffer in self.parts(name):
+            buffer.zero_()
 
     def forward(self, users: torch.Tensor, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B,) users, (U, 2H) user rows → attribute → (B, C) logits (0 for unknown users)."""
@@ -133,6 +141,7 @@ class UserRowProfile(nn.Module):
         x = (rows[users.clamp(max=self.n_users - 1)] - self.mean) / self.scale
         out = {}
         for name in self.names:
-            logits = x @ getattr(self, f"weight_{name}").T + getattr(self, f"bias_{name}")
+            weight, bias = self.parts(name)
+            logits = x @ weight.T + bias
             out[name] = torch.where(known, logits, torch.zeros_like(logits))
         return out
