@@ -99,10 +99,9 @@ def test_the_user_row_classifier_reads_known_labels_only_and_adds_nothing_until_
     us = data_a.user_split
     assert (labels[us.valid] == -1).all() and (labels[us.test] == -1).all()
     weight, bias = user_row_classifier(x, labels, 2)
-    shuffled_unknown = labels.copy()
     x_other = x.copy()
     x_other[labels < 0] = np.random.default_rng(0).normal(size=x_other[labels < 0].shape)  # unknown users' rows
-    w2, b2 = user_row_classifier(x_other, shuffled_unknown, 2)
+    w2, b2 = user_row_classifier(x_other, labels, 2)
     assert np.allclose(w2, weight) and np.allclose(b2, bias)  # unknown users play no part
     flipped = labels.copy()
     flipped[us.train[:5]] = 1 - flipped[us.train[:5]]
@@ -112,16 +111,55 @@ def test_the_user_row_classifier_reads_known_labels_only_and_adds_nothing_until_
 
 
 def test_a_model_saved_before_the_user_row_profile_still_loads(ds, data_a, tmp_path) -> None:
+    """Such a model's spec lacks ``user_row_profile`` and its weights the buffers: it loads as
+    it was trained, without them; any other missing weight still fails."""
+    import yaml
     from safetensors.torch import load_file, save_file
 
-    from polyrec.models.io import WEIGHTS, load_model, save_model
+    from polyrec.models.io import SPEC, WEIGHTS, load_model, save_model
 
     torch.manual_seed(0)
     model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    assert model.spec.user_row_profile and model.user_row_profile is not None
     save_model(model, tmp_path)
+    spec = yaml.safe_load((tmp_path / SPEC).read_text())
+    del spec["user_row_profile"]
+    (tmp_path / SPEC).write_text(yaml.safe_dump(spec, sort_keys=False))
     state = load_file(str(tmp_path / WEIGHTS))
     save_file({k: v for k, v in state.items() if not k.startswith("user_row_profile.")}, str(tmp_path / WEIGHTS))
-    assert load_model(tmp_path).user_row_profile is not None
-    save_file({k: v for k, v in state.items() if not k.startswith("heads.rating.")}, str(tmp_path / WEIGHTS))
+    old = load_model(tmp_path)
+    assert old.user_row_profile is None and old.item_autoencoder is not None
+    save_file({k: v for k, v in state.items() if not k.startswith(("user_row_profile.", "heads.rating."))}, str(tmp_path / WEIGHTS))
     with pytest.raises(RuntimeError, match="heads.rating"):
         load_model(tmp_path)  # any other missing weight still fails
+
+
+def test_the_profile_join_keeps_an_attribute_only_where_it_raises_validation(ds, data_a, monkeypatch) -> None:
+    from polyrec.eval.metrics import classification_metrics
+    from polyrec.eval.predict import profile_probabilities
+    from polyrec.train.item_autoencoder_fit import fit_profile_join
+
+    torch.manual_seed(0)
+    model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    finetune(model, data_a, tiny_config(epochs=3).train, progress=False)  # fits the autoencoder, then joins
+    users, head = data_a.valid.profile_users, model.user_row_profile
+    age = torch.from_numpy(data_a.profile_true["age"])
+    with torch.no_grad():  # rows that tell the age groups apart (gender is already perfect here)
+        model.item_autoencoder.decoder[:, : int(age.max()) + 1] = torch.nn.functional.one_hot(age).float() * 5
+    # A weak prior, so that 48 training users' labels can make a decisive classifier.
+    monkeypatch.setattr("polyrec.train.item_autoencoder_fit.PROFILE_C", 10.0)
+    kept = fit_profile_join(model, data_a)
+    assert kept == ["age"]
+
+    def score(name: str) -> float:
+        s = classification_metrics(data_a.profile_true[name][users], profile_probabilities(model, data_a.valid.history, users)[name])
+        return s["auc"] if "auc" in s else s["accuracy"]
+
+    for name in head.names:
+        weight, bias = (t.clone() for t in head.parts(name))
+        assert (name in kept) == bool(weight.abs().sum() > 0)  # what it dropped adds nothing
+        if name in kept:
+            with_part = score(name)
+            head.clear(name)
+            assert with_part > score(name)
+            head.set_attribute(name, weight.numpy(), bias.numpy())

@@ -124,8 +124,8 @@ def write_report(
 def _per_protocol_params(metrics: dict[str, float]) -> str:
     """" (protocol A: n, protocol B: m)" where the protocols' models differ in size (the item
     autoencoder is built under protocol A only), else ""."""
-    sizes = {k.split(".")[1]: v for k, v in metrics.items() if k.startswith("model.") and k.endswith(".trainable_params")
-             and k.count(".") == 2 and not k.endswith(".std")}
+    sizes = {k.split(".")[1]: v for k, v in metrics.items()
+             if k.startswith("model.") and k.endswith(".trainable_params") and k.count(".") == 2}
     if len(set(sizes.values())) < 2:
         return ""
     return " (" + ", ".join(f"protocol {p}: {v:,.0f}" for p, v in sorted(sizes.items())) + ")"

@@ -35,11 +35,6 @@ def load_model(folder: str | Path) -> PolyRecModel:
     if raw.get("rating_range") is not None:
         raw["rating_range"] = tuple(raw["rating_range"])
     model = PolyRecModel(ModelSpec(**raw))
-    missing, unexpected = model.load_state_dict(load_file(str(folder / WEIGHTS)), strict=False)
-    # A model saved before the autoencoder's user rows joined the profile lacks only those
-    # buffers; left at zero they add nothing, which is what that model did.
-    missing = [k for k in missing if not k.startswith("user_row_profile.")]
-    if missing or unexpected:
-        raise RuntimeError(f"{folder / WEIGHTS}: weights do not fit the spec (missing {missing}, unexpected {unexpected})")
+    model.load_state_dict(load_file(str(folder / WEIGHTS)))
     model.eval()
     return model

@@ -41,6 +41,9 @@ class ModelSpec:
     n_users: int = 0  # > 0 with model.item_raters > 0: the item-side view is on
     # Training ratings the item autoencoder reads (0: none is built; see models/item_autoencoder.py).
     autoencoder_ratings: int = 0
+    # The autoencoder's user rows join the profile head (models/item_autoencoder.py); False in
+    # a spec saved before they could, so such a model loads as it was trained.
+    user_row_profile: bool = False
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -106,7 +109,7 @@ class PolyRecModel(nn.Module):
             )
         self.heads = nn.ModuleDict(heads)
         self.user_row_profile: UserRowProfile | None = None
-        if self.item_autoencoder is not None and "profile" in heads:
+        if spec.user_row_profile and self.item_autoencoder is not None and "profile" in heads:
             width = 2 * cfg.item_autoencoder
             self.user_row_profile = UserRowProfile(spec.n_users, width, {k: len(v) for k, v in spec.attribute_classes.items()})
         # Shared-bottom (the default) has no parameters: the model is exactly the one without it.

@@ -104,16 +104,16 @@ def build_model(
         n_users=data.train.n_users,
         config=cfg,
     )
-    rated = autoencoder_ratings(data)
-    if cfg.item_autoencoder > 0 and validation_ratings(data) is not None:
-        spec.autoencoder_ratings = len(rated[0])
+    rated = autoencoder_ratings(data) if cfg.item_autoencoder > 0 and validation_ratings(data) is not None else None
+    if rated is not None:
+        spec.autoencoder_ratings, spec.user_row_profile = len(rated[0]), True
     model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
     if model.item_raters is not None:
         # Raters come from the training side only: no valid or test rating is ever read.
         model.item_raters.set_raters(
             *sample_raters(data.train.items, data.train.tokens, n_items, cfg.item_raters, data.seed)
         )
-    if model.item_autoencoder is not None:
+    if model.item_autoencoder is not None and rated is not None:
         model.item_autoencoder.set_ratings(*rated)  # the training side's ratings only
     return model
 
@@ -320,6 +320,6 @@ def finetune(
     autoencoder.update(fit_join(model, data))
     if model.user_row_profile is not None:
         kept = fit_profile_join(model, data)
-        autoencoder.update({f"profile_{name}": float(name in kept) for name in data.profile_labels})
+        autoencoder.update({f"profile_{name}": float(name in kept) for name in model.user_row_profile.names})
     model.eval()
     return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best, autoencoder)

@@ -139,14 +139,22 @@ def fit_profile_join(model: PolyRecModel, data: ProtocolData) -> list[str]:
     train_users = np.flatnonzero(np.any([labels >= 0 for labels in data.profile_labels.values()], axis=0))
     head.set_scaler(rows[train_users].mean(0), rows[train_users].std(0) + 1e-8)
     x = (rows - head.mean.numpy()) / head.scale.numpy()
-    kept = []
+    for name in head.names:
+        head.clear(name)
+    parts = {}
     for name, labels in data.profile_labels.items():
-        if name not in head.names:
-            continue
-        part = user_row_classifier(x, labels, len(model.spec.attribute_classes[name]))
-        if part is not None and _validation_score(model, data, name, part) > _validation_score(model, data, name, None):
-            head.set_attribute(name, *part)
-            kept.append(name)
+        part = user_row_classifier(x, labels, len(model.spec.attribute_classes[name])) if name in head.names else None
+        if part is not None:
+            parts[name] = part
+    # An attribute's logits read its own part only: one pass without any, one with all.
+    without = _validation_scores(model, data, list(parts))
+    for name, part in parts.items():
+        head.set_attribute(name, *part)
+    with_parts = _validation_scores(model, data, list(parts))
+    kept = [name for name in parts if with_parts[name] > without[name]]
+    for name in parts:
+        if name not in kept:
+            head.clear(name)
     return kept
 
 
@@ -167,16 +175,12 @@ def user_row_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int) -> tu
     return weight, bias
 
 
-def _validation_score(model: PolyRecModel, data: ProtocolData, name: str, part: tuple | None) -> float:
-    """Attribute ``name``'s main validation metric with the user-row classifier ``part``
-    (weight, bias), or without it (None)."""
+def _validation_scores(model: PolyRecModel, data: ProtocolData, names: list[str]) -> dict[str, float]:
+    """Each attribute's main validation metric (AUC for two classes, else accuracy) as the
+    model stands (0 for all where the protocol has no validation users)."""
     users = data.valid.profile_users
-    if users is None or not len(users):
-        return 0.0
-    head = model.user_row_profile
-    if part is not None:
-        head.set_attribute(name, *part)
-    proba = profile_probabilities(model, data.valid.history, users)[name]
-    head.clear(name)
-    scores = classification_metrics(data.profile_true[name][users], proba)
-    return scores["auc"] if "auc" in scores else scores["accuracy"]
+    if users is None or not len(users) or not names:
+        return {name: 0.0 for name in names}
+    proba = profile_probabilities(model, data.valid.history, users)
+    scores = {name: classification_metrics(data.profile_true[name][users], proba[name]) for name in names}
+    return {name: s["auc"] if "auc" in s else s["accuracy"] for name, s in scores.items()}
