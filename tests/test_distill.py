@@ -151,6 +151,32 @@ def test_soft_terms_vanish_when_the_student_is_the_teacher(folder, teacher_run) 
     assert not torch.equal(other.draws.pair_positions, s.draws.pair_positions)
 
 
+def test_a_teachers_soft_pair_labels_carry_its_item_autoencoder(folder, teacher_run) -> None:
+    """With an item autoencoder the teacher's soft rating and ctr labels are its joined
+    predictions, each pair's own rating left out of its item's code (as the autoencoder
+    reads a held-out pair), not its heads' outputs alone."""
+    data, cfg, student, batch = _batch_and_models(folder, teacher_run)
+    teacher = load_teacher(teacher_run, "A", 0)
+    ae = teacher.item_autoencoder
+    assert ae is not None  # the tiny config builds one under protocol A
+    ae.rating_share.fill_(0.5)
+    ae.ctr_join.copy_(torch.tensor([0.5, 2.0, 0.1]))
+    objective = DistillObjective(teacher, data.profile_labels, cfg.distill, "A", cfg.model.dim)
+    s = task_outputs(student, batch, 0, 1.0, 1.0)
+    heads = task_outputs(teacher, batch, draws=s.draws)
+    joined = task_outputs(teacher, batch, draws=s.draws)
+    objective._join_teacher_pairs(joined, batch)
+    positions = s.draws.pair_positions
+    users = batch.users.unsqueeze(1).expand(-1, len(positions))[heads.pair_real]
+    items = batch.items[:, positions][heads.pair_real]
+    left_out = ae(users, items, own=ae.inputs(heads.ratings))
+    mean = teacher.global_mean
+    assert torch.allclose(joined.rating, 0.5 * heads.rating + 0.5 * (mean + left_out), atol=1e-5)
+    assert torch.allclose(joined.ctr, 0.5 * heads.ctr + 2.0 * left_out + 0.1, atol=1e-5)
+    read_own = ae(users, items)  # the code that reads the pair's own rating: not what is used
+    assert not torch.allclose(joined.rating, 0.5 * heads.rating + 0.5 * (mean + read_own), atol=1e-4)
+
+
 def test_every_part_adds_to_the_loss_and_trains(folder, teacher_run) -> None:
     data, cfg, student, batch = _batch_and_models(folder, teacher_run)
     teacher = load_teacher(teacher_run, "A", 0)

@@ -5,7 +5,8 @@ On every step the student runs first (drawing the step's random positions and ne
 then the frozen teacher runs on the same batch with the same draws, so each soft label is
 the teacher's output on exactly the target the student is scored on:
 
-- rating: squared error towards the teacher's predicted rating;
+- rating: squared error towards the teacher's predicted rating (with its item autoencoder
+  joined, the pair's own rating left out of the item's code: the teacher's whole prediction);
 - ctr: binary KL between temperature-scaled engagement probabilities (× τ²);
 - profile: KL between temperature-scaled attribute distributions (× τ²), for every user in
   the batch — the teacher reads training histories only, never a held-out attribute;
@@ -104,6 +105,7 @@ class DistillObjective:
         student = task_outputs(model, batch, self.sampled_negatives, *fractions, profile=bool(self.profile_labels) or soft_profile)
         with torch.no_grad():
             teacher = task_outputs(self.teacher, batch, draws=student.draws, profile=student.profile is not None)
+            self._join_teacher_pairs(teacher, batch)
         losses = hard_losses(student, batch, self.profile_labels)
         user_weights = self._user_weights(batch)
         if user_weights is not None and student.profile is not None and self.profile_labels:
@@ -118,6 +120,18 @@ class DistillObjective:
         if self.cluster_head is not None:
             losses["cluster"] = self._cluster_loss(student, batch)
         return losses
+
+    def _join_teacher_pairs(self, t: TaskOutputs, batch: HistoryBatch) -> None:
+        """The teacher's soft rating and ctr labels are its whole prediction: with an item
+        autoencoder, its heads' outputs joined with the autoencoder's left-out deviation."""
+        if t.pair_real is None or (t.rating is None and t.ctr is None):
+            return
+        positions = t.draws.pair_positions
+        users = batch.users.unsqueeze(1).expand(-1, len(positions))[t.pair_real]
+        items = batch.items[:, positions][t.pair_real]
+        heads = {k: v for k, v in (("rating", t.rating), ("ctr", t.ctr)) if v is not None}
+        joined = self.teacher.join_left_out(users, items, t.ratings, heads)
+        t.rating, t.ctr = joined.get("rating"), joined.get("ctr")
 
     def _unseen_terms(
         self, model: PolyRecModel, s: TaskOutputs, t: TaskOutputs, batch: HistoryBatch, tau: float

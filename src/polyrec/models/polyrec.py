@@ -199,6 +199,18 @@ class PolyRecModel(nn.Module):
         deviation = self.item_autoencoder(enc.users.unsqueeze(1).expand(-1, T), target_items)
         return self.item_autoencoder.join(out, deviation, self.global_mean)
 
+    def join_left_out(
+        self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, outputs: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """``outputs`` (rating, ctr logit) of training pairs, read leave-one-out by the heads,
+        joined with the item autoencoder's deviation with each pair's own ``ratings`` (NaN:
+        none) left out of its item's code: what the model predicts for a pair it did not
+        see, as ``pair_outputs`` does for new ones. Unchanged without an autoencoder."""
+        ae = self.item_autoencoder
+        if ae is None:
+            return outputs
+        return ae.join(outputs, ae(users, items, own=ae.inputs(ratings)), self.global_mean)
+
     def predict_pairs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
         """Rating and engagement probability of (B, T) items given each user's whole history."""
         out = self.pair_outputs(enc, target_items)
