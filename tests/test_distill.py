@@ -169,6 +169,7 @@ def test_a_teachers_soft_pair_labels_carry_its_item_autoencoder(folder, teacher_
     positions = s.draws.pair_positions
     users = batch.users.unsqueeze(1).expand(-1, len(positions))[heads.pair_real]
     items = batch.items[:, positions][heads.pair_real]
+    assert torch.equal(heads.pair_items, items)
     left_out = ae(users, items, own=ae.inputs(heads.ratings))
     mean = teacher.global_mean
     assert torch.allclose(joined.rating, 0.5 * heads.rating + 0.5 * (mean + left_out), atol=1e-5)

@@ -47,6 +47,30 @@ def test_a_pairs_code_leaves_out_exactly_its_own_rating() -> None:
         assert (left_out - ae(u, i)).abs().item() > 1e-4  # with its rating read, it differs
 
 
+def test_kept_item_inputs_follow_every_change_of_what_they_read() -> None:
+    """Without gradients the item inputs are computed once and kept; an optimiser step,
+    loaded weights or new ratings make them computed again, and with gradients they train."""
+    users, items, ratings = _random_ratings()
+    ae = _autoencoder(users, items, ratings)
+    fresh = lambda: ae._item_inputs().detach()  # noqa: E731
+    with torch.no_grad():
+        kept = ae.item_inputs()
+        assert ae.item_inputs() is kept and torch.allclose(kept, fresh())
+    loss = ae(torch.tensor([0, 1]), torch.tensor([2, 3])).pow(2).sum()
+    loss.backward()  # gradients wanted: computed afresh, through the encoder
+    assert ae.encoder.grad is not None and ae.encoder.grad.abs().sum() > 0
+    torch.optim.SGD(ae.parameters(), lr=1.0).step()
+    with torch.no_grad():
+        assert not torch.allclose(ae.item_inputs(), kept) and torch.allclose(ae.item_inputs(), fresh())
+    other = _autoencoder(users, items, ratings, seed=1)
+    ae.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(ae.item_inputs(), other._item_inputs())
+    ae.set_ratings(users, items, 6.0 - ratings)
+    with torch.no_grad():
+        assert torch.allclose(ae.item_inputs(), fresh())
+
+
 def test_a_user_the_model_never_saw_gets_the_items_bias_alone() -> None:
     users, items, ratings = _random_ratings()
     ae = _autoencoder(users, items, ratings)

@@ -126,11 +126,9 @@ class DistillObjective:
         autoencoder, its heads' outputs joined with the autoencoder's left-out deviation."""
         if t.pair_real is None or (t.rating is None and t.ctr is None):
             return
-        positions = t.draws.pair_positions
-        users = batch.users.unsqueeze(1).expand(-1, len(positions))[t.pair_real]
-        items = batch.items[:, positions][t.pair_real]
+        users = batch.users.unsqueeze(1).expand_as(t.pair_real)[t.pair_real]
         heads = {k: v for k, v in (("rating", t.rating), ("ctr", t.ctr)) if v is not None}
-        joined = self.teacher.join_left_out(users, items, t.ratings, heads)
+        joined = self.teacher.join_autoencoder(users, t.pair_items, heads, own_ratings=t.ratings)
         t.rating, t.ctr = joined.get("rating"), joined.get("ctr")
 
     def _unseen_terms(

@@ -194,22 +194,21 @@ class PolyRecModel(nn.Module):
         state_index = (enc.lengths - 1).unsqueeze(1).expand(-1, T)
         pair = self.pair_features(enc, target_items, visible, state_index)
         out = {task: self.heads[task](pair[task], target_items) for task in PAIR_TASKS if task in self.heads}
-        if self.item_autoencoder is None:
-            return out
-        deviation = self.item_autoencoder(enc.users.unsqueeze(1).expand(-1, T), target_items)
-        return self.item_autoencoder.join(out, deviation, self.global_mean)
+        return self.join_autoencoder(enc.users.unsqueeze(1).expand(-1, T), target_items, out)
 
-    def join_left_out(
-        self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, outputs: dict[str, torch.Tensor]
+    def join_autoencoder(
+        self, users: torch.Tensor, items: torch.Tensor, outputs: dict[str, torch.Tensor], own_ratings: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """``outputs`` (rating, ctr logit) of training pairs, read leave-one-out by the heads,
-        joined with the item autoencoder's deviation with each pair's own ``ratings`` (NaN:
-        none) left out of its item's code: what the model predicts for a pair it did not
-        see, as ``pair_outputs`` does for new ones. Unchanged without an autoencoder."""
+        """The heads' ``outputs`` (rating, ctr logit) of (users, items) pairs joined with the
+        item autoencoder's deviation: the model's whole prediction (unchanged without one).
+        ``own_ratings`` (NaN: none), for training pairs the heads read leave-one-out: each
+        pair's own rating is left out of its item's code too, so the result is what the
+        model predicts for a pair it did not see."""
         ae = self.item_autoencoder
         if ae is None:
             return outputs
-        return ae.join(outputs, ae(users, items, own=ae.inputs(ratings)), self.global_mean)
+        own = None if own_ratings is None else ae.inputs(own_ratings)
+        return ae.join(outputs, ae(users, items, own=own), self.global_mean)
 
     def predict_pairs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
         """Rating and engagement probability of (B, T) items given each user's whole history."""

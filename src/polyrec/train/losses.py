@@ -35,6 +35,7 @@ class TaskOutputs:
     enc: UserEncoding
     draws: Draws
     pair_real: torch.Tensor | None = None  # (B, T) bool: real (not padding) pair targets
+    pair_items: torch.Tensor | None = None  # (N,) the item of each real pair target
     ratings: torch.Tensor | None = None  # (N,) true ratings of the N real pair targets (NaN: none)
     labels: torch.Tensor | None = None  # (N,) true engagement labels (NaN: none)
     rating: torch.Tensor | None = None  # (N,) predicted ratings
@@ -82,7 +83,7 @@ def task_outputs(
         real = batch.mask[:, positions]
         # Heads run on real positions only: (N, F) rather than the padded (B, T, F).
         items = batch.items[:, positions][real]
-        out.pair_real = real
+        out.pair_real, out.pair_items = real, items
         out.ratings, out.labels = batch.ratings[:, positions][real], batch.labels[:, positions][real]
         if "rating" in model.heads and not torch.isnan(out.ratings).all():
             out.rating = model.heads["rating"](pair["rating"][real], items)
