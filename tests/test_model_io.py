@@ -66,6 +66,34 @@ def test_encoding_against_a_precomputed_catalogue_is_the_same_computation() -> N
         model.encode(batch, model.item_tower.all_items())
 
 
+@pytest.mark.parametrize("layers,heads,arch", [(1, 1, "shared_bottom"), (2, 2, "mmoe"), (2, 2, "ple")])
+def test_the_state_after_the_whole_history_is_the_full_encodings_last_state(layers: int, heads: int, arch: str) -> None:
+    """Scoring the catalogue runs the last block at each history's end only (``last_state``):
+    the same state as encoding every position and reading the last, for histories of every
+    length (an empty one included) and behind expert layers."""
+    ds = synthetic_dataset()
+    data = prepare(ds, "B", 0, 4.0, 10, False)
+    cfg = tiny_config().model
+    cfg.layers, cfg.heads, cfg.mtl.arch = layers, heads, arch
+    torch.manual_seed(0)
+    model = build_model(data, list(TASKS), ds.n_items, None, cfg, ds.rating_range)
+    model.eval()
+    users = np.arange(ds.n_users)
+    batch = collate(data.train, users, 50)
+    # Histories cut to every length from 0 (a user without one) to the full one: positions
+    # after a history's end hold items it must not read.
+    batch.lengths = torch.minimum(batch.lengths, torch.arange(len(users)) % (int(batch.lengths.max()) + 1))
+    batch.mask &= torch.arange(batch.mask.shape[1]) < batch.lengths.unsqueeze(1)
+    assert len(set(batch.lengths.tolist())) > 3 and int(batch.lengths.min()) == 0
+    with torch.no_grad():
+        full = model.encode(batch).last_state("next_item")
+        at_end = model.last_state(batch)
+        profile_full, profile_at_end = model.encode(batch).last_state("profile"), model.last_state(batch, task="profile")
+    torch.testing.assert_close(at_end, full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(profile_at_end, profile_full, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(at_end[1], at_end[2])  # states that differ by user
+
+
 # ---------------------------------------------------------------- save_model / load_model
 
 

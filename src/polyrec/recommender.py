@@ -120,8 +120,7 @@ class Recommender(RecommenderBase):
         parts, catalogue = [], model.item_tower.all_items()
         for s in range(0, hist.n_users, batch_users):
             users = np.arange(s, min(s + batch_users, hist.n_users))
-            enc = model.encode(collate(hist, users, model.spec.config.max_history), catalogue)
-            parts.append(query(enc.last_state()))
+            parts.append(query(model.last_state(collate(hist, users, model.spec.config.max_history), catalogue)))
         q = torch.cat(parts) if parts else torch.zeros(0, model.spec.config.dim)
         return torch.cat([q, torch.ones(len(q), 1)], dim=1).numpy().astype(np.float32)
 

@@ -55,8 +55,7 @@ def score_users(model: PolyRecModel, history: Histories, users: np.ndarray, batc
     out = np.zeros((len(users), model.item_tower.n_items), dtype=np.float32)
     by_length = np.argsort([len(history.items[u]) for u in users], kind="stable")
     for chunk in _user_batches(by_length, batch_users):
-        enc = model.encode(collate(history, users[chunk], model.spec.config.max_history), item_vecs)
-        out[chunk] = model.score_catalogue(enc, item_vecs).numpy()
+        out[chunk] = model.score_catalogue(collate(history, users[chunk], model.spec.config.max_history), item_vecs).numpy()
     return out
 
 
@@ -70,8 +69,7 @@ def next_item_ranks(
     ranks = []
     for s in range(0, len(users), batch_users):
         u = users[s : s + batch_users]
-        enc = model.encode(collate(history, u, model.spec.config.max_history), item_vecs)
-        scores = model.score_catalogue(enc, item_vecs).numpy()
+        scores = model.score_catalogue(collate(history, u, model.spec.config.max_history), item_vecs).numpy()
         ranks.append(target_ranks(scores, targets[s : s + batch_users], [history.items[x] for x in u]))
     return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
 

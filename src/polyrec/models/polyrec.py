@@ -120,10 +120,7 @@ class PolyRecModel(nn.Module):
         batches in eval mode; history items are then looked up in it rather than built again
         token by token (the same vectors — ID dropout acts in training only — at a fraction of
         the cost where the text projection outweighs a small user encoder)."""
-        if catalogue is not None and self.training:
-            raise ValueError("encode(catalogue=...) is for eval mode: in training ID dropout draws per token")
-        item_vecs = self.item_tower(batch.items) if catalogue is None else catalogue[batch.items]  # (B, L, d)
-        tokens = self.user_encoder.tokens(item_vecs, batch.tokens)
+        tokens = self._history_tokens(batch, catalogue)
         states = self.user_encoder(tokens)
         rated = ~torch.isnan(batch.ratings)
         centered = torch.where(rated, batch.ratings - self.global_mean, torch.zeros_like(batch.ratings))
@@ -132,6 +129,13 @@ class PolyRecModel(nn.Module):
             batch.users, batch.items, tokens, states, batch.mask, batch.lengths, centered, rated & batch.mask,
             per_task.states, per_task.gates,
         )
+
+    def _history_tokens(self, batch: HistoryBatch, catalogue: torch.Tensor | None) -> torch.Tensor:
+        """(B, L, d) the user encoder's input tokens of ``batch``'s histories."""
+        if catalogue is not None and self.training:
+            raise ValueError("encode(catalogue=...) is for eval mode: in training ID dropout draws per token")
+        item_vecs = self.item_tower(batch.items) if catalogue is None else catalogue[batch.items]  # (B, L, d)
+        return self.user_encoder.tokens(item_vecs, batch.tokens)
 
     def task_state(self, states: torch.Tensor, task: str) -> torch.Tensor:
         """(B, L, d) encoder states → the states ``task`` reads (for callers that run the user
@@ -217,11 +221,19 @@ class PolyRecModel(nn.Module):
             out["ctr"] = torch.sigmoid(out["ctr"])
         return out
 
-    def score_catalogue(self, enc: UserEncoding, item_vecs: torch.Tensor | None = None) -> torch.Tensor:
+    def last_state(self, batch: HistoryBatch, catalogue: torch.Tensor | None = None, task: str = "next_item") -> torch.Tensor:
+        """(B, d) ``task``'s state after each user's whole history: ``encode(batch,
+        catalogue).last_state(task)``, with the user encoder's last block run at that one
+        position rather than at every position of the history."""
+        tokens = self._history_tokens(batch, catalogue)
+        state = self.user_encoder.forward_at(tokens, (batch.lengths - 1).clamp(min=0))
+        return self.task_state(state.unsqueeze(1), task).squeeze(1)
+
+    def score_catalogue(self, batch: HistoryBatch, item_vecs: torch.Tensor | None = None) -> torch.Tensor:
         """(B, I) next-item scores after each user's whole history."""
         if item_vecs is None:
             item_vecs = self.item_tower.all_items()
-        return self.heads["next_item"](enc.last_state("next_item"), item_vecs)
+        return self.heads["next_item"](self.last_state(batch, item_vecs), item_vecs)
 
     def profile_logits(self, enc: UserEncoding) -> dict[str, torch.Tensor]:
         logits = self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask, self.pooled_text(enc))

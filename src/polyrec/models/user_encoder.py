@@ -22,12 +22,38 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, L, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        q, k, v = (t.view(B, L, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))  # (B, h, L, d/h)
         # Causal: position t sees items 0..t only. Histories are right-padded, so a real
         # position never sees padding and the last real position sees the whole history.
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            self._heads(q), self._heads(k), self._heads(v), is_causal=True,
+            dropout_p=self.dropout if self.training else 0.0,
         )
+        return self._mix(x, y)
+
+    def forward_at(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) inputs → (B, d): the block's output at one position per row, what
+        ``forward`` gives there. Keys and values still span the row up to that position; the
+        query, the attention output and the feed-forward part are computed there only."""
+        B, L, d = x.shape
+        h = self.ln1(x)
+        k, v = F.linear(h, self.qkv.weight[d:], self.qkv.bias[d:]).split(d, dim=-1)
+        rows = torch.arange(B, device=x.device)
+        q = F.linear(h[rows, positions], self.qkv.weight[:d], self.qkv.bias[:d]).unsqueeze(1)  # (B, 1, d)
+        seen = torch.arange(L, device=x.device) <= positions.unsqueeze(1)  # (B, L): causal at that position
+        y = F.scaled_dot_product_attention(
+            self._heads(q), self._heads(k), self._heads(v), attn_mask=seen[:, None, None, :],
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self._mix(x[rows, positions].unsqueeze(1), y).squeeze(1)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) → (B, h, L, d/h)."""
+        B, L, d = t.shape
+        return t.view(B, L, self.heads, d // self.heads).transpose(1, 2)
+
+    def _mix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The residual attention output, then the residual feed-forward part."""
+        B, L, d = x.shape
         x = x + self.drop(self.out(y.transpose(1, 2).reshape(B, L, d)))
         return x + self.drop(self.mlp(self.ln2(x)))
 
@@ -59,3 +85,15 @@ class UserEncoder(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.ln(x)
+
+    def forward_at(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) tokens → (B, d): ``forward``'s state at one position per row (e.g. after
+        the whole history, what scoring the catalogue reads). The last block runs at that
+        position only: in a one-layer student that is most of the encoder's work."""
+        pos = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.drop(tokens + self.pos_emb(pos))
+        if not self.blocks:
+            return self.ln(x[torch.arange(len(x), device=x.device), positions])
+        for block in self.blocks[:-1]:
+            x = block(x)
+        return self.ln(self.blocks[-1].forward_at(x, positions))
