@@ -19,6 +19,7 @@ import torch
 from synthetic import tiny_config, write_dataset
 
 import polyrec.pipeline
+from polyrec.bench.distill import ratio_checks
 from polyrec.cli import main
 from polyrec.config import DISTILL_PARTS, DistillConfig, RunConfig
 from polyrec.distill import distill
@@ -284,8 +285,20 @@ def test_bench_distill_writes_every_configuration(folder, teacher_run, tmp_path,
     text = doc.read_text()
     for name in ["teacher", "student", "distilled", *(f"no-{p}" for p in DistillConfig().parts_on())]:
         assert f"| {name} |" in text
-    assert "smoke run" in text and "student / teacher" in text
+    assert "smoke run" in text and "student / teacher" in text and "trainable parameters, protocol B: student / teacher" in text
     assert main(args) == 0 and "done before, reused" in capsys.readouterr().out  # resumable
+
+
+def test_the_size_bar_compares_each_protocols_student_with_that_protocols_teacher() -> None:
+    """The teacher's protocol-A model carries the item autoencoder and its protocol-B model
+    does not: each student model is held to the teacher model of its own protocol."""
+    teacher = {"model.A.trainable_params": 1000.0, "model.B.trainable_params": 400.0, "model.trainable_params": 400.0}
+    student = {"model.A.trainable_params": 90.0, "model.B.trainable_params": 50.0, "model.trainable_params": 50.0}
+    lines = ratio_checks(student, teacher)
+    assert "- trainable parameters, protocol A: student / teacher = 0.090 (bar ≤ 0.10) — met" in lines
+    assert "- trainable parameters, protocol B: student / teacher = 0.125 (bar ≤ 0.10) — NOT met" in lines
+    one_count = ratio_checks({"model.trainable_params": 5.0}, {"model.trainable_params": 100.0})
+    assert one_count == ["- trainable parameters: student / teacher = 0.050 (bar ≤ 0.10) — met"]
 
 
 def test_the_profile_refit_follows_the_teacher_on_users_whose_attributes_it_never_sees(ds, data_a) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..distill.run import student_config
+from ..eval.report import protocol_params
 from ..eval.stored import stored_metrics
 from ..models.io import WEIGHTS, load_model
 from ..pipeline import aggregate, load_configured_dataset
@@ -114,7 +115,14 @@ def _file_mb(folder: Path) -> float:
     return files[0].stat().st_size / 2**20 if files else float("nan")
 
 
-def _ratio_checks(student: dict, teacher: dict) -> list[str]:
+def _params_cell(metrics: dict) -> str:
+    per = protocol_params(metrics)
+    if len(set(per.values())) <= 1:
+        return f"{next(iter(per.values()), float('nan')):,.0f}"
+    return " / ".join(f"{p}: {n:,.0f}" for p, n in per.items())
+
+
+def ratio_checks(student: dict, teacher: dict) -> list[str]:
     """The issue's bars, each measured: quality kept per task, size and speed."""
     lines = []
     for _, key, title, higher in MAIN_METRICS:
@@ -123,9 +131,13 @@ def _ratio_checks(student: dict, teacher: dict) -> list[str]:
             ok = ratio >= KEEP if higher else ratio <= RMSE_LIMIT
             bar = f"≥ {KEEP:.2f}" if higher else f"≤ {RMSE_LIMIT:.2f}"
             lines.append(f"- {title.split(' ')[0]} {title.split(' ')[1]}: student / teacher = {ratio:.3f} (bar {bar}) — {'met' if ok else 'NOT met'}")
-    p_s, p_t = student.get("model.trainable_params"), teacher.get("model.trainable_params")
-    if p_s and p_t:
-        lines.append(f"- trainable parameters: student / teacher = {p_s / p_t:.3f} (bar ≤ 0.10) — {'met' if p_s / p_t <= 0.1 else 'NOT met'}")
+    p_s, p_t = protocol_params(student), protocol_params(teacher)
+    for protocol in [p for p in p_s if p in p_t]:
+        ratio = p_s[protocol] / p_t[protocol]
+        lines.append(
+            f"- trainable parameters{f', protocol {protocol}' if protocol else ''}: student / teacher = "
+            f"{ratio:.3f} (bar ≤ 0.10) — {'met' if ratio <= 0.1 else 'NOT met'}"
+        )
     u_s, u_t = student.get("bench.users_per_s"), teacher.get("bench.users_per_s")
     if u_s and u_t:
         lines.append(f"- users scored per second: student / teacher = {u_s / u_t:.1f}× (bar ≥ 5×) — {'met' if u_s / u_t >= 5 else 'NOT met'}")
@@ -189,10 +201,9 @@ def write_doc(
             mark = versus_single(m, alone, key, higher) if v.role == "distilled" else ""
             cells.append(_cell(m, key) + mark)
         seeds = ",".join(map(str, v.seeds or teacher.seeds))
-        params = m.get("model.trainable_params", float("nan"))
         speed = m.get("bench.users_per_s", float("nan"))
         lines.append(
-            f"| {v.name} | {seeds} | {' | '.join(cells)} | {params:,.0f} | {results[v.name]['file_mb']:.2f} | "
+            f"| {v.name} | {seeds} | {' | '.join(cells)} | {_params_cell(m)} | {results[v.name]['file_mb']:.2f} | "
             f"{'—' if speed != speed else f'{speed:,.0f}'} | {fit_minutes[v.name]:.1f} |"
         )
     ablation_seeds = sorted({s for v in plan if v.removed and v.seeds for s in v.seeds})
@@ -204,7 +215,7 @@ def write_doc(
             lines.append(f"| {name} (same seeds as the rows above) | {','.join(map(str, ablation_seeds))} | {' | '.join(cells)} | | | | |")
     distilled, t = results["distilled"]["metrics"], results["teacher"]["metrics"]
     wins = [title for _, key, title, higher in MAIN_METRICS if versus_single(distilled, alone, key, higher) == " ▲"]
-    lines += ["", "## The issue's bars (distilled student)", ""] + _ratio_checks(distilled, t) + [
+    lines += ["", "## The issue's bars (distilled student)", ""] + ratio_checks(distilled, t) + [
         f"- better than the student alone by more than one std on {len(wins)} task(s) (bar ≥ 2): "
         + (", ".join(wins) if wins else "none") + f" — {'met' if len(wins) >= 2 else 'NOT met'}",
         "",

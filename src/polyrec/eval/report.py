@@ -121,11 +121,20 @@ def write_report(
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
 
+def protocol_params(metrics: dict[str, float]) -> dict[str, float]:
+    """Trainable parameters per protocol ("A", "B"), or {"": n} for a run that records one
+    count: the models differ where one carries the item autoencoder (protocol A only)."""
+    per = {k.split(".")[1]: v for k, v in metrics.items()
+           if k.startswith("model.") and k.endswith(".trainable_params") and k.count(".") == 2}
+    if per:
+        return dict(sorted(per.items()))
+    n = metrics.get("model.trainable_params")
+    return {"": n} if n else {}
+
+
 def _per_protocol_params(metrics: dict[str, float]) -> str:
-    """" (protocol A: n, protocol B: m)" where the protocols' models differ in size (the item
-    autoencoder is built under protocol A only), else ""."""
-    sizes = {k.split(".")[1]: v for k, v in metrics.items()
-             if k.startswith("model.") and k.endswith(".trainable_params") and k.count(".") == 2}
+    """" (protocol A: n, protocol B: m)" where the protocols' models differ in size, else ""."""
+    sizes = protocol_params(metrics)
     if len(set(sizes.values())) < 2:
         return ""
-    return " (" + ", ".join(f"protocol {p}: {v:,.0f}" for p, v in sorted(sizes.items())) + ")"
+    return " (" + ", ".join(f"protocol {p}: {v:,.0f}" for p, v in sizes.items()) + ")"
