@@ -156,6 +156,25 @@ def test_a_stopped_run_resumes_from_the_seeds_it_finished(tmp_path, monkeypatch)
     assert result.metrics["model.users_per_s"] > 0  # timed on seed 1's model, seed 0 was never timed
 
 
+def test_a_seed_trained_beside_the_baselines_serves_a_run_without_them(tmp_path) -> None:
+    """`polyrec run` measures the simple baselines beside each seed, a bench does not: the bench
+    reads such a seed back without their figures; a run that wants them retrains a seed that
+    has none."""
+    cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
+    out = tmp_path / "run"
+    with_baselines = run(cfg, out, progress=False, log=lambda _: None, baselines=True).metrics
+    lines: list[str] = []
+    without = run(cfg, out, progress=False, log=lines.append, baselines=False).metrics
+    assert any("seed 0: finished before" in line for line in lines)
+    assert not any(k.startswith("baseline.") for k in without)
+    assert without["A.rating.rmse"] == with_baselines["A.rating.rmse"]
+    lines.clear()
+    run(cfg, tmp_path / "bare", progress=False, log=lambda _: None, baselines=False)
+    again = run(cfg, tmp_path / "bare", progress=False, log=lines.append, baselines=True).metrics
+    assert not any("finished before" in line for line in lines)
+    assert any(k.startswith("baseline.") for k in again)
+
+
 def test_a_seed_is_not_read_back_for_other_data_or_with_no_resume(tmp_path) -> None:
     cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
     run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)

@@ -23,6 +23,7 @@ from .config import RunConfig
 from .data.tables import Dataset
 
 PROGRESS_DIR = "progress"
+BASELINE_PREFIX = "baseline."  # metrics.json keys of the simple baselines
 
 
 def data_fingerprint(ds: Dataset) -> str:
@@ -71,4 +72,12 @@ class SeedRecords:
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
-        return record if record.get("config") == self.question else None
+        asked = record.get("config")
+        if asked == self.question:
+            return record
+        if not self.question["baselines"] and asked == {**self.question, "baselines": True}:
+            # Trained with the simple baselines measured beside it (`polyrec run`): the same
+            # trainings, and a run without them (a bench) reads everything but their figures.
+            metrics = {k: v for k, v in record["metrics"].items() if not k.startswith(BASELINE_PREFIX)}
+            return {**record, "config": self.question, "metrics": metrics}
+        return None

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from ..baselines.popularity import Popularity
 from ..baselines.profile import MajorityClass, RatingMatrixLogReg, sparse_ratings
 from ..baselines.rating import GlobalMean, UserItemBias
+from ..run_progress import BASELINE_PREFIX
 from ..train.protocol_data import ProtocolData
 from ..train.sequences import Histories
 from .evaluate import pair_metrics, profile_metrics
@@ -30,7 +31,7 @@ def baseline_metrics(
     n_users = tr.n_users
 
     def put(name: str, metrics: dict[str, float]) -> None:
-        out.update({f"baseline.{name}.{k}": v for k, v in metrics.items()})
+        out.update({f"{BASELINE_PREFIX}{name}.{k}": v for k, v in metrics.items()})
 
     if p == "A" and data.test.pairs is not None:
         test = data.test.pairs
