@@ -86,9 +86,10 @@ def test_the_state_after_the_whole_history_is_the_full_encodings_last_state(laye
     batch.mask &= torch.arange(batch.mask.shape[1]) < batch.lengths.unsqueeze(1)
     assert len(set(batch.lengths.tolist())) > 3 and int(batch.lengths.min()) == 0
     with torch.no_grad():
-        full = model.encode(batch).last_state("next_item")
-        at_end = model.last_state(batch)
-        profile_full, profile_at_end = model.encode(batch).last_state("profile"), model.last_state(batch, task="profile")
+        enc = model.encode(batch)  # every position, read at each history's end
+        ends = (batch.lengths - 1).clamp(min=0)
+        full, profile_full = (enc.state(task)[torch.arange(len(ends)), ends] for task in ("next_item", "profile"))
+        at_end, profile_at_end = model.last_state(batch), model.last_state(batch, task="profile")
     torch.testing.assert_close(at_end, full, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(profile_at_end, profile_full, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(at_end[1], at_end[2])  # states that differ by user

@@ -68,11 +68,6 @@ class UserEncoding:
         """(B, L, d) the states ``task`` reads."""
         return self.task_states.get(task, self.states)
 
-    def last_state(self, task: str = "next_item") -> torch.Tensor:
-        """(B, d) ``task``'s state after the whole history (next_item's: what retrieval reads)."""
-        idx = (self.lengths - 1).clamp(min=0)
-        return self.state(task)[torch.arange(len(idx)), idx]
-
 
 class PolyRecModel(nn.Module):
     def __init__(self, spec: ModelSpec, text_vectors: torch.Tensor | None = None):
@@ -223,8 +218,8 @@ class PolyRecModel(nn.Module):
 
     def last_state(self, batch: HistoryBatch, catalogue: torch.Tensor | None = None, task: str = "next_item") -> torch.Tensor:
         """(B, d) ``task``'s state after each user's whole history: ``encode(batch,
-        catalogue).last_state(task)``, with the user encoder's last block run at that one
-        position rather than at every position of the history."""
+        catalogue).state(task)`` at position ``length − 1``, with the user encoder's last block
+        run at that one position rather than at every position of the history."""
         tokens = self._history_tokens(batch, catalogue)
         state = self.user_encoder.forward_at(tokens, (batch.lengths - 1).clamp(min=0))
         return self.task_state(state.unsqueeze(1), task).squeeze(1)
