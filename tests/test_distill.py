@@ -75,9 +75,12 @@ def teacher_run(folder, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def student_run(folder, teacher_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "student"
+    cfg = student_config(folder)
+    cfg.model.item_id_rank = 4  # as configs/student-tiny.yaml: narrow IDs, next item alone under B
+    cfg.train.auxiliary = {"B": False}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(polyrec.pipeline, "encode_texts", fake_encode)
-        distill(teacher_run, out, student_config(folder), progress=False, log=lambda _: None, baselines=False)
+        distill(teacher_run, out, cfg, progress=False, log=lambda _: None, baselines=False)
     return out
 
 
@@ -103,6 +106,11 @@ def test_distilled_student_is_an_ordinary_run(student_run, teacher_run) -> None:
     for record in records:
         assert json.loads(record.read_text())["metrics"]["distill.A.clusters"] in (2, 4), record.name
     assert metrics["model.trainable_params"] < teacher["model.trainable_params"]
+    # Under B the student learns next item alone (auxiliary off), while its teacher has every head.
+    student_b, teacher_b = load_teacher(student_run, "B", 1), load_teacher(teacher_run, "B", 1)
+    assert set(student_b.heads) == {"next_item"} and set(teacher_b.heads) == {"profile", "rating", "ctr", "next_item"}
+    assert set(load_teacher(student_run, "A", 1).heads) == {"profile", "rating", "ctr", "next_item"}
+    assert student_b.item_tower.ids.weight.shape[1] == 4
     student = load_run(student_run)  # saved, reloadable, served like any polyrec run
     assert len(student.recommend("u001", k=5)) == 5
 

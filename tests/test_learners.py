@@ -175,6 +175,19 @@ def test_a_seed_trained_beside_the_baselines_serves_a_run_without_them(tmp_path)
     assert any(k.startswith("baseline.") for k in again)
 
 
+def test_a_seed_without_a_teacher_is_read_back_whatever_its_unread_distillation_settings(tmp_path) -> None:
+    cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
+    run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)
+    cfg.distill.temperature = 5.0  # read only when there is a teacher
+    lines: list[str] = []
+    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
+    assert any("seed 0: finished before" in line for line in lines)
+    cfg.train.lr *= 2  # what training does read still retrains
+    lines.clear()
+    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
+    assert not any("finished before" in line for line in lines)
+
+
 def test_a_seed_is_not_read_back_for_other_data_or_with_no_resume(tmp_path) -> None:
     cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
     run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)

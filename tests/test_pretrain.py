@@ -63,6 +63,16 @@ def test_text_id_is_skipped_without_item_ids(ds, data_a) -> None:
     assert any("item ID embeddings" in n for n in result.notes)
 
 
+def test_text_id_aligns_low_rank_item_ids_through_their_widening_map(ds, data_a) -> None:
+    cfg = copy.deepcopy(tiny_config().model)
+    cfg.item_id_rank = 3
+    model = pretrain_model(ds.n_items, text_vectors(ds.n_items), cfg)
+    before = model.item_tower.id_up.weight.detach().clone()
+    result = pretrain(model, training_sequences(data_a, 20), PretrainConfig(epochs=1), seed=0, progress=False)
+    assert {"mim", "contrastive", "text_id", "total"} <= set(result.curves)
+    assert not torch.equal(before, model.item_tower.id_up.weight)
+
+
 def test_masked_inputs_are_exactly_the_sampled_positions(ds) -> None:
     gen = torch.Generator().manual_seed(0)
     lengths = torch.randint(1, 50, (200,), generator=gen)

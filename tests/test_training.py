@@ -66,6 +66,41 @@ def test_a_model_without_item_ids_or_the_wide_profile_part_is_smaller_and_still_
         RunConfig.from_dict({"model": {"item_ids": False}, "text": {"enabled": False}})
 
 
+def test_low_rank_item_ids_cost_rank_per_item_and_still_learn(ds, data_a) -> None:
+    """``model.item_id_rank``: each item's own vector is r wide, widened by one shared
+    (r × dim) map, so IDs cost r / dim of the full table plus that map."""
+    texts = torch.randn(ds.n_items, 12)
+    cfg = tiny_config()
+    full = build_model(data_a, list(TASKS), ds.n_items, texts.numpy(), cfg.model, ds.rating_range)
+    cfg.model.item_id_rank = 3
+    torch.manual_seed(0)
+    low = build_model(data_a, list(TASKS), ds.n_items, texts.numpy(), cfg.model, ds.rating_range)
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    dim = cfg.model.dim
+    assert count(full) - count(low) == ds.n_items * dim - (ds.n_items * 3 + 3 * dim)
+    items = torch.arange(ds.n_items)
+    low.eval()
+    widened = low.item_tower.id_up(low.item_tower.ids(items)) + low.item_tower.text_proj(low.item_tower.text)
+    assert torch.allclose(low.item_tower.all_items(), low.item_tower.norm(widened), atol=1e-6)
+    before = low.item_tower.ids.weight.detach().clone()
+    fit = finetune(low, data_a, cfg.train, progress=False)
+    assert fit.curves["next_item"]["train"][0] > fit.curves["next_item"]["train"][-1]
+    assert not torch.equal(before, low.item_tower.ids.weight)  # the narrow IDs learn
+    with pytest.raises(ValueError, match="item_id_rank"):
+        RunConfig.from_dict({"model": {"item_id_rank": -1}})
+
+
+def test_with_auxiliary_tasks_off_a_protocol_learns_only_the_tasks_it_evaluates() -> None:
+    tasks = ["profile", "rating", "ctr", "next_item"]
+    cfg = RunConfig.from_dict({"train": {"auxiliary": {"B": False}}}).train
+    assert cfg.tasks_for(tasks, "B") == ["next_item"]
+    assert cfg.tasks_for(tasks, "A") == tasks  # a protocol the mapping leaves out keeps them
+    assert RunConfig.from_dict({"train": {"auxiliary": False}}).train.tasks_for(tasks, "A") == ["profile", "rating", "ctr"]
+    assert RunConfig().train.tasks_for(tasks, "B") == tasks
+    with pytest.raises(ValueError, match="train.auxiliary"):
+        RunConfig.from_dict({"train": {"auxiliary": {"C": False}}})
+
+
 def test_the_profile_text_part_reads_the_standardised_mean_text_of_the_history_and_learns(ds, data_a) -> None:
     """``model.profile_text_rank``: a low-rank linear path from the history's mean text vector
     to the attribute logits, with no per-item parameters."""

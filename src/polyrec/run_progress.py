@@ -48,6 +48,14 @@ def _question(cfg: RunConfig, ds: Dataset, baselines: bool) -> dict[str, Any]:
     return raw
 
 
+def _as_trained(question: dict[str, Any]) -> dict[str, Any]:
+    """A question as training reads it: without a teacher, the distillation settings are never
+    read, so two runs that differ only there train alike (as `bench.mtl.same_question` judges)."""
+    if (question.get("distill") or {}).get("teacher") is None:
+        return {**question, "distill": None}
+    return question
+
+
 class SeedRecords:
     """The seed records of one run folder for one question (computed once: it hashes the data)."""
 
@@ -72,10 +80,10 @@ class SeedRecords:
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
-        asked = record.get("config")
-        if asked == self.question:
+        asked, question = _as_trained(record.get("config") or {}), _as_trained(self.question)
+        if asked == question:
             return record
-        if not self.question["baselines"] and asked == {**self.question, "baselines": True}:
+        if not question["baselines"] and asked == {**question, "baselines": True}:
             # Trained with the simple baselines measured beside it (`polyrec run`): the same
             # trainings, and a run without them (a bench) reads everything but their figures.
             metrics = {k: v for k, v in record["metrics"].items() if not k.startswith(BASELINE_PREFIX)}

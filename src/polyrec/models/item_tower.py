@@ -16,10 +16,18 @@ class ItemTower(nn.Module):
     The text part lets an item never seen in training (or hidden by ID dropout) still get a
     meaningful vector. ID embeddings start near zero so that, before training, an item is
     described by its text alone. ``ids=False`` leaves them out: ``e_i = W·text_i``.
+    ``id_rank`` (0 < r < dim) makes them low-rank, ``id_i = U·v_i`` with an r-wide ``v_i``: a
+    small model keeps every item's own vector at r / dim of the parameters.
     """
 
     def __init__(
-        self, n_items: int, dim: int, text_vectors: torch.Tensor | None, id_dropout: float = 0.0, ids: bool = True
+        self,
+        n_items: int,
+        dim: int,
+        text_vectors: torch.Tensor | None,
+        id_dropout: float = 0.0,
+        ids: bool = True,
+        id_rank: int = 0,
     ):
         super().__init__()
         if not ids and text_vectors is None:
@@ -27,9 +35,13 @@ class ItemTower(nn.Module):
         self.n_items = n_items
         self.id_dropout = id_dropout
         self.ids: nn.Embedding | None = None
+        self.id_up: nn.Linear | None = None
         if ids:
-            self.ids = nn.Embedding(n_items, dim)
+            low_rank = 0 < id_rank < dim
+            self.ids = nn.Embedding(n_items, id_rank if low_rank else dim)
             nn.init.normal_(self.ids.weight, std=0.01)
+            if low_rank:
+                self.id_up = nn.Linear(id_rank, dim, bias=False)
         if text_vectors is not None:
             self.register_buffer("text", text_vectors.float(), persistent=True)  # (I, D_text), frozen
             self.text_proj: nn.Linear | None = nn.Linear(text_vectors.shape[1], dim)
@@ -49,11 +61,16 @@ class ItemTower(nn.Module):
         self.text_mean.copy_(self.text.mean(0))
         self.text_std.copy_(self.text.std(0).clamp(min=1e-6))
 
+    def id_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """(...,) item indices → (..., d) ID parts (widened where ``id_rank`` narrows them)."""
+        vec = self.ids(items)
+        return vec if self.id_up is None else self.id_up(vec)
+
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """(...,) item indices → (..., d) vectors."""
         vec = None
         if self.ids is not None:
-            vec = self.ids(items)
+            vec = self.id_vectors(items)
             if self.training and self.id_dropout > 0 and self.text_proj is not None:
                 keep = (torch.rand(items.shape, device=items.device) >= self.id_dropout).unsqueeze(-1)
                 vec = vec * keep

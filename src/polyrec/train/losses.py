@@ -74,7 +74,9 @@ def task_outputs(
     draws = draws if replay else Draws()
     enc = model.encode(batch)
     out = TaskOutputs(enc, draws)
-    if "rating" in model.heads or "ctr" in model.heads:
+    # A replay runs only the tasks the replayed run drew for: a distillation teacher skips the
+    # heads its student lacks (a student that learns its protocol's own tasks alone).
+    if ("rating" in model.heads or "ctr" in model.heads) and not (replay and draws.pair_positions is None):
         # Leave-one-out: a target reads every other history item, never itself or its rating.
         if not replay:
             draws.pair_positions = _subsample(batch.items.shape[1], pair_fraction)
@@ -89,7 +91,7 @@ def task_outputs(
             out.rating = model.heads["rating"](pair["rating"][real], items)
         if "ctr" in model.heads and not torch.isnan(out.labels).all():
             out.ctr = model.heads["ctr"](pair["ctr"][real], items)
-    if "next_item" in model.heads:
+    if "next_item" in model.heads and not (replay and draws.next_valid is None):
         if not replay:
             valid = batch.mask[:, 1:].clone()
             if next_item_fraction < 1.0:

@@ -88,4 +88,4 @@ def text_id_loss(
     the items' vectors from an encoder being adapted (default: the model's cached vectors)."""
     tower = model.item_tower
     assert tower.text_proj is not None, "text_id needs text vectors"
-    return info_nce(tower.ids(items), tower.text_proj(tower.text[items] if text is None else text), temperature)
+    return info_nce(tower.id_vectors(items), tower.text_proj(tower.text[items] if text is None else text), temperature)
