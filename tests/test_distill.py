@@ -212,6 +212,27 @@ def test_every_part_adds_to_the_loss_and_trains(folder, teacher_run) -> None:
         assert all(torch.allclose(fewer[t], losses[t]) for t in losses if t not in touched)
 
 
+def test_with_no_soft_part_on_the_teacher_is_not_run_and_the_losses_are_the_true_labels_own(folder, teacher_run) -> None:
+    """configs/student-tiny.yaml's protocol B: every part at 0 trains as the student alone."""
+    from polyrec.train.losses import hard_losses
+
+    data, cfg, student, batch = _batch_and_models(folder, teacher_run)
+    teacher = load_teacher(teacher_run, "A", 0)
+    calls: list[int] = []
+    teacher.register_forward_pre_hook(lambda *_: calls.append(1))
+    teacher.user_encoder.register_forward_pre_hook(lambda *_: calls.append(1))
+    off = DistillObjective(teacher, data.profile_labels, DistillConfig(weights={p: 0.0 for p in DISTILL_PARTS}), "A", cfg.model.dim)
+    torch.manual_seed(0)
+    losses = off.losses(student, batch, (1.0, 1.0))
+    torch.manual_seed(0)
+    own = hard_losses(task_outputs(student, batch, 0, 1.0, 1.0, profile=True), batch, data.profile_labels)
+    assert not calls and set(losses) == set(own)
+    assert all(torch.allclose(losses[t], own[t]) for t in own)
+    on = DistillObjective(teacher, data.profile_labels, DistillConfig(weights={"next_item": 0.5}), "A", cfg.model.dim)
+    on.losses(student, batch, (1.0, 1.0))
+    assert calls  # one soft part on: the teacher runs
+
+
 def test_part_weights_are_per_protocol_and_a_bare_part_sets_every_protocol() -> None:
     default = DistillConfig()
     assert default.weights_for("B") == {"next_item": 1.0} and default.weights_for("A")["cluster"] == 0.5

@@ -68,6 +68,10 @@ def _add(losses: dict[str, torch.Tensor], task: str, weight: float, term: torch.
         losses[task] = losses[task] + weight * term if task in losses else weight * term
 
 
+# The parts that read the teacher's outputs batch by batch (cluster reads its precomputed clusters).
+SOFT_PARTS: tuple[str, ...] = ("rating", "ctr", "profile", "next_item", "unseen")
+
+
 @dataclass
 class DistillObjective:
     teacher: PolyRecModel
@@ -103,20 +107,21 @@ class DistillObjective:
         w, tau = self.weights, self.cfg.temperature
         soft_profile = w.get("profile", 0.0) > 0 and "profile" in self.teacher.heads
         student = task_outputs(model, batch, self.sampled_negatives, *fractions, profile=bool(self.profile_labels) or soft_profile)
-        with torch.no_grad():
-            teacher = task_outputs(self.teacher, batch, draws=student.draws, profile=student.profile is not None)
-            self._join_teacher_pairs(teacher, batch)
         losses = hard_losses(student, batch, self.profile_labels)
         user_weights = self._user_weights(batch)
         if user_weights is not None and student.profile is not None and self.profile_labels:
             balanced = balanced_profile_loss(student.profile, profile_targets(self.profile_labels, batch), user_weights)
             if balanced is not None:
                 losses["profile"] = balanced
-        for task, term in self._soft_terms(student, teacher, tau, user_weights).items():
-            _add(losses, task, w.get(task, 0.0), term)
-        if w.get("unseen", 0.0) > 0:
-            for task, term in self._unseen_terms(model, student, teacher, batch, tau).items():
-                _add(losses, task, w["unseen"], term)
+        if any(w.get(part, 0.0) > 0 for part in SOFT_PARTS):  # otherwise the teacher is not run
+            with torch.no_grad():
+                teacher = task_outputs(self.teacher, batch, draws=student.draws, profile=student.profile is not None)
+                self._join_teacher_pairs(teacher, batch)
+            for task, term in self._soft_terms(student, teacher, tau, user_weights).items():
+                _add(losses, task, w.get(task, 0.0), term)
+            if w.get("unseen", 0.0) > 0:
+                for task, term in self._unseen_terms(model, student, teacher, batch, tau).items():
+                    _add(losses, task, w["unseen"], term)
         if self.cluster_head is not None:
             losses["cluster"] = self._cluster_loss(student, batch)
         return losses
