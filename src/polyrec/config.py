@@ -165,9 +165,10 @@ class TrainConfig:
     # Whether a protocol's model learns the tasks that protocol does not evaluate beside its
     # own (at the fractions above): true, false, or a mapping protocol → either (one it leaves
     # out keeps true). False builds that protocol's model without their heads. A wide model
-    # gains from them; a tiny one gives its few dimensions to the task it is judged on (the
-    # 24-wide student without them under B: validation NDCG@10 0.085 against 0.074, at half
-    # the parameters; configs/student-tiny.yaml).
+    # gains from them (the default without them under B, seed 0: validation NDCG@10 0.1015
+    # against 0.1090); a tiny one gives its few dimensions to the task it is judged on (the
+    # 24-wide student without them under B: 0.085 against 0.075, at half the parameters;
+    # configs/student-tiny.yaml).
     auxiliary: bool | dict[str, bool] = True
     sampled_negatives: int = 0  # 0: full softmax over the catalogue for next_item
     # Validate and keep an exponential moving average of the weights over about this many
