@@ -317,6 +317,10 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def what_results_depend_on(self) -> dict[str, Any]:
+        """:func:`results_settings` of this config."""
+        return results_settings(self.to_dict())
+
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
@@ -336,6 +340,16 @@ class RunConfig:
 
 
 T = TypeVar("T")
+
+
+def results_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config's dict (:meth:`RunConfig.to_dict`, or one saved earlier) without what cannot
+    change its trainings' results: ``train.threads`` and ``train.workers`` (speed only) and,
+    without a teacher, the distillation settings (never read). Two configs whose results
+    settings are equal train alike, so a finished run of one serves the other."""
+    train = {k: v for k, v in raw.get("train", {}).items() if k not in ("threads", "workers")}
+    distill = raw.get("distill")
+    return {**raw, "train": train, "distill": distill if (distill or {}).get("teacher") is not None else None}
 
 
 def config_from_dict(cls: type[T], raw: dict[str, Any], where: str = "config") -> T:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import RunConfig
+from .config import RunConfig, results_settings
 from .data.tables import Dataset
 
 PROGRESS_DIR = "progress"
@@ -37,23 +37,13 @@ def data_fingerprint(ds: Dataset) -> str:
 
 
 def _question(cfg: RunConfig, ds: Dataset, baselines: bool) -> dict[str, Any]:
-    """What a seed's record depends on: the whole configuration but the seed list,
-    threads and workers, the data, and whether the simple baselines were measured beside it."""
-    raw = cfg.to_dict()
+    """What a seed's record depends on: the configuration's results settings but the seed
+    list, the data, and whether the simple baselines were measured beside it."""
+    raw = cfg.what_results_depend_on()
     raw.pop("seeds")
-    raw["train"].pop("threads")
-    raw["train"].pop("workers")
     raw["baselines"] = baselines
     raw["data_fingerprint"] = data_fingerprint(ds)
     return raw
-
-
-def _as_trained(question: dict[str, Any]) -> dict[str, Any]:
-    """A question as training reads it: without a teacher, the distillation settings are never
-    read, so two runs that differ only there train alike (as `bench.mtl.same_question` judges)."""
-    if (question.get("distill") or {}).get("teacher") is None:
-        return {**question, "distill": None}
-    return question
 
 
 class SeedRecords:
@@ -80,7 +70,8 @@ class SeedRecords:
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
-        asked, question = _as_trained(record.get("config") or {}), _as_trained(self.question)
+        # A record saved before the results settings left something out still matches.
+        asked, question = results_settings(record.get("config") or {}), self.question
         if asked == question:
             return record
         if not question["baselines"] and asked == {**question, "baselines": True}:

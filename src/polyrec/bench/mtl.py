@@ -70,14 +70,9 @@ def variant_config(base: RunConfig, v: Variant) -> RunConfig:
 
 
 def same_question(done: RunConfig, cfg: RunConfig, seeds: bool = True) -> bool:
-    """Whether a finished run's config asks what ``cfg`` asks: equal, threads and workers aside
-    (they change speed, not results), the distillation settings aside when neither run has a
-    teacher (they are not read), and seeds aside too with ``seeds=False``."""
-    a, b = done.to_dict(), cfg.to_dict()
-    a["train"]["threads"] = b["train"]["threads"] = None
-    a["train"]["workers"] = b["train"]["workers"] = None
-    if a["distill"]["teacher"] is None and b["distill"]["teacher"] is None:
-        a["distill"] = b["distill"] = None
+    """Whether a finished run's config asks what ``cfg`` asks: equal results settings
+    (:func:`config.results_settings`), and seeds aside too with ``seeds=False``."""
+    a, b = done.what_results_depend_on(), cfg.what_results_depend_on()
     if not seeds:
         a["seeds"] = b["seeds"] = None
     return a == b

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DistillConfig
+from ..config import DISTILL_PARTS, DistillConfig
 from ..eval.predict import profile_logits
 from ..models.polyrec import PolyRecModel
 from ..train.losses import TaskOutputs, hard_losses, profile_targets, soft_kl_rows, task_outputs
@@ -69,7 +69,7 @@ def _add(losses: dict[str, torch.Tensor], task: str, weight: float, term: torch.
 
 
 # The parts that read the teacher's outputs batch by batch (cluster reads its precomputed clusters).
-SOFT_PARTS: tuple[str, ...] = ("rating", "ctr", "profile", "next_item", "unseen")
+SOFT_PARTS: tuple[str, ...] = tuple(p for p in DISTILL_PARTS if p != "cluster")
 
 
 @dataclass
