@@ -188,6 +188,24 @@ def test_a_seed_without_a_teacher_is_read_back_whatever_its_unread_distillation_
     assert not any("finished before" in line for line in lines)
 
 
+def test_a_seed_saved_before_a_setting_existed_is_read_back_at_its_default(tmp_path) -> None:
+    cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
+    run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)
+    record_path = tmp_path / "run" / "progress" / "seed0.json"
+    record = json.loads(record_path.read_text())
+    del record["config"]["model"]["item_id_rank"]  # as saved before the setting was added
+    record_path.write_text(json.dumps(record))
+    lines: list[str] = []
+    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
+    assert any("seed 0: finished before" in line for line in lines)
+    record = json.loads(record_path.read_text())
+    record["config"]["model"]["no_such_setting"] = 1  # one since removed: it no longer reads
+    record_path.write_text(json.dumps(record))
+    lines.clear()
+    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
+    assert not any("finished before" in line for line in lines)
+
+
 def test_a_seed_is_not_read_back_for_other_data_or_with_no_resume(tmp_path) -> None:
     cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
     run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)

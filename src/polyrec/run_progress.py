@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import RunConfig, results_settings
+from .config import RunConfig
 from .data.tables import Dataset
 
 PROGRESS_DIR = "progress"
@@ -39,11 +39,27 @@ def data_fingerprint(ds: Dataset) -> str:
 def _question(cfg: RunConfig, ds: Dataset, baselines: bool) -> dict[str, Any]:
     """What a seed's record depends on: the configuration's results settings but the seed
     list, the data, and whether the simple baselines were measured beside it."""
+    return _question_of(cfg, data_fingerprint(ds), baselines)
+
+
+def _question_of(cfg: RunConfig, fingerprint: str, baselines: bool) -> dict[str, Any]:
     raw = cfg.what_results_depend_on()
     raw.pop("seeds")
-    raw["baselines"] = baselines
-    raw["data_fingerprint"] = data_fingerprint(ds)
-    return raw
+    return {**raw, "baselines": baselines, "data_fingerprint": fingerprint}
+
+
+def _saved_question(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A record's question as asked today: settings added since it was saved take their
+    defaults (which keep what polyrec did before them); None if it no longer reads."""
+    if not saved:
+        return None
+    # Left out of a question: the record's own keys, and a distill section without a teacher.
+    raw = {k: v for k, v in saved.items() if k not in ("baselines", "data_fingerprint") and v is not None}
+    try:
+        cfg = RunConfig.from_dict({**raw, "seeds": [0]})
+    except (ValueError, TypeError):  # a setting since removed or renamed: retrain
+        return None
+    return _question_of(cfg, saved.get("data_fingerprint", ""), bool(saved.get("baselines")))
 
 
 class SeedRecords:
@@ -70,8 +86,7 @@ class SeedRecords:
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
-        # A record saved before the results settings left something out still matches.
-        asked, question = results_settings(record.get("config") or {}), self.question
+        asked, question = _saved_question(record.get("config")), self.question
         if asked == question:
             return record
         if not question["baselines"] and asked == {**question, "baselines": True}:
