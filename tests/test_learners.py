@@ -175,17 +175,20 @@ def test_a_seed_trained_beside_the_baselines_serves_a_run_without_them(tmp_path)
     assert any(k.startswith("baseline.") for k in again)
 
 
+def _read_back(cfg, out) -> bool:
+    """Whether running ``cfg`` into ``out`` again reads seed 0 back rather than retraining it."""
+    lines: list[str] = []
+    run(cfg, out, progress=False, log=lines.append, baselines=False)
+    return any("seed 0: finished before" in line for line in lines)
+
+
 def test_a_seed_without_a_teacher_is_read_back_whatever_its_unread_distillation_settings(tmp_path) -> None:
     cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
     run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)
     cfg.distill.temperature = 5.0  # read only when there is a teacher
-    lines: list[str] = []
-    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
-    assert any("seed 0: finished before" in line for line in lines)
+    assert _read_back(cfg, tmp_path / "run")
     cfg.train.lr *= 2  # what training does read still retrains
-    lines.clear()
-    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
-    assert not any("finished before" in line for line in lines)
+    assert not _read_back(cfg, tmp_path / "run")
 
 
 def test_a_seed_saved_before_a_setting_existed_is_read_back_at_its_default(tmp_path) -> None:
@@ -195,15 +198,11 @@ def test_a_seed_saved_before_a_setting_existed_is_read_back_at_its_default(tmp_p
     record = json.loads(record_path.read_text())
     del record["config"]["model"]["item_id_rank"]  # as saved before the setting was added
     record_path.write_text(json.dumps(record))
-    lines: list[str] = []
-    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
-    assert any("seed 0: finished before" in line for line in lines)
+    assert _read_back(cfg, tmp_path / "run")
     record = json.loads(record_path.read_text())
     record["config"]["model"]["no_such_setting"] = 1  # one since removed: it no longer reads
     record_path.write_text(json.dumps(record))
-    lines.clear()
-    run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
-    assert not any("finished before" in line for line in lines)
+    assert not _read_back(cfg, tmp_path / "run")
 
 
 def test_a_seed_is_not_read_back_for_other_data_or_with_no_resume(tmp_path) -> None:
