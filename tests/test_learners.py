@@ -199,6 +199,17 @@ def test_a_seed_saved_before_a_setting_existed_is_read_back_at_its_default(tmp_p
     del record["config"]["model"]["item_id_rank"]  # as saved before the setting was added
     record_path.write_text(json.dumps(record))
     assert _read_back(cfg, tmp_path / "run")
+    # A setting whose default changed what runs do (config.LEGACY_VALUES): a record without
+    # it was made without the item prior, so it answers a config with the prior off only.
+    record = json.loads(record_path.read_text())
+    del record["config"]["model"]["item_prior"]
+    record_path.write_text(json.dumps(record))
+    assert not _read_back(cfg, tmp_path / "run")  # retrained, which saves a fresh record
+    record = json.loads(record_path.read_text())
+    del record["config"]["model"]["item_prior"]
+    record_path.write_text(json.dumps(record))
+    cfg.model.item_prior = False
+    assert _read_back(cfg, tmp_path / "run")
     record = json.loads(record_path.read_text())
     record["config"]["model"]["no_such_setting"] = 1  # one since removed: it no longer reads
     record_path.write_text(json.dumps(record))

@@ -7,6 +7,7 @@ fly) and item types, and one without text to reload to, are trained once for the
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -14,14 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 import polyrec
+from polyrec.models.io import load_model, save_model
+from polyrec.models.item_prior import blend_scores
 from polyrec.pipeline import run
 from polyrec.serve.app import ADMIN_KEY_ENV, ServeSettings, create_app
 from polyrec.serve.events import read_events
 from polyrec.serve.retrieval import IndexSettings
 from polyrec.serve.schemas import MAX_HISTORY, MAX_K, MAX_PAIRS
+from polyrec.train.item_prior_fit import ease_neighbours, taken_matrix
 from synthetic import interactions_frame, item_group, item_id, preferred_group, tiny_config, torch_threads, user_id, write_dataset
 
 KEY = "test-admin-key"
@@ -45,9 +50,15 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     with torch_threads(1):
         cfg = tiny_config(data, epochs=12)
         cfg.text.enabled, cfg.text.cache_dir = True, str(root / "text-cache")
+        cfg.model.item_prior = False  # its scores are the vectors' inner products (the index path)
         run(cfg, root / "text", progress=False, log=lambda _: None)
         run(tiny_config(data, epochs=2), root / "plain", progress=False, log=lambda _: None)
-    return {"text": root / "text", "plain": root / "plain", "root": root}
+    shutil.copytree(root / "text", root / "prior")
+    model = load_model(root / "prior" / "model" / "B")
+    history = polyrec.load(root / "text")._histories["B"]
+    model.attach_item_prior(*ease_neighbours(taken_matrix(history, model.spec.n_items), 10.0, 5, 100), share=0.4)
+    save_model(model, root / "prior" / "model" / "B")
+    return {"text": root / "text", "plain": root / "plain", "prior": root / "prior", "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -400,6 +411,39 @@ def test_after_reload_the_new_run_answers(client, runs, monkeypatch) -> None:
         assert ids(client.get(RECS.format("u002"), params={"k": 5})) == plain.recommend("u002", k=5)["item_id"].tolist()
     finally:
         client.post("/admin/reload", json={"run": str(runs["text"])}, headers={"X-API-Key": KEY})
+
+
+# ---------------------------------------------------------------- a run with an item prior
+
+
+def test_with_an_item_prior_requests_score_the_catalogue_exactly(runs) -> None:
+    with torch_threads(1):
+        rec = polyrec.load(runs["prior"])
+        assert not rec.vectors_rank_as_recommend and polyrec.load(runs["text"]).vectors_rank_as_recommend
+        prior = rec.models_["B"].item_prior
+        u = rec.user_index("u004")
+        own = torch.from_numpy(rec.user_vectors()[u] @ rec.item_vectors().T)[None]
+        taken = torch.from_numpy(rec._histories["B"].items[u][-20:])[None]  # what the model reads (max_history 20)
+        expected_blend = blend_scores(own, prior.history_scores(taken, torch.ones_like(taken, dtype=torch.bool)), 0.4)
+        np.testing.assert_allclose(rec.catalogue_scores(np.array([u]))[0], expected_blend[0].numpy(), atol=1e-4)
+        history = ["i001", "i005", "i009", "i013"]
+        with TestClient(create_app(runs["prior"], runs["root"] / "prior-events.sqlite")) as c:
+            assert c.get("/healthz").json()["index"]["kind"] == "none"
+            for params in ({"k": 7}, {"k": 3, "item_type": "ad"}):
+                ranked = rec.recommend("u004", k=40)["item_id"].tolist()
+                if "item_type" in params:
+                    ranked = [i for i in ranked if int(i[1:]) % 4 == 0]
+                assert ids(c.get(RECS.format("u004"), params=params)) == ranked[: params["k"]]
+            body = {"history": [{"item_id": i} for i in history], "k": 6}
+            expected = rec.recommend_history(history, k=6)["item_id"].tolist()
+            assert ids(c.post("/recommend", json=body)) == expected
+        # An ad-hoc history's scores are the same blend, its prior part read from its items.
+        everything = rec.recommend_history(history, k=40, exclude_seen=False)
+        by_vectors = torch.from_numpy(rec.item_vectors() @ rec.history_vector(history))[None]
+        taken = torch.tensor([[rec.item_index(i) for i in history]])
+        expected_blend = blend_scores(by_vectors, prior.history_scores(taken, torch.ones_like(taken, dtype=torch.bool)), 0.4)[0]
+        order = [rec.item_index(i) for i in everything["item_id"]]
+        np.testing.assert_allclose(everything["score"].to_numpy(), expected_blend.numpy()[order], atol=1e-4)
 
 
 # ---------------------------------------------------------------- an approximate index

@@ -100,6 +100,14 @@ class Recommender(RecommenderBase):
     # product of ``[query(h_u), 1]`` and ``[e_i, b_i]``, an inner-product index (FAISS) ranks
     # exactly as ``recommend`` does, and a known user's vector can be computed once.
 
+    @property
+    def vectors_rank_as_recommend(self) -> bool:
+        """Whether ``user_vectors() @ item_vectors().T`` ranks as ``recommend`` does: not where
+        the model joins an item prior to its scores (models/item_prior.py), which is no inner
+        product of two vectors; the vectors then give the model's own part of the score."""
+        _, model = self._model("next_item", ("B", "A"))
+        return model.item_prior is None
+
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
         """(I, d + 1) float32 ``[e_i, b_i]``: item vector and next-item bias, rows by item index."""
@@ -112,7 +120,8 @@ class Recommender(RecommenderBase):
     def user_vectors(self, batch_users: int = 256) -> np.ndarray:
         """(U, d + 1) float32 ``[query(h_u), 1]`` after each known user's whole history.
 
-        ``user_vectors()[u] @ item_vectors().T`` equals ``recommend``'s scores for user ``u``.
+        ``user_vectors()[u] @ item_vectors().T`` equals ``recommend``'s scores for user ``u``
+        (without an item prior: :attr:`vectors_rank_as_recommend`).
         """
         p, model = self._model("next_item", ("B", "A"))
         model.eval()
@@ -185,8 +194,14 @@ class Recommender(RecommenderBase):
         k: int = 10,
         exclude_seen: bool = True,
     ) -> pd.DataFrame:
-        """Top ``k`` items for an ad-hoc history (cold start): columns item_id, text, score."""
+        """Top ``k`` items for an ad-hoc history (cold start): columns item_id, text, score.
+        With an item prior, its part reads the history's catalogue items (new ones have none)."""
         scores = self.item_vectors() @ self.history_vector(items, ratings, texts)
+        _, model = self._model("next_item", ("B", "A"))
+        if model.item_prior is not None:
+            known = torch.tensor([[self._item_index[str(i)] for i in items if str(i) in self._item_index]])
+            with torch.no_grad():
+                scores = model.item_prior.blend(torch.from_numpy(scores)[None], known, torch.ones_like(known, dtype=torch.bool))[0].numpy()
         if exclude_seen:
             scores[[self._item_index[str(i)] for i in items if str(i) in self._item_index]] = -np.inf
         return self.top_items(scores, k)

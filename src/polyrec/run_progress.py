@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import RunConfig
+from .config import RunConfig, with_legacy_values
 from .data.tables import Dataset
 
 PROGRESS_DIR = "progress"
@@ -49,14 +49,15 @@ def _question_of(cfg: RunConfig, fingerprint: str, baselines: bool) -> dict[str,
 
 
 def _saved_question(saved: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A record's question as asked today: settings added since it was saved take their
-    defaults (which keep what polyrec did before them); None if it no longer reads."""
+    """A record's question as asked today: settings added since it was saved take the value
+    it was made with (their defaults, or their :data:`config.LEGACY_VALUES`); None if it no
+    longer reads."""
     if not saved:
         return None
     # Left out of a question: the record's own keys, and a distill section without a teacher.
     raw = {k: v for k, v in saved.items() if k not in ("baselines", "data_fingerprint") and v is not None}
     try:
-        cfg = RunConfig.from_dict({**raw, "seeds": [0]})
+        cfg = RunConfig.from_dict(with_legacy_values({**raw, "seeds": [0]}))
     except (ValueError, TypeError):  # a setting since removed or renamed: retrain
         return None
     return _question_of(cfg, saved.get("data_fingerprint", ""), bool(saved.get("baselines")))

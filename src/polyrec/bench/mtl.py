@@ -81,7 +81,7 @@ def same_question(done: RunConfig, cfg: RunConfig, seeds: bool = True) -> bool:
 def check_resumable(folder: Path, cfg: RunConfig) -> None:
     """A bench's finished folder is reused (or grown by seeds) only if it answers the same
     question; otherwise the bench stops rather than mix two configurations in one table."""
-    if not same_question(RunConfig.load(folder / "config.yaml"), cfg, seeds=False):
+    if not same_question(RunConfig.load(folder / "config.yaml", saved=True), cfg, seeds=False):
         raise ValueError(f"{folder} holds a run of another configuration than this bench asks for: use another --out")
 
 

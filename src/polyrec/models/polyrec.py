@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,6 +17,7 @@ from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
 from .experts import build_experts
 from .item_autoencoder import ItemAutoencoder, UserRowProfile
+from .item_prior import ItemPrior
 from .item_raters import ItemRaters
 from .item_tower import ItemTower
 from .pair import PairEncoder
@@ -44,6 +46,9 @@ class ModelSpec:
     # The autoencoder's user rows join the profile head (models/item_autoencoder.py); False in
     # a spec saved before they could, so such a model loads as it was trained.
     user_row_profile: bool = False
+    # Weights kept per item by the item prior joined to next-item scores (models/item_prior.py),
+    # 0 = none: fitted after fine-tuning, and only where it raised validation NDCG@10.
+    item_prior_neighbors: int = 0
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -107,6 +112,9 @@ class PolyRecModel(nn.Module):
         if spec.user_row_profile and self.item_autoencoder is not None and "profile" in heads:
             width = 2 * cfg.item_autoencoder
             self.user_row_profile = UserRowProfile(spec.n_users, width, {k: len(v) for k, v in spec.attribute_classes.items()})
+        self.item_prior: ItemPrior | None = None
+        if spec.item_prior_neighbors > 0 and "next_item" in heads:
+            self.item_prior = ItemPrior(spec.n_items, spec.item_prior_neighbors)
         # Shared-bottom (the default) has no parameters: the model is exactly the one without it.
         self.experts = build_experts(cfg.mtl, list(heads), d, cfg.dropout)
 
@@ -225,10 +233,19 @@ class PolyRecModel(nn.Module):
         return self.task_state(state.unsqueeze(1), task).squeeze(1)
 
     def score_catalogue(self, batch: HistoryBatch, item_vecs: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, I) next-item scores after each user's whole history."""
+        """(B, I) next-item scores after each user's whole history: the head's, or with an item
+        prior, its blend with them (standardised per user; only their order means anything)."""
         if item_vecs is None:
             item_vecs = self.item_tower.all_items()
-        return self.heads["next_item"](self.last_state(batch, item_vecs), item_vecs)
+        scores = self.heads["next_item"](self.last_state(batch, item_vecs), item_vecs)
+        return scores if self.item_prior is None else self.item_prior.blend(scores, batch.items, batch.mask)
+
+    def attach_item_prior(self, sources: np.ndarray, weights: np.ndarray, share: float) -> None:
+        """Join an item prior (``sources``, ``weights``: (I, k), train/item_prior_fit.py) to
+        the next-item scores at ``share``; the spec records it, so a saved model loads with it."""
+        self.item_prior = ItemPrior(self.spec.n_items, sources.shape[1])
+        self.item_prior.set(sources, weights, share)
+        self.spec.item_prior_neighbors = int(sources.shape[1])
 
     def profile_logits(self, enc: UserEncoding) -> dict[str, torch.Tensor]:
         logits = self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask, self.pooled_text(enc))

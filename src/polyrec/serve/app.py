@@ -20,9 +20,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Callable
 
 import numpy as np
+import pandas as pd
 from fastapi import Body, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -118,9 +119,13 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
 
     def by_recommend(run: LoadedRun, user_id: str, k: int, exclude_seen: bool, allowed: np.ndarray | None):
         """A run type without vectors: its own ``recommend``, asking for more until the type filter leaves k."""
+        return fetch_until(run, lambda fetch: run.rec.recommend(user_id, k=fetch, exclude_seen=exclude_seen), k, allowed)
+
+    def fetch_until(run: LoadedRun, top: Callable[[int], pd.DataFrame], k: int, allowed: np.ndarray | None):
+        """``top(n)``'s items (a recommend method's frame), asking for more until the type filter leaves k."""
         fetch = k
         while True:
-            recs = run.rec.recommend(user_id, k=fetch, exclude_seen=exclude_seen)
+            recs = top(fetch)
             ids = np.array([run.item_index[str(i)] for i in recs["item_id"]], dtype=np.int64)
             keep = np.ones(len(ids), bool) if allowed is None else allowed[ids]
             if keep.sum() >= k or len(ids) < fetch or fetch >= len(run.item_ids):
@@ -164,19 +169,27 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
     )
     def recommend_history(body: S.RecommendRequest) -> S.Recommendations:
         run = holder.current
-        if not run.retrieves:
+        if not hasattr(run.rec, "recommend_history"):
             raise HTTPException(501, f"the run type of {run.run} cannot recommend for an ad-hoc history")
         allowed = type_mask(run, body.item_type)
         items = [h.item_id for h in body.history]
+        ratings = [h.rating for h in body.history]
         texts = {h.item_id: h.text for h in body.history if h.text is not None and h.item_id not in run.item_index}
         try:
-            vector = run.rec.history_vector(items, [h.rating for h in body.history], texts)  # type: ignore[attr-defined]
+            if run.retrieves:
+                vector = run.rec.history_vector(items, ratings, texts)  # type: ignore[attr-defined]
+                seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
+                ids, scores = run.items.top_k(vector, body.k, seen if body.exclude_seen else None, allowed)  # type: ignore[union-attr]
+            else:  # scores that no index ranks (an item prior): the whole catalogue, exactly
+
+                def top(n: int) -> pd.DataFrame:
+                    return run.rec.recommend_history(items, ratings, texts, k=n, exclude_seen=body.exclude_seen)  # type: ignore[attr-defined]
+
+                ids, scores = fetch_until(run, top, body.k, allowed)
         except KeyError as exc:
             raise HTTPException(404, exc.args[0]) from None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
-        ids, scores = run.items.top_k(vector, body.k, seen if body.exclude_seen else None, allowed)  # type: ignore[union-attr]
         return S.Recommendations(items=scored(run, ids, scores))
 
     @app.get(

@@ -92,12 +92,15 @@ def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> Loa
     user_vecs, index, similar, recall = None, None, None, 1.0
     if isinstance(rec, Retrieves):
         item_vecs = rec.item_vectors()
-        user_vecs = rec.user_vectors()
-        index = VectorIndex(item_vecs, settings)
         e = item_vecs[:, :-1]
         similar = VectorIndex(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12), settings)
-        sample = np.random.default_rng(0).permutation(len(user_vecs))[:RECALL_QUERIES]
-        recall = index.recall_at(user_vecs[sample], 10)
+        # With an item prior the scores are no inner product: requests score the catalogue
+        # exactly through the run's own recommend methods instead of the index.
+        if getattr(rec, "vectors_rank_as_recommend", True):
+            user_vecs = rec.user_vectors()
+            index = VectorIndex(item_vecs, settings)
+            sample = np.random.default_rng(0).permutation(len(user_vecs))[:RECALL_QUERIES]
+            recall = index.recall_at(user_vecs[sample], 10)
     loaded = LoadedRun(
         run=str(path),
         rec=rec,

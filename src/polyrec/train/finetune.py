@@ -29,6 +29,7 @@ from .item_autoencoder_fit import (
     fit_profile_join,
     validation_ratings,
 )
+from .item_prior_fit import fit_item_prior
 from .losses import task_losses
 from .protocol_data import ProtocolData
 from .refit_head import SoftProfileTargets, refit_profile_head
@@ -48,6 +49,8 @@ class FitResult:
     seconds_to_best: float = 0.0  # training time until the end of the best epoch (validation included)
     # The item autoencoder's validation RMSE and how it joins the heads (see item_autoencoder_fit.py).
     autoencoder: dict[str, float] = field(default_factory=dict)
+    # The item prior's choice on validation (see item_prior_fit.py); empty where none was fitted.
+    item_prior: dict[str, float] = field(default_factory=dict)
 
 
 class Objective(Protocol):
@@ -321,5 +324,6 @@ def finetune(
     if model.user_row_profile is not None:
         kept = fit_profile_join(model, data)
         autoencoder.update({f"profile_{name}": float(name in kept) for name in model.user_row_profile.names})
+    prior = fit_item_prior(model, data, model.spec.config)
     model.eval()
-    return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best, autoencoder)
+    return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best, autoencoder, prior)

@@ -41,6 +41,7 @@ class PolyRecLearner:
         prepare_seconds = time.perf_counter() - start  # counted as training time
         fit = finetune(self.model, data, c.cfg.train, c.progress, objective=objective)
         metrics.update({f"autoencoder.{data.protocol}.{k}": v for k, v in fit.autoencoder.items()})
+        metrics.update({f"item_prior.{data.protocol}.{k}": v for k, v in fit.item_prior.items()})
         # Per protocol: the models differ where one has the item autoencoder (protocol A only).
         metrics[f"model.{data.protocol}.trainable_params"] = float(count_parameters(self.model))
         return FitInfo(

@@ -1,0 +1,65 @@
+"""The item prior (models/item_prior.py) fitted onto a finished run's protocol-B models.
+
+    python benchmarks/item_prior.py runs/ml100k [seeds]
+
+Each seed's saved model is loaded as fine-tuning left it, the prior is fitted as
+`polyrec run` fits it (train/item_prior_fit.py: λ and share chosen on validation NDCG@10),
+and the validation and test NDCG@10 / HR@10 are printed without and with it — the prior's
+own gain, measured without retraining (a run trained before the prior existed keeps its
+models). Test data is read only to print the figures.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from polyrec.config import RunConfig
+from polyrec.eval.predict import score_users
+from polyrec.eval.ranking import ranking_metrics, target_ranks
+from polyrec.models.io import load_model
+from polyrec.pipeline import load_configured_dataset
+from polyrec.run_loader import seed_model_folder
+from polyrec.train.item_prior_fit import fit_item_prior
+from polyrec.train.protocol_data import prepare
+
+
+def side_figures(model, side) -> dict[str, float]:
+    scores = score_users(model, side.history, side.next_users)
+    ranks = target_ranks(scores, side.next_items, [side.history.items[u] for u in side.next_users])
+    return ranking_metrics(ranks, ks=(10,))
+
+
+def main(run: Path, seeds: list[int]) -> None:
+    cfg = RunConfig.load(run / "config.yaml", saved=True)
+    ds = load_configured_dataset(cfg)
+    prior_cfg = RunConfig.from_dict({"model": {"item_prior": True}}).model  # today's defaults
+    rows = []
+    for seed in seeds:
+        data = prepare(ds, "B", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, bool(ds.attributes))
+        model = load_model(seed_model_folder(run, "B", seed))
+        if model.item_prior is not None:
+            sys.exit(f"{run}: its protocol-B models already carry an item prior")
+        before = {s: side_figures(model, getattr(data, s)) for s in ("valid", "test")}
+        start = time.perf_counter()
+        chosen = fit_item_prior(model, data, prior_cfg)
+        seconds = time.perf_counter() - start
+        after = {s: side_figures(model, getattr(data, s)) for s in ("valid", "test")}
+        rows.append([before["valid"]["ndcg@10"], after["valid"]["ndcg@10"], before["test"]["ndcg@10"],
+                     after["test"]["ndcg@10"], before["test"]["hr@10"], after["test"]["hr@10"]])
+        print(f"seed {seed}: λ {chosen.get('l2')}, share {chosen.get('share')}, fit {seconds:.1f} s · "
+              f"valid NDCG@10 {rows[-1][0]:.4f} → {rows[-1][1]:.4f} · test NDCG@10 {rows[-1][2]:.4f} → {rows[-1][3]:.4f}"
+              f" · test HR@10 {rows[-1][4]:.4f} → {rows[-1][5]:.4f}")
+    m, s = np.mean(rows, 0), np.std(rows, 0, ddof=1) if len(rows) > 1 else np.zeros(6)
+    names = ["valid NDCG@10", "", "test NDCG@10", "", "test HR@10", ""]
+    for i in (0, 2, 4):
+        print(f"{names[i]}: {m[i]:.4f} ± {s[i]:.4f} without → {m[i + 1]:.4f} ± {s[i + 1]:.4f} with the prior")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(Path(sys.argv[1]), [int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "0,1,2").split(",")])
