@@ -50,7 +50,7 @@ def main(run: Path, seeds: list[int]) -> None:
         after = {s: side_figures(model, getattr(data, s)) for s in ("valid", "test")}
         rows.append([before["valid"]["ndcg@10"], after["valid"]["ndcg@10"], before["test"]["ndcg@10"],
                      after["test"]["ndcg@10"], before["test"]["hr@10"], after["test"]["hr@10"]])
-        print(f"seed {seed}: λ {chosen.get('l2')}, share {chosen.get('share')}, fit {seconds:.1f} s · "
+        print(f"seed {seed}: λ {chosen.get('l2')}, decay {chosen.get('decay')}, share {chosen.get('share')}, fit {seconds:.1f} s · "
               f"valid NDCG@10 {rows[-1][0]:.4f} → {rows[-1][1]:.4f} · test NDCG@10 {rows[-1][2]:.4f} → {rows[-1][3]:.4f}"
               f" · test HR@10 {rows[-1][4]:.4f} → {rows[-1][5]:.4f}")
     m, s = np.mean(rows, 0), np.std(rows, 0, ddof=1) if len(rows) > 1 else np.zeros(6)

@@ -10,6 +10,7 @@ import torch
 
 from polyrec.eval.predict import score_users
 from polyrec.models.io import load_model, save_model
+from polyrec.models.item_prior import ItemPrior
 from polyrec.train.finetune import build_model
 from polyrec.train.item_prior_fit import ease_neighbours, fit_item_prior
 from polyrec.train.protocol_data import prepare
@@ -89,3 +90,14 @@ def test_with_the_prior_off_or_no_next_item_to_validate_nothing_is_fitted(untrai
         data_a = prepare(ds, "A", 0, 4.0, 10, True)  # protocol A validates no next item
         model_a = build_model(data_a, ["rating", "next_item"], ds.n_items, None, tiny_config().model, ds.rating_range)
         assert fit_item_prior(model_a, data_a, tiny_config().model) == {} and model_a.item_prior is None
+
+
+def test_history_items_count_decay_per_step_back_at_their_latest_position() -> None:
+    prior = ItemPrior(4, 1)  # each item's only source is itself, weight 1: the score is its count
+    prior.set(np.arange(4).reshape(4, 1), np.ones((4, 1)), share=0.5, decay=0.5)
+    items = torch.tensor([[0, 1, 2, 1], [3, 1, 0, 0]])
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])  # row 2 right-padded
+    expected = torch.tensor([[0.125, 1.0, 0.5, 0.0], [0.0, 1.0, 0.0, 0.5]])
+    torch.testing.assert_close(prior.history_scores(items, mask), expected)
+    prior.set(np.arange(4).reshape(4, 1), np.ones((4, 1)), share=0.5, decay=1.0)  # as a set
+    torch.testing.assert_close(prior.history_scores(items, mask), (expected > 0).float())

@@ -56,7 +56,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     shutil.copytree(root / "text", root / "prior")
     model = load_model(root / "prior" / "model" / "B")
     history = polyrec.load(root / "text")._histories["B"]
-    model.attach_item_prior(*ease_neighbours(taken_matrix(history, model.spec.n_items), 10.0, 5, 100), share=0.4)
+    model.attach_item_prior(*ease_neighbours(taken_matrix(history, model.spec.n_items), 10.0, 5, 100), share=0.4, decay=0.9)
     save_model(model, root / "prior" / "model" / "B")
     return {"text": root / "text", "plain": root / "plain", "prior": root / "prior", "root": root}
 

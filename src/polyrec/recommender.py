@@ -199,9 +199,12 @@ class Recommender(RecommenderBase):
         scores = self.item_vectors() @ self.history_vector(items, ratings, texts)
         _, model = self._model("next_item", ("B", "A"))
         if model.item_prior is not None:
-            known = torch.tensor([[self._item_index[str(i)] for i in items if str(i) in self._item_index]])
+            keep = list(items)[-model.spec.config.max_history :]  # what the model reads
+            index = torch.tensor([[self._item_index.get(str(i), 0) for i in keep]])
+            known = torch.tensor([[str(i) in self._item_index for i in keep]])  # new items have no prior part
             with torch.no_grad():
-                scores = model.item_prior.blend(torch.from_numpy(scores)[None], known, torch.ones_like(known, dtype=torch.bool))[0].numpy()
+                blended = model.item_prior.blend(torch.from_numpy(scores)[None], index, known, torch.tensor([len(keep) - 1]))
+            scores = blended[0].numpy()
         if exclude_seen:
             scores[[self._item_index[str(i)] for i in items if str(i) in self._item_index]] = -np.inf
         return self.top_items(scores, k)

@@ -29,12 +29,16 @@ class ItemPrior(nn.Module):
         self.register_buffer("sources", torch.zeros(n_items, neighbors, dtype=torch.int32))
         self.register_buffer("weights", torch.zeros(n_items, neighbors))
         self.register_buffer("share", torch.tensor(0.0))
+        # An item taken k steps before the history's end counts decay**k (its latest time):
+        # 1 reads the history as a set, as EASE's fit does; below 1 leans on the recent items.
+        self.register_buffer("decay", torch.tensor(1.0))
         self._matrix: torch.Tensor | None = None  # the sparse (target × source) map, built once
 
-    def set(self, sources: np.ndarray, weights: np.ndarray, share: float) -> None:
+    def set(self, sources: np.ndarray, weights: np.ndarray, share: float, decay: float = 1.0) -> None:
         self.sources.copy_(torch.from_numpy(sources).to(torch.int32))
         self.weights.copy_(torch.from_numpy(weights).float())
         self.share.fill_(float(share))
+        self.decay.fill_(float(decay))
         self._matrix = None
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -52,14 +56,21 @@ class ItemPrior(nn.Module):
                 self._matrix = coo.to_sparse_csr()
         return self._matrix
 
-    def history_scores(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, I) prior scores of (B, L) histories (``mask``: real positions; an item taken
-        twice counts once, as in the binary matrix the prior was fitted on)."""
-        taken = torch.zeros(items.shape[0], self.n_items).scatter_add_(1, items, mask.float()).clamp_(max=1.0)
+    def history_scores(self, items: torch.Tensor, mask: torch.Tensor, ends: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, I) prior scores of (B, L) histories, oldest item first. ``mask``: real
+        positions; ``ends``: each history's last position (default: right-padded, the last
+        real one). An item taken twice counts once, at its latest position."""
+        if ends is None:
+            ends = mask.sum(1) - 1
+        age = (ends.unsqueeze(1) - torch.arange(items.shape[1])).clamp(min=0)
+        weight = torch.where(mask, self.decay ** age.float(), torch.zeros(()))
+        taken = torch.zeros(items.shape[0], self.n_items).scatter_reduce_(1, items, weight, reduce="amax")
         return (self.matrix() @ taken.T).T
 
-    def blend(self, model_scores: torch.Tensor, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return blend_scores(model_scores, self.history_scores(items, mask), float(self.share))
+    def blend(
+        self, model_scores: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, ends: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return blend_scores(model_scores, self.history_scores(items, mask, ends), float(self.share))
 
 
 def standardised(scores: torch.Tensor) -> torch.Tensor:

@@ -240,11 +240,12 @@ class PolyRecModel(nn.Module):
         scores = self.heads["next_item"](self.last_state(batch, item_vecs), item_vecs)
         return scores if self.item_prior is None else self.item_prior.blend(scores, batch.items, batch.mask)
 
-    def attach_item_prior(self, sources: np.ndarray, weights: np.ndarray, share: float) -> None:
+    def attach_item_prior(self, sources: np.ndarray, weights: np.ndarray, share: float, decay: float = 1.0) -> None:
         """Join an item prior (``sources``, ``weights``: (I, k), train/item_prior_fit.py) to
-        the next-item scores at ``share``; the spec records it, so a saved model loads with it."""
+        the next-item scores at ``share``, reading history items at ``decay`` per step back;
+        the spec records it, so a saved model loads with it."""
         self.item_prior = ItemPrior(self.spec.n_items, sources.shape[1])
-        self.item_prior.set(sources, weights, share)
+        self.item_prior.set(sources, weights, share, decay)
         self.spec.item_prior_neighbors = int(sources.shape[1])
 
     def profile_logits(self, enc: UserEncoding) -> dict[str, torch.Tensor]:
