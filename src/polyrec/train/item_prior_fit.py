@@ -67,8 +67,9 @@ def _ndcg(scores: np.ndarray, targets: np.ndarray, seen: list[np.ndarray]) -> fl
 
 
 def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) -> dict[str, float]:
-    """Attach the item prior to ``model`` if a (λ, share) of the grids raises its validation
-    NDCG@10; figures for metrics.json either way (nothing where validation ranks no next item)."""
+    """Attach the item prior to ``model`` if a (λ, decay, share) of the grids raises its
+    validation NDCG@10; figures for metrics.json either way (λ, decay and share 0 where none
+    did; nothing where validation ranks no next item)."""
     side = data.valid
     if not cfg.item_prior or "next_item" not in model.heads or side.next_users is None or not len(side.next_users):
         return {}
@@ -96,4 +97,4 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
                     best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": (sources, weights)}
     if "kept" in best:
         model.attach_item_prior(*best.pop("kept"), best["share"], best["decay"])
-    return {"valid_ndcg_alone": base, "share": 0.0, **best}
+    return {"valid_ndcg_alone": base, "l2": 0.0, "decay": 0.0, "share": 0.0, **best}
