@@ -3,7 +3,8 @@
     python benchmarks/item_prior.py runs/ml100k [seeds]
 
 Each seed's saved model is loaded as fine-tuning left it, the prior is fitted as
-`polyrec run` fits it (train/item_prior_fit.py: λ and share chosen on validation NDCG@10),
+`polyrec run` fits it (train/item_prior_fit.py: λ, decay and share chosen on validation
+NDCG@10),
 and the validation and test NDCG@10 / HR@10 are printed without and with it — the prior's
 own gain, measured without retraining (a run trained before the prior existed keeps its
 models). Test data is read only to print the figures.

@@ -123,3 +123,10 @@ def ranking_metrics(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[s
         out[f"ndcg@{k}"] = float(np.mean(np.where(hit, 1.0 / np.log2(r + 1.0), 0.0)))
         out[f"mrr@{k}"] = float(np.mean(np.where(hit, 1.0 / r, 0.0)))
     return out
+
+
+def ndcg_at(
+    scores: np.ndarray, targets: np.ndarray, exclude: Sequence[np.ndarray] | sp.spmatrix | sp.sparray | None, k: int = 10
+) -> float:
+    """Mean NDCG@k of ``scores`` (:func:`target_ranks`' arguments): what model selection reads."""
+    return ranking_metrics(target_ranks(scores, targets, exclude), ks=(k,))[f"ndcg@{k}"]

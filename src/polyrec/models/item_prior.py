@@ -9,7 +9,8 @@ than either (MovieLens-100K, protocol B: README).
 Each item keeps only its ``neighbors`` strongest incoming weights, so the stored prior grows
 with the catalogue, not with its square. The blend is ``(1 − s)·z(model) + s·z(prior)``, each
 standardised per user over the catalogue so that the share ``s`` means the same whatever the
-two scales; ``s`` and ``λ`` are chosen on validation (train/item_prior_fit.py).
+two scales. A history item counts ``decay^k`` for k steps back. ``λ``, the decay and ``s`` are
+chosen on validation (train/item_prior_fit.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Fitting the item prior (models/item_prior.py) after fine-tuning: EASE on the training
-histories for each L2 of a grid, the blend's share for each share of a grid, the pair with the
-best validation NDCG@10 kept — or none, where no pair beats the model alone on validation."""
+histories for each L2 of a grid, read at each decay of a grid and blended at each share of a
+grid; the choice with the best validation NDCG@10 is kept — or none, where no choice beats the
+model alone on validation."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from ..config import ModelConfig
 from ..eval.predict import score_users
-from ..eval.ranking import ranking_metrics, target_ranks
+from ..eval.ranking import ndcg_at
 from ..models.item_prior import ItemPrior, blend_scores
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
@@ -62,10 +63,6 @@ def ease_neighbours(
     return sources, weights
 
 
-def _ndcg(scores: np.ndarray, targets: np.ndarray, seen: list[np.ndarray]) -> float:
-    return ranking_metrics(target_ranks(scores, targets, seen), ks=(10,))["ndcg@10"]
-
-
 def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) -> dict[str, float]:
     """Attach the item prior to ``model`` if a (λ, decay, share) of the grids raises its
     validation NDCG@10; figures for metrics.json either way (λ, decay and share 0 where none
@@ -80,7 +77,7 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
     users, targets = side.next_users[pick], side.next_items[pick]
     seen = [side.history.items[u] for u in users]
     own = torch.from_numpy(score_users(model, side.history, users))
-    base = _ndcg(own.numpy(), targets, seen)
+    base = ndcg_at(own.numpy(), targets, seen)
     batch = collate(side.history, users, model.spec.config.max_history)  # what scoring reads
     taken = taken_matrix(data.train, n_items)
     best: dict = {"valid_ndcg": base}
@@ -92,7 +89,7 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
             with torch.no_grad():
                 prior_scores = prior.history_scores(batch.items, batch.mask)
             for share in SHARE_GRID:
-                ndcg = _ndcg(blend_scores(own, prior_scores, share).numpy(), targets, seen)
+                ndcg = ndcg_at(blend_scores(own, prior_scores, share).numpy(), targets, seen)
                 if ndcg > best["valid_ndcg"] + 1e-6:
                     best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": (sources, weights)}
     if "kept" in best:

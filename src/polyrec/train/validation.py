@@ -7,7 +7,7 @@ import torch
 
 from ..eval.metrics import logloss
 from ..eval.predict import predict_pairs, profile_probabilities, score_users
-from ..eval.ranking import ranking_metrics, target_ranks
+from ..eval.ranking import ndcg_at
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
 
@@ -30,8 +30,7 @@ def validation_losses(model: PolyRecModel, data: ProtocolData) -> dict[str, floa
         scores = score_users(model, side.history, side.next_users)
         seen = [side.history.items[u] for u in side.next_users]
         # The task's main metric, for early stopping: a ranking can improve while CE does not.
-        ranks = target_ranks(scores, side.next_items, seen)
-        out[NEXT_ITEM_SELECTION] = ranking_metrics(ranks, ks=(10,))["ndcg@10"]
+        out[NEXT_ITEM_SELECTION] = ndcg_at(scores, side.next_items, seen)
         # Cross-entropy over the candidates of that ranking: the history is not one (the target always is).
         masked = torch.from_numpy(scores)
         targets = torch.from_numpy(side.next_items)
