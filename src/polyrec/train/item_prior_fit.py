@@ -12,7 +12,7 @@ import torch
 from ..config import ModelConfig
 from ..eval.predict import score_users
 from ..eval.ranking import ndcg_at
-from ..models.item_prior import ItemPrior, blend_scores
+from ..models.item_prior import ItemPrior, standardised
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
 from .sequences import Histories, collate
@@ -75,9 +75,10 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
     if len(pick) > CHOICE_USERS:
         pick = np.sort(np.random.default_rng(data.seed).choice(pick, CHOICE_USERS, replace=False))
     users, targets = side.next_users[pick], side.next_items[pick]
-    seen = [side.history.items[u] for u in users]
+    seen = taken_matrix(side.history, n_items)[users]  # one exclusion pattern for every choice
     own = torch.from_numpy(score_users(model, side.history, users))
     base = ndcg_at(own.numpy(), targets, seen)
+    own = standardised(own)  # the blend's model part, the same for every choice
     batch = collate(side.history, users, model.spec.config.max_history)  # what scoring reads
     taken = taken_matrix(data.train, n_items)
     best: dict = {"valid_ndcg": base}
@@ -87,9 +88,9 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
         for decay in DECAY_GRID:
             prior.set(sources, weights, 0.0, decay)
             with torch.no_grad():
-                prior_scores = prior.history_scores(batch.items, batch.mask)
-            for share in SHARE_GRID:
-                ndcg = ndcg_at(blend_scores(own, prior_scores, share).numpy(), targets, seen)
+                prior_scores = standardised(prior.history_scores(batch.items, batch.mask))
+            for share in SHARE_GRID:  # blend_scores, with each part standardised once
+                ndcg = ndcg_at(((1.0 - share) * own + share * prior_scores).numpy(), targets, seen)
                 if ndcg > best["valid_ndcg"] + 1e-6:
                     best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": (sources, weights)}
     if "kept" in best:
