@@ -467,3 +467,19 @@ def test_the_rated_summary_is_the_rating_weighted_mean_of_the_visible_history() 
     features = pair.features(ctx, torch.randn(1, 3, 4), torch.tensor([[0, 2]]))
     assert features.shape[-1] == pair.out_dim == 8 * 4 + 1
     assert PairEncoder(4).out_dim == 7 * 4 + 1  # off by default: the model's shape is unchanged
+
+
+def test_attention_dropout_acts_on_the_attention_weights_alone() -> None:
+    """``attention_dropout`` drops attention weights only (None: the model's ``dropout``):
+    with every other dropout at 0, a training-mode encoder is random with it and exact without."""
+    from polyrec.models.user_encoder import UserEncoder
+
+    assert UserEncoder(8, 1, 2, 10, 3, dropout=0.3).blocks[0].attention_dropout == 0.3
+    tokens = torch.randn(4, 10, 8)
+    for rate, random in ((0.5, True), (0.0, False)):
+        torch.manual_seed(0)
+        encoder = UserEncoder(8, 2, 2, 10, 3, dropout=0.0, attention_dropout=rate).train()
+        first, second = encoder(tokens), encoder(tokens)
+        assert (not torch.equal(first, second)) is random
+    with pytest.raises(ValueError, match="attention_dropout"):
+        RunConfig.from_dict({"model": {"attention_dropout": 1.0}})

@@ -83,7 +83,9 @@ class PolyRecModel(nn.Module):
         if text_vectors is None and spec.text_dim is not None:
             text_vectors = torch.zeros(spec.n_items, spec.text_dim)  # filled by load_state_dict
         self.item_tower = ItemTower(spec.n_items, d, text_vectors, cfg.id_dropout, ids=cfg.item_ids, id_rank=cfg.item_id_rank)
-        self.user_encoder = UserEncoder(d, cfg.layers, cfg.heads, cfg.max_history, spec.n_rating_tokens, cfg.dropout)
+        self.user_encoder = UserEncoder(
+            d, cfg.layers, cfg.heads, cfg.max_history, spec.n_rating_tokens, cfg.dropout, cfg.attention_dropout
+        )
         self.pair = PairEncoder(d, rated_summary=cfg.rated_summary)
         pair_dim = self.pair.out_dim
         self.item_raters: ItemRaters | None = None

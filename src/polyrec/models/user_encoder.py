@@ -8,7 +8,7 @@ from torch import nn
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float):
+    def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float):
         super().__init__()
         self.heads = heads
         self.ln1 = nn.LayerNorm(dim)
@@ -17,7 +17,7 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.drop = nn.Dropout(dropout)
-        self.dropout = dropout
+        self.attention_dropout = attention_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, L, d = x.shape
@@ -26,7 +26,7 @@ class Block(nn.Module):
         # position never sees padding and the last real position sees the whole history.
         y = F.scaled_dot_product_attention(
             self._heads(q), self._heads(k), self._heads(v), is_causal=True,
-            dropout_p=self.dropout if self.training else 0.0,
+            dropout_p=self.attention_dropout if self.training else 0.0,
         )
         return self._mix(x, y)
 
@@ -42,7 +42,7 @@ class Block(nn.Module):
         seen = torch.arange(L, device=x.device) <= positions.unsqueeze(1)  # (B, L): causal at that position
         y = F.scaled_dot_product_attention(
             self._heads(q), self._heads(k), self._heads(v), attn_mask=seen[:, None, None, :],
-            dropout_p=self.dropout if self.training else 0.0,
+            dropout_p=self.attention_dropout if self.training else 0.0,
         )
         return self._mix(x[rows, positions].unsqueeze(1), y).squeeze(1)
 
@@ -66,12 +66,16 @@ class UserEncoder(nn.Module):
     sequence a leak-free target.
     """
 
-    def __init__(self, dim: int, layers: int, heads: int, max_len: int, n_rating_tokens: int, dropout: float):
+    def __init__(
+        self, dim: int, layers: int, heads: int, max_len: int, n_rating_tokens: int, dropout: float,
+        attention_dropout: float | None = None,
+    ):
         super().__init__()
         self.rating_emb = nn.Embedding(n_rating_tokens, dim)
         self.pos_emb = nn.Embedding(max_len, dim)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
+        attention = dropout if attention_dropout is None else attention_dropout
+        self.blocks = nn.ModuleList(Block(dim, heads, dropout, attention) for _ in range(layers))
         self.ln = nn.LayerNorm(dim)
 
     def tokens(self, item_vecs: torch.Tensor, rating_tokens: torch.Tensor) -> torch.Tensor:
