@@ -82,4 +82,10 @@ def standardised(scores: torch.Tensor) -> torch.Tensor:
 
 
 def blend_scores(model_scores: torch.Tensor, prior_scores: torch.Tensor, share: float) -> torch.Tensor:
-    return (1.0 - share) * standardised(model_scores) + share * standardised(prior_scores)
+    return blend_standardised(standardised(model_scores), standardised(prior_scores), share)
+
+
+def blend_standardised(model_z: torch.Tensor, prior_z: torch.Tensor, share: float) -> torch.Tensor:
+    """The blend of two parts already :func:`standardised` (the prior's fit standardises each
+    part once and blends it at every share of its grid)."""
+    return (1.0 - share) * model_z + share * prior_z

@@ -12,7 +12,7 @@ import torch
 from ..config import ModelConfig
 from ..eval.predict import score_users
 from ..eval.ranking import ndcg_at
-from ..models.item_prior import ItemPrior, standardised
+from ..models.item_prior import ItemPrior, blend_standardised, standardised
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
 from .sequences import Histories, collate
@@ -89,8 +89,8 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
             prior.set(sources, weights, 0.0, decay)
             with torch.no_grad():
                 prior_scores = standardised(prior.history_scores(batch.items, batch.mask))
-            for share in SHARE_GRID:  # blend_scores, with each part standardised once
-                ndcg = ndcg_at(((1.0 - share) * own + share * prior_scores).numpy(), targets, seen)
+            for share in SHARE_GRID:
+                ndcg = ndcg_at(blend_standardised(own, prior_scores, share).numpy(), targets, seen)
                 if ndcg > best["valid_ndcg"] + 1e-6:
                     best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": (sources, weights)}
     if "kept" in best:
