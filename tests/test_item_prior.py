@@ -3,18 +3,23 @@ a saved model that keeps it."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
+from polyrec.eval.prediction_store import load_predictions
 from polyrec.eval.predict import score_users
 from polyrec.models.io import load_model, save_model
 from polyrec.models.item_prior import ItemPrior
+from polyrec.pipeline import load_configured_dataset, run
+from polyrec.run_loader import seed_model_folder
 from polyrec.train.finetune import build_model
-from polyrec.train.item_prior_fit import ease_neighbours, fit_item_prior
+from polyrec.train.item_prior_fit import ease_neighbours, fit_item_prior, refit_item_prior, taken_matrix
 from polyrec.train.protocol_data import prepare
-from synthetic import synthetic_dataset, tiny_config, torch_threads
+from synthetic import synthetic_dataset, tiny_config, torch_threads, write_dataset
 
 
 def _taken(seed: int = 0, users: int = 30, items: int = 8) -> sp.csr_matrix:
@@ -90,6 +95,43 @@ def test_with_the_prior_off_or_no_next_item_to_validate_nothing_is_fitted(untrai
         data_a = prepare(ds, "A", 0, 4.0, 10, True)  # protocol A validates no next item
         model_a = build_model(data_a, ["rating", "next_item"], ds.n_items, None, tiny_config().model, ds.rating_range)
         assert fit_item_prior(model_a, data_a, tiny_config().model) == {} and model_a.item_prior is None
+
+
+def test_the_refit_reads_the_validation_items_with_the_chosen_l2_share_and_decay(untrained) -> None:
+    ds, data, _ = untrained
+    cfg = tiny_config().model
+    with torch_threads(1):
+        model = build_model(data, ["next_item"], ds.n_items, None, cfg, ds.rating_range)
+        chosen = fit_item_prior(model, data, cfg)
+    share, decay, fitted = float(model.item_prior.share), float(model.item_prior.decay), model.item_prior.weights.clone()
+    cfg.item_prior_refit = False
+    assert not refit_item_prior(model, data.test.history, chosen["l2"], cfg)
+    assert torch.equal(model.item_prior.weights, fitted)
+    cfg.item_prior_refit = True
+    assert refit_item_prior(model, data.test.history, chosen["l2"], cfg)
+    sources, weights = ease_neighbours(taken_matrix(data.test.history, ds.n_items), chosen["l2"], cfg.item_prior_neighbors, cfg.item_prior_max_items)
+    np.testing.assert_array_equal(model.item_prior.sources.numpy(), sources)
+    np.testing.assert_allclose(model.item_prior.weights.numpy(), weights)
+    assert not torch.equal(model.item_prior.weights, fitted)  # the validation items changed it
+    assert (float(model.item_prior.share), float(model.item_prior.decay)) == (share, decay)
+
+
+def test_a_run_scores_validation_with_the_prior_of_the_training_histories_and_test_with_the_refit(tmp_path) -> None:
+    cfg = tiny_config(write_dataset(tmp_path / "data"), epochs=1)
+    cfg.protocols, cfg.tasks = ["B"], ["next_item"]
+    run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)
+    metrics = json.loads((tmp_path / "run" / "progress" / "seed0.json").read_text())["metrics"]
+    assert metrics["item_prior.B.refit"] == 1.0 and metrics["item_prior.B.l2"] > 0
+    data = prepare(load_configured_dataset(cfg), "B", 0, 4.0, 10, False)
+    model = load_model(seed_model_folder(tmp_path / "run", "B", 0))
+    saved = {side: load_predictions(tmp_path / "run", "B", 0, side)["next_item"] for side in ("valid", "test")}
+    with torch_threads(1):  # the saved model carries the refitted prior: it reproduces test
+        np.testing.assert_allclose(score_users(model, data.test.history, data.test.next_users), saved["test"], atol=1e-5)
+        assert not np.allclose(score_users(model, data.valid.history, data.valid.next_users), saved["valid"], atol=1e-5)
+        m = cfg.model
+        sources, weights = ease_neighbours(taken_matrix(data.train, model.spec.n_items), metrics["item_prior.B.l2"], m.item_prior_neighbors, m.item_prior_max_items)
+        model.attach_item_prior(sources, weights, metrics["item_prior.B.share"], metrics["item_prior.B.decay"])
+        np.testing.assert_allclose(score_users(model, data.valid.history, data.valid.next_users), saved["valid"], atol=1e-5)
 
 
 def test_history_items_count_decay_per_step_back_at_their_latest_position() -> None:

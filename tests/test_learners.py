@@ -210,12 +210,14 @@ def test_a_seed_saved_before_a_setting_existed_is_read_back_at_its_default(tmp_p
     record_path.write_text(json.dumps(record))
     cfg.model.item_prior = False
     assert _read_back(cfg, tmp_path / "run")
-    # Likewise attention dropout, which followed `dropout` (None) before it had its own default.
-    for attention_dropout, read_back in ((0.0, False), (None, True)):
+    # Likewise attention dropout, which followed `dropout` (None) before it had its own default,
+    # and the item prior's refit, which did not exist.
+    for key, value, read_back in (("attention_dropout", 0.0, False), ("attention_dropout", None, True),
+                                  ("item_prior_refit", True, False), ("item_prior_refit", False, True)):
         record = json.loads(record_path.read_text())
-        del record["config"]["model"]["attention_dropout"]
+        del record["config"]["model"][key]
         record_path.write_text(json.dumps(record))
-        cfg.model.attention_dropout = attention_dropout
+        setattr(cfg.model, key, value)
         assert _read_back(cfg, tmp_path / "run") is read_back
     record = json.loads(record_path.read_text())
     record["config"]["model"]["no_such_setting"] = 1  # one since removed: it no longer reads

@@ -27,7 +27,7 @@ from .config import PROTOCOL_TASKS, RunConfig
 from .data.tables import Dataset
 from .eval.baseline_runs import baseline_metrics
 from .eval.evaluate import side_metrics
-from .eval.prediction_store import SIDES, save_predictions
+from .eval.prediction_store import save_predictions
 from .learners import Learner, LearnerContext, make_learner
 from .progress import set_bar_line
 from .run_loader import seed_model_folder
@@ -79,7 +79,11 @@ def train_job(inputs: RunInputs, protocol: str, seed: int) -> JobOutcome:
     fit = learner.fit(data)
     epoch = f"best epoch {fit.best_epoch + 1}, " if fit.best_epoch is not None else ""
     outcome.summary = f"{learner.name}: protocol {protocol} seed {seed}: {epoch}{fit.train_seconds:.0f} s"
-    preds = {side: learner.predict(data, getattr(data, side)) for side in SIDES}
+    # Validation first: before the test side, the learner may refit what validation tuned on
+    # the validation data too, and nothing may score validation after that.
+    preds = {"valid": learner.predict(data, data.valid)}
+    refit = learner.before_test(data)
+    preds["test"] = learner.predict(data, data.test)
     for side, pred in preds.items():
         save_predictions(inputs.out, protocol, seed, side, pred)
     m = outcome.metrics
@@ -92,6 +96,7 @@ def train_job(inputs: RunInputs, protocol: str, seed: int) -> JobOutcome:
     if fit.seconds_to_best is not None:
         m[f"model.{protocol}.seconds_to_best"] = fit.seconds_to_best
     m.update(fit.metrics)
+    m.update(refit)
     learner.save(seed_model_folder(inputs.out, protocol, seed))
     outcome.curves, outcome.learner = fit.curves, learner
     return outcome

@@ -66,6 +66,9 @@ class FactorLearner:
         self.model.save(folder / FACTORS)
         (folder / LEARNER_FILE).write_text(yaml.safe_dump({"model": self.name, "tasks": self.tasks}))
 
+    def before_test(self, data: ProtocolData) -> dict[str, float]:
+        return {}  # nothing validation has tuned to refit
+
     def cost(self, data: ProtocolData) -> dict[str, float]:
         m = self.model
         n_params = sum(a.size for a in (m.user_bias, m.item_bias, m.user_factors, m.item_factors))
@@ -156,6 +159,9 @@ class LogRegLearner:
         with open(folder / LOGREG, "wb") as f:  # scikit-learn's documented persistence
             pickle.dump({"models": self.models, "classes": self.classes}, f)
         (folder / LEARNER_FILE).write_text(yaml.safe_dump({"model": self.name, "tasks": self.tasks}))
+
+    def before_test(self, data: ProtocolData) -> dict[str, float]:
+        return {}  # nothing validation has tuned to refit
 
     def cost(self, data: ProtocolData) -> dict[str, float]:
         n = sum(m.model_.coef_.size + m.model_.intercept_.size for m in self.models.values())

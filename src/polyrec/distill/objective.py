@@ -11,7 +11,8 @@ the teacher's output on exactly the target the student is scored on:
 - profile: KL between temperature-scaled attribute distributions (× τ²), for every user in
   the batch — the teacher reads training histories only, never a held-out attribute;
 - next_item: listwise KL between the temperature-scaled softmaxes over the catalogue (× τ²),
-  items already taken masked out for both, as in the task's own loss;
+  items already taken masked out for both, as in the task's own loss (with
+  ``next_item_target: false``, the true next item out of both as well);
 - unseen (off by default): soft rating and ctr labels on items drawn outside each user's
   history, scored from the whole training history by both models — the pairs no true label
   covers, where a teacher's predictions are all the student has;
@@ -45,6 +46,11 @@ def soft_binary_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t
     cross = F.binary_cross_entropy_with_logits(student_logits / tau, p, reduction="none")
     entropy = F.binary_cross_entropy_with_logits(teacher_logits / tau, p, reduction="none")
     return tau**2 * (cross - entropy).mean()
+
+
+def without_target(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(N, C) logits with each row's ``target`` column at −inf: a softmax over the rest."""
+    return logits.index_put((torch.arange(len(target)), target), torch.tensor(float("-inf")))
 
 
 def balanced_profile_loss(
@@ -170,7 +176,10 @@ class DistillObjective:
         if s.ctr is not None and t.ctr is not None:
             terms["ctr"] = soft_binary_kl(s.ctr, t.ctr, tau)
         if s.next_item is not None and t.next_item is not None:
-            terms["next_item"] = soft_kl_rows(s.next_item[0], t.next_item[0], tau).mean()
+            s_logits, t_logits = s.next_item[0], t.next_item[0]
+            if not self.cfg.next_item_target:  # the same target column in both (the same draws)
+                s_logits, t_logits = without_target(s_logits, s.next_item[1]), without_target(t_logits, s.next_item[1])
+            terms["next_item"] = soft_kl_rows(s_logits, t_logits, tau).mean()
         if s.profile is not None and t.profile is not None:
             per_user = torch.stack([soft_kl_rows(s.profile[a], t.profile[a], tau) for a in s.profile]).mean(0)
             if user_weights is None:

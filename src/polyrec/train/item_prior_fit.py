@@ -1,7 +1,8 @@
 """Fitting the item prior (models/item_prior.py) after fine-tuning: EASE on the training
 histories for each L2 of a grid, read at each decay of a grid and blended at each share of a
 grid; the choice with the best validation NDCG@10 is kept — or none, where no choice beats the
-model alone on validation."""
+model alone on validation. Once validation has been scored, the kept prior is refitted with its
+λ on the training histories and the validation items (:func:`refit_item_prior`)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,16 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
     if "kept" in best:
         model.attach_item_prior(*best.pop("kept"), best["share"], best["decay"])
     return {"valid_ndcg_alone": base, "l2": 0.0, "decay": 0.0, "share": 0.0, **best}
+
+
+def refit_item_prior(model: PolyRecModel, known: Histories, l2: float, cfg: ModelConfig) -> bool:
+    """Refit ``model``'s kept prior with its chosen ``l2`` on ``known`` (the training histories
+    with each user's validation item: what a test history holds), keeping its share and
+    decay; False where the model keeps no prior or ``cfg`` leaves the refit off. Call it only
+    once validation has been scored: the refitted prior has read the validation items."""
+    prior = model.item_prior
+    if prior is None or not cfg.item_prior_refit or float(prior.share) <= 0 or l2 <= 0:
+        return False
+    sources, weights = ease_neighbours(taken_matrix(known, model.spec.n_items), l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
+    model.attach_item_prior(sources, weights, float(prior.share), float(prior.decay))
+    return True

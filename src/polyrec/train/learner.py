@@ -12,6 +12,7 @@ from ..learners import FitInfo, LearnerContext, users_per_second
 from ..models.io import save_model
 from ..models.polyrec import PolyRecModel
 from .finetune import Objective, build_model, finetune
+from .item_prior_fit import refit_item_prior
 from .pretrain import init_from_pretraining
 from .protocol_data import EvalSide, ProtocolData
 from .sequences import Histories
@@ -29,6 +30,7 @@ class PolyRecLearner:
         self.ctx = ctx
         self.tasks = list(ctx.tasks)
         self.model: PolyRecModel | None = None
+        self.item_prior_l2 = 0.0  # the λ validation chose for the item prior (0: none kept)
 
     def fit(self, data: ProtocolData) -> FitInfo:
         c = self.ctx
@@ -42,6 +44,7 @@ class PolyRecLearner:
         fit = finetune(self.model, data, c.cfg.train, c.progress, objective=objective)
         metrics.update({f"autoencoder.{data.protocol}.{k}": v for k, v in fit.autoencoder.items()})
         metrics.update({f"item_prior.{data.protocol}.{k}": v for k, v in fit.item_prior.items()})
+        self.item_prior_l2 = float(fit.item_prior.get("l2", 0.0))
         # Per protocol: the models differ where one has the item autoencoder (protocol A only).
         metrics[f"model.{data.protocol}.trainable_params"] = float(count_parameters(self.model))
         return FitInfo(
@@ -56,6 +59,13 @@ class PolyRecLearner:
 
     def predict(self, data: ProtocolData, side: EvalSide) -> dict:
         return predict_side(self.model, data, side)
+
+    def before_test(self, data: ProtocolData) -> dict[str, float]:
+        """The item prior refitted, with the λ validation chose, on the histories the test side
+        reads (training plus each user's validation item); the saved model keeps it."""
+        if not refit_item_prior(self.model, data.test.history, self.item_prior_l2, self.model.spec.config):
+            return {}
+        return {f"item_prior.{data.protocol}.refit": 1.0}
 
     def save(self, folder: Path) -> None:
         save_model(self.model, folder)

@@ -1,0 +1,81 @@
+"""Validation's analogue of the item prior's refit (`model.item_prior_refit`), on a run's models.
+
+    python benchmarks/item_prior_refit.py runs/ml100k [seeds]
+
+`polyrec run` chooses the prior's λ, decay and share on validation with EASE fitted on the
+training histories, then refits it with the chosen λ on those histories plus each user's
+validation item before it scores test. Whether one more, most recent, item per user in the
+fit helps cannot be read on test, so this measures the same step one item earlier, on the
+validation side: the blend's best validation NDCG@10 over the prior's grids with EASE fitted
+on the training histories without each user's latest item, against with it (the fit `polyrec
+run` validates). The model's own scores and the histories scored are the same in both; only
+the EASE fit differs. Nothing from the test side is read.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from polyrec.config import RunConfig
+from polyrec.eval.predict import score_users
+from polyrec.eval.ranking import ndcg_at
+from polyrec.models.io import load_model
+from polyrec.models.item_prior import ItemPrior, blend_standardised, standardised
+from polyrec.pipeline import load_configured_dataset
+from polyrec.run_loader import seed_model_folder
+from polyrec.train.item_prior_fit import DECAY_GRID, L2_GRID, SHARE_GRID, ease_neighbours, taken_matrix
+from polyrec.train.protocol_data import prepare
+from polyrec.train.sequences import Histories, collate
+
+
+def without_latest(h: Histories) -> Histories:
+    return Histories(*([x[:-1] for x in part] for part in (h.items, h.ratings, h.labels, h.tokens)))
+
+
+def best_blend(own: torch.Tensor, batch, fit_on: Histories, n_items: int, cfg, targets, seen) -> tuple[float, tuple]:
+    """The best validation NDCG@10 over the grids, and its (λ, decay, share)."""
+    best: tuple[float, tuple] = (-1.0, ())
+    for l2 in L2_GRID:
+        sources, weights = ease_neighbours(taken_matrix(fit_on, n_items), l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
+        prior = ItemPrior(n_items, sources.shape[1])
+        for decay in DECAY_GRID:
+            prior.set(sources, weights, 0.0, decay)
+            with torch.no_grad():
+                prior_z = standardised(prior.history_scores(batch.items, batch.mask))
+            for share in SHARE_GRID:
+                ndcg = ndcg_at(blend_standardised(own, prior_z, share).numpy(), targets, seen)
+                if ndcg > best[0]:
+                    best = (ndcg, (l2, decay, share))
+    return best
+
+
+def main(run: Path, seeds: list[int]) -> None:
+    cfg = RunConfig.load(run / "config.yaml", saved=True)
+    ds = load_configured_dataset(cfg)
+    rows = []
+    for seed in seeds:
+        data = prepare(ds, "B", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, False)
+        model = load_model(seed_model_folder(run, "B", seed))
+        model.item_prior = None  # the model's own scores; the prior is refitted below
+        side, n_items = data.valid, model.spec.n_items
+        seen = taken_matrix(side.history, n_items)[side.next_users]
+        own = standardised(torch.from_numpy(score_users(model, side.history, side.next_users)))
+        batch = collate(side.history, side.next_users, model.spec.config.max_history)
+        fits = {"without": without_latest(data.train), "with": data.train}
+        best = {k: best_blend(own, batch, h, n_items, cfg.model, side.next_items, seen) for k, h in fits.items()}
+        rows.append([best["without"][0], best["with"][0]])
+        print(f"seed {seed}: validation NDCG@10, EASE fitted without each user's latest training item "
+              f"{best['without'][0]:.4f} (λ, decay, share {best['without'][1]}), with it {best['with'][0]:.4f} ({best['with'][1]})")
+    m = np.mean(rows, 0)
+    s = np.std(rows, 0, ddof=1) if len(rows) > 1 else np.zeros(2)
+    print(f"mean: without {m[0]:.4f} ± {s[0]:.4f}, with {m[1]:.4f} ± {s[1]:.4f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(Path(sys.argv[1]), [int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "0,1,2").split(",")])
