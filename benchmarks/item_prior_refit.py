@@ -1,6 +1,7 @@
 """Validation's analogue of the item prior's refit (`model.item_prior_refit`), on a run's models.
 
     python benchmarks/item_prior_refit.py runs/ml100k [seeds]
+    python benchmarks/item_prior_refit.py --test runs/distillTiny9/student [seeds]
 
 `polyrec run` chooses the prior's λ, decay and share on validation with EASE fitted on the
 training histories, then refits it with the chosen λ on those histories plus each user's
@@ -10,10 +11,16 @@ validation side: the blend's best validation NDCG@10 over the prior's grids with
 on the training histories without each user's latest item, against with it (the fit `polyrec
 run` validates). The model's own scores and the histories scored are the same in both; only
 the EASE fit differs. Nothing from the test side is read.
+
+`--test`, for a run saved before the refit existed (its models carry the prior fitted on the
+training histories): the test NDCG@10 and HR@10 of its saved models as they are and with the
+prior refitted as `polyrec run` now does (the λ, decay and share the run chose, kept), so that
+pages measured before can be set beside today's figures without retraining.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -27,9 +34,11 @@ from polyrec.models.io import load_model
 from polyrec.models.item_prior import ItemPrior, blend_standardised, standardised
 from polyrec.pipeline import load_configured_dataset
 from polyrec.run_loader import seed_model_folder
-from polyrec.train.item_prior_fit import DECAY_GRID, L2_GRID, SHARE_GRID, ease_neighbours, taken_matrix
+from polyrec.train.item_prior_fit import DECAY_GRID, L2_GRID, SHARE_GRID, ease_neighbours, refit_item_prior, taken_matrix
 from polyrec.train.protocol_data import prepare
 from polyrec.train.sequences import Histories, collate
+
+from item_prior import side_figures  # benchmarks/item_prior.py, beside this script
 
 
 def without_latest(h: Histories) -> Histories:
@@ -75,7 +84,29 @@ def main(run: Path, seeds: list[int]) -> None:
     print(f"mean: without {m[0]:.4f} ± {s[0]:.4f}, with {m[1]:.4f} ± {s[1]:.4f}")
 
 
+def test_figures(run: Path, seeds: list[int]) -> None:
+    cfg = RunConfig.load(run / "config.yaml", saved=True)
+    ds = load_configured_dataset(cfg)
+    rows = []
+    for seed in seeds:
+        data = prepare(ds, "B", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, False)
+        model = load_model(seed_model_folder(run, "B", seed))
+        record = json.loads((run / "progress" / f"seed{seed}.json").read_text())["metrics"]
+        if "item_prior.B.refit" in record:
+            sys.exit(f"{run}: seed {seed} was saved with the refitted prior already")
+        before = side_figures(model, data.test)
+        refit_item_prior(model, data.test.history, record.get("item_prior.B.l2", 0.0), RunConfig().model)
+        after = side_figures(model, data.test)
+        rows.append([before["ndcg@10"], after["ndcg@10"], before["hr@10"], after["hr@10"]])
+        print(f"seed {seed}: test NDCG@10 {rows[-1][0]:.4f} as saved → {rows[-1][1]:.4f} refitted · HR@10 {rows[-1][2]:.4f} → {rows[-1][3]:.4f}")
+    m = np.mean(rows, 0)
+    s = np.std(rows, 0, ddof=1) if len(rows) > 1 else np.zeros(4)
+    print(f"mean: test NDCG@10 {m[0]:.4f} ± {s[0]:.4f} → {m[1]:.4f} ± {s[1]:.4f} · HR@10 {m[2]:.4f} → {m[3]:.4f}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    args = [a for a in sys.argv[1:] if a != "--test"]
+    if not args:
         sys.exit(__doc__)
-    main(Path(sys.argv[1]), [int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "0,1,2").split(",")])
+    seeds = [int(x) for x in (args[1] if len(args) > 1 else "0,1,2").split(",")]
+    (test_figures if "--test" in sys.argv else main)(Path(args[0]), seeds)

@@ -287,7 +287,9 @@ class DistillConfig:
     # Whether the next-item KL keeps the true next item's column. False: the KL compares the
     # two models over the other items only (decoupled KD's non-target term, Zhao et al., CVPR
     # 2022); the true item is left to the task's own loss. A teacher has fitted its own
-    # training targets, so the share it gives them says how well it memorised them.
+    # training targets, so the share it gives them says how well it memorised them. It did not
+    # help the tiny student (ML-100K, protocol B, seed 0, validation NDCG@10 of the model alone:
+    # 0.0979 at temperature 2, 0.0994 at 1, against 0.1040 without the KL; README).
     next_item_target: bool = True
     # Weight of each part; 0 (or absent) removes it. cluster: the student predicts each user's
     # teacher cluster (cross-entropy) and the profile losses are averaged per cluster, then over
