@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -32,10 +33,11 @@ from polyrec.eval.predict import score_users
 from polyrec.eval.ranking import ndcg_at
 from polyrec.models.io import load_model
 from polyrec.models.item_prior import ItemPrior, blend_standardised, standardised
+from polyrec.models.polyrec import PolyRecModel
 from polyrec.pipeline import load_configured_dataset
 from polyrec.run_loader import seed_model_folder
 from polyrec.train.item_prior_fit import DECAY_GRID, L2_GRID, SHARE_GRID, ease_neighbours, refit_item_prior, taken_matrix
-from polyrec.train.protocol_data import prepare
+from polyrec.train.protocol_data import ProtocolData, prepare
 from polyrec.train.sequences import Histories, collate
 
 from item_prior import side_figures  # benchmarks/item_prior.py, beside this script
@@ -62,13 +64,18 @@ def best_blend(own: torch.Tensor, batch, fit_on: Histories, n_items: int, cfg, t
     return best
 
 
-def main(run: Path, seeds: list[int]) -> None:
+def seed_models(run: Path, seeds: list[int]) -> Iterator[tuple[int, RunConfig, ProtocolData, PolyRecModel]]:
+    """Each seed's protocol-B split and saved model."""
     cfg = RunConfig.load(run / "config.yaml", saved=True)
     ds = load_configured_dataset(cfg)
-    rows = []
     for seed in seeds:
         data = prepare(ds, "B", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, False)
-        model = load_model(seed_model_folder(run, "B", seed))
+        yield seed, cfg, data, load_model(seed_model_folder(run, "B", seed))
+
+
+def main(run: Path, seeds: list[int]) -> None:
+    rows = []
+    for seed, cfg, data, model in seed_models(run, seeds):
         model.item_prior = None  # the model's own scores; the prior is refitted below
         side, n_items = data.valid, model.spec.n_items
         seen = taken_matrix(side.history, n_items)[side.next_users]
@@ -85,12 +92,8 @@ def main(run: Path, seeds: list[int]) -> None:
 
 
 def test_figures(run: Path, seeds: list[int]) -> None:
-    cfg = RunConfig.load(run / "config.yaml", saved=True)
-    ds = load_configured_dataset(cfg)
     rows = []
-    for seed in seeds:
-        data = prepare(ds, "B", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, False)
-        model = load_model(seed_model_folder(run, "B", seed))
+    for seed, _, data, model in seed_models(run, seeds):
         record = json.loads((run / "progress" / f"seed{seed}.json").read_text())["metrics"]
         if "item_prior.B.refit" in record:
             sys.exit(f"{run}: seed {seed} was saved with the refitted prior already")

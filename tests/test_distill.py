@@ -12,6 +12,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from polyrec.cli import main
 from polyrec.config import DISTILL_PARTS, DistillConfig, RunConfig
 from polyrec.distill import distill
 from polyrec.distill.clusters import choose_clusters
-from polyrec.distill.objective import DistillObjective, soft_binary_kl
+from polyrec.distill.objective import DistillObjective, soft_binary_kl, without_target
 from polyrec.distill.teacher import load_teacher
 from polyrec.pipeline import run
 from polyrec.run_loader import load_run
@@ -260,6 +261,24 @@ def test_soft_kl_is_zero_at_the_teacher_positive_elsewhere_and_ignores_masked_it
     assert torch.isfinite(kl).all() and (kl > 0).all()
     z = torch.randn(10)
     assert abs(float(soft_binary_kl(z, z, 3.0))) < 1e-6 and float(soft_binary_kl(-z, z, 3.0)) > 0
+
+
+def test_the_non_target_next_item_kl_reads_every_column_but_the_true_next_items() -> None:
+    t, target = torch.randn(4, 6), torch.tensor([0, 3, 5, 3])
+    t[:, 2] = float("-inf")  # taken before: masked for both
+    s = t.clone()
+    s[torch.arange(4), target] += 5.0  # the student differs from the teacher on the targets only
+    def outputs(logits: torch.Tensor) -> SimpleNamespace:  # a TaskOutputs with next item alone
+        return SimpleNamespace(rating=None, ctr=None, profile=None, next_item=(logits, target))
+
+    kl = {}
+    for keep in (True, False):
+        objective = DistillObjective(None, {}, DistillConfig(next_item_target=keep), "B", student_dim=4)
+        kl[keep] = objective._soft_terms(outputs(s), outputs(t), 2.0, None)["next_item"]
+    assert float(kl[True]) > 0 and abs(float(kl[False])) < 1e-6
+    s[:, 1] += 1.0  # now off the targets too: the non-target KL sees it
+    assert (soft_kl_rows(without_target(s, target), without_target(t, target), 2.0) > 0).all()
+    assert torch.isinf(without_target(t, target)[torch.arange(4), target]).all()
 
 
 def test_k_is_chosen_on_held_out_users_and_clusters_weigh_equally() -> None:
