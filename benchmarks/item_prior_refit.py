@@ -30,13 +30,12 @@ import torch
 
 from polyrec.config import RunConfig
 from polyrec.eval.predict import score_users
-from polyrec.eval.ranking import ndcg_at
 from polyrec.models.io import load_model
-from polyrec.models.item_prior import ItemPrior, blend_standardised, standardised
+from polyrec.models.item_prior import standardised
 from polyrec.models.polyrec import PolyRecModel
 from polyrec.pipeline import load_configured_dataset
 from polyrec.run_loader import seed_model_folder
-from polyrec.train.item_prior_fit import DECAY_GRID, L2_GRID, SHARE_GRID, ease_neighbours, refit_item_prior, taken_matrix
+from polyrec.train.item_prior_fit import best_on_grids, refit_item_prior, taken_matrix
 from polyrec.train.protocol_data import ProtocolData, prepare
 from polyrec.train.sequences import Histories, collate
 
@@ -48,20 +47,9 @@ def without_latest(h: Histories) -> Histories:
 
 
 def best_blend(own: torch.Tensor, batch, fit_on: Histories, n_items: int, cfg, targets, seen) -> tuple[float, tuple]:
-    """The best validation NDCG@10 over the grids, and its (λ, decay, share)."""
-    best: tuple[float, tuple] = (-1.0, ())
-    for l2 in L2_GRID:
-        sources, weights = ease_neighbours(taken_matrix(fit_on, n_items), l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
-        prior = ItemPrior(n_items, sources.shape[1])
-        for decay in DECAY_GRID:
-            prior.set(sources, weights, 0.0, decay)
-            with torch.no_grad():
-                prior_z = standardised(prior.history_scores(batch.items, batch.mask))
-            for share in SHARE_GRID:
-                ndcg = ndcg_at(blend_standardised(own, prior_z, share).numpy(), targets, seen)
-                if ndcg > best[0]:
-                    best = (ndcg, (l2, decay, share))
-    return best
+    """The best validation NDCG@10 over the prior's grids (as `polyrec run` chooses), and its (λ, decay, share)."""
+    best = best_on_grids(own, batch, taken_matrix(fit_on, n_items), targets, seen, cfg, floor=-1.0)
+    return best["valid_ndcg"], (best["l2"], best["decay"], best["share"])
 
 
 def seed_models(run: Path, seeds: list[int]) -> Iterator[tuple[int, RunConfig, ProtocolData, PolyRecModel]]:

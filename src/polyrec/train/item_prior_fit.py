@@ -16,7 +16,7 @@ from ..eval.ranking import ndcg_at
 from ..models.item_prior import ItemPrior, blend_standardised, standardised
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
-from .sequences import Histories, collate
+from .sequences import Histories, HistoryBatch, collate
 
 # EASE's best L2 was 200-1000 on MovieLens-20M, Netflix and the Million Song Data (Steck 2019)
 # and 100-300 on MovieLens-100K (protocol B, validation); the grid spans both, and smaller.
@@ -64,6 +64,29 @@ def ease_neighbours(
     return sources, weights
 
 
+def best_on_grids(
+    own: torch.Tensor, batch: HistoryBatch, taken: sp.csr_matrix, targets: np.ndarray, seen: sp.csr_matrix,
+    cfg: ModelConfig, floor: float,
+) -> dict:
+    """The (λ, decay, share) of the grids whose blend of ``own`` (the model's :func:`standardised`
+    scores of the users of ``batch``) with EASE fitted on ``taken`` ranks ``targets`` best:
+    ``{"valid_ndcg", "l2", "decay", "share", "kept": (sources, weights)}`` — or
+    ``{"valid_ndcg": floor}`` where no choice beats ``floor``."""
+    best: dict = {"valid_ndcg": floor}
+    for l2 in L2_GRID:
+        sources, weights = ease_neighbours(taken, l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
+        prior = ItemPrior(taken.shape[1], sources.shape[1])
+        for decay in DECAY_GRID:
+            prior.set(sources, weights, 0.0, decay)
+            with torch.no_grad():
+                prior_scores = standardised(prior.history_scores(batch.items, batch.mask))
+            for share in SHARE_GRID:
+                ndcg = ndcg_at(blend_standardised(own, prior_scores, share).numpy(), targets, seen)
+                if ndcg > best["valid_ndcg"] + 1e-6:
+                    best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": (sources, weights)}
+    return best
+
+
 def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) -> dict[str, float]:
     """Attach the item prior to ``model`` if a (λ, decay, share) of the grids raises its
     validation NDCG@10; figures for metrics.json either way (λ, decay and share 0 where none
@@ -81,19 +104,7 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
     base = ndcg_at(own.numpy(), targets, seen)
     own = standardised(own)  # the blend's model part, the same for every choice
     batch = collate(side.history, users, model.spec.config.max_history)  # what scoring reads
-    taken = taken_matrix(data.train, n_items)
-    best: dict = {"valid_ndcg": base}
-    for l2 in L2_GRID:
-        sources, weights = ease_neighbours(taken, l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
-        prior = ItemPrior(n_items, sources.shape[1])
-        for decay in DECAY_GRID:
-            prior.set(sources, weights, 0.0, decay)
-            with torch.no_grad():
-                prior_scores = standardised(prior.history_scores(batch.items, batch.mask))
-            for share in SHARE_GRID:
-                ndcg = ndcg_at(blend_standardised(own, prior_scores, share).numpy(), targets, seen)
-                if ndcg > best["valid_ndcg"] + 1e-6:
-                    best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": (sources, weights)}
+    best = best_on_grids(own, batch, taken_matrix(data.train, n_items), targets, seen, cfg, floor=base)
     if "kept" in best:
         model.attach_item_prior(*best.pop("kept"), best["share"], best["decay"])
     return {"valid_ndcg_alone": base, "l2": 0.0, "decay": 0.0, "share": 0.0, **best}
