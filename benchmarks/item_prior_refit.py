@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -81,12 +82,13 @@ def main(run: Path, seeds: list[int]) -> None:
 
 def test_figures(run: Path, seeds: list[int]) -> None:
     rows = []
-    for seed, _, data, model in seed_models(run, seeds):
+    for seed, cfg, data, model in seed_models(run, seeds):
         record = json.loads((run / "progress" / f"seed{seed}.json").read_text())["metrics"]
         if "item_prior.B.refit" in record:
             sys.exit(f"{run}: seed {seed} was saved with the refitted prior already")
         before = side_figures(model, data.test)
-        refit_item_prior(model, data.test.history, record.get("item_prior.B.l2", 0.0), RunConfig().model)
+        # The run's own prior settings, the refit on (its saved config reads it as off).
+        refit_item_prior(model, data.test.history, record.get("item_prior.B.l2", 0.0), replace(cfg.model, item_prior_refit=True))
         after = side_figures(model, data.test)
         rows.append([before["ndcg@10"], after["ndcg@10"], before["hr@10"], after["hr@10"]])
         print(f"seed {seed}: test NDCG@10 {rows[-1][0]:.4f} as saved → {rows[-1][1]:.4f} refitted · HR@10 {rows[-1][2]:.4f} → {rows[-1][3]:.4f}")

@@ -39,10 +39,11 @@ class Learner(Protocol):
 
     def predict(self, data: ProtocolData, side: EvalSide) -> SidePredictions: ...
 
-    # Called once the validation side is predicted, before the test side: a learner may refit
-    # what validation has tuned on everything a test input holds (polyrec: its item prior).
-    # Figures for metrics.json.
-    def before_test(self, data: ProtocolData) -> dict[str, float]: ...
+    def before_test(self, data: ProtocolData) -> dict[str, float]:
+        """Called once the validation side is predicted, before the test side: a learner may
+        refit what validation has tuned on everything a test input holds (polyrec: its item
+        prior). Figures for metrics.json; by default nothing to refit."""
+        return {}
 
     def save(self, folder: Path) -> None: ...
 

@@ -24,7 +24,7 @@ import yaml
 
 from ..config import PROTOCOL_TASKS
 from ..eval.baseline_runs import rating_matrix
-from ..learners import LEARNER_FILE, FitInfo, LearnerContext, users_per_second
+from ..learners import LEARNER_FILE, FitInfo, Learner, LearnerContext, users_per_second
 from ..train.protocol_data import EvalSide, ProtocolData
 from .factors import FactorModel, fit_bias, fit_bpr, fit_popularity, fit_surprise
 from .profile import RatingMatrixLogReg
@@ -32,7 +32,7 @@ from .profile import RatingMatrixLogReg
 FACTORS, LOGREG = "factors.npz", "logreg.pkl"
 
 
-class FactorLearner:
+class FactorLearner(Learner):
     """A :class:`FactorModel` fitted by ``_fit``; pair tasks score pairs, next item the catalogue."""
 
     name = "factors"
@@ -65,9 +65,6 @@ class FactorLearner:
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save(folder / FACTORS)
         (folder / LEARNER_FILE).write_text(yaml.safe_dump({"model": self.name, "tasks": self.tasks}))
-
-    def before_test(self, data: ProtocolData) -> dict[str, float]:
-        return {}  # nothing validation has tuned to refit
 
     def cost(self, data: ProtocolData) -> dict[str, float]:
         m = self.model
@@ -120,7 +117,7 @@ class PopularityLearner(FactorLearner):
         return fit_popularity(users, items, data.train.n_users, self.ctx.n_items)
 
 
-class LogRegLearner:
+class LogRegLearner(Learner):
     """One :class:`RatingMatrixLogReg` per attribute, its C chosen on validation users."""
 
     name = "logreg"
@@ -159,9 +156,6 @@ class LogRegLearner:
         with open(folder / LOGREG, "wb") as f:  # scikit-learn's documented persistence
             pickle.dump({"models": self.models, "classes": self.classes}, f)
         (folder / LEARNER_FILE).write_text(yaml.safe_dump({"model": self.name, "tasks": self.tasks}))
-
-    def before_test(self, data: ProtocolData) -> dict[str, float]:
-        return {}  # nothing validation has tuned to refit
 
     def cost(self, data: ProtocolData) -> dict[str, float]:
         n = sum(m.model_.coef_.size + m.model_.intercept_.size for m in self.models.values())

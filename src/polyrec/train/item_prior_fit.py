@@ -116,7 +116,7 @@ def refit_item_prior(model: PolyRecModel, known: Histories, l2: float, cfg: Mode
     decay; False where the model keeps no prior or ``cfg`` leaves the refit off. Call it only
     once validation has been scored: the refitted prior has read the validation items."""
     prior = model.item_prior
-    if prior is None or not cfg.item_prior_refit or float(prior.share) <= 0 or l2 <= 0:
+    if prior is None or not cfg.item_prior_refit or l2 <= 0:  # l2 0: validation kept no prior
         return False
     sources, weights = ease_neighbours(taken_matrix(known, model.spec.n_items), l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
     model.attach_item_prior(sources, weights, float(prior.share), float(prior.decay))
