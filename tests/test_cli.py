@@ -68,6 +68,15 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
     assert "unknown user 'nobody'" in one_error_line(capsys.readouterr().err)
 
 
+def test_recommend_prints_a_long_item_text_on_one_shortened_line() -> None:
+    from polyrec.cli import _shortened
+
+    assert _shortened("Toy Story (1995)") == "Toy Story (1995)"
+    long = "title: " + " ".join(["word"] * 60) + "\ndescription: more"
+    line = _shortened(long)
+    assert len(line) == 100 and line.endswith("…") and "\n" not in line and line.startswith("title: word word")
+
+
 # ---------------------------------------------------------------- bad input: exit 2, one line
 
 

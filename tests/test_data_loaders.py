@@ -261,6 +261,21 @@ def test_generic_parquet_with_native_types(tmp_path) -> None:
     assert ds.interactions["label"].tolist() == [1.0, 0.0, 1.0]
 
 
+def test_generic_ids_missing_from_the_users_and_items_files_are_kept_and_counted(tmp_path) -> None:
+    # A users file often covers only the users who gave their attributes; a catalogue export
+    # can lag the behaviour log.
+    inter = INTERACTIONS.replace("u3,i3", "u7,i77") + "u7,i1,2,2021-03-08,no\n"
+    ds = load_generic(generic_folder(tmp_path, interactions_csv=inter))
+    assert ds.users["user_id"].tolist() == ["u1", "u2", "u7"]  # u3 and u4 never interact
+    assert ds.users.loc[2, ["gender", "age", "occupation"]].isna().all()
+    assert ds.items["item_id"].tolist() == ["i1", "i2", "i3", "i4", "i77"]
+    assert ds.items["text"].iloc[-1] == "i77"  # no text: the id, as for any item without text
+    assert ds.interactions["user"].tolist() == [0, 0, 1, 2, 2]
+    assert ds.interactions["item"].tolist() == [0, 1, 0, 4, 0]
+    assert "1 users are not in users.csv: kept, attributes unknown (the first: 'u7')" in ds.notes
+    assert "1 items are not in items.csv: kept, without text (the first: 'i77')" in ds.notes
+
+
 def test_generic_users_without_attributes_turn_profile_off(tmp_path) -> None:
     folder = generic_folder(tmp_path, dataset_yaml=FULL_YAML.replace(", attributes: [gender, age, occupation]", ""))
     ds = load_generic(folder)
@@ -282,10 +297,9 @@ BAD_GENERIC = [
       "interactions.csv", 4, "user_id", "missing user id"),
     ({"interactions_csv": INTERACTIONS.replace("u1,i2,", "u1,  ,")},
       "interactions.csv", 3, "item_id", "missing item id"),
-    ({"interactions_csv": INTERACTIONS.replace("u3,i3", "u3,i77")},
-      "interactions.csv", 5, "item_id", "item id 'i77' is not in items.csv"),
-    ({"interactions_csv": INTERACTIONS.replace("u2,i1", "u9,i1")},
-      "interactions.csv", 4, "user_id", "user id 'u9' is not in users.csv"),
+    ({"interactions_csv": INTERACTIONS.replace("u1,", "u8,").replace("u2,", "u9,")},
+      "interactions.csv", 2, "user_id", "user id 'u8' is not in users.csv (2 of the 3 user ids in the "
+      "interactions are not): is 'user_id' the right column, and the file the right one?"),
     ({"interactions_csv": INTERACTIONS.replace("rating,", "score,")},
       "interactions.csv", 1, "rating", "available columns: user_id, item_id, score, ts, clicked"),
     ({"interactions_csv": "user_id,item_id,rating,ts,clicked\n"},

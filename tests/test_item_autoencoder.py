@@ -187,3 +187,29 @@ def test_the_profile_join_keeps_an_attribute_only_where_it_raises_validation(ds,
             head.clear(name)
             assert with_part > score(name)
             head.set_attribute(name, weight.numpy(), bias.numpy())
+
+
+def test_the_profile_join_leaves_out_validation_users_whose_attributes_are_unknown(ds, data_a) -> None:
+    """A users file may lack a user or an attribute: such validation users play no part in
+    the join's choice, exactly as if they were not validation users at all."""
+    import copy
+    import dataclasses
+
+    from polyrec.train.item_autoencoder_fit import fit_profile_join
+
+    torch.manual_seed(0)
+    model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    fit_item_autoencoder(model.item_autoencoder, data_a, l2=1.0, progress=False)
+    unknown = data_a.valid.profile_users[::3]
+    with_unknown = copy.copy(data_a)
+    with_unknown.profile_true = {k: v.copy() for k, v in data_a.profile_true.items()}
+    for labels in with_unknown.profile_true.values():
+        labels[unknown] = -1
+    without_them = copy.copy(data_a)
+    without_them.valid = dataclasses.replace(
+        data_a.valid, profile_users=np.setdiff1d(data_a.valid.profile_users, unknown)
+    )
+    first, second = copy.deepcopy(model), copy.deepcopy(model)
+    assert fit_profile_join(first, with_unknown) == fit_profile_join(second, without_them)
+    for a, b in zip(first.user_row_profile.state_dict().values(), second.user_row_profile.state_dict().values()):
+        assert torch.equal(a, b)

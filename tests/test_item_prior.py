@@ -143,3 +143,16 @@ def test_history_items_count_decay_per_step_back_at_their_latest_position() -> N
     torch.testing.assert_close(prior.history_scores(items, mask), expected)
     prior.set(np.arange(4).reshape(4, 1), np.ones((4, 1)), share=0.5, decay=1.0)  # as a set
     torch.testing.assert_close(prior.history_scores(items, mask), (expected > 0).float())
+
+
+def test_a_pickled_prior_leaves_its_cached_sparse_map_behind_and_rebuilds_the_same() -> None:
+    """A model trained in a worker process comes back pickled: without the CSR cache, which
+    torch warns about when it crosses processes."""
+    import pickle
+
+    prior = ItemPrior(6, 2)
+    prior.set(np.array([[1, 2], [0, 2], [0, 1], [4, 5], [3, 5], [3, 4]]), np.arange(12.0).reshape(6, 2), 0.3)
+    built = prior.matrix().to_dense()
+    copy = pickle.loads(pickle.dumps(prior))
+    assert prior._matrix is not None and copy._matrix is None
+    assert torch.equal(copy.matrix().to_dense(), built)

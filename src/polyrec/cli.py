@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     mtl.add_argument("--config", help="YAML base config (default: polyrec run's defaults)")
     mtl.add_argument("--out", default="runs/mtl", help="one run folder per configuration; finished ones are reused")
     mtl.add_argument("--doc", default="docs/results/mtl.md", help="results document (plots beside it)")
-    mtl.add_argument("--data", help=argparse.SUPPRESS)  # a data folder instead of MovieLens-100K: smoke tests
+    mtl.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files (default: MovieLens-100K)")
     mtl.add_argument("--quiet", action="store_true", help="no progress bars")
     bd = bench_sub.add_parser("distill", help="teacher, student alone, distilled student, each distillation part removed")
     bd.add_argument("--teacher-config", default="configs/teacher.yaml", help="the teacher's YAML config")
@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     bd.add_argument("--threads", type=int, help="torch threads per training (results do not depend on it)")
     bd.add_argument("--out", default="runs/distill", help="one run folder per configuration; finished ones are reused")
     bd.add_argument("--doc", default="docs/results/distill.md", help="results document")
-    bd.add_argument("--data", help=argparse.SUPPRESS)  # a data folder instead of MovieLens-100K: smoke tests
+    bd.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files (default: MovieLens-100K)")
     bd.add_argument("--quiet", action="store_true", help="no progress bars")
     bp = bench_sub.add_parser("pretrain", help="no pretraining vs each objective alone vs all, protocols A and B; cold items")
     bp.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="default 0,1,2")
@@ -146,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     bp.add_argument("--config", help="YAML base config (default: polyrec run's defaults)")
     bp.add_argument("--out", default="runs/pretrain-bench", help="one run folder per configuration; finished ones are reused")
     bp.add_argument("--doc", default="docs/results/pretrain.md", help="results document")
-    bp.add_argument("--data", help=argparse.SUPPRESS)  # a data folder instead of MovieLens-100K: smoke tests
+    bp.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files (default: MovieLens-100K)")
     bp.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -248,7 +248,14 @@ def _recommend(args: argparse.Namespace) -> None:
 
     recs = load(args.run).recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
     for rank, row in enumerate(recs.itertuples(index=False), 1):
-        print(f"{rank:>3}. {row.text}  (item {row.item_id}, score {row.score:.3f})")
+        print(f"{rank:>3}. {_shortened(row.text)}  (item {row.item_id}, score {row.score:.3f})")
+
+
+def _shortened(text: str, width: int = 100) -> str:
+    """One line of at most ``width`` characters: a catalogue's titles and descriptions can
+    run to paragraphs (the full text is in the run's items and in the serving API)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
 
 
 def _serve(args: argparse.Namespace) -> None:

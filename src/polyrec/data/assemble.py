@@ -1,6 +1,7 @@
 """Building a ``Dataset`` from parsed tables: id validation and indexing, item texts, and the
-policies every loader shares (see ``generic.py``): unknown ids are errors, users without
-interactions are dropped, items without text get their id as text, all counted in the notes.
+policies every loader shares (see ``generic.py``): ids missing from a users/items file are
+errors or kept (the loader says which), users without interactions are dropped, items without
+text get their id as text, all counted in the notes.
 """
 
 from __future__ import annotations
@@ -28,23 +29,40 @@ def unique_ids(table: Table, column: str, what: str) -> pd.Series:
 
 
 def index_ids(
-    inter: Table, column: str, what: str, known: pd.Series | None, known_file: str | None
-) -> tuple[np.ndarray, pd.Series]:
-    """Dense int64 indices of an interaction id column, and the id of each index.
+    inter: Table, column: str, what: str, known: pd.Series | None, known_file: str | None,
+    keep_unknown: bool = False,
+) -> tuple[np.ndarray, pd.Series, int]:
+    """Dense int64 indices of an interaction id column, the id of each index, and how many ids
+    were not in ``known``.
 
-    With ``known`` ids (a users/items file) indices follow that file and an unknown id is an
-    error; without, ids are numbered in order of first appearance.
+    With ``known`` ids (a users/items file) indices follow that file. An id missing from it is
+    an error, or with ``keep_unknown`` appended after the file's ids (in order of first
+    appearance) — unless more than half of the distinct ids are missing, which says the
+    column or the file is the wrong one. Without ``known``, ids are numbered in order of first
+    appearance.
     """
     ids = inter.required_strings(column, what)
     if known is None:
         codes, uniques = pd.factorize(ids, sort=False)
-        return codes.astype(np.int64), pd.Series(np.asarray(uniques, dtype=object), dtype=object)
+        return codes.astype(np.int64), pd.Series(np.asarray(uniques, dtype=object), dtype=object), 0
     codes = pd.Index(known).get_indexer(ids)
     unknown = np.flatnonzero(codes < 0)
-    if len(unknown):
-        pos = int(unknown[0])
-        raise inter.error(f"{what} '{ids.iloc[pos]}' is not in {Path(known_file).name}", pos, column)
-    return codes.astype(np.int64), known
+    if not len(unknown):
+        return codes.astype(np.int64), known, 0
+    pos = int(unknown[0])
+    message = f"{what} '{ids.iloc[pos]}' is not in {Path(known_file).name}"
+    missing, _ = pd.factorize(ids.iloc[unknown], sort=False)
+    n_missing, n_distinct = int(missing.max()) + 1, int(ids.nunique())
+    if not keep_unknown:
+        raise inter.error(message, pos, column)
+    if 2 * n_missing > n_distinct:
+        raise inter.error(
+            f"{message} ({n_missing} of the {n_distinct} {what}s in the interactions are not): "
+            f"is '{column}' the right column, and the file the right one?", pos, column,
+        )  # fmt: skip
+    added = pd.Series(ids.iloc[unknown].unique(), dtype=object)
+    codes[unknown] = len(known) + missing
+    return codes.astype(np.int64), pd.concat([known, added], ignore_index=True), n_missing
 
 
 TextMaker = Callable[[Mapping[str, object], Sequence[str]], str]
@@ -72,16 +90,29 @@ def assemble(
     text_columns: Sequence[str],
     notes: list[str],
     drop_items_without_interactions: bool = False,
+    keep_unknown_ids: bool = False,
 ) -> Dataset:
     """Index the interactions against the users/items tables and build the ``Dataset``.
 
     ``users``/``items`` hold ``user_id``/``item_id`` (validated unique) plus attribute or text
     columns, items a ``text`` column; ``None`` means "take them from the interactions".
+    ``keep_unknown_ids``: interactions naming a user or item missing from its file keep it,
+    as a user whose attributes are unknown or an item without text (``index_ids``).
     """
     known_users = None if users is None else users["user_id"]
     known_items = None if items is None else items["item_id"]
-    user, user_ids = index_ids(inter, user_column, "user id", known_users, users_file)
-    item, item_ids = index_ids(inter, item_column, "item id", known_items, items_file)
+    user, user_ids, new_users = index_ids(
+        inter, user_column, "user id", known_users, users_file, keep_unknown_ids
+    )
+    item, item_ids, new_items = index_ids(
+        inter, item_column, "item id", known_items, items_file, keep_unknown_ids
+    )
+    if new_users:
+        kept = f"users are not in {Path(users_file).name}: kept, attributes unknown"
+        users = _append_ids(users, "user_id", user_ids, kept, notes)
+    if new_items:
+        kept = f"items are not in {Path(items_file).name}: kept, without text"
+        items = _append_ids(items, "item_id", item_ids, kept, notes)
     if users is None:
         users = pd.DataFrame({"user_id": user_ids})
     if items is None:
@@ -109,6 +140,18 @@ def assemble(
         interactions=interactions, attributes=list(attributes), text_columns=list(text_columns),
         notes=notes,
     )  # fmt: skip
+
+
+def _append_ids(
+    table: pd.DataFrame, id_column: str, ids: pd.Series, note: str, notes: list[str]
+) -> pd.DataFrame:
+    """``table`` with a row for each of ``ids`` past its end, every other column missing
+    (an item's text empty, so that it falls back to its id)."""
+    added = pd.DataFrame({id_column: ids.iloc[len(table):].reset_index(drop=True)})
+    if "text" in table:
+        added["text"] = ""
+    notes.append(f"{len(added)} {note} (the first: '{added[id_column].iloc[0]}')")
+    return pd.concat([table, added], ignore_index=True)
 
 
 def _keep_used(

@@ -16,8 +16,10 @@ column as ``io.py`` describes.
 column name), ``text``, ``type`` and ``attributes``. Files are ``.csv``, ``.tsv`` (UTF-8)
 or ``.parquet``; ids are read as str.
 
-Policies: interactions naming an id missing from an existing users/items file are an
-error, never dropped. Items with no text (no items file, no text columns, or all text
+Policies: interactions naming an id missing from an existing users/items file keep it — a
+user whose attributes are unknown (a users file often covers only the users who gave them),
+an item without text — and the notes count them; when more than half of the distinct ids
+are missing, the column or the file is the wrong one, and that is an error. Items with no text (no items file, no text columns, or all text
 fields empty) get their id as text, so the text model never sees an empty string. Users
 listed in a users file but without any interaction are dropped (no history to learn
 from); items without interactions are kept (they are still candidates). Every such case
@@ -179,7 +181,7 @@ def load_generic(folder: str | os.PathLike[str]) -> Dataset:
     items, items_file, text_columns = _items(folder, spec.sections.get("items"), item_col, notes)
     return assemble(
         spec.name, inter, user_col, item_col, values, users, users_file, items, items_file,
-        attributes, text_columns, notes,
+        attributes, text_columns, notes, keep_unknown_ids=True,
     )  # fmt: skip
 
 

@@ -46,6 +46,12 @@ class ItemPrior(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         self._matrix = None  # loaded weights: rebuild the sparse map from them
 
+    def __getstate__(self) -> dict[str, object]:
+        # Pickled (a trained model sent back from a worker process, a deep copy) without the
+        # cached map: it is rebuilt in milliseconds, and sending a sparse CSR tensor between
+        # processes makes torch warn about unchecked sparse invariants.
+        return {**self.__dict__, "_matrix": None}
+
     def matrix(self) -> torch.Tensor:
         if self._matrix is None:
             n, k = self.sources.shape

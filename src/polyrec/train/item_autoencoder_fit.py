@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from ..eval.metrics import classification_metrics
+from ..eval.evaluate import profile_metrics
 from ..eval.predict import predict_pairs, profile_probabilities
 from ..models.item_autoencoder import ItemAutoencoder
 from ..models.polyrec import PolyRecModel
@@ -182,5 +182,9 @@ def _validation_scores(model: PolyRecModel, data: ProtocolData, names: list[str]
     if users is None or not len(users) or not names:
         return {name: 0.0 for name in names}
     proba = profile_probabilities(model, data.valid.history, users)
-    scores = {name: classification_metrics(data.profile_true[name][users], proba[name]) for name in names}
-    return {name: s["auc"] if "auc" in s else s["accuracy"] for name, s in scores.items()}
+    # Users whose attribute is unknown are left out, as on test; 0 where fewer than two classes remain.
+    scores = profile_metrics("valid", data, users, {name: proba[name] for name in names})
+    return {
+        name: scores.get(f"valid.profile.{name}.auc", scores.get(f"valid.profile.{name}.accuracy", 0.0))
+        for name in names
+    }
