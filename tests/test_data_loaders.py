@@ -276,6 +276,20 @@ def test_generic_ids_missing_from_the_users_and_items_files_are_kept_and_counted
     assert "1 items are not in items.csv: kept, without text (the first: 'i77')" in ds.notes
 
 
+def test_generic_attributes_with_fewer_than_two_values_are_left_out(tmp_path) -> None:
+    users = "user_id,gender,age,occupation,plan,score\nu1,F,17,student,basic,\nu2,M,30,,basic,\nu3,F,61,retired,,\n"
+    yaml_text = FULL_YAML.replace("[gender, age, occupation]", "[gender, age, occupation, plan, score]")
+    ds = load_generic(generic_folder(tmp_path, users_csv=users, dataset_yaml=yaml_text))
+    assert ds.attributes == ["gender", "age", "occupation"]
+    assert list(ds.users.columns) == ["user_id", "gender", "age", "occupation"]
+    assert "attribute 'plan' has a single value, 'basic': left out" in ds.notes
+    assert "attribute 'score' has no value: left out" in ds.notes
+    only = "user_id,plan\nu1,basic\nu2,basic\nu3,basic\n"
+    yaml_text = FULL_YAML.replace("[gender, age, occupation]", "[plan]")
+    ds = load_generic(generic_folder(tmp_path / "only", users_csv=only, dataset_yaml=yaml_text))
+    assert ds.attributes == [] and "users file has no attribute columns: task 'profile' is off" in ds.notes
+
+
 def test_generic_users_without_attributes_turn_profile_off(tmp_path) -> None:
     folder = generic_folder(tmp_path, dataset_yaml=FULL_YAML.replace(", attributes: [gender, age, occupation]", ""))
     ds = load_generic(folder)

@@ -238,3 +238,23 @@ def test_a_seed_is_not_read_back_for_other_data_or_with_no_resume(tmp_path) -> N
     lines.clear()
     run(cfg, tmp_path / "run", progress=False, log=lines.append, baselines=False)
     assert any("seed 0: finished before" in line for line in lines)
+
+
+def test_the_logreg_baseline_leaves_out_an_attribute_with_one_class_among_its_training_users() -> None:
+    """A rare class can fall wholly into a fold's held-out users: nothing to learn there, so
+    that attribute gets no logistic regression, and the others are fitted as usual."""
+    from polyrec.baselines.learners import LogRegLearner
+    from polyrec.learners import LearnerContext
+    from polyrec.train.protocol_data import prepare
+    from synthetic import synthetic_dataset
+
+    ds = synthetic_dataset()
+    held_out = prepare(ds, "A", 0, 4.0, 10, True).user_split.test
+    ds.users["vip"] = np.where(np.isin(np.arange(ds.n_users), held_out), "yes", "no").astype(object)
+    ds.attributes = [*ds.attributes, "vip"]
+    data = prepare(ds, "A", 0, 4.0, 10, True)
+    assert set(data.profile_true["vip"][held_out]) == {data.attribute_classes["vip"].index("yes")}
+    learner = LogRegLearner(LearnerContext(tiny_config(), ["profile"], ds.n_items, None, ds.rating_range, 0))
+    learner.fit(data)
+    assert set(learner.models) == set(ds.attributes) - {"vip"}
+    assert set(learner.predict(data, data.test)) == {f"profile.{a}" for a in ds.attributes if a != "vip"}

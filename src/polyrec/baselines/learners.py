@@ -139,6 +139,8 @@ class LogRegLearner(Learner):
             # from profile_true, as for polyrec's own model selection.
             y_tr, y_va = labels[us.train], data.profile_true[name][us.valid]
             keep_tr, keep_va = y_tr >= 0, y_va >= 0
+            if np.unique(y_tr[keep_tr]).size < 2:
+                continue  # one class among this fold's training users: nothing to learn, no prediction
             self.models[name] = RatingMatrixLogReg(n_classes=len(data.attribute_classes[name])).fit(
                 X[us.train][keep_tr], y_tr[keep_tr], X[us.valid][keep_va], y_va[keep_va]
             )

@@ -198,6 +198,13 @@ def _users(
     raw = pd.DataFrame({a: table.strings(a) for a in attributes})
     columns, attribute_notes = prepare_attributes(raw, attributes)
     notes.extend(attribute_notes)
+    for name in list(attributes):
+        values = columns[name].dropna().unique()
+        if len(values) < 2:  # nothing to tell users apart by, nor to score a prediction on
+            shown = f"a single value, '{values[0]}'" if len(values) else "no value"
+            notes.append(f"attribute '{name}' has {shown}: left out")
+            attributes.remove(name)
+            columns = columns.drop(columns=name)
     if not attributes:
         notes.append("users file has no attribute columns: task 'profile' is off")
     return pd.concat([pd.DataFrame({"user_id": ids}), columns], axis=1), table.file, attributes
