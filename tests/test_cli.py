@@ -53,6 +53,8 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "| metric | polyrec |" in printed and "A.rating.rmse" in printed
     assert f"wrote {out / 'report.md'}" in printed
+    # No label column: the note says what makes a ctr positive, on the data's own scale.
+    assert "note: ctr label: rating >= 4 (data.ctr_threshold; ratings 1 to 5), " in printed
     # The YAML and the flags both reach the run, and the run records what it used.
     used = RunConfig.load(out / "config.yaml")
     assert (used.model.dim, used.train.epochs, used.seeds, used.text.enabled) == (16, 2, [0], False)

@@ -50,6 +50,18 @@ def active_tasks(ds: Dataset, wanted: list[str]) -> tuple[list[str], list[str]]:
     return tasks, notes
 
 
+def ctr_label_note(ds: Dataset, threshold: float) -> str:
+    """What the ctr task learns where the data has ratings but no label column: the
+    threshold is MovieLens' (4 of 5 stars) unless the config says otherwise, so say how many
+    interactions it makes positive, on whatever scale the ratings are."""
+    ratings = ds.interactions["rating"].to_numpy(dtype=np.float64)
+    share = float(np.mean(ratings >= threshold))
+    return (
+        f"ctr label: rating >= {threshold:g} (data.ctr_threshold; ratings {ratings.min():g} to "
+        f"{ratings.max():g}), {share:.0%} of the interactions positive"
+    )
+
+
 def load_configured_dataset(cfg: RunConfig) -> Dataset:
     return load_dataset(None, cfg.data.path) if cfg.data.path else load_dataset(cfg.data.dataset)
 
@@ -104,6 +116,8 @@ def run(
     notes = list(ds.notes)
     # The loader may already have said why a task is off; say it once.
     notes += [n for n in task_notes if not any(n.split(":")[0] in m for m in notes)]
+    if "ctr" in tasks and not ds.has_label:
+        notes.append(ctr_label_note(ds, cfg.data.ctr_threshold))
     protocols = [p for p in cfg.protocols if any(t in tasks for t in PROTOCOL_TASKS[p])]
     for p in cfg.protocols:
         if p not in protocols:
