@@ -496,3 +496,26 @@ def test_a_run_type_without_vectors_is_served_through_its_own_methods(runs, clie
         assert "cannot recommend for an ad-hoc history" in detail(c.post("/recommend", json={"history": [{"item_id": "i001"}]}), 501)
         assert "has no item vectors" in detail(c.get("/items/i001/similar"), 501)
         assert c.get("/users/u000/profile").json()["interests"] == []
+
+
+def test_new_item_texts_are_embedded_with_the_runs_own_text_settings(runs, tmp_path, monkeypatch) -> None:
+    """A run trained with `text.max_tokens` embeds a new item's text the same way."""
+    import yaml
+
+    import polyrec.text
+
+    folder = tmp_path / "capped"
+    shutil.copytree(runs["text"], folder)
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["text"]["max_tokens"] = 8
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    asked = []
+
+    def encode(texts, *args, **kwargs):  # what the run asks its encoder for
+        asked.append((args, kwargs))
+        return np.zeros((len(texts), 384), np.float32)
+
+    monkeypatch.setattr(polyrec.text, "encode_texts", encode)
+    polyrec.load(folder).embed_texts(["title: a new story"])
+    polyrec.load(runs["text"]).embed_texts(["title: a new story"])
+    assert [kw["max_tokens"] for _, kw in asked] == [8, None]

@@ -103,3 +103,16 @@ def test_cache_is_keyed_by_model(encoded, fake) -> None:
     encode_texts(TEXTS[:2], "/models/another-encoder", cache_dir=cache, progress=False)
     assert fake.built == ["/models/another-encoder"]
     assert sorted(fake.asked[0]) == sorted(TEXTS[:2])  # MiniLM's vectors are not reused
+
+
+def test_max_tokens_reads_a_text_up_to_that_many_tokens_and_caches_apart(encoded) -> None:
+    cache, v = encoded
+    long = TEXTS[0] + " while stock markets fell sharply today"  # "a cat sits on the mat": 6 tokens
+    with torch_threads(1):
+        whole = encode_texts([long], MINILM, cache_dir=cache, progress=False)
+        cut = encode_texts([long], MINILM, cache_dir=cache, progress=False, max_tokens=8)  # [CLS] + 6 + [SEP]
+    np.testing.assert_allclose(cut[0], v[0], atol=1e-5)  # the long text read as its first six tokens
+    assert float(whole[0] @ v[0]) < 0.99  # read whole, the tail counts
+    assert any(p.name.endswith("-max8") for p in (cache / "text").iterdir())
+    with pytest.raises(ValueError, match="text.max_tokens"):
+        encode_texts(["a new text"], MINILM, cache_dir=cache, progress=False, max_tokens=0)

@@ -74,7 +74,8 @@ def item_texts(ds: Dataset) -> list[str]:
 def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray | None:
     if not cfg.text.enabled:
         return None
-    return encode_texts(item_texts(ds), cfg.text.encoder, cfg.text.cache_dir, cfg.text.batch_size, progress)
+    t = cfg.text
+    return encode_texts(item_texts(ds), t.encoder, t.cache_dir, t.batch_size, progress, t.max_tokens)
 
 
 def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:

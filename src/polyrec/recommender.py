@@ -53,6 +53,7 @@ class Recommender(RecommenderBase):
         # new items' texts must go through the same one. None: unknown, or the run used no text.
         self.text_encoder_: str | None = None
         self.text_cache_dir_: str | None = None
+        self.text_max_tokens_: int | None = None
         self._text_lock = threading.Lock()
         self._histories: dict[str, Histories] = {}
         for p, m in models.items():
@@ -72,6 +73,7 @@ class Recommender(RecommenderBase):
             default = TextConfig()
             rec.text_encoder_ = text.get("encoder", default.encoder) if text.get("enabled", default.enabled) else None
             rec.text_cache_dir_ = text.get("cache_dir", default.cache_dir)
+            rec.text_max_tokens_ = text.get("max_tokens", default.max_tokens)
         return rec
 
     def _model(self, task: str, prefer: tuple[str, ...]) -> tuple[str, PolyRecModel]:
@@ -140,7 +142,9 @@ class Recommender(RecommenderBase):
         from .text import encode_texts
 
         with self._text_lock:  # the on-disk vector cache has one writer at a time
-            return encode_texts(texts, self.text_encoder_, self.text_cache_dir_, progress=False)
+            return encode_texts(
+                texts, self.text_encoder_, self.text_cache_dir_, progress=False, max_tokens=self.text_max_tokens_
+            )
 
     @torch.no_grad()
     def history_vector(

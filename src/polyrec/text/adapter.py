@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..config import ADAPT_MODES
-from .encoder import resolve_encoder
+from .encoder import load_sentence_encoder
 
 LORA_TARGETS = ["query", "value"]  # BERT / MPNet attention projections (MiniLM and mpnet alike)
 
@@ -24,15 +24,14 @@ class TextAdapter(nn.Module):
     """A sentence-transformers encoder whose LoRA adapters or top ``layers`` layers train."""
 
     def __init__(
-        self, encoder: str, texts: list[str], mode: str, layers: int = 1, rank: int = 8, cache_dir: str | None = None
-    ):
+        self, encoder: str, texts: list[str], mode: str, layers: int = 1, rank: int = 8, cache_dir: str | None = None,
+        max_tokens: int | None = None,
+    ):  # fmt: skip
         super().__init__()
         if mode not in ADAPT_MODES[1:]:
             raise ValueError(f"'pretrain.adapt_text' must be one of {', '.join(ADAPT_MODES)}; got {mode!r}")
-        from sentence_transformers import SentenceTransformer
-
         self.texts = texts
-        self.encoder = SentenceTransformer(resolve_encoder(encoder, cache_dir), device="cpu")
+        self.encoder = load_sentence_encoder(encoder, cache_dir, max_tokens)
         backbone = self.encoder[0].auto_model
         for p in self.encoder.parameters():
             p.requires_grad_(False)

@@ -34,8 +34,22 @@ def resolve_encoder(name: str, cache_dir: str | Path | None = None) -> str:
     return name
 
 
-def _model_key(name: str) -> str:
-    return hashlib.sha1(name.encode()).hexdigest()[:12] + "-" + Path(name).name.replace("/", "_")
+def load_sentence_encoder(name: str, cache_dir: str | Path | None = None, max_tokens: int | None = None):  # type: ignore[no-untyped-def]
+    """The sentence-transformers model ``name`` on the CPU, reading at most ``max_tokens``
+    tokens of a text (None: the model's own limit; a larger value never raises it)."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_encoder(name, cache_dir), device="cpu")
+    if max_tokens is not None:
+        if max_tokens < 1:
+            raise ValueError(f"'text.max_tokens' must be at least 1; got {max_tokens}")
+        model.max_seq_length = min(model.max_seq_length, max_tokens)
+    return model
+
+
+def _model_key(name: str, max_tokens: int | None = None) -> str:
+    key = hashlib.sha1(name.encode()).hexdigest()[:12] + "-" + Path(name).name.replace("/", "_")
+    return key if max_tokens is None else f"{key}-max{max_tokens}"  # truncated texts encode apart
 
 
 def _text_key(text: str) -> str:
@@ -48,13 +62,15 @@ def encode_texts(
     cache_dir: str | Path | None = None,
     batch_size: int = 64,
     progress: bool = True,
+    max_tokens: int | None = None,
 ) -> np.ndarray:
-    """Vectors for ``texts``, shape (N, D) float32, L2-normalised.
+    """Vectors for ``texts``, shape (N, D) float32, L2-normalised; each text read up to
+    ``max_tokens`` tokens (None: the encoder's own limit).
 
     Vectors are cached under ``cache_dir/text/<model>/`` keyed by the SHA-1 of each text, so
     a second run (or a dataset that shares titles) encodes only what is new.
     """
-    cache = Path(cache_dir or default_cache_dir()) / "text" / _model_key(encoder)
+    cache = Path(cache_dir or default_cache_dir()) / "text" / _model_key(encoder, max_tokens)
     cache.mkdir(parents=True, exist_ok=True)
     store = cache / "vectors.npz"
     known: dict[str, np.ndarray] = {}
@@ -64,9 +80,7 @@ def encode_texts(
     keys = [_text_key(t) for t in texts]
     missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
     if missing:
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(resolve_encoder(encoder, cache_dir), device="cpu")
+        model = load_sentence_encoder(encoder, cache_dir, max_tokens)
         new = model.encode(
             [t for _, t in missing],
             batch_size=batch_size,

@@ -267,7 +267,7 @@ def text_adapter(cfg: RunConfig, item_texts: list[str] | None) -> TextAdapter | 
         return None
     if item_texts is None:
         raise ValueError("pretrain.adapt_text needs the items' texts")
-    return TextAdapter(cfg.text.encoder, item_texts, p.adapt_text, p.adapt_layers, p.lora_rank, cfg.text.cache_dir)
+    return TextAdapter(cfg.text.encoder, item_texts, p.adapt_text, p.adapt_layers, p.lora_rank, cfg.text.cache_dir, cfg.text.max_tokens)
 
 
 def init_from_pretraining(
