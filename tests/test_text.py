@@ -116,3 +116,9 @@ def test_max_tokens_reads_a_text_up_to_that_many_tokens_and_caches_apart(encoded
     assert any(p.name.endswith("-max8") for p in (cache / "text").iterdir())
     with pytest.raises(ValueError, match="text.max_tokens"):
         encode_texts(["a new text"], MINILM, cache_dir=cache, progress=False, max_tokens=0)
+
+
+def test_an_encoder_that_cannot_be_loaded_is_one_line_naming_the_setting(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"^text.encoder 'no-such-encoder-v9' cannot be loaded \(.*\); offline, name") as info:
+        encode_texts(["a title"], "no-such-encoder-v9", cache_dir=tmp_path, progress=False)
+    assert "\n" not in str(info.value)

@@ -39,7 +39,14 @@ def load_sentence_encoder(name: str, cache_dir: str | Path | None = None, max_to
     tokens of a text (None: the model's own limit; a larger value never raises it)."""
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(resolve_encoder(name, cache_dir), device="cpu")
+    try:
+        model = SentenceTransformer(resolve_encoder(name, cache_dir), device="cpu")
+    except OSError as exc:  # a misspelt name: transformers' message is a page of hub advice
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"text.encoder '{name}' cannot be loaded ({first}); offline, name {MINILM}, "
+            f"{MPNET} (the teacher extra) or a sentence-transformers model folder"
+        ) from None
     if max_tokens is not None:
         if max_tokens < 1:
             raise ValueError(f"'text.max_tokens' must be at least 1; got {max_tokens}")
