@@ -38,7 +38,7 @@ from polyrec.train.sequences import collate
 TEACHER_TEXT, STUDENT_TEXT = "stand-in-teacher", "stand-in-student"
 
 
-def fake_encode(texts, encoder, cache_dir=None, batch_size=64, progress=True):
+def fake_encode(texts, encoder, cache_dir=None, batch_size=64, progress=True, max_tokens=None):
     width = 24 if encoder == TEACHER_TEXT else 8
     return np.random.default_rng(len(encoder)).normal(size=(len(texts), width)).astype(np.float32)
 

@@ -114,7 +114,7 @@ def test_export_with_a_run_appends_events_to_its_data(tmp_path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     pd.DataFrame({"item_id": ["a", "b"], "text": ["Alpha", "Beta"], "item_type": ["ad", "product"]}).to_parquet(run / "items.parquet")
-    pd.DataFrame({"user_id": ["x", "y"], "gender": ["F", pd.NA]}).astype("string").to_parquet(run / "users.parquet")
+    pd.DataFrame({"user_id": ["x", "y", "w"], "gender": ["F", pd.NA, "M"]}).astype("string").to_parquet(run / "users.parquet")
     pd.DataFrame({"user": [0, 1, 1], "item": [0, 0, 1], "rating": [5.0, 2.0, 4.0], "timestamp": [1.0, 2.0, 3.0]}).to_parquet(
         run / "interactions.parquet"
     )
@@ -125,4 +125,4 @@ def test_export_with_a_run_appends_events_to_its_data(tmp_path) -> None:
     assert ds.items["text"].tolist() == ["Alpha", "Beta", "c"]  # a new item: its id as text
     assert ds.items["item_type"].tolist()[:2] == ["ad", "product"]
     assert len(ds.interactions) == 5 and ds.interactions["rating"].tolist() == [5.0, 2.0, 4.0, 3.0, 5.0]
-    assert ds.users["gender"].isna().tolist() == [False, True, True]
+    assert ds.users["gender"].isna().tolist() == [False, True, True]  # w never interacts: dropped

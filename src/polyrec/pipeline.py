@@ -75,7 +75,7 @@ def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray
     if not cfg.text.enabled:
         return None
     t = cfg.text
-    return encode_texts(item_texts(ds), t.encoder, t.cache_dir, t.batch_size, progress, t.max_tokens)
+    return encode_texts(item_texts(ds), t.encoder, t.cache_dir, t.batch_size, progress, max_tokens=t.max_tokens)
 
 
 def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
