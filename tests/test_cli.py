@@ -79,6 +79,35 @@ def test_recommend_prints_a_long_item_text_on_one_shortened_line() -> None:
     assert len(line) == 100 and line.endswith("…") and "\n" not in line and line.startswith("title: word word")
 
 
+def test_data_too_thin_for_a_protocol_or_task_turns_it_off_and_says_so(tmp_path, capsys) -> None:
+    """Two interactions a user leave nothing to hold out for protocol B; five users with
+    attributes cannot fill ten user folds. Both are switched off with a note, and a run left
+    with nothing to train is one line."""
+    data = tmp_path / "thin"
+    data.mkdir()
+    rows = [f"u{u},i{(u + k) % 7},{1 + (u + k) % 5},{100 * u + k}" for u in range(30) for k in range(2)]
+    (data / "inter.csv").write_text("user,item,rating,ts\n" + "\n".join(rows) + "\n")
+    genders = ["FM"[u % 2] if u < 5 else "" for u in range(30)]  # five users gave theirs
+    (data / "users.csv").write_text("user,gender\n" + "".join(f"u{u},{g}\n" for u, g in enumerate(genders)))
+    (data / "dataset.yaml").write_text(
+        "interactions: {path: inter.csv, user: user, item: item, rating: rating, timestamp: ts}\n"
+        "users: {path: users.csv, id: user, attributes: [gender]}\n"
+    )
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_YAML)
+    base = ["run", "--data", str(data), "--config", str(config), "--epochs", "1", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "note: protocol B skipped: no user has the 3 interactions it needs (training, validation, test)" in printed
+    assert "note: task 'profile' is off: 5 users with attributes, fewer than the 10 user folds it is tested on" in printed
+    assert "A.rating.rmse" in printed and "B.next_item" not in printed
+    assert main([*base, "--protocols", "B", "--out", str(tmp_path / "b")]) == 2
+    assert one_error_line(capsys.readouterr().err) == (
+        "polyrec: error: thin: nothing to train: protocol B skipped: no user has the 3 interactions it needs "
+        "(training, validation, test)"
+    )
+
+
 # ---------------------------------------------------------------- bad input: exit 2, one line
 
 

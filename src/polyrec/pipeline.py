@@ -13,6 +13,7 @@ import torch
 
 from .config import PROTOCOL_TASKS, RunConfig
 from .data.loader import load_dataset
+from .data.splits import LEAVE_ONE_OUT_MIN, N_PROFILE_FOLDS
 from .data.tables import Dataset
 from .eval.evaluate import ProfilePool
 from .eval.prediction_store import load_predictions
@@ -36,7 +37,7 @@ def active_tasks(ds: Dataset, wanted: list[str]) -> tuple[list[str], list[str]]:
     why_off = {
         "rating": None if ds.has_rating else "no ratings in the data",
         "ctr": None if (ds.has_rating or ds.has_label) else "no ratings and no label column",
-        "profile": None if ds.attributes else "no user attributes",
+        "profile": _why_profile_is_off(ds),
         "next_item": None,
     }
     tasks, notes = [], []
@@ -48,6 +49,29 @@ def active_tasks(ds: Dataset, wanted: list[str]) -> tuple[list[str], list[str]]:
         else:
             notes.append(f"task '{t}' is off: {why_off[t]}")
     return tasks, notes
+
+
+def _why_profile_is_off(ds: Dataset) -> str | None:
+    if not ds.attributes:
+        return "no user attributes"
+    known = int(ds.users[ds.attributes].notna().any(axis=1).sum())
+    if known < N_PROFILE_FOLDS:
+        return f"{known} users with attributes, fewer than the {N_PROFILE_FOLDS} user folds it is tested on"
+    return None
+
+
+def runnable_protocols(ds: Dataset, wanted: list[str], tasks: list[str]) -> tuple[list[str], list[str]]:
+    """The requested protocols that have a task on and data to split, and a note for each
+    one skipped."""
+    counts = np.bincount(ds.interactions["user"].to_numpy(), minlength=ds.n_users)
+    why_off = {
+        p: f"none of its tasks ({', '.join(PROTOCOL_TASKS[p])}) is on"
+        for p in wanted
+        if not any(t in tasks for t in PROTOCOL_TASKS[p])
+    }
+    if "B" in wanted and "B" not in why_off and not (counts >= LEAVE_ONE_OUT_MIN).any():
+        why_off["B"] = f"no user has the {LEAVE_ONE_OUT_MIN} interactions it needs (training, validation, test)"
+    return [p for p in wanted if p not in why_off], [f"protocol {p} skipped: {why}" for p, why in why_off.items()]
 
 
 def ctr_label_note(ds: Dataset, threshold: float) -> str:
@@ -119,10 +143,10 @@ def run(
     notes += [n for n in task_notes if not any(n.split(":")[0] in m for m in notes)]
     if "ctr" in tasks and not ds.has_label:
         notes.append(ctr_label_note(ds, cfg.data.ctr_threshold))
-    protocols = [p for p in cfg.protocols if any(t in tasks for t in PROTOCOL_TASKS[p])]
-    for p in cfg.protocols:
-        if p not in protocols:
-            notes.append(f"protocol {p} skipped: none of its tasks ({', '.join(PROTOCOL_TASKS[p])}) is on")
+    protocols, skipped = runnable_protocols(ds, cfg.protocols, tasks)
+    notes += skipped
+    if not protocols:
+        raise ValueError(f"{ds.name}: nothing to train: " + "; ".join(skipped))
     text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
     texts = item_texts(ds) if text_vectors is not None else None
 

@@ -66,6 +66,9 @@ def chronological_order(ds: Dataset) -> np.ndarray:
     return np.lexsort((rows, inter["user"].to_numpy()))
 
 
+LEAVE_ONE_OUT_MIN = 3  # a protocol-B user needs a training, a validation and a test item
+
+
 def protocol_b(ds: Dataset, seed: int = 0) -> InteractionSplit:
     """Leave-one-out by time: per user test = last, valid = the one before; <3 → train only.
 
@@ -78,7 +81,7 @@ def protocol_b(ds: Dataset, seed: int = 0) -> InteractionSplit:
     first_of_group = np.r_[True, users[1:] != users[:-1]]
     group_start = np.maximum.accumulate(np.where(first_of_group, np.arange(len(users)), 0))
     from_end = counts[users] - 1 - (np.arange(len(users)) - group_start)
-    eligible = counts[users] >= 3
+    eligible = counts[users] >= LEAVE_ONE_OUT_MIN
     test = np.sort(order[eligible & (from_end == 0)])
     valid = np.sort(order[eligible & (from_end == 1)])
     train = np.sort(order[~(eligible & (from_end <= 1))])
