@@ -132,6 +132,25 @@ def test_unknown_seed_or_missing_teacher_is_one_line(teacher_run, tmp_path, caps
     assert "config.yaml" in capsys.readouterr().err
 
 
+def test_the_student_defaults_to_the_protocols_the_teacher_has_models_for(teacher_run, tmp_path) -> None:
+    """A teacher run may have skipped a protocol its data could not support."""
+    import shutil
+
+    from polyrec.distill.run import student_config as distill_config
+    from polyrec.distill.teacher import trained_seeds
+
+    only_a = tmp_path / "teacher-a"
+    shutil.copytree(teacher_run, only_a)
+    for folder in only_a.rglob("B"):
+        if folder.is_dir():
+            shutil.rmtree(folder)
+    assert trained_seeds(only_a, "A") == [0, 1] and trained_seeds(only_a, "B") == []
+    assert distill_config(only_a).protocols == ["A"]
+    assert distill_config(teacher_run).protocols == ["A", "B"]
+    with pytest.raises(ValueError, match="no model for protocol B with seeds"):
+        distill_config(only_a, protocols=["B"])
+
+
 def _batch_and_models(folder, teacher_run):
     from polyrec.data.generic import load_generic
     from polyrec.train.protocol_data import prepare

@@ -25,7 +25,10 @@ def student_config(
     cfg = copy.deepcopy(student) if student is not None else RunConfig()
     cfg.data, cfg.tasks = copy.deepcopy(tcfg.data), list(tcfg.tasks)
     cfg.model.rating_levels = tcfg.model.rating_levels  # the same rating tokens as the teacher's inputs
-    cfg.protocols, cfg.seeds = list(protocols or tcfg.protocols), list(seeds or tcfg.seeds)
+    # By default the protocols the teacher has models for: its run may have skipped one that
+    # the data could not support (e.g. protocol B where no user has three interactions).
+    with_models = [p for p in tcfg.protocols if trained_seeds(teacher, p)]
+    cfg.protocols, cfg.seeds = list(protocols or with_models or tcfg.protocols), list(seeds or tcfg.seeds)
     for p in cfg.protocols:
         trained = trained_seeds(teacher, p) if p in tcfg.protocols else []
         missing = [s for s in cfg.seeds if s not in trained]
