@@ -143,6 +143,22 @@ def write_dataset(
     return folder
 
 
+def write_thin_dataset(folder: str | Path, n_users: int = 30, with_gender: int = 5) -> Path:
+    """Two rated interactions a user (nothing for protocol B to hold out) and a users file in
+    which only the first ``with_gender`` users gave their gender."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [f"u{u},i{(u + k) % 7},{1 + (u + k) % 5},{100 * u + k}" for u in range(n_users) for k in range(2)]
+    (folder / "inter.csv").write_text("user,item,rating,ts\n" + "\n".join(rows) + "\n")
+    genders = ["FM"[u % 2] if u < with_gender else "" for u in range(n_users)]
+    (folder / "users.csv").write_text("user,gender\n" + "".join(f"u{u},{g}\n" for u, g in enumerate(genders)))
+    (folder / "dataset.yaml").write_text(
+        "interactions: {path: inter.csv, user: user, item: item, rating: rating, timestamp: ts}\n"
+        "users: {path: users.csv, id: user, attributes: [gender]}\n"
+    )
+    return folder
+
+
 def synthetic_dataset(**options) -> Dataset:
     """The same data as ``write_dataset(folder, **options)``, loaded, without keeping files."""
     with tempfile.TemporaryDirectory() as tmp:

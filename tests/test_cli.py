@@ -11,7 +11,7 @@ import yaml
 
 from polyrec.cli import main
 from polyrec.config import RunConfig
-from synthetic import TINY_YAML, write_dataset
+from synthetic import TINY_YAML, write_dataset, write_thin_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -83,16 +83,7 @@ def test_data_too_thin_for_a_protocol_or_task_turns_it_off_and_says_so(tmp_path,
     """Two interactions a user leave nothing to hold out for protocol B; five users with
     attributes cannot fill ten user folds. Both are switched off with a note, and a run left
     with nothing to train is one line."""
-    data = tmp_path / "thin"
-    data.mkdir()
-    rows = [f"u{u},i{(u + k) % 7},{1 + (u + k) % 5},{100 * u + k}" for u in range(30) for k in range(2)]
-    (data / "inter.csv").write_text("user,item,rating,ts\n" + "\n".join(rows) + "\n")
-    genders = ["FM"[u % 2] if u < 5 else "" for u in range(30)]  # five users gave theirs
-    (data / "users.csv").write_text("user,gender\n" + "".join(f"u{u},{g}\n" for u, g in enumerate(genders)))
-    (data / "dataset.yaml").write_text(
-        "interactions: {path: inter.csv, user: user, item: item, rating: rating, timestamp: ts}\n"
-        "users: {path: users.csv, id: user, attributes: [gender]}\n"
-    )
+    data = write_thin_dataset(tmp_path / "thin")
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_YAML)
     base = ["run", "--data", str(data), "--config", str(config), "--epochs", "1", "--quiet"]

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from synthetic import TINY_YAML, tiny_config, write_dataset
+from synthetic import TINY_YAML, tiny_config, write_dataset, write_thin_dataset
 
 from polyrec.cli import main
 from polyrec.config import PRETRAIN_OBJECTIVES, PretrainConfig, RunConfig
@@ -170,6 +170,20 @@ def test_pretrain_config_is_checked() -> None:
         RunConfig.from_dict({"pretrain": {"objectives": {"mlm": 1.0}}})
     with pytest.raises(ValueError, match="mask_prob"):
         RunConfig.from_dict({"pretrain": {"mask_prob": 1.5}})
+
+
+def test_bench_pretrain_on_data_protocol_b_cannot_split_runs_protocol_a_alone(tmp_path) -> None:
+    folder = write_thin_dataset(tmp_path / "thin")
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    doc = tmp_path / "pretrain.md"
+    argv = ["bench", "pretrain", "--data", str(folder), "--config", str(tmp_path / "tiny.yaml"), "--epochs", "1",
+            "--pretrain-epochs", "1", "--seeds", "0", "--out", str(tmp_path / "runs"), "--doc", str(doc), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    rows = [r.split(" | ") for r in doc.read_text().splitlines() if r.startswith("| ") and not r.startswith("| configuration")]
+    assert [r[0] for r in rows] == ["| none", "| mim", "| contrastive", "| all"]
+    for row in rows:  # rating RMSE measured; NDCG@10, HR@10, cold-item HR@10 and cold targets not
+        assert row[1] != "—" and row[4:8] == ["—", "—", "—", "—"]
+    assert RunConfig.load(tmp_path / "runs" / "none" / "config.yaml").protocols == ["A"]
 
 
 def test_bench_pretrain_runs_every_configuration_and_grows_by_seeds(tmp_path, capsys) -> None:

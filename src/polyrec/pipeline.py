@@ -51,6 +51,14 @@ def active_tasks(ds: Dataset, wanted: list[str]) -> tuple[list[str], list[str]]:
     return tasks, notes
 
 
+def trainable(ds: Dataset, wanted: list[str]) -> tuple[list[str], list[str]]:
+    """The tasks of ``wanted`` that the data has labels for and whose protocol it can split,
+    and those protocols (a study plans its configurations from these)."""
+    tasks, _ = active_tasks(ds, wanted)
+    protocols, _ = runnable_protocols(ds, list(PROTOCOL_TASKS), tasks)
+    return [t for t in tasks if any(t in PROTOCOL_TASKS[p] for p in protocols)], protocols
+
+
 def _why_profile_is_off(ds: Dataset) -> str | None:
     if not ds.attributes:
         return "no user attributes"

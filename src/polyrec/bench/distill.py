@@ -22,7 +22,7 @@ from ..distill.run import student_config
 from ..eval.report import protocol_params
 from ..eval.stored import stored_metrics
 from ..models.io import WEIGHTS, load_model
-from ..pipeline import aggregate, load_configured_dataset
+from ..pipeline import aggregate, load_configured_dataset, trainable
 from ..run_loader import MODEL_DIR
 from ..run_progress import PROGRESS_DIR
 from ..train.learner import catalogue_speed
@@ -80,6 +80,9 @@ def bench_distill(
 ) -> Path:
     """Run (or reuse) every configuration under ``out``; write ``doc``."""
     out = Path(out)
+    _, protocols = trainable(load_configured_dataset(teacher), teacher.tasks)
+    teacher = copy.deepcopy(teacher)  # the protocols the data can split (thin data: A alone)
+    teacher.protocols = [p for p in teacher.protocols if p in protocols] or teacher.protocols
     plan = variants(student, ablation_seeds, ablate)
     results = {}
     for i, v in enumerate(plan, 1):

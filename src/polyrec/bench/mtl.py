@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..config import MTL_ARCHS, PROTOCOL_TASKS, WEIGHTINGS, RunConfig, TrainConfig
-from ..pipeline import active_tasks, load_configured_dataset, run
+from ..pipeline import load_configured_dataset, run, trainable
 from ..run_jobs import describe_workers
 from .mtl_choice import Verdict, ranking, validation_metrics, verdict
 
@@ -123,7 +123,7 @@ def bench_mtl(
             raise ValueError(f"unknown {name} '{wrong[0]}'; {name}s: {', '.join(known)}")
     out = Path(out)
     ds = load_configured_dataset(base)
-    tasks, _ = active_tasks(ds, base.tasks)
+    tasks, _ = trainable(ds, base.tasks)
     plan = variants(tasks, archs, weightings)
     for k, v in enumerate(plan, 1):
         what = f"tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}"

@@ -11,6 +11,7 @@ under protocol B), with and without text features.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..config import PRETRAIN_OBJECTIVES, RunConfig
 from ..eval.cold_items import COLD_MAX, cold_target_ranks
-from ..pipeline import load_configured_dataset
+from ..pipeline import load_configured_dataset, trainable
 from .mtl import MAIN_METRICS, _cell, _load, provenance, run_configuration
 from .mtl_choice import versus_single
 
@@ -81,14 +82,17 @@ def bench_pretrain(
     """Run (or reuse) every configuration under ``out``; write ``doc``."""
     out = Path(out)
     ds = load_configured_dataset(base)
-    plan = variants(base.text.enabled)
+    _, protocols = trainable(ds, base.tasks)  # e.g. no protocol B where no user has three interactions
+    plan = [dataclasses.replace(v, protocols=tuple(p for p in v.protocols if p in protocols)) for v in variants(base.text.enabled)]
+    plan = [v for v in plan if v.protocols]
     results = {}
     for i, v in enumerate(plan, 1):
         folder, cfg = out / v.name, variant_config(base, v)
         what = f"objectives {','.join(v.objectives) or 'none'}, text {'on' if v.text else 'off'}"
         run_configuration(folder, cfg, f"[{i}/{len(plan)}] {v.name}", what, progress, log)
         results[v.name] = _load(folder)
-        results[v.name]["metrics"].update(cold_hr(folder, cfg, ds))
+        if "B" in v.protocols:
+            results[v.name]["metrics"].update(cold_hr(folder, cfg, ds))
     return write_doc(Path(doc), plan, results, base, command)
 
 
@@ -117,8 +121,8 @@ def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: Ru
         marks = ["" if v.name == "none" else versus_single(m, ref, key, higher) for key, _, higher in columns]
         cells = [_cell(m, key) + mark for (key, _, _), mark in zip(columns, marks)]
         pre = " / ".join(f"{m[f'model.{p}.pretrain_seconds']:.0f}" if f"model.{p}.pretrain_seconds" in m else "—" for p in "AB")
-        cold_n = m.get(f"{COLD_KEY}.n", float("nan"))
-        lines.append(f"| {v.name} | {' | '.join(cells)} | {cold_n:.0f} | {pre} | {results[v.name]['wall'] / 60:.1f} |")
+        cold_n = f"{m[f'{COLD_KEY}.n']:.0f}" if f"{COLD_KEY}.n" in m else "—"
+        lines.append(f"| {v.name} | {' | '.join(cells)} | {cold_n} | {pre} | {results[v.name]['wall'] / 60:.1f} |")
     lines += ["", "Each configuration's run folder (report, metrics.json, config.yaml) is under the bench's `--out`."]
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text("\n".join(lines) + "\n")
