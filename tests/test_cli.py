@@ -92,6 +92,10 @@ def test_data_too_thin_for_a_protocol_or_task_turns_it_off_and_says_so(tmp_path,
     assert "note: protocol B skipped: no user has the 3 interactions it needs (training, validation, test)" in printed
     assert "note: task 'profile' is off: 5 users with attributes, fewer than the 10 user folds it is tested on" in printed
     assert "A.rating.rmse" in printed and "B.next_item" not in printed
+    assert main(["data", "describe", "--data", str(data)]) == 0  # says the same before any training
+    described = capsys.readouterr().out
+    assert "  - protocol B skipped: no user has the 3 interactions it needs" in described
+    assert "  - task 'profile' is off: 5 users with attributes" in described
     assert main([*base, "--protocols", "B", "--out", str(tmp_path / "b")]) == 2
     assert one_error_line(capsys.readouterr().err) == (
         "polyrec: error: thin: nothing to train: protocol B skipped: no user has the 3 interactions it needs "

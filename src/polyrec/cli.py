@@ -236,11 +236,14 @@ def _ensemble(args: argparse.Namespace) -> None:
 
 
 def _describe(args: argparse.Namespace) -> None:
+    from .config import RunConfig
     from .data.describe import describe
     from .data.loader import load_dataset
+    from .pipeline import run_plan
 
     ds = load_dataset(None, args.data) if args.data else load_dataset(args.name)
-    print(describe(ds))
+    _, _, notes = run_plan(ds, RunConfig())  # what `polyrec run` with the defaults would leave out
+    print(describe(ds, notes))
 
 
 def _recommend(args: argparse.Namespace) -> None:

@@ -51,6 +51,19 @@ def active_tasks(ds: Dataset, wanted: list[str]) -> tuple[list[str], list[str]]:
     return tasks, notes
 
 
+def run_plan(ds: Dataset, cfg: RunConfig) -> tuple[list[str], list[str], list[str]]:
+    """What a run of ``cfg`` trains on ``ds`` — its tasks and protocols — and the notes that
+    say what the data lacks and what was left out because of it (the report's notes)."""
+    tasks, task_notes = active_tasks(ds, cfg.tasks)
+    notes = list(ds.notes)
+    # The loader may already have said why a task is off; say it once.
+    notes += [n for n in task_notes if not any(n.split(":")[0] in m for m in notes)]
+    if "ctr" in tasks and not ds.has_label:
+        notes.append(ctr_label_note(ds, cfg.data.ctr_threshold))
+    protocols, skipped = runnable_protocols(ds, cfg.protocols, tasks)
+    return tasks, protocols, notes + skipped
+
+
 def trainable(ds: Dataset, wanted: list[str]) -> tuple[list[str], list[str]]:
     """The tasks of ``wanted`` that the data has labels for and whose protocol it can split,
     and those protocols (a study plans its configurations from these)."""
@@ -145,16 +158,9 @@ def run(
         torch.set_num_threads(cfg.train.threads)
     ds = load_configured_dataset(cfg)
     log(f"data: {ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions")
-    tasks, task_notes = active_tasks(ds, cfg.tasks)
-    notes = list(ds.notes)
-    # The loader may already have said why a task is off; say it once.
-    notes += [n for n in task_notes if not any(n.split(":")[0] in m for m in notes)]
-    if "ctr" in tasks and not ds.has_label:
-        notes.append(ctr_label_note(ds, cfg.data.ctr_threshold))
-    protocols, skipped = runnable_protocols(ds, cfg.protocols, tasks)
-    notes += skipped
+    tasks, protocols, notes = run_plan(ds, cfg)
     if not protocols:
-        raise ValueError(f"{ds.name}: nothing to train: " + "; ".join(skipped))
+        raise ValueError(f"{ds.name}: nothing to train: " + "; ".join(n for n in notes if n.startswith("protocol ")))
     text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
     texts = item_texts(ds) if text_vectors is not None else None
 

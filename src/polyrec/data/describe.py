@@ -13,9 +13,10 @@ _MAX_CLASSES = 30  # an attribute with more classes shows only the largest ones
 _MAX_EXACT_RATINGS = 20  # more distinct ratings than this → equal-width bins
 
 
-def describe(ds: Dataset) -> str:
+def describe(ds: Dataset, notes: list[str] | None = None) -> str:
     """Counts, sparsity, per-user activity, rating/label/timestamp summaries, attribute and
-    item-type distributions, and the loader's notes, as multi-line text."""
+    item-type distributions, and ``notes`` (default: the loader's), as multi-line text."""
+    notes = ds.notes if notes is None else notes
     inter = ds.interactions
     n = len(inter)
     cells = ds.n_users * ds.n_items
@@ -57,9 +58,9 @@ def describe(ds: Dataset) -> str:
     if ds.n_items:
         columns = ", ".join(ds.text_columns) or "item id"
         lines.append(f"Item text from {columns}, e.g. {str(ds.items['text'].iloc[0])[:100]!r}")
-    if ds.notes:
+    if notes:
         lines.append("Notes:")
-        lines += [f"  - {note}" for note in ds.notes]
+        lines += [f"  - {note}" for note in notes]
     return "\n".join(lines)
 
 
