@@ -58,7 +58,8 @@ def choose_clusters(reps: np.ndarray, has_history: np.ndarray, candidates: list[
     usable = sorted({k for k in candidates if 2 <= k <= len(fit_users) // 2})
     if not usable or len(held_users) < 3:
         raise ValueError(
-            f"distill.clusters: {len(users)} users with a history are too few for K-means with K in {candidates}"
+            f"distill.clusters: {len(users)} users with a history are too few for K-means with K in {candidates}; "
+            "give smaller K values (at most a third of the users), or drop the part with distill.weights: {cluster: 0}"
         )
     if len(held_users) > MAX_SILHOUETTE_USERS:
         held_users = rng.choice(held_users, MAX_SILHOUETTE_USERS, replace=False)
