@@ -165,6 +165,35 @@ def test_ml1m_dat_loads_latin1_titles_codes_and_drops_unrated_movies(tmp_path) -
     assert "1 items in movies.dat have no interactions: dropped" in ds.notes
 
 
+def test_movielens_csv_releases_load_quoted_titles_genres_and_drop_unrated_movies(tmp_path) -> None:
+    """ML-20M, ML-25M and ml-latest(-small) as they unzip: ratings.csv + movies.csv."""
+    from polyrec.data.movielens import load_movielens_csv
+
+    folder = write(tmp_path / "ml-latest-small", {
+        "ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,11,3.5,964981247\n2,11,5.0,1445714835\n",
+        "movies.csv": 'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n'
+                      '11,"American President, The (1995)",Comedy|Drama|Romance\n99,Unrated (2001),(no genres listed)\n',
+        "tags.csv": "userId,movieId,tag,timestamp\n1,1,pixar,1\n",
+    })  # fmt: skip
+    for ds in (load_movielens_csv(folder), load_dataset(None, folder)):
+        assert ds.name == "ml-latest-small" and (ds.n_users, ds.n_items, len(ds.interactions)) == (2, 2, 3)
+        assert ds.items["text"].tolist() == [
+            "Toy Story (1995). Genres: Adventure, Animation.",
+            "American President, The (1995). Genres: Comedy, Drama, Romance.",
+        ]
+        assert ds.interactions["rating"].tolist() == [4.0, 3.5, 5.0] and ds.has_timestamp
+        assert ds.attributes == [] and "1 items in movies.csv have no interactions: dropped" in ds.notes
+    no_genres = write(tmp_path / "g", {
+        "ratings.csv": "userId,movieId,rating,timestamp\n1,99,2.0,1\n",
+        "movies.csv": "movieId,title,genres\n99,Unrated (2001),(no genres listed)\n",
+    })  # fmt: skip
+    assert load_movielens_csv(no_genres).items["text"].tolist() == ["Unrated (2001)."]
+    bad = write(tmp_path / "bad", {"ratings.csv": "userId,movieId,stars,timestamp\n1,1,4,1\n", "movies.csv": "movieId,title,genres\n1,A,B\n"})
+    with pytest.raises(DataError) as info:
+        load_movielens_csv(bad)
+    assert "column not found" in check_error(info, "ratings.csv", 1, "rating")
+
+
 def test_the_ml1m_shaped_synthetic_writer_writes_what_the_dat_loader_reads(tmp_path, monkeypatch) -> None:
     # benchmarks/synthetic_ml1m.py feeds the scale measurements in the README.
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))

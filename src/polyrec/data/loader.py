@@ -7,12 +7,13 @@ from pathlib import Path
 
 from .errors import DataError
 from .generic import load_generic
-from .movielens import load_ml100k, load_movielens_dat
+from .movielens import load_ml100k, load_movielens_csv, load_movielens_dat
 from .tables import Dataset
 
 BUILTIN_DATASETS: tuple[str, ...] = ("ml-100k",)
 _EXPECTED = (
-    "expected dataset.yaml (generic CSV/Parquet folder) or ratings.dat + movies.dat (MovieLens-1M format)"
+    "expected dataset.yaml (generic CSV/Parquet folder), ratings.dat + movies.dat (MovieLens-1M/10M) "
+    "or ratings.csv + movies.csv (MovieLens-20M/25M/latest)"
 )
 
 
@@ -20,7 +21,8 @@ def load_dataset(dataset: str | None = None, data: str | os.PathLike[str] | None
     """Load a built-in dataset by name, or the folder ``data``; neither → ``"ml-100k"``.
 
     A folder with ``dataset.yaml`` is a generic folder (see ``generic.py``); one with
-    ``ratings.dat`` and ``movies.dat`` is the MovieLens-1M format. A path to a
+    ``ratings.dat`` and ``movies.dat`` is the MovieLens-1M format, one with ``ratings.csv``
+    and ``movies.csv`` that of MovieLens-20M and later. A path to a
     ``dataset.yaml`` file itself is accepted too. Any other input raises ``DataError``.
     """
     if dataset is not None and data is not None:
@@ -29,7 +31,11 @@ def load_dataset(dataset: str | None = None, data: str | os.PathLike[str] | None
     if data is None:
         name = dataset or BUILTIN_DATASETS[0]
         if name != "ml-100k":
-            message = f"unknown built-in dataset; built-in: {', '.join(BUILTIN_DATASETS)}"
+            message = (
+                f"unknown built-in dataset; built-in: {', '.join(BUILTIN_DATASETS)}. Other data "
+                "loads from a folder with --data: a MovieLens release as it unzips (ML-1M, 10M, 20M, "
+                "25M, latest), or a dataset.yaml folder (README, 'Bring your own data')"
+            )
             raise DataError(name, message)
         return load_ml100k()
 
@@ -42,5 +48,7 @@ def load_dataset(dataset: str | None = None, data: str | os.PathLike[str] | None
         return load_generic(folder)
     if (folder / "ratings.dat").is_file() and (folder / "movies.dat").is_file():
         return load_movielens_dat(folder)
+    if (folder / "ratings.csv").is_file() and (folder / "movies.csv").is_file():
+        return load_movielens_csv(folder)
     found = ", ".join(sorted(p.name for p in folder.iterdir())[:10]) or "nothing"
     raise DataError(str(folder), f"unrecognised data folder: {_EXPECTED}; found: {found}")

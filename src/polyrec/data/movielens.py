@@ -1,4 +1,5 @@
-"""MovieLens loaders: ML-100K as shipped in the ``recbole`` wheel, and the ML-1M ``.dat`` format.
+"""MovieLens loaders: ML-100K as shipped in the ``recbole`` wheel, the ``.dat`` format (ML-1M,
+ML-10M) and the CSV format (ML-20M, ML-25M, ml-latest and ml-latest-small).
 
 Row numbers in errors are line numbers: the RecBole atomic files have a header on row 1
 (first data row = row 2); the ``.dat`` files have none (first data row = row 1).
@@ -19,7 +20,7 @@ import pandas as pd
 from .assemble import assemble, texts, unique_ids
 from .attributes import prepare_attributes
 from .errors import DataError
-from .io import Table, decode, parse_numbers, read_text_table
+from .io import Table, decode, parse_numbers, read_table, read_text_table
 from .tables import Dataset
 
 ATTRIBUTES = ["gender", "age", "occupation"]  # zip_code is dropped: near-unique, not a class
@@ -36,6 +37,7 @@ ML1M_OCCUPATIONS: dict[str, str] = {
 }  # fmt: skip
 
 _RECBOLE_HINT = "install it with `pip install --no-deps recbole`"
+_NO_GENRES = "(no genres listed)"  # the CSV releases' placeholder
 # RecBole writes its missing title/year as this misspelt placeholder (item 267).
 _RECBOLE_MISSING = "unkonwn"
 _TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
@@ -112,6 +114,36 @@ def load_movielens_dat(folder: str | os.PathLike[str]) -> Dataset:
     return assemble(
         folder.resolve().name, inter, "user_id", "item_id", _ratings(inter), users, users_file,
         items, movies.file, attributes, TEXT_COLUMNS, notes, drop_items_without_interactions=True,
+    )  # fmt: skip
+
+
+def load_movielens_csv(folder: str | os.PathLike[str]) -> Dataset:
+    """The CSV format of ML-20M, ML-25M and ml-latest(-small): ``ratings.csv`` (userId,
+    movieId, rating, timestamp) and ``movies.csv`` (movieId, title, genres ``|``-separated,
+    "(no genres listed)" for none); other files (tags, links, genome) are not read. These
+    releases have no user attributes: task 'profile' is off. Movies nobody rated are dropped,
+    as in :func:`load_movielens_dat`."""
+    folder = Path(folder)
+    inter = read_table(folder / "ratings.csv")
+    movies = read_table(folder / "movies.csv")
+    for column in ("userId", "movieId", "rating", "timestamp"):
+        inter.column(column)  # a missing column is named before any value is read
+    ratings = {
+        "rating": parse_numbers(inter, "rating", "rating"),
+        "timestamp": parse_numbers(inter, "timestamp", "timestamp"),
+    }
+    split = [_split_title(t) for t in movies.required_strings("title", "title")]
+    genres = [None if pd.isna(g) or g == _NO_GENRES else g.split("|") for g in movies.strings("genres")]
+    items = _movie_items(
+        unique_ids(movies, "movieId", "movie id"),
+        pd.Series([t for t, _ in split], dtype=object),
+        pd.Series([y for _, y in split], dtype=object),
+        genres,
+    )
+    notes = ["no user attributes in the MovieLens CSV format: task 'profile' is off"]
+    return assemble(
+        folder.resolve().name, inter, "userId", "movieId", ratings, None, None,
+        items, movies.file, [], TEXT_COLUMNS, notes, drop_items_without_interactions=True,
     )  # fmt: skip
 
 
