@@ -116,6 +116,10 @@ def test_max_tokens_reads_a_text_up_to_that_many_tokens_and_caches_apart(encoded
     assert any(p.name.endswith("-max8") for p in (cache / "text").iterdir())
     with pytest.raises(ValueError, match="text.max_tokens"):
         encode_texts(["a new text"], MINILM, cache_dir=cache, progress=False, max_tokens=0)
+    from polyrec.config import RunConfig
+
+    with pytest.raises(ValueError, match="text.max_tokens"):  # a config says so as it loads
+        RunConfig.from_dict({"text": {"max_tokens": 0}})
 
 
 def test_an_encoder_that_cannot_be_loaded_is_one_line_naming_the_setting(tmp_path) -> None:

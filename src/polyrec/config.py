@@ -35,6 +35,10 @@ class TextConfig:
     # took MiniLM 40 s on two cores (9 s at 64 tokens), mpnet 450 s (134 s at 128).
     max_tokens: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"'text.max_tokens' must be at least 1; got {self.max_tokens}")
+
 
 MTL_ARCHS: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
 WEIGHTINGS: tuple[str, ...] = ("fixed", "uncertainty", "gradnorm", "pcgrad")

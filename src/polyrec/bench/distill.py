@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RunConfig
+from ..data.tables import Dataset
 from ..distill.run import student_config
 from ..eval.report import protocol_params
 from ..eval.stored import stored_metrics
@@ -80,7 +81,8 @@ def bench_distill(
 ) -> Path:
     """Run (or reuse) every configuration under ``out``; write ``doc``."""
     out = Path(out)
-    _, protocols = trainable(load_configured_dataset(teacher), teacher.tasks)
+    ds = load_configured_dataset(teacher)
+    _, protocols = trainable(ds, teacher.tasks)
     teacher = copy.deepcopy(teacher)  # the protocols the data can split (thin data: A alone)
     teacher.protocols = [p for p in teacher.protocols if p in protocols] or teacher.protocols
     plan = variants(student, ablation_seeds, ablate)
@@ -93,18 +95,18 @@ def bench_distill(
         run_configuration(folder, variant_config(v, teacher, student, out), f"[{i}/{len(plan)}] {v.name}", what, progress, log)
         results[v.name] = _load(folder)
         results[v.name]["file_mb"] = _file_mb(folder)
-    speeds = side_by_side_speed(teacher, {v.name: out / v.name for v in plan if v.name in ("teacher", "student", "distilled")})
+    speeds = side_by_side_speed(teacher, ds, {v.name: out / v.name for v in plan if v.name in ("teacher", "student", "distilled")})
     for name, speed in speeds.items():
         results[name]["metrics"]["bench.users_per_s"] = speed
     return write_doc(Path(doc), plan, results, teacher, student, command, out)
 
 
-def side_by_side_speed(base: RunConfig, folders: dict[str, Path], repeats: int = 3) -> dict[str, float]:
+def side_by_side_speed(base: RunConfig, ds: Dataset, folders: dict[str, Path], repeats: int = 3) -> dict[str, float]:
     """Users scored per second against the whole catalogue, every model timed in this one
     process on the same test users, best of ``repeats`` (the runs' own figures were timed
     in different processes, perhaps beside other work)."""
     protocol = "B" if "B" in base.protocols else base.protocols[0]
-    data = prepare(load_configured_dataset(base), protocol, base.seeds[0], base.data.ctr_threshold, base.model.rating_levels, profile=False)
+    data = prepare(ds, protocol, base.seeds[0], base.data.ctr_threshold, base.model.rating_levels, profile=False)
     speeds = {}
     for name, folder in folders.items():
         model = load_model(folder / MODEL_DIR / protocol)

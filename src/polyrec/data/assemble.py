@@ -51,18 +51,18 @@ def index_ids(
         return codes.astype(np.int64), known, 0
     pos = int(unknown[0])
     message = f"{what} '{ids.iloc[pos]}' is not in {Path(known_file).name}"
-    missing, _ = pd.factorize(ids.iloc[unknown], sort=False)
-    n_missing, n_distinct = int(missing.max()) + 1, int(ids.nunique())
     if not keep_unknown:
         raise inter.error(message, pos, column)
+    missing, added = pd.factorize(ids.iloc[unknown], sort=False)
+    n_missing, n_distinct = len(added), int(ids.nunique())
     if 2 * n_missing > n_distinct:
         raise inter.error(
             f"{message} ({n_missing} of the {n_distinct} {what}s in the interactions are not): "
             f"is '{column}' the right column, and the file the right one?", pos, column,
         )  # fmt: skip
-    added = pd.Series(ids.iloc[unknown].unique(), dtype=object)
     codes[unknown] = len(known) + missing
-    return codes.astype(np.int64), pd.concat([known, added], ignore_index=True), n_missing
+    extended = pd.concat([known, pd.Series(np.asarray(added, dtype=object), dtype=object)], ignore_index=True)
+    return codes.astype(np.int64), extended, n_missing
 
 
 TextMaker = Callable[[Mapping[str, object], Sequence[str]], str]

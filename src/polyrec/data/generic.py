@@ -19,8 +19,8 @@ or ``.parquet``; ids are read as str.
 Policies: interactions naming an id missing from an existing users/items file keep it — a
 user whose attributes are unknown (a users file often covers only the users who gave them),
 an item without text — and the notes count them; when more than half of the distinct ids
-are missing, the column or the file is the wrong one, and that is an error. Items with no text (no items file, no text columns, or all text
-fields empty) get their id as text, so the text model never sees an empty string. Users
+are missing, the column or the file is the wrong one, and that is an error. Items with no
+text (no items file, no text columns, or all text fields empty) get their id as text, so the text model never sees an empty string. Users
 listed in a users file but without any interaction are dropped (no history to learn
 from); items without interactions are kept (they are still candidates). Every such case
 is counted in ``Dataset.notes``.

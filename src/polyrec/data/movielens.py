@@ -104,16 +104,10 @@ def load_movielens_dat(folder: str | os.PathLike[str]) -> Dataset:
     else:
         notes.append("no users.dat: task 'profile' is off")
 
-    split = [_split_title(t) for t in movies.required_strings("title", "title")]
-    items = _movie_items(
-        unique_ids(movies, "item_id", "movie id"),
-        pd.Series([t for t, _ in split], dtype=object),
-        pd.Series([y for _, y in split], dtype=object),
-        [None if pd.isna(g) else g.split("|") for g in movies.strings("genres")],
-    )
     return assemble(
         folder.resolve().name, inter, "user_id", "item_id", _ratings(inter), users, users_file,
-        items, movies.file, attributes, TEXT_COLUMNS, notes, drop_items_without_interactions=True,
+        _movies(movies, "item_id"), movies.file, attributes, TEXT_COLUMNS, notes,
+        drop_items_without_interactions=True,
     )  # fmt: skip
 
 
@@ -128,22 +122,10 @@ def load_movielens_csv(folder: str | os.PathLike[str]) -> Dataset:
     movies = read_table(folder / "movies.csv")
     for column in ("userId", "movieId", "rating", "timestamp"):
         inter.column(column)  # a missing column is named before any value is read
-    ratings = {
-        "rating": parse_numbers(inter, "rating", "rating"),
-        "timestamp": parse_numbers(inter, "timestamp", "timestamp"),
-    }
-    split = [_split_title(t) for t in movies.required_strings("title", "title")]
-    genres = [None if pd.isna(g) or g == _NO_GENRES else g.split("|") for g in movies.strings("genres")]
-    items = _movie_items(
-        unique_ids(movies, "movieId", "movie id"),
-        pd.Series([t for t, _ in split], dtype=object),
-        pd.Series([y for _, y in split], dtype=object),
-        genres,
-    )
     notes = ["no user attributes in the MovieLens CSV format: task 'profile' is off"]
     return assemble(
-        folder.resolve().name, inter, "userId", "movieId", ratings, None, None,
-        items, movies.file, [], TEXT_COLUMNS, notes, drop_items_without_interactions=True,
+        folder.resolve().name, inter, "userId", "movieId", _ratings(inter), None, None,
+        _movies(movies, "movieId"), movies.file, [], TEXT_COLUMNS, notes, drop_items_without_interactions=True,
     )  # fmt: skip
 
 
@@ -201,6 +183,19 @@ def _users(table: Table, occupations: Mapping[str, str] | None, notes: list[str]
     columns, attribute_notes = prepare_attributes(raw, ATTRIBUTES)
     notes.extend(attribute_notes)
     return pd.concat([pd.DataFrame({"user_id": ids}), columns], axis=1)
+
+
+def _movies(table: Table, id_column: str) -> pd.DataFrame:
+    """The items of a ``movies.dat`` / ``movies.csv`` table: "Toy Story (1995)" split into
+    title and year, ``|``-separated genres (the CSV releases' "(no genres listed)": none)."""
+    split = [_split_title(t) for t in table.required_strings("title", "title")]
+    genres = [None if pd.isna(g) or g == _NO_GENRES else g.split("|") for g in table.strings("genres")]
+    return _movie_items(
+        unique_ids(table, id_column, "movie id"),
+        pd.Series([t for t, _ in split], dtype=object),
+        pd.Series([y for _, y in split], dtype=object),
+        genres,
+    )
 
 
 def _movie_items(

@@ -48,8 +48,6 @@ def load_sentence_encoder(name: str, cache_dir: str | Path | None = None, max_to
             f"{MPNET} (the teacher extra) or a sentence-transformers model folder"
         ) from None
     if max_tokens is not None:
-        if max_tokens < 1:
-            raise ValueError(f"'text.max_tokens' must be at least 1; got {max_tokens}")
         model.max_seq_length = min(model.max_seq_length, max_tokens)
     return model
 
@@ -77,6 +75,8 @@ def encode_texts(
     Vectors are cached under ``cache_dir/text/<model>/`` keyed by the SHA-1 of each text, so
     a second run (or a dataset that shares titles) encodes only what is new.
     """
+    if max_tokens is not None and max_tokens < 1:  # before the cache, which may answer anyway
+        raise ValueError(f"'text.max_tokens' must be at least 1; got {max_tokens}")
     cache = Path(cache_dir or default_cache_dir()) / "text" / _model_key(encoder, max_tokens)
     cache.mkdir(parents=True, exist_ok=True)
     store = cache / "vectors.npz"
