@@ -176,10 +176,33 @@ def _assert_applied(raw: dict, loaded: dict, where: str) -> None:
 @pytest.mark.parametrize("preset", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_preset_loads_and_round_trips(preset: Path, tmp_path) -> None:
     cfg = RunConfig.load(preset)
-    _assert_applied(yaml.safe_load(preset.read_text()) or {}, cfg.to_dict(), preset.stem)
+    raw = yaml.safe_load(preset.read_text()) or {}
+    base = raw.pop("extends", None)
+    if base is not None:  # the preset it extends applies beneath it, key by key
+        _assert_applied({k: v for k, v in RunConfig.load(CONFIGS / base).to_dict().items() if k not in raw},
+                        cfg.to_dict(), f"{preset.stem} from {base}")  # fmt: skip
+    _assert_applied(raw, cfg.to_dict(), preset.stem)
     assert cfg.model.dim % cfg.model.heads == 0
     cfg.save(tmp_path / "again.yaml")
     assert RunConfig.load(tmp_path / "again.yaml") == cfg
+
+
+def test_a_config_extends_another_merging_mappings_key_by_key(tmp_path) -> None:
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "base.yaml").write_text(
+        "model: {dim: 24, layers: 1, dropout: 0.2}\ntrain: {epochs: 30, patience: 4}\nseeds: [0, 1]\n"
+    )
+    (tmp_path / "child.yaml").write_text("extends: presets/base.yaml\nmodel: {dropout: 0.3}\nseeds: [5]\n")
+    cfg = RunConfig.load(tmp_path / "child.yaml")
+    assert (cfg.model.dim, cfg.model.layers, cfg.model.dropout) == (24, 1, 0.3)
+    assert (cfg.train.epochs, cfg.train.patience) == (30, 4)
+    assert cfg.seeds == [5]  # a list replaces, it does not merge
+    (tmp_path / "presets" / "base.yaml").write_text("extends: ../child.yaml\n")
+    with pytest.raises(ValueError, match="comes back to this file"):
+        RunConfig.load(tmp_path / "child.yaml")
+    (tmp_path / "child.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ValueError, match="no config file .*missing.yaml"):
+        RunConfig.load(tmp_path / "child.yaml")
 
 
 def test_run_on_movielens_dat_folder(tmp_path, capsys) -> None:

@@ -21,10 +21,13 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+_DATA_HELP = "folder with dataset.yaml, or a MovieLens release as it unzips (.dat or .csv files)"
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--dataset", help="built-in dataset name (default: ml-100k)")
-    g.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files")
+    g.add_argument("--data", help=_DATA_HELP)
 
 
 def _ints(text: str) -> list[int]:
@@ -85,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True)
     describe = data_sub.add_parser("describe", help="counts, sparsity, rating histogram, attributes")
     describe.add_argument("name", nargs="?", help="built-in dataset name (default ml-100k)")
-    describe.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files")
+    describe.add_argument("--data", help=_DATA_HELP)
 
     ens = sub.add_parser("ensemble", help="combine the predictions of several runs; weights fitted on validation")
     ens.add_argument("--runs", nargs="+", required=True, help="member run folders (same data and seeds)")
@@ -125,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     mtl.add_argument("--config", help="YAML base config (default: polyrec run's defaults)")
     mtl.add_argument("--out", default="runs/mtl", help="one run folder per configuration; finished ones are reused")
     mtl.add_argument("--doc", default="docs/results/mtl.md", help="results document (plots beside it)")
-    mtl.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files (default: MovieLens-100K)")
+    mtl.add_argument("--data", help=_DATA_HELP + " (default: MovieLens-100K)")
     mtl.add_argument("--quiet", action="store_true", help="no progress bars")
     bd = bench_sub.add_parser("distill", help="teacher, student alone, distilled student, each distillation part removed")
     bd.add_argument("--teacher-config", default="configs/teacher.yaml", help="the teacher's YAML config")
@@ -137,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     bd.add_argument("--threads", type=int, help="torch threads per training (results do not depend on it)")
     bd.add_argument("--out", default="runs/distill", help="one run folder per configuration; finished ones are reused")
     bd.add_argument("--doc", default="docs/results/distill.md", help="results document")
-    bd.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files (default: MovieLens-100K)")
+    bd.add_argument("--data", help=_DATA_HELP + " (default: MovieLens-100K)")
     bd.add_argument("--quiet", action="store_true", help="no progress bars")
     bp = bench_sub.add_parser("pretrain", help="no pretraining vs each objective alone vs all, protocols A and B; cold items")
     bp.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="default 0,1,2")
@@ -146,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     bp.add_argument("--config", help="YAML base config (default: polyrec run's defaults)")
     bp.add_argument("--out", default="runs/pretrain-bench", help="one run folder per configuration; finished ones are reused")
     bp.add_argument("--doc", default="docs/results/pretrain.md", help="results document")
-    bp.add_argument("--data", help="folder with dataset.yaml, or MovieLens .dat files (default: MovieLens-100K)")
+    bp.add_argument("--data", help=_DATA_HELP + " (default: MovieLens-100K)")
     bp.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 

@@ -378,14 +378,32 @@ class RunConfig:
     @classmethod
     def load(cls, path: str | Path, saved: bool = False) -> "RunConfig":
         """A config file; ``saved``: one a run wrote into its folder (settings it lacks were
-        added since, and take their :data:`LEGACY_VALUES`, what that run was made with)."""
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: a config file must hold a mapping")
+        added since, and take their :data:`LEGACY_VALUES`, what that run was made with).
+
+        ``extends: other.yaml`` (a path relative to this file) starts from that file's
+        settings: mappings merge key by key, anything else in this file replaces the other's.
+        """
+        raw = _read_with_bases(Path(path), ())
         try:
             return cls.from_dict(with_legacy_values(raw) if saved else raw)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
+
+
+def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The mapping of a config file, its ``extends`` chain merged in beneath it."""
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: 'extends' comes back to this file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ValueError(f"{seen[-1] if seen else path}: no config file {path}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a config file must hold a mapping")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    return _merged(_read_with_bases(path.parent / str(base), (*seen, path.resolve())), raw)
 
 
 T = TypeVar("T")
@@ -450,7 +468,8 @@ def _build(cls: type[T], raw: dict[str, Any], where: str) -> T:
 
 def _merged(default: dict, value: dict) -> dict:
     """``value`` over ``default``, nested mappings key by key (a config that sets one part's
-    weight under one protocol keeps the others)."""
+    weight under one protocol keeps the others; a file that ``extends`` another keeps the
+    other's settings it does not name)."""
     out = dict(default)
     for key, v in value.items():
         out[key] = _merged(default[key], v) if isinstance(default.get(key), dict) and isinstance(v, dict) else v
