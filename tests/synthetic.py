@@ -183,7 +183,7 @@ def tiny_config(data_path: str | Path | None = None, **train) -> RunConfig:
         {
             "data": {"path": None if data_path is None else str(data_path), "dataset": None},
             "text": {"enabled": False},
-            "model": {"dim": 16, "layers": 1, "heads": 1, "max_history": 20, "dropout": 0.0, "item_autoencoder": 8},
+            "model": {"dim": 16, "layers": 1, "heads": 1, "max_history": 20, "dropout": 0.0, "item_autoencoder": 8, "user_autoencoder": 8},
             "train": {"epochs": 6, "batch_size": 16, "lr": 1e-2, "patience": 100, "threads": 1, **train},
             "seeds": [0],
         }
@@ -193,7 +193,41 @@ def tiny_config(data_path: str | Path | None = None, **train) -> RunConfig:
 
 TINY_YAML = """\
 text: {enabled: false}
-model: {dim: 16, layers: 1, heads: 1, max_history: 20, dropout: 0.0, item_autoencoder: 8}
+model: {dim: 16, layers: 1, heads: 1, max_history: 20, dropout: 0.0, item_autoencoder: 8, user_autoencoder: 8}
 train: {epochs: 4, batch_size: 16, lr: 0.01, threads: 1}
 seeds: [0]
 """
+
+
+def random_ratings(n_users: int = 12, n_items: int = 9, n: int = 60, seed: int = 0):
+    """``n`` distinct (user, item) pairs with ratings 1..5: the autoencoders' unit-test data."""
+    rng = np.random.default_rng(seed)
+    pairs = rng.choice(n_users * n_items, size=n, replace=False)
+    return pairs // n_items, pairs % n_items, rng.integers(1, 6, size=n).astype(np.float64)
+
+
+def perturbed_autoencoder(cls: type, users, items, ratings, n_users: int = 12, n_items: int = 9, seed: int = 0):
+    """An ``ItemAutoencoder`` (or subclass) of width 5 on these ratings, its parameters moved
+    away from the all-zero start so that every term of its output matters."""
+    torch.manual_seed(seed)
+    ae = cls(n_users, n_items, hidden=5, n_ratings=len(users))
+    ae.set_ratings(users, items, ratings)
+    with torch.no_grad():
+        for p in ae.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    return ae
+
+
+def strip_saved_field(folder: Path, spec_key: str, *weight_prefixes: str) -> None:
+    """Make the model saved in ``folder`` look saved before ``spec_key`` existed: the key out
+    of its spec, the weights under ``weight_prefixes`` out of its weights file."""
+    import yaml
+    from safetensors.torch import load_file, save_file
+
+    from polyrec.models.io import SPEC, WEIGHTS
+
+    spec = yaml.safe_load((folder / SPEC).read_text())
+    spec.pop(spec_key, None)
+    (folder / SPEC).write_text(yaml.safe_dump(spec, sort_keys=False))
+    state = load_file(str(folder / WEIGHTS))
+    save_file({k: v for k, v in state.items() if not k.startswith(weight_prefixes)}, str(folder / WEIGHTS))

@@ -199,11 +199,11 @@ def test_a_teachers_soft_pair_labels_carry_its_item_autoencoder(folder, teacher_
     users = batch.users.unsqueeze(1).expand(-1, len(positions))[heads.pair_real]
     items = batch.items[:, positions][heads.pair_real]
     assert torch.equal(heads.pair_items, items)
-    left_out = ae(users, items, own=ae.inputs(heads.ratings))
+    left_out = teacher.autoencoder_deviation(users, items, own=ae.inputs(heads.ratings))
     mean = teacher.global_mean
     assert torch.allclose(joined.rating, 0.5 * heads.rating + 0.5 * (mean + left_out), atol=1e-5)
     assert torch.allclose(joined.ctr, 0.5 * heads.ctr + 2.0 * left_out + 0.1, atol=1e-5)
-    read_own = ae(users, items)  # the code that reads the pair's own rating: not what is used
+    read_own = teacher.autoencoder_deviation(users, items)  # codes that read the pair's own rating: not what is used
     assert not torch.allclose(joined.rating, 0.5 * heads.rating + 0.5 * (mean + read_own), atol=1e-4)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from synthetic import tiny_config
+from synthetic import perturbed_autoencoder, random_ratings, strip_saved_field, tiny_config
 
 from polyrec.config import TASKS
 from polyrec.eval.predict import predict_pairs
@@ -15,25 +15,9 @@ from polyrec.train.finetune import build_model, finetune
 from polyrec.train.item_autoencoder_fit import fit_item_autoencoder
 
 
-def _random_ratings(n_users: int = 12, n_items: int = 9, n: int = 60, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    pairs = rng.choice(n_users * n_items, size=n, replace=False)
-    return pairs // n_items, pairs % n_items, rng.integers(1, 6, size=n).astype(np.float64)
-
-
-def _autoencoder(users, items, ratings, n_users=12, n_items=9, seed=0) -> ItemAutoencoder:
-    torch.manual_seed(seed)
-    ae = ItemAutoencoder(n_users, n_items, hidden=5, n_ratings=len(users))
-    ae.set_ratings(users, items, ratings)
-    with torch.no_grad():  # away from the all-zero start, so every term matters
-        for p in ae.parameters():
-            p.add_(torch.randn_like(p) * 0.5)
-    return ae
-
-
 def test_a_pairs_code_leaves_out_exactly_its_own_rating() -> None:
-    users, items, ratings = _random_ratings()
-    ae = _autoencoder(users, items, ratings)
+    users, items, ratings = random_ratings()
+    ae = perturbed_autoencoder(ItemAutoencoder, users, items, ratings)
     k = 7
     without = ItemAutoencoder(12, 9, hidden=5, n_ratings=len(users) - 1)
     keep = np.arange(len(users)) != k
@@ -50,8 +34,8 @@ def test_a_pairs_code_leaves_out_exactly_its_own_rating() -> None:
 def test_kept_item_inputs_follow_every_change_of_what_they_read() -> None:
     """Without gradients the item inputs are computed once and kept; an optimiser step,
     loaded weights or new ratings make them computed again, and with gradients they train."""
-    users, items, ratings = _random_ratings()
-    ae = _autoencoder(users, items, ratings)
+    users, items, ratings = random_ratings()
+    ae = perturbed_autoencoder(ItemAutoencoder, users, items, ratings)
     fresh = lambda: ae._item_inputs().detach()  # noqa: E731
     with torch.no_grad():
         kept = ae.item_inputs()
@@ -62,7 +46,7 @@ def test_kept_item_inputs_follow_every_change_of_what_they_read() -> None:
     torch.optim.SGD(ae.parameters(), lr=1.0).step()
     with torch.no_grad():
         assert not torch.allclose(ae.item_inputs(), kept) and torch.allclose(ae.item_inputs(), fresh())
-    other = _autoencoder(users, items, ratings, seed=1)
+    other = perturbed_autoencoder(ItemAutoencoder, users, items, ratings, seed=1)
     ae.load_state_dict(other.state_dict())
     with torch.no_grad():
         assert torch.allclose(ae.item_inputs(), other._item_inputs())
@@ -72,8 +56,8 @@ def test_kept_item_inputs_follow_every_change_of_what_they_read() -> None:
 
 
 def test_a_user_the_model_never_saw_gets_the_items_bias_alone() -> None:
-    users, items, ratings = _random_ratings()
-    ae = _autoencoder(users, items, ratings)
+    users, items, ratings = random_ratings()
+    ae = perturbed_autoencoder(ItemAutoencoder, users, items, ratings)
     with torch.no_grad():
         d = ae(torch.tensor([12, 40]), torch.tensor([3, 5]))
     assert torch.allclose(d, ae.item_bias[torch.tensor([3, 5])].detach())
@@ -137,23 +121,16 @@ def test_the_user_row_classifier_reads_known_labels_only_and_adds_nothing_until_
 def test_a_model_saved_before_the_user_row_profile_still_loads(ds, data_a, tmp_path) -> None:
     """Such a model's spec lacks ``user_row_profile`` and its weights the buffers: it loads as
     it was trained, without them; any other missing weight still fails."""
-    import yaml
-    from safetensors.torch import load_file, save_file
-
-    from polyrec.models.io import SPEC, WEIGHTS, load_model, save_model
+    from polyrec.models.io import load_model, save_model
 
     torch.manual_seed(0)
     model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
     assert model.spec.user_row_profile and model.user_row_profile is not None
     save_model(model, tmp_path)
-    spec = yaml.safe_load((tmp_path / SPEC).read_text())
-    del spec["user_row_profile"]
-    (tmp_path / SPEC).write_text(yaml.safe_dump(spec, sort_keys=False))
-    state = load_file(str(tmp_path / WEIGHTS))
-    save_file({k: v for k, v in state.items() if not k.startswith("user_row_profile.")}, str(tmp_path / WEIGHTS))
+    strip_saved_field(tmp_path, "user_row_profile", "user_row_profile.")
     old = load_model(tmp_path)
     assert old.user_row_profile is None and old.item_autoencoder is not None
-    save_file({k: v for k, v in state.items() if not k.startswith(("user_row_profile.", "heads.rating."))}, str(tmp_path / WEIGHTS))
+    strip_saved_field(tmp_path, "user_row_profile", "heads.rating.")
     with pytest.raises(RuntimeError, match="heads.rating"):
         load_model(tmp_path)  # any other missing weight still fails
 

@@ -21,6 +21,7 @@ from .item_prior import ItemPrior
 from .item_raters import ItemRaters
 from .item_tower import ItemTower
 from .pair import PairEncoder
+from .user_autoencoder import UserAutoencoder
 from .user_encoder import UserEncoder
 
 PAIR_TASKS = ("rating", "ctr")  # the tasks that score a (user, item) pair through PairEncoder
@@ -46,6 +47,9 @@ class ModelSpec:
     # The autoencoder's user rows join the profile head (models/item_autoencoder.py); False in
     # a spec saved before they could, so such a model loads as it was trained.
     user_row_profile: bool = False
+    # Code width of the user autoencoder mixed into the item autoencoder's deviation
+    # (models/user_autoencoder.py), 0 = none: a spec saved before it existed loads without.
+    user_autoencoder: int = 0
     # Weights kept per item by the item prior joined to next-item scores (models/item_prior.py),
     # 0 = none: fitted after fine-tuning, and only where it raised validation NDCG@10.
     item_prior_neighbors: int = 0
@@ -95,6 +99,9 @@ class PolyRecModel(nn.Module):
         self.item_autoencoder: ItemAutoencoder | None = None
         if cfg.item_autoencoder > 0 and spec.autoencoder_ratings > 0 and ("rating" in spec.tasks or "ctr" in spec.tasks):
             self.item_autoencoder = ItemAutoencoder(spec.n_users, spec.n_items, cfg.item_autoencoder, spec.autoencoder_ratings)
+        self.user_autoencoder: UserAutoencoder | None = None
+        if self.item_autoencoder is not None and spec.user_autoencoder > 0:
+            self.user_autoencoder = UserAutoencoder(spec.n_users, spec.n_items, spec.user_autoencoder, spec.autoencoder_ratings)
         self.register_buffer("global_mean", torch.tensor(float(spec.global_mean)))
         heads: dict[str, nn.Module] = {}
         if "rating" in spec.tasks:
@@ -217,7 +224,16 @@ class PolyRecModel(nn.Module):
         if ae is None:
             return outputs
         own = None if own_ratings is None else ae.inputs(own_ratings)
-        return ae.join(outputs, ae(users, items, own=own), self.global_mean)
+        return ae.join(outputs, self.autoencoder_deviation(users, items, own), self.global_mean)
+
+    def autoencoder_deviation(self, users: torch.Tensor, items: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
+        """The deviation from the global mean that joins rating and ctr: the item
+        autoencoder's, mixed with the user autoencoder's where the model has one (``own``:
+        as ``ItemAutoencoder.forward``). The model must have an item autoencoder."""
+        d = self.item_autoencoder(users, items, own=own)
+        if self.user_autoencoder is None:
+            return d
+        return self.user_autoencoder.mix(d, self.user_autoencoder(users, items, own=own))
 
     def predict_pairs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
         """Rating and engagement probability of (B, T) items given each user's whole history."""

@@ -96,7 +96,9 @@ def encode_texts(
             normalize_embeddings=True,
         ).astype(np.float32)
         known.update(zip([k for k, _ in missing], new))
-        tmp = cache / "vectors.tmp.npz"
+        # One temporary file per process: two runs that encode at once must not write one
+        # file (the later rename wins, and the other's new vectors are encoded again next time).
+        tmp = cache / f"vectors.{os.getpid()}.tmp.npz"
         np.savez(tmp, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
         os.replace(tmp, store)  # atomic: a killed run never leaves a half-written cache
     return np.stack([known[k] for k in keys]).astype(np.float32)

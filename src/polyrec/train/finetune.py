@@ -27,6 +27,7 @@ from .item_autoencoder_fit import (
     fit_item_autoencoder,
     fit_join,
     fit_profile_join,
+    fit_user_autoencoder,
     validation_ratings,
 )
 from .item_prior_fit import fit_item_prior
@@ -110,6 +111,7 @@ def build_model(
     rated = autoencoder_ratings(data) if cfg.item_autoencoder > 0 and validation_ratings(data) is not None else None
     if rated is not None:
         spec.autoencoder_ratings, spec.user_row_profile = len(rated[0]), True
+        spec.user_autoencoder = cfg.user_autoencoder
     model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
     if model.item_raters is not None:
         # Raters come from the training side only: no valid or test rating is ever read.
@@ -118,6 +120,8 @@ def build_model(
         )
     if model.item_autoencoder is not None and rated is not None:
         model.item_autoencoder.set_ratings(*rated)  # the training side's ratings only
+        if model.user_autoencoder is not None:
+            model.user_autoencoder.set_ratings(*rated)
     return model
 
 
@@ -251,6 +255,8 @@ def finetune(
     if model.item_autoencoder is not None:
         l2 = model.spec.config.item_autoencoder_l2
         autoencoder["valid_rmse"] = fit_item_autoencoder(model.item_autoencoder, data, l2, progress)
+        if model.user_autoencoder is not None:
+            autoencoder.update(fit_user_autoencoder(model, data, l2, progress))
     objective = objective or TaskObjective(data.profile_labels, cfg.sampled_negatives)
     if weighting is None:
         names = list(model.heads) + list(objective.extra_losses)
