@@ -98,6 +98,29 @@ def test_only_new_texts_are_encoded(encoded, fake, tmp_path) -> None:
     assert not list(copy.rglob("*.tmp.npz"))  # the cache is replaced atomically
 
 
+def test_two_runs_encoding_at_once_both_finish(fake, tmp_path, monkeypatch) -> None:
+    """Another run writes the cache between this run's write and its rename (two processes
+    on one cache, or two threads): both finish, and the cache holds the later one's texts."""
+    import polyrec.text.encoder as encoder
+
+    replace, interleaved = os.replace, []
+
+    def replace_after_another_run(src, dst):
+        if not interleaved:
+            interleaved.append(True)
+            encode_texts(["another run's title"], MINILM, cache_dir=tmp_path, progress=False)
+        replace(src, dst)
+
+    monkeypatch.setattr(encoder.os, "replace", replace_after_another_run)
+    out = encode_texts(["this run's title"], MINILM, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(out[0], np.full(384, 10.0, dtype=np.float32))
+    assert interleaved and not list(tmp_path.rglob("*.tmp.npz"))
+    monkeypatch.setattr(encoder.os, "replace", replace)
+    fake.asked.clear()
+    encode_texts(["this run's title"], MINILM, cache_dir=tmp_path, progress=False)
+    assert fake.asked == []  # the later rename, this run's, holds its text
+
+
 def test_cache_is_keyed_by_model(encoded, fake) -> None:
     cache, _ = encoded
     encode_texts(TEXTS[:2], "/models/another-encoder", cache_dir=cache, progress=False)

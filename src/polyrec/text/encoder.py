@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -96,9 +97,23 @@ def encode_texts(
             normalize_embeddings=True,
         ).astype(np.float32)
         known.update(zip([k for k, _ in missing], new))
-        # One temporary file per process: two runs that encode at once must not write one
-        # file (the later rename wins, and the other's new vectors are encoded again next time).
-        tmp = cache / f"vectors.{os.getpid()}.tmp.npz"
-        np.savez(tmp, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
-        os.replace(tmp, store)  # atomic: a killed run never leaves a half-written cache
+        _replace_store(store, known)
     return np.stack([known[k] for k in keys]).astype(np.float32)
+
+
+def _replace_store(store: Path, known: dict[str, np.ndarray]) -> None:
+    """Write ``known`` to ``store`` through a temporary file of its own, renamed over it.
+
+    The rename is atomic, so a killed run never leaves a half-written cache. The temporary
+    file is unique to this call: two runs that encode at once (two processes, or two threads)
+    must not write one file, where the second rename finds it gone. The later rename wins;
+    the other's new vectors are encoded again next time."""
+    fd, name = tempfile.mkstemp(dir=store.parent, prefix="vectors.", suffix=".tmp.npz")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        np.savez(tmp, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+        os.replace(tmp, store)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
