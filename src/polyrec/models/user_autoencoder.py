@@ -24,7 +24,6 @@ class UserAutoencoder(ItemAutoencoder):
 
     def __init__(self, n_users: int, n_items: int, hidden: int, n_ratings: int):
         super().__init__(n_items, n_users, hidden, n_ratings)  # an item per "user" row, a user per "item" column
-        self.known_users = n_users
         self.register_buffer("share", torch.tensor(0.0))
 
     def set_ratings(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
@@ -35,7 +34,7 @@ class UserAutoencoder(ItemAutoencoder):
 
         A user it was not trained with (beyond the users it knows) has no code: such a pair
         gets the item's bias alone, as in the item autoencoder."""
-        known = users < self.known_users
+        known = users < self.n_items  # in the swapped roles, the parent's items are our users
         d = super().forward(items, torch.where(known, users, torch.zeros_like(users)), own)
         return torch.where(known, d, self.user_bias[items])
 

@@ -103,18 +103,25 @@ def fit_user_autoencoder(model: PolyRecModel, data: ProtocolData, l2: float, pro
     [0, 1], the item autoencoder's deviation fixed. Returns both views' and the mix's
     validation RMSE and the share, for the run's metrics."""
     user_ae = model.user_autoencoder
-    user_ae.share.zero_()
     rmse = fit_item_autoencoder(user_ae, data, l2, progress, name="user autoencoder")
-    users, items, ratings = (torch.from_numpy(a) for a in validation_ratings(data))
+    users, items, ratings = validation_ratings(data)
     with torch.no_grad():
         model.eval()
-        d_item = model.item_autoencoder(users, items).double()
-        d_user = user_ae(users, items).double()
-    gap, residual = d_user - d_item, ratings.double() - model.global_mean.double() - d_item
-    share = float(torch.clamp(gap.dot(residual) / gap.dot(gap).clamp(min=1e-12), 0.0, 1.0))
+        pair = torch.from_numpy(users), torch.from_numpy(items)
+        d_item = model.item_autoencoder(*pair).numpy().astype(np.float64)
+        d_user = user_ae(*pair).numpy().astype(np.float64)
+    target = ratings - float(model.global_mean)
+    share = blend_share(d_item, d_user, target)
     user_ae.share.fill_(share)
-    mixed = float((residual - share * gap).pow(2).mean().sqrt())
+    mixed = float(np.sqrt(np.mean(((1 - share) * d_item + share * d_user - target) ** 2)))
     return {"user_valid_rmse": rmse, "user_share": share, "mixed_valid_rmse": mixed}
+
+
+def blend_share(a: np.ndarray, b: np.ndarray, target: np.ndarray) -> float:
+    """The ``s`` in [0, 1] whose blend ``(1 − s) · a + s · b`` is nearest ``target`` in
+    squared error (least squares, clipped)."""
+    gap = a - b
+    return float(np.clip(np.dot(gap, a - target) / max(np.dot(gap, gap), 1e-12), 0.0, 1.0))
 
 
 @torch.no_grad()
@@ -133,9 +140,7 @@ def fit_join(model: PolyRecModel, data: ProtocolData) -> dict[str, float]:
     joined: dict[str, float] = {}
     rated = ~np.isnan(pairs.ratings)
     if "rating" in own and rated.any():
-        a, b, r = own["rating"][rated], float(model.global_mean) + d[rated], pairs.ratings[rated]
-        gap = a - b
-        share = float(np.clip(np.dot(gap, a - r) / max(np.dot(gap, gap), 1e-12), 0.0, 1.0))
+        share = blend_share(own["rating"][rated], float(model.global_mean) + d[rated], pairs.ratings[rated])
         ae.rating_share.fill_(share)
         joined["rating_share"] = share
     labelled = ~np.isnan(pairs.labels)
