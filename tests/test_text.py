@@ -101,7 +101,7 @@ def test_only_new_texts_are_encoded(encoded, fake, tmp_path) -> None:
 def test_two_runs_encoding_at_once_both_finish(fake, tmp_path, monkeypatch) -> None:
     """Another run writes the cache between this run's write and its rename (two processes
     on one cache, or two threads): both finish, and the cache holds the later one's texts."""
-    import polyrec.text.encoder as encoder
+    import polyrec.atomic as atomic
 
     replace, interleaved = os.replace, []
 
@@ -111,11 +111,11 @@ def test_two_runs_encoding_at_once_both_finish(fake, tmp_path, monkeypatch) -> N
             encode_texts(["another run's title"], MINILM, cache_dir=tmp_path, progress=False)
         replace(src, dst)
 
-    monkeypatch.setattr(encoder.os, "replace", replace_after_another_run)
+    monkeypatch.setattr(atomic.os, "replace", replace_after_another_run)
     out = encode_texts(["this run's title"], MINILM, cache_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(out[0], np.full(384, 10.0, dtype=np.float32))
     assert interleaved and not list(tmp_path.rglob("*.tmp.npz"))
-    monkeypatch.setattr(encoder.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)
     fake.asked.clear()
     encode_texts(["this run's title"], MINILM, cache_dir=tmp_path, progress=False)
     assert fake.asked == []  # the later rename, this run's, holds its text

@@ -234,6 +234,10 @@ class TrainConfig:
     # Worker processes that train a run's (protocol, seed) jobs side by side; None = one per
     # core (at most one per job), or 1 when `threads` is set. See run_jobs.py.
     workers: int | None = None
+    # A folder where fitted autoencoders are kept by everything their fit reads, so another
+    # training that would fit the same one reads it back (train/fit_cache.py): speed only.
+    # None = always fit. `polyrec bench mtl` uses one per study.
+    fit_cache: str | None = None
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
 
     def __post_init__(self) -> None:
@@ -438,12 +442,15 @@ def with_legacy_values(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+SPEED_ONLY = ("threads", "workers", "fit_cache")  # train settings that cannot change a result
+
+
 def results_settings(raw: dict[str, Any]) -> dict[str, Any]:
     """A config's dict (:meth:`RunConfig.to_dict`, or one saved earlier) without what cannot
-    change its trainings' results: ``train.threads`` and ``train.workers`` (speed only) and,
-    without a teacher, the distillation settings (never read). Two configs whose results
+    change its trainings' results: the :data:`SPEED_ONLY` train settings and, without a
+    teacher, the distillation settings (never read). Two configs whose results
     settings are equal train alike, so a finished run of one serves the other."""
-    train = {k: v for k, v in raw.get("train", {}).items() if k not in ("threads", "workers")}
+    train = {k: v for k, v in raw.get("train", {}).items() if k not in SPEED_ONLY}
     distill = raw.get("distill")
     return {**raw, "train": train, "distill": distill if (distill or {}).get("teacher") is not None else None}
 

@@ -1,7 +1,7 @@
 """One record per finished seed in a run folder (``progress/seed<k>.json``).
 
 A run that stops part-way, or one asked again with more seeds, picks up where it was: a
-seed whose record holds the same configuration (seeds, threads and workers aside) is read back — its
+seed whose record holds the same configuration (seeds and the speed-only settings aside) is read back — its
 metrics, curves, cost and notes, its test predictions for the pooled profile metrics —
 instead of being trained again. Long studies run in pieces this way, even side by side:
 processes given different seeds of one configuration and one folder write disjoint files

@@ -6,6 +6,8 @@ metrics.json made with the same seeds and epochs: the study can run in pieces. T
 ``doc`` gets the table of each task's main metric (mean ± std over seeds), the comparison
 with the single-task models, and plots of the effective λ and the gate weights per epoch
 (first seed, from curves.json) in the folder beside it named like it (``mtl.md`` → ``mtl/``).
+The configurations share their autoencoder fits through ``<out>/fit-cache/`` (see
+train/fit_cache.py) unless the config names another ``train.fit_cache``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ MAIN_METRICS = (
     ("next_item", "B.next_item.ndcg@10", "NDCG@10 ↑", True),
 )
 BENCH_FILE = "bench.json"
+FIT_CACHE = "fit-cache"  # under the bench's --out: see train/fit_cache.py
 # The default's time budget: at most this × the study time of shared-bottom + fixed λ.
 BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
 
@@ -122,6 +125,9 @@ def bench_mtl(
         if wrong:
             raise ValueError(f"unknown {name} '{wrong[0]}'; {name}s: {', '.join(known)}")
     out = Path(out)
+    if base.train.fit_cache is None:  # the configurations of a seed share its autoencoder fits
+        base = copy.deepcopy(base)
+        base.train.fit_cache = str(out / FIT_CACHE)
     ds = load_configured_dataset(base)
     tasks, _ = trainable(ds, base.tasks)
     plan = variants(tasks, archs, weightings)

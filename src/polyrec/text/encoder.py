@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replace_atomically
 from .packaged_mpnet import MPNET, unpack_mpnet
 
 MINILM = "all-MiniLM-L6-v2"
@@ -102,18 +102,7 @@ def encode_texts(
 
 
 def _replace_store(store: Path, known: dict[str, np.ndarray]) -> None:
-    """Write ``known`` to ``store`` through a temporary file of its own, renamed over it.
-
-    The rename is atomic, so a killed run never leaves a half-written cache. The temporary
-    file is unique to this call: two runs that encode at once (two processes, or two threads)
-    must not write one file, where the second rename finds it gone. The later rename wins;
-    the other's new vectors are encoded again next time."""
-    fd, name = tempfile.mkstemp(dir=store.parent, prefix="vectors.", suffix=".tmp.npz")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        np.savez(tmp, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
-        os.replace(tmp, store)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``known`` to ``store`` whole (see :func:`replace_atomically`): two runs that
+    encode at once both finish; the other's new vectors are encoded again next time."""
+    keys, vectors = np.array(list(known)), np.stack(list(known.values()))
+    replace_atomically(store, lambda tmp: np.savez(tmp, keys=keys, vectors=vectors))

@@ -254,9 +254,10 @@ def finetune(
     autoencoder: dict[str, float] = {}
     if model.item_autoencoder is not None:
         l2 = model.spec.config.item_autoencoder_l2
-        autoencoder["valid_rmse"] = fit_item_autoencoder(model.item_autoencoder, data, l2, progress)
+        ae, cache = model.item_autoencoder, cfg.fit_cache
+        autoencoder["valid_rmse"] = fit_item_autoencoder(ae, data, l2, progress, cache=cache)
         if model.user_autoencoder is not None:
-            autoencoder.update(fit_user_autoencoder(model, data, l2, progress))
+            autoencoder.update(fit_user_autoencoder(model, data, l2, progress, cache=cache))
     objective = objective or TaskObjective(data.profile_labels, cfg.sampled_negatives)
     if weighting is None:
         names = list(model.heads) + list(objective.extra_losses)

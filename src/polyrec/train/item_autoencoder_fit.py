@@ -20,6 +20,7 @@ join then reads the mix.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from ..eval.predict import predict_pairs, profile_probabilities
 from ..models.item_autoencoder import ItemAutoencoder
 from ..models.polyrec import PolyRecModel
 from ..progress import bar as progress_bar
+from .fit_cache import cached_fit
 from .protocol_data import ProtocolData
 
 BATCH = 4096  # ratings per step; fewer on small data, so that an epoch still takes MIN_STEPS
@@ -56,15 +58,35 @@ def validation_ratings(data: ProtocolData) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def fit_item_autoencoder(
-    ae: ItemAutoencoder, data: ProtocolData, l2: float, progress: bool = True, name: str = "item autoencoder"
+    ae: ItemAutoencoder,
+    data: ProtocolData,
+    l2: float,
+    progress: bool = True,
+    name: str = "item autoencoder",
+    cache: str | Path | None = None,
 ) -> float:
     """Train ``ae`` on ``data``'s training ratings (leave-one-out), keep its best state on
     validation. ``l2``: the prior's weight against the summed squared error of all
     training ratings (so it does not depend on the batch size). Returns the validation RMSE.
-    ``name`` labels the progress bar (a user autoencoder is fitted the same way)."""
+    ``name`` labels the progress bar (a user autoencoder is fitted the same way); ``cache``:
+    a folder of fits to read this one from, or to store it in (train/fit_cache.py)."""
     valid = validation_ratings(data)
     if valid is None:
         raise ValueError("the item autoencoder needs rated validation pairs to stop on (protocol A)")
+    # The training ratings are in ae's buffers, so the key reads them there.
+    settings = {"seed": data.seed, "l2": l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR,
+                "max_epochs": MAX_EPOCHS, "patience": PATIENCE}
+    return cached_fit(cache, ae, valid, settings, lambda: _fit(ae, data, valid, l2, progress, name))
+
+
+def _fit(
+    ae: ItemAutoencoder,
+    data: ProtocolData,
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray],
+    l2: float,
+    progress: bool,
+    name: str,
+) -> float:
     users, items, ratings = (torch.from_numpy(a) for a in autoencoder_ratings(data))
     ratings = ratings.float()
     v_users, v_items, v_ratings = (torch.from_numpy(a) for a in valid)
@@ -97,13 +119,15 @@ def fit_item_autoencoder(
     return best
 
 
-def fit_user_autoencoder(model: PolyRecModel, data: ProtocolData, l2: float, progress: bool = True) -> dict[str, float]:
+def fit_user_autoencoder(
+    model: PolyRecModel, data: ProtocolData, l2: float, progress: bool = True, cache: str | Path | None = None
+) -> dict[str, float]:
     """Fit ``model``'s user autoencoder as the item autoencoder is fitted, then the share of
     its deviation in the mix the model joins: least squares on the validation ratings, in
     [0, 1], the item autoencoder's deviation fixed. Returns both views' and the mix's
     validation RMSE and the share, for the run's metrics."""
     user_ae = model.user_autoencoder
-    rmse = fit_item_autoencoder(user_ae, data, l2, progress, name="user autoencoder")
+    rmse = fit_item_autoencoder(user_ae, data, l2, progress, name="user autoencoder", cache=cache)
     users, items, ratings = validation_ratings(data)
     with torch.no_grad():
         model.eval()
