@@ -79,10 +79,29 @@ def student_run(folder, teacher_run, tmp_path_factory) -> Path:
     cfg = student_config(folder)
     cfg.model.item_id_rank = 4  # as configs/student-tiny.yaml: narrow IDs, next item alone under B
     cfg.train.auxiliary = {"B": False}
+    # As configs/student-tiny.yaml: the unseen part on under A, next item alone under B.
+    cfg.distill.weights = {
+        "A": {"cluster": 0.5, "rating": 2.0, "ctr": 2.0, "profile": 1.0, "next_item": 1.0, "unseen": 1.0},
+        "B": {"next_item": 0.0},
+    }
+    cfg.train.fit_cache = str(out.parent / "fit-cache")  # the student's autoencoder fits, as fitted
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(polyrec.pipeline, "encode_texts", fake_encode)
         distill(teacher_run, out, cfg, progress=False, log=lambda _: None, baselines=False)
     return out
+
+
+def test_the_students_fitted_autoencoders_come_out_as_fitted(student_run) -> None:
+    """The unseen part reads the student's joined pair outputs while it trains, where its
+    autoencoders' joins are still off: they get zero gradients, which weight decay alone
+    would turn into steps. Fitted before fine-tuning, they must come out as fitted."""
+    fits = [torch.load(path, weights_only=True)["state"] for path in (student_run.parent / "fit-cache").glob("*.pt")]
+    assert len(fits) == 4  # an item and a user autoencoder per seed
+    for seed in (0, 1):
+        student = load_teacher(student_run, "A", seed)
+        for ae in (student.item_autoencoder, student.user_autoencoder):
+            weights = dict(ae.named_parameters())
+            assert any(all(torch.equal(w, fit[name]) for name, w in weights.items()) for fit in fits), (seed, type(ae).__name__)
 
 
 def test_a_run_keeps_every_seeds_model(teacher_run) -> None:

@@ -19,8 +19,9 @@ from .sequences import Histories
 
 
 def count_parameters(model: PolyRecModel) -> int:
-    """Trainable parameters (the frozen language model is a buffer, not counted)."""
-    return sum(x.numel() for x in model.parameters() if x.requires_grad)
+    """Learned parameters: the autoencoders count (fitted before fine-tuning, then frozen);
+    the language model's vectors are a buffer, not counted."""
+    return sum(x.numel() for x in model.parameters())
 
 
 class PolyRecLearner:
