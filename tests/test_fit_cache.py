@@ -79,3 +79,19 @@ def test_the_fit_cache_is_a_speed_setting_only() -> None:
     with_cache = RunConfig()
     with_cache.train.fit_cache = "somewhere"
     assert with_cache.what_results_depend_on() == RunConfig().what_results_depend_on()
+
+
+@pytest.mark.parametrize("weighting", ["gradnorm", "pcgrad"])
+def test_fine_tuning_never_moves_a_fitted_autoencoder(ds, data_a, tmp_path, weighting) -> None:
+    """PCGrad sets a (zero) gradient on every shared parameter, the autoencoders' too, which
+    AdamW's weight decay would turn into steps: they are frozen once fitted."""
+    from polyrec.train.finetune import finetune
+
+    model = _model(data_a, ["rating", "ctr", "profile"], n_items=ds.n_items)
+    train = tiny_config(epochs=2).train
+    train.weighting.method, train.fit_cache = weighting, str(tmp_path)
+    finetune(model, data_a, train, progress=False)
+    fits = [torch.load(path, weights_only=True)["state"] for path in tmp_path.glob("*.pt")]
+    for ae in (model.item_autoencoder, model.user_autoencoder):
+        weights = dict(ae.named_parameters())
+        assert any(all(torch.equal(w, fit[name]) for name, w in weights.items()) for fit in fits), type(ae).__name__
