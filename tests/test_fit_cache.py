@@ -32,12 +32,10 @@ def test_a_cached_fit_is_read_back_exactly_and_not_fitted_again(ds, data_a, tmp_
     rmse = fit_item_autoencoder(fitted, data_a, l2=1.0, progress=False, cache=tmp_path)
     assert len(list(tmp_path.glob("*.pt"))) == 1 and not list(tmp_path.glob("*.tmp*"))
 
-    import polyrec.train.item_autoencoder_fit as fit_module
-
-    def no_fit(*args, **kwargs):
+    def no_fit(*args, **kwargs):  # a fit starts with its optimiser; a read-back makes none
         raise AssertionError("fitted again although the cache holds this fit")
 
-    monkeypatch.setattr(fit_module, "_fit", no_fit)
+    monkeypatch.setattr(torch.optim, "Adam", no_fit)
     again = _model(data_a, ["rating"], n_items=ds.n_items).item_autoencoder
     assert fit_item_autoencoder(again, data_a, l2=1.0, progress=False, cache=tmp_path) == rmse
     for name, value in _state(fitted).items():
@@ -95,3 +93,18 @@ def test_fine_tuning_never_moves_a_fitted_autoencoder(ds, data_a, tmp_path, weig
     for ae in (model.item_autoencoder, model.user_autoencoder):
         weights = dict(ae.named_parameters())
         assert any(all(torch.equal(w, fit[name]) for name, w in weights.items()) for fit in fits), type(ae).__name__
+
+
+def test_the_source_digest_follows_the_code_and_its_polyrec_bases() -> None:
+    from polyrec.models.item_autoencoder import ItemAutoencoder
+    from polyrec.models.user_autoencoder import UserAutoencoder
+    from polyrec.train.fit_cache import source_digest
+
+    item, user = source_digest(ItemAutoencoder), source_digest(UserAutoencoder)
+    assert item != user and source_digest(ItemAutoencoder) == item
+
+    class Edited(ItemAutoencoder):
+        def penalty(self) -> torch.Tensor:
+            return super().penalty() * 2
+
+    assert source_digest(Edited) != item

@@ -5,12 +5,14 @@ same one again reads it back instead (``train.fit_cache``, off by default).
 expert layers, loss weighting or tasks, yet fit the same item autoencoder: the same initial
 weights (drawn before any layer that differs), training ratings, validation ratings and
 seed. At 6 epochs its fit is about half of such a training. The key hashes every input of
-the fit, so a hit gives exactly the weights the fit would, and anything else fits anew.
+the fit and the source code that fits it, so a hit gives exactly the weights the fit would,
+and anything else (an edited fit included) fits anew.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,17 @@ import torch
 from torch import nn
 
 from ..atomic import replace_atomically
+
+
+def source_digest(*code: object) -> str:
+    """A digest of the source of ``code`` (functions, classes and their polyrec bases): part of
+    a key, so that a fit made by other code is never read back."""
+    h = hashlib.sha256()
+    for obj in code:
+        parts = [c for c in inspect.getmro(obj) if c is obj or c.__module__.startswith("polyrec")] if inspect.isclass(obj) else [obj]
+        for part in parts:
+            h.update(inspect.getsource(part).encode())  # type: ignore[arg-type]
+    return h.hexdigest()[:16]
 
 
 def fit_key(module: nn.Module, arrays: tuple[np.ndarray, ...], settings: dict[str, Any]) -> str:

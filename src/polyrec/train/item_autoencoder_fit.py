@@ -31,7 +31,7 @@ from ..eval.predict import predict_pairs, profile_probabilities
 from ..models.item_autoencoder import ItemAutoencoder
 from ..models.polyrec import PolyRecModel
 from ..progress import bar as progress_bar
-from .fit_cache import cached_fit
+from .fit_cache import cached_fit, source_digest
 from .protocol_data import ProtocolData
 
 BATCH = 4096  # ratings per step; fewer on small data, so that an epoch still takes MIN_STEPS
@@ -75,7 +75,7 @@ def fit_item_autoencoder(
         raise ValueError("the item autoencoder needs rated validation pairs to stop on (protocol A)")
     # The training ratings are in ae's buffers, so the key reads them there.
     settings = {"seed": data.seed, "l2": l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR,
-                "max_epochs": MAX_EPOCHS, "patience": PATIENCE}
+                "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "code": source_digest(_fit, type(ae))}
     return cached_fit(cache, ae, valid, settings, lambda: _fit(ae, data, valid, l2, progress, name))
 
 
