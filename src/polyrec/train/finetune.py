@@ -258,9 +258,11 @@ def finetune(
         autoencoder["valid_rmse"] = fit_item_autoencoder(ae, data, l2, progress, cache=cache)
         if model.user_autoencoder is not None:
             autoencoder.update(fit_user_autoencoder(model, data, l2, progress, cache=cache))
-        # Fitted: from here on only joined. An objective may read the joined outputs while the
-        # joins are still off (distillation's unseen items): zero gradients, which AdamW's
-        # weight decay alone would turn into steps (about 5 % smaller weights over a run).
+        # Fitted: from here on only joined. Before this freeze they got zero gradients, which
+        # AdamW's weight decay alone turned into steps (about 5 % smaller weights over a run),
+        # wherever an objective read the joined outputs while the joins were still off
+        # (distillation's unseen items) or a weighting set a gradient on every shared
+        # parameter (PCGrad).
         for fitted in (model.item_autoencoder, model.user_autoencoder):
             if fitted is not None:
                 fitted.requires_grad_(False)
