@@ -231,3 +231,11 @@ def strip_saved_field(folder: Path, spec_key: str, *weight_prefixes: str) -> Non
     (folder / SPEC).write_text(yaml.safe_dump(spec, sort_keys=False))
     state = load_file(str(folder / WEIGHTS))
     save_file({k: v for k, v in state.items() if not k.startswith(weight_prefixes)}, str(folder / WEIGHTS))
+
+
+def is_a_cached_fit(module: torch.nn.Module, cache: Path) -> bool:
+    """Whether ``module``'s parameters are exactly those of one of the fits stored in the
+    fit cache ``cache`` (train/fit_cache.py): fitted, and not moved since."""
+    fits = [torch.load(path, weights_only=True)["state"] for path in Path(cache).glob("*.pt")]
+    weights = dict(module.named_parameters())
+    return any(all(torch.equal(w, fit[name]) for name, w in weights.items()) for fit in fits)

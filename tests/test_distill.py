@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from synthetic import tiny_config, write_dataset
+from synthetic import is_a_cached_fit, tiny_config, write_dataset
 
 import polyrec.pipeline
 from polyrec.bench.distill import ratio_checks
@@ -95,13 +95,12 @@ def test_the_students_fitted_autoencoders_come_out_as_fitted(student_run) -> Non
     """The unseen part reads the student's joined pair outputs while it trains, where its
     autoencoders' joins are still off: they get zero gradients, which weight decay alone
     would turn into steps. Fitted before fine-tuning, they must come out as fitted."""
-    fits = [torch.load(path, weights_only=True)["state"] for path in (student_run.parent / "fit-cache").glob("*.pt")]
-    assert len(fits) == 4  # an item and a user autoencoder per seed
+    cache = student_run.parent / "fit-cache"
+    assert len(list(cache.glob("*.pt"))) == 4  # an item and a user autoencoder per seed
     for seed in (0, 1):
         student = load_teacher(student_run, "A", seed)
         for ae in (student.item_autoencoder, student.user_autoencoder):
-            weights = dict(ae.named_parameters())
-            assert any(all(torch.equal(w, fit[name]) for name, w in weights.items()) for fit in fits), (seed, type(ae).__name__)
+            assert is_a_cached_fit(ae, cache), (seed, type(ae).__name__)
 
 
 def test_a_run_keeps_every_seeds_model(teacher_run) -> None:

@@ -8,7 +8,7 @@ import copy
 
 import pytest
 import torch
-from synthetic import tiny_config
+from synthetic import is_a_cached_fit, tiny_config
 
 from polyrec.config import MTL_ARCHS, RunConfig
 from polyrec.train.finetune import build_model
@@ -89,10 +89,8 @@ def test_fine_tuning_never_moves_a_fitted_autoencoder(ds, data_a, tmp_path, weig
     train = tiny_config(epochs=2).train
     train.weighting.method, train.fit_cache = weighting, str(tmp_path)
     finetune(model, data_a, train, progress=False)
-    fits = [torch.load(path, weights_only=True)["state"] for path in tmp_path.glob("*.pt")]
     for ae in (model.item_autoencoder, model.user_autoencoder):
-        weights = dict(ae.named_parameters())
-        assert any(all(torch.equal(w, fit[name]) for name, w in weights.items()) for fit in fits), type(ae).__name__
+        assert is_a_cached_fit(ae, tmp_path), type(ae).__name__
 
 
 def test_the_source_digest_follows_the_code_and_its_polyrec_bases() -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .atomic import replace_atomically
 from .config import RunConfig, with_legacy_values
 from .data.tables import Dataset
 
@@ -77,9 +77,8 @@ class SeedRecords:
         """``record``: metrics, curves (per protocol), cost and notes."""
         path = self._path(seed)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"config": self.question, **record}))
-        os.replace(tmp, path)  # a killed run never leaves half a record
+        text = json.dumps({"config": self.question, **record})
+        replace_atomically(path, lambda tmp: tmp.write_text(text))  # never half a record
 
     def load(self, seed: int) -> dict[str, Any] | None:
         """The seed's record, if it answers the same question; None otherwise (it is retrained)."""

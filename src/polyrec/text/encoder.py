@@ -97,12 +97,9 @@ def encode_texts(
             normalize_embeddings=True,
         ).astype(np.float32)
         known.update(zip([k for k, _ in missing], new))
-        _replace_store(store, known)
+        # Written whole: two runs that encode at once both finish (the later rename wins;
+        # the other's new vectors are encoded again next time).
+        stored_keys, vectors = np.array(list(known)), np.stack(list(known.values()))
+        replace_atomically(store, lambda tmp: np.savez(tmp, keys=stored_keys, vectors=vectors))
     return np.stack([known[k] for k in keys]).astype(np.float32)
 
-
-def _replace_store(store: Path, known: dict[str, np.ndarray]) -> None:
-    """Write ``known`` to ``store`` whole (see :func:`replace_atomically`): two runs that
-    encode at once both finish; the other's new vectors are encoded again next time."""
-    keys, vectors = np.array(list(known)), np.stack(list(known.values()))
-    replace_atomically(store, lambda tmp: np.savez(tmp, keys=keys, vectors=vectors))

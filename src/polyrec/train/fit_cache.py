@@ -54,7 +54,7 @@ def fit_key(module: nn.Module, arrays: tuple[np.ndarray, ...], settings: dict[st
 
 
 def cached_fit(
-    folder: str | Path | None,
+    folder: str | Path,
     module: nn.Module,
     arrays: tuple[np.ndarray, ...],
     settings: dict[str, Any],
@@ -62,9 +62,7 @@ def cached_fit(
 ) -> float:
     """``fit()`` (which trains ``module`` in place and returns its score), or, where
     ``folder`` holds a fit with the same key, that fit's state and score read back. A fit
-    is stored there once done (without a folder, nothing is read or stored)."""
-    if folder is None:
-        return fit()
+    is stored there once done."""
     path = Path(folder) / f"{fit_key(module, arrays, settings)}.pt"
     if path.is_file():
         saved = torch.load(path, weights_only=True)

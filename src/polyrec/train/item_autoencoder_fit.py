@@ -73,6 +73,8 @@ def fit_item_autoencoder(
     valid = validation_ratings(data)
     if valid is None:
         raise ValueError("the item autoencoder needs rated validation pairs to stop on (protocol A)")
+    if cache is None:
+        return _fit(ae, data, valid, l2, progress, name)
     # The training ratings are in ae's buffers, so the key reads them there.
     settings = {"seed": data.seed, "l2": l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR,
                 "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "code": source_digest(_fit, type(ae))}
