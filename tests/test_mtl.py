@@ -11,7 +11,8 @@ import torch
 import yaml
 from synthetic import TINY_YAML, tiny_config, write_dataset
 
-from polyrec.bench.mtl import default_result, same_question, variants
+from polyrec.bench.mtl import default_result, variants
+from polyrec.bench.study_runs import same_question
 from polyrec.bench.mtl_choice import ranking, verdict, versus_single
 from polyrec.cli import main
 from polyrec.config import TASKS, MtlConfig, RunConfig, WeightingConfig

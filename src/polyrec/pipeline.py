@@ -4,8 +4,10 @@ evaluate, baselines → aggregate over seeds → report and saved model."""
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -136,6 +138,36 @@ def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
+@dataclass
+class RunData:
+    """What every configuration of a study on one data set reads: loaded and encoded once."""
+
+    ds: Dataset
+    text_vectors: np.ndarray | None
+    texts: list[str] | None
+
+
+def load_run_data(cfg: RunConfig, progress: bool, log: Callable[[str], None] = print) -> RunData:
+    """The data and its text vectors; from here on, this process uses ``train.threads`` if set."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    ds = load_configured_dataset(cfg)
+    log(f"data: {ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions")
+    text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
+    return RunData(ds, text_vectors, item_texts(ds) if text_vectors is not None else None)
+
+
+@dataclass
+class PreparedRun:
+    """A run folder ready to train: what its jobs read, and which seeds it still has to train."""
+
+    inputs: RunInputs
+    protocols: list[str]
+    notes: list[str]
+    records: SeedRecords
+    todo: list[int]
+
+
 def run(
     cfg: RunConfig,
     out: str | Path,
@@ -151,23 +183,31 @@ def run(
     Seeds finished before in ``out`` with the same configuration and data are read back, not
     retrained (``run_progress.py``): a stopped run resumes, and a run can grow by seeds;
     ``resume=False`` (`polyrec run --no-resume`) trains every seed again."""
+    prepared = prepare_run(cfg, out, load_run_data(cfg, progress, log), progress, baselines, resume)
+    train_runs({"": prepared}, log)
+    return finish_run(prepared, log)
+
+
+def prepare_run(
+    cfg: RunConfig, out: str | Path, data: RunData, progress: bool = True, baselines: bool = True, resume: bool = True
+) -> PreparedRun:
+    """``out`` made ready for :func:`train_runs` (see :func:`run` for the arguments)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    ds = load_configured_dataset(cfg)
-    log(f"data: {ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions")
+    ds = data.ds
     tasks, protocols, notes = run_plan(ds, cfg)
     if not protocols:
         raise ValueError(f"{ds.name}: nothing to train: " + "; ".join(n for n in notes if n.startswith("protocol ")))
-    text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
-    texts = item_texts(ds) if text_vectors is not None else None
-
-    inputs = RunInputs(cfg, ds, tasks, text_vectors, texts, out, baselines, progress)
+    inputs = RunInputs(cfg, ds, tasks, data.text_vectors, data.texts, out, baselines, progress)
     records = SeedRecords(out, cfg, ds, baselines)
     todo = [s for s in cfg.seeds if not (resume and records.load(s) is not None)]
-    train_seeds(inputs, protocols, todo, records, log)
+    return PreparedRun(inputs, protocols, notes, records, todo)
 
+
+def finish_run(prepared: PreparedRun, log: Callable[[str], None] = print) -> RunResult:
+    """Aggregate a trained run's seeds; write its report, config, tables and served model."""
+    inputs, protocols, notes, records = prepared.inputs, prepared.protocols, list(prepared.notes), prepared.records
+    cfg, ds, out = inputs.cfg, inputs.ds, inputs.out
     per_seed: list[dict[str, float]] = []
     # Test folds of several seeds are disjoint: pooling their users gives a steadier metric.
     pool = ProfilePool()
@@ -176,7 +216,7 @@ def run(
     for i, seed in enumerate(cfg.seeds):
         done = records.load(seed)
         assert done is not None, f"seed {seed} has no record in {out}"
-        if seed not in todo:
+        if seed not in prepared.todo:
             log(f"seed {seed}: finished before, read back from {out}")
         per_seed.append(done["metrics"])
         notes.extend(n for n in done["notes"] if n not in notes)
@@ -198,31 +238,40 @@ def run(
     result.update(pool.metrics())
     cfg.save(out / "config.yaml")
     save_tables(ds, out)
-    write_report(out, cfg, ds, tasks, protocols, result, curves, notes)
+    write_report(out, cfg, ds, inputs.tasks, protocols, result, curves, notes)
     return RunResult(result, notes, out)
 
 
-def train_seeds(
-    inputs: RunInputs, protocols: list[str], seeds: list[int], records: SeedRecords, log: Callable[[str], None]
-) -> None:
-    """Train every protocol of ``seeds`` (side by side where there are cores: run_jobs.py) and
-    write one record per seed as soon as its protocols are trained, so that a stopped run
+def train_runs(runs: Mapping[str, PreparedRun], log: Callable[[str], None]) -> dict[str, float]:
+    """Train every protocol of the seeds each run still has to train, all in one pool (side by
+    side where there are cores: run_jobs.py), the runs in the order given; return each run's
+    time on one worker (its jobs' own seconds and its cost timing; a share of the wall time).
+
+    A seed's record is written as soon as its protocols are trained, so that a stopped run
     resumes from its finished seeds. A seed's serving cost is timed afterwards, on its last
     protocol's model, after all the training, so that no other job runs beside the timing; a
     record saved before that has ``"cost": None``."""
-    jobs = [(p, s) for s in seeds for p in protocols]
-    outcomes: dict[tuple[str, int], JobOutcome] = {}
+    jobs = [(key, p, s) for key, r in runs.items() for s in r.todo for p in r.protocols]
+    outcomes: dict[str, dict[tuple[str, int], JobOutcome]] = {key: {} for key in runs}
+    seconds = dict.fromkeys(runs, 0.0)
 
     def finished(o: JobOutcome) -> None:  # run_jobs calls it one outcome at a time
-        outcomes[o.protocol, o.seed] = o
-        if all((p, o.seed) in outcomes for p in protocols):
-            records.save(o.seed, seed_record(outcomes, protocols, o.seed)[0])
+        r, done = runs[o.run], outcomes[o.run]
+        done[o.protocol, o.seed] = o
+        seconds[o.run] += o.seconds
+        if all((p, o.seed) in done for p in r.protocols):
+            r.records.save(o.seed, seed_record(done, r.protocols, o.seed)[0])
 
-    run_jobs(inputs, jobs, log, on_finished=finished)
-    for seed in seeds:
-        record, timed = seed_record(outcomes, protocols, seed)
-        record["cost"] = timed.learner.cost(inputs.prepare(timed.protocol, seed)) if timed is not None else {}
-        records.save(seed, record)
+    if jobs:
+        run_jobs({key: r.inputs for key, r in runs.items()}, jobs, log, on_finished=finished)
+    for key, r in runs.items():
+        for seed in r.todo:
+            start = time.perf_counter()
+            record, timed = seed_record(outcomes[key], r.protocols, seed)
+            record["cost"] = timed.learner.cost(r.inputs.prepare(timed.protocol, seed)) if timed is not None else {}
+            r.records.save(seed, record)
+            seconds[key] += time.perf_counter() - start
+    return seconds
 
 
 def seed_record(

@@ -6,7 +6,9 @@ machine with several cores the jobs run side by side — in this process and in 
 worker processes, each with its share of the threads (`train.workers`; by default as many
 as the cores, at most one per job). Each job writes its predictions and model into the run
 folder and sends back its metrics, curves and learner; the cost of serving (users per
-second) is timed afterwards, when no training runs beside it.
+second) is timed afterwards, when no training runs beside it. Studies that train many
+configurations put all their runs' jobs in one pool (``run_jobs`` takes several runs), so
+that no core waits while a configuration's last job trains alone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,10 +67,16 @@ class JobOutcome:
     notes: list[str] = field(default_factory=list)
     summary: str = ""  # the line logged when the job ends
     learner: Learner | None = None  # None: the learner does none of this protocol's tasks
+    run: str = ""  # the key of its run among those that share a pool (run_jobs)
+    seconds: float = 0.0  # the job's own time in its process: data, training, predictions, saving
+
+
+Job = tuple[str, str, int]  # (run key, protocol, seed)
 
 
 def train_job(inputs: RunInputs, protocol: str, seed: int) -> JobOutcome:
     """Fit on ``protocol``'s split of ``seed``; save predictions of every side and the model."""
+    start = time.perf_counter()
     data = inputs.prepare(protocol, seed)
     cfg, ds = inputs.cfg, inputs.ds
     outcome = JobOutcome(protocol, seed, notes=list(data.notes))
@@ -99,6 +109,14 @@ def train_job(inputs: RunInputs, protocol: str, seed: int) -> JobOutcome:
     m.update(refit)
     learner.save(seed_model_folder(inputs.out, protocol, seed))
     outcome.curves, outcome.learner = fit.curves, learner
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def train_run_job(runs: Mapping[str, RunInputs], job: Job) -> JobOutcome:
+    run, protocol, seed = job
+    outcome = train_job(runs[run], protocol, seed)
+    outcome.run = run
     return outcome
 
 
@@ -140,47 +158,50 @@ def describe_workers(cfg: RunConfig, n_jobs: int) -> str:
     return f"trainings side by side in {workers} processes of {threads} thread(s)"
 
 
-_INPUTS: RunInputs | None = None  # a worker process's copy, set once by _start_worker
+_RUNS: Mapping[str, RunInputs] | None = None  # a worker process's copy, set once by _start_worker
 
 
-def _start_worker(inputs: RunInputs, threads: int, slots: Any, lock: Any) -> None:
-    global _INPUTS
-    _INPUTS = inputs
+def _start_worker(runs: Mapping[str, RunInputs], threads: int, slots: Any, lock: Any) -> None:
+    global _RUNS
+    _RUNS = runs
     torch.set_num_threads(threads)
     with slots.get_lock():  # each worker's progress bar keeps its own terminal line
         slots.value += 1
         set_bar_line(slots.value, lock)
 
 
-def _job_in_worker(protocol: str, seed: int) -> JobOutcome:
-    assert _INPUTS is not None
-    return train_job(_INPUTS, protocol, seed)
+def _job_in_worker(job: Job) -> JobOutcome:
+    assert _RUNS is not None
+    return train_run_job(_RUNS, job)
 
 
 def run_jobs(
-    inputs: RunInputs,
-    jobs: list[tuple[str, int]],
+    runs: Mapping[str, RunInputs],
+    jobs: list[Job],
     log: Callable[[str], None],
     on_finished: Callable[[JobOutcome], None],
 ) -> None:
-    """Train ``jobs`` ((protocol, seed) pairs); log each one's summary as it ends and hand
-    it to ``on_finished``, in this process, one outcome at a time (the calls never overlap,
-    though they may come from the threads that feed the workers).
+    """Train ``jobs`` ((run key, protocol, seed), taken in this order) of the ``runs``; log
+    each one's summary as it ends and hand it to ``on_finished``, in this process, one
+    outcome at a time (the calls never overlap, though they may come from the threads that
+    feed the workers). The first run's ``train.workers`` and ``train.threads`` decide how
+    the machine is shared; the runs' inputs go to each worker process once, in one message
+    (what they share, such as the data set, is sent once).
 
     This process is one of the workers: with N workers it trains jobs itself while N − 1
     worker processes take the others from the same queue (no process sits idle holding
     memory, and on two cores only one extra process starts)."""
-    workers, threads = plan_workers(inputs.cfg, len(jobs))
+    workers, threads = plan_workers(next(iter(runs.values())).cfg, len(jobs))
     queue, errors = deque(jobs), []
     lock = threading.Lock()
 
-    def next_job() -> tuple[str, int] | None:
+    def next_job() -> Job | None:
         with lock:
             return queue.popleft() if queue and not errors else None
 
     def finished(outcome: JobOutcome) -> None:
         if outcome.summary:
-            log(outcome.summary)
+            log(f"{outcome.run}: {outcome.summary}" if len(runs) > 1 else outcome.summary)
         with lock:
             on_finished(outcome)
 
@@ -190,7 +211,7 @@ def run_jobs(
     try:
         if workers == 1:
             while (job := next_job()) is not None:
-                finished(train_job(inputs, *job))
+                finished(train_run_job(runs, job))
             return
         log(f"training {len(jobs)} jobs in {workers} processes ({threads} thread(s) each)")
         # spawn, not fork: this process has started torch's thread pool (text encoding),
@@ -198,12 +219,12 @@ def run_jobs(
         ctx = multiprocessing.get_context("spawn")
         slots, bar_lock = ctx.Value("i", 0), ctx.RLock()
         set_bar_line(0, bar_lock)
-        with ProcessPoolExecutor(workers - 1, ctx, initializer=_start_worker, initargs=(inputs, threads, slots, bar_lock)) as pool:
+        with ProcessPoolExecutor(workers - 1, ctx, initializer=_start_worker, initargs=(runs, threads, slots, bar_lock)) as pool:
 
             def feed() -> None:  # hands jobs to one worker process, one at a time
                 try:
                     while (job := next_job()) is not None:
-                        finished(pool.submit(_job_in_worker, *job).result())
+                        finished(pool.submit(_job_in_worker, job).result())
                 except BaseException as e:  # re-raised below, in this process's main thread
                     errors.append(e)
 
@@ -212,7 +233,7 @@ def run_jobs(
                 f.start()
             try:
                 while (job := next_job()) is not None:
-                    finished(train_job(inputs, *job))
+                    finished(train_run_job(runs, job))
             except BaseException as e:
                 errors.append(e)  # the feeders start no new job
             for f in feeders:

@@ -28,8 +28,9 @@ from ..run_loader import MODEL_DIR
 from ..run_progress import PROGRESS_DIR
 from ..train.learner import catalogue_speed
 from ..train.protocol_data import prepare
-from .mtl import MAIN_METRICS, _cell, _load, provenance, run_configuration
+from .mtl import MAIN_METRICS, _cell, provenance
 from .mtl_choice import versus_single
+from .study_runs import StudyRun, load_result, run_configurations
 
 KEEP = 0.95  # the student keeps ≥ 95 % of the teacher's quality (RMSE: ≤ 1 / 0.95 ≈ 1.03 ×, as the issue states)
 RMSE_LIMIT = 1.03
@@ -89,11 +90,12 @@ def bench_distill(
     results = {}
     for i, v in enumerate(plan, 1):
         folder = out / v.name
-        # Seeds finished before (another process's share, a stopped run) are read back;
-        # cfg carries distill.teacher.
+        # One at a time: a student reads its teacher's finished run (cfg carries
+        # distill.teacher). Seeds finished before (a stopped run) are read back.
         what = f"{v.role}" + (f", without {v.removed}" if v.removed else "")
-        run_configuration(folder, variant_config(v, teacher, student, out), f"[{i}/{len(plan)}] {v.name}", what, progress, log)
-        results[v.name] = _load(folder)
+        cfg = variant_config(v, teacher, student, out)
+        run_configurations([StudyRun(folder, cfg, f"[{i}/{len(plan)}] {v.name}", what)], progress, log)
+        results[v.name] = load_result(folder)
         results[v.name]["file_mb"] = _file_mb(folder)
     speeds = side_by_side_speed(teacher, ds, {v.name: out / v.name for v in plan if v.name in ("teacher", "student", "distilled")})
     for name, speed in speeds.items():

@@ -2,7 +2,8 @@
 
 Each configuration is one ordinary `polyrec run` into ``<out>/<name>/`` (so its report,
 metrics.json and curves.json are there to inspect), skipped when that folder already has a
-metrics.json made with the same seeds and epochs: the study can run in pieces. Then
+metrics.json made with the same seeds and epochs: the study can run in pieces. The
+trainings of all configurations share one pool of workers (study_runs.py). Then
 ``doc`` gets the table of each task's main metric (mean ± std over seeds), the comparison
 with the single-task models, and plots of the effective λ and the gate weights per epoch
 (first seed, from curves.json) in the folder beside it named like it (``mtl.md`` → ``mtl/``).
@@ -13,10 +14,8 @@ train/fit_cache.py) unless the config names another ``train.fit_cache``.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,9 +24,10 @@ from pathlib import Path
 import torch
 
 from ..config import MTL_ARCHS, PROTOCOL_TASKS, WEIGHTINGS, RunConfig, TrainConfig
-from ..pipeline import load_configured_dataset, run, trainable
+from ..pipeline import load_configured_dataset, trainable
 from ..run_jobs import describe_workers
 from .mtl_choice import Verdict, ranking, validation_metrics, verdict
+from .study_runs import StudyRun, load_result, run_configurations
 
 # Each task's main metric: (task, metrics.json key, column title, higher is better).
 MAIN_METRICS = (
@@ -36,7 +36,6 @@ MAIN_METRICS = (
     ("profile", "A.profile.gender.auc", "gender AUC ↑", True),
     ("next_item", "B.next_item.ndcg@10", "NDCG@10 ↑", True),
 )
-BENCH_FILE = "bench.json"
 FIT_CACHE = "fit-cache"  # under the bench's --out: see train/fit_cache.py
 # The default's time budget: at most this × the study time of shared-bottom + fixed λ.
 BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
@@ -72,42 +71,6 @@ def variant_config(base: RunConfig, v: Variant) -> RunConfig:
     return cfg
 
 
-def same_question(done: RunConfig, cfg: RunConfig, seeds: bool = True) -> bool:
-    """Whether a finished run's config asks what ``cfg`` asks: equal results settings
-    (:func:`config.results_settings`), and seeds aside too with ``seeds=False``."""
-    a, b = done.what_results_depend_on(), cfg.what_results_depend_on()
-    if not seeds:
-        a["seeds"] = b["seeds"] = None
-    return a == b
-
-
-def check_resumable(folder: Path, cfg: RunConfig) -> None:
-    """A bench's finished folder is reused (or grown by seeds) only if it answers the same
-    question; otherwise the bench stops rather than mix two configurations in one table."""
-    if not same_question(RunConfig.load(folder / "config.yaml", saved=True), cfg, seeds=False):
-        raise ValueError(f"{folder} holds a run of another configuration than this bench asks for: use another --out")
-
-
-def run_configuration(
-    folder: Path, cfg: RunConfig, label: str, what: str, progress: bool, log: Callable[[str], None]
-) -> None:
-    """One bench configuration into ``folder``: reused when finished with the same seeds,
-    grown when asked for more (``run`` reads the finished seeds back), trained otherwise;
-    its wall time (earlier shares included) goes to ``BENCH_FILE``."""
-    earlier = 0.0
-    if (folder / "metrics.json").is_file():
-        check_resumable(folder, cfg)
-        if RunConfig.load(folder / "config.yaml").seeds == cfg.seeds:
-            log(f"{label}: done before, reused")
-            return
-        earlier = _load(folder)["wall"]
-    log(f"{label}: {what}")
-    start = time.perf_counter()
-    run(cfg, folder, progress=progress, log=log, baselines=False)  # the splits' baselines: in `polyrec run`
-    wall = time.perf_counter() - start + (earlier if earlier == earlier else 0.0)
-    (folder / BENCH_FILE).write_text(json.dumps({"wall_seconds": wall}))
-
-
 def bench_mtl(
     base: RunConfig,
     out: str | Path,
@@ -131,23 +94,22 @@ def bench_mtl(
     ds = load_configured_dataset(base)
     tasks, _ = trainable(ds, base.tasks)
     plan = variants(tasks, archs, weightings)
-    for k, v in enumerate(plan, 1):
-        what = f"tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}"
-        run_configuration(out / v.name, variant_config(base, v), f"[{k}/{len(plan)}] {v.name}", what, progress, log)
-    results = {v.name: _load(out / v.name) for v in plan}
+    runs = [
+        StudyRun(
+            out / v.name,
+            variant_config(base, v),
+            f"[{k}/{len(plan)}] {v.name}",
+            f"tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}",
+        )
+        for k, v in enumerate(plan, 1)
+    ]
+    # Multi-task configurations first: the pool then ends on the single-task models' short jobs.
+    run_configurations(sorted(runs, key=lambda r: len(r.cfg.tasks) == 1), progress, log)
+    results = {v.name: load_result(out / v.name) for v in plan}
     splits: dict = {}
     for v in plan:
         results[v.name]["valid"] = validation_metrics(out / v.name, ds, splits)
     return write_doc(Path(doc), plan, results, base, command)
-
-
-def _load(folder: Path) -> dict:
-    bench = folder / BENCH_FILE
-    return {
-        "metrics": json.loads((folder / "metrics.json").read_text()),
-        "curves": json.loads((folder / "curves.json").read_text()),
-        "wall": json.loads(bench.read_text())["wall_seconds"] if bench.is_file() else float("nan"),
-    }
 
 
 def _cell(metrics: dict, key: str) -> str:

@@ -21,8 +21,9 @@ import numpy as np
 from ..config import PRETRAIN_OBJECTIVES, RunConfig
 from ..eval.cold_items import COLD_MAX, cold_target_ranks
 from ..pipeline import load_configured_dataset, trainable
-from .mtl import MAIN_METRICS, _cell, _load, provenance, run_configuration
+from .mtl import MAIN_METRICS, _cell, provenance
 from .mtl_choice import versus_single
+from .study_runs import StudyRun, load_result, run_configurations
 
 COLD_KEY = "B.next_item.cold_hr@10"
 
@@ -85,14 +86,21 @@ def bench_pretrain(
     _, protocols = trainable(ds, base.tasks)  # e.g. no protocol B where no user has three interactions
     plan = [dataclasses.replace(v, protocols=tuple(p for p in v.protocols if p in protocols)) for v in variants(base.text.enabled)]
     plan = [v for v in plan if v.protocols]
+    runs = [
+        StudyRun(
+            out / v.name,
+            variant_config(base, v),
+            f"[{i}/{len(plan)}] {v.name}",
+            f"objectives {','.join(v.objectives) or 'none'}, text {'on' if v.text else 'off'}",
+        )
+        for i, v in enumerate(plan, 1)
+    ]
+    run_configurations(runs, progress, log)
     results = {}
-    for i, v in enumerate(plan, 1):
-        folder, cfg = out / v.name, variant_config(base, v)
-        what = f"objectives {','.join(v.objectives) or 'none'}, text {'on' if v.text else 'off'}"
-        run_configuration(folder, cfg, f"[{i}/{len(plan)}] {v.name}", what, progress, log)
-        results[v.name] = _load(folder)
+    for v, r in zip(plan, runs):
+        results[v.name] = load_result(r.folder)
         if "B" in v.protocols:
-            results[v.name]["metrics"].update(cold_hr(folder, cfg, ds))
+            results[v.name]["metrics"].update(cold_hr(r.folder, r.cfg, ds))
     return write_doc(Path(doc), plan, results, base, command)
 
 
