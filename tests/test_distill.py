@@ -288,6 +288,21 @@ def test_part_weights_are_per_protocol_and_a_bare_part_sets_every_protocol() -> 
             RunConfig.from_dict({"distill": {"weights": bad}})
 
 
+def test_part_weights_set_after_construction_save_and_load_back_as_the_same_question(tmp_path) -> None:
+    """A file's mappings merge with the defaults when read: weights saved with parts left out
+    would read back with those parts at their default weights, and a resumed run would find
+    its own records another question's."""
+    cfg = RunConfig()
+    cfg.distill.weights = {"A": {"rating": 2.0}}  # set after construction: checked and written out too
+    assert cfg.distill.weights_for("A") == {"rating": 2.0} and cfg.distill.weights_for("B") == {}
+    cfg.save(tmp_path / "config.yaml")
+    back = RunConfig.load(tmp_path / "config.yaml", saved=True)
+    assert back.distill.weights == cfg.distill.weights
+    assert back.what_results_depend_on() == cfg.what_results_depend_on()
+    with pytest.raises(ValueError, match="ctrr"):
+        cfg.distill.weights = {"ctrr": 1.0}
+
+
 def test_soft_kl_is_zero_at_the_teacher_positive_elsewhere_and_ignores_masked_items() -> None:
     t = torch.randn(5, 7)
     t[:, 2] = float("-inf")  # an item masked out for both (already taken)

@@ -298,6 +298,23 @@ class PretrainConfig:
 DISTILL_PARTS: tuple[str, ...] = ("cluster", "rating", "ctr", "profile", "next_item", "unseen")
 
 
+def _part_weights(raw: dict[str, float | dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``distill.weights`` checked and written out in full: every protocol, every part (0: off).
+    In full, because a config file's mappings merge with the defaults when it is read: a
+    part left out would read back with its default weight, another question than the one run."""
+    per_protocol = {k: v for k, v in raw.items() if isinstance(v, dict)}
+    everywhere = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    for protocol in per_protocol:
+        _check_choice(protocol, tuple(PROTOCOL_TASKS), "distill.weights (a protocol)")
+    weights = {p: {**per_protocol.get(p, {}), **everywhere} for p in PROTOCOL_TASKS}
+    for protocol, given in weights.items():
+        for name, weight in given.items():
+            _check_choice(name, DISTILL_PARTS, f"distill.weights.{protocol}")
+            if weight < 0:
+                raise ValueError(f"'distill.weights.{protocol}.{name}' must be ≥ 0; got {weight}")
+    return {p: {part: float(given.get(part, 0.0)) for part in DISTILL_PARTS} for p, given in weights.items()}
+
+
 @dataclass
 class DistillConfig:
     """Knowledge distillation from a trained teacher run (polyrec/distill/); off unless
@@ -332,23 +349,18 @@ class DistillConfig:
         }
     )
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Normalised on every assignment, not only by the constructor: weights set later
+        # must save, load back and resume as the same question (_part_weights).
+        super().__setattr__(name, _part_weights(value) if name == "weights" else value)
+
     def __post_init__(self) -> None:
-        per_protocol = {k: v for k, v in self.weights.items() if isinstance(v, dict)}
-        everywhere = {k: v for k, v in self.weights.items() if not isinstance(v, dict)}
-        for protocol in per_protocol:
-            _check_choice(protocol, tuple(PROTOCOL_TASKS), "distill.weights (a protocol)")
-        self.weights = {p: {**per_protocol.get(p, {}), **everywhere} for p in PROTOCOL_TASKS}
-        for protocol, weights in self.weights.items():
-            for name, weight in weights.items():
-                _check_choice(name, DISTILL_PARTS, f"distill.weights.{protocol}")
-                if weight < 0:
-                    raise ValueError(f"'distill.weights.{protocol}.{name}' must be ≥ 0; got {weight}")
         if self.temperature <= 0 or not self.clusters or min(self.clusters) < 2 or self.unseen_items < 1:
             raise ValueError("'distill': temperature must be > 0, clusters a non-empty list of K ≥ 2, unseen_items ≥ 1")
 
     def weights_for(self, protocol: str) -> dict[str, float]:
-        """Each part's weight under ``protocol`` (absent: 0)."""
-        return dict(self.weights.get(protocol, {}))  # type: ignore[arg-type]
+        """The parts on under ``protocol`` and their weights (a part absent: off)."""
+        return {part: w for part, w in self.weights.get(protocol, {}).items() if w > 0}  # type: ignore[union-attr]
 
     def parts_on(self) -> list[str]:
         """The parts with a weight > 0 under some protocol."""

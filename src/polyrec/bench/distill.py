@@ -172,6 +172,7 @@ def load_seed_metrics(out: Path, name: str, seed: int) -> dict[str, float]:
 def write_doc(
     doc: Path, plan: list[Variant], results: dict[str, dict], teacher: RunConfig, student: RunConfig, command: str, out: Path
 ) -> Path:
+    on = {p: {part: w for part, w in weights.items() if w > 0} for p, weights in student.distill.weights.items()}
     # Training time from the runs themselves (seeds may have run as separate processes).
     # Per seed, both protocols (distillation: the K-means included), times the seeds.
     fit_minutes = {v.name: results[v.name]["metrics"].get("model.train_seconds", float("nan")) * len(v.seeds or teacher.seeds) / 60 for v in plan}
@@ -186,7 +187,7 @@ def write_doc(
             f"Student: {s_model.dim} dimensions, {s_model.layers} layer(s), text "
             f"{student.text.encoder if student.text.enabled else 'off'}, at most {student.train.epochs} epochs. "
             f"Distillation: temperature {student.distill.temperature}, K-means K from {student.distill.clusters} "
-            f"(chosen per protocol and seed on held-out users), part weights {student.distill.weights}. "
+            f"(chosen per protocol and seed on held-out users), part weights {on} (the others 0). "
             "Test metrics, mean ± std over seeds. Against *student* (the same student trained alone): "
             "▲ better by more than one std, ▼ worse by more than one std, = within. Trainable parameters exclude "
             "the frozen language model; the file size includes its frozen item vectors (a buffer saved with the "
