@@ -138,7 +138,9 @@ def provenance(base: RunConfig, command: str, total_seconds: float) -> list[str]
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()}, {os.cpu_count()} CPU cores, "
             f"torch {torch.__version__} ({describe_workers(base, 2 * len(base.seeds))}) · "
             f"seeds {', '.join(map(str, base.seeds))} · at most {base.train.epochs} epoch(s) per training (`polyrec run` trains up "
-            f"to {TrainConfig().epochs}) · wall time of all configurations: {total_seconds / 60:.1f} min"
+            f"to {TrainConfig().epochs}) · wall time of all configurations: {total_seconds / 60:.1f} min (their "
+            "trainings share one pool of workers; a configuration's time is its share of the elapsed time, "
+            "in proportion to its jobs' own time)"
         ),
         "",
     ]

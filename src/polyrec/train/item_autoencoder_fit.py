@@ -33,6 +33,7 @@ from ..models.polyrec import PolyRecModel
 from ..progress import bar as progress_bar
 from .fit_cache import cached_fit, source_digest
 from .protocol_data import ProtocolData
+from .solve_memo import remembered
 
 BATCH = 4096  # ratings per step; fewer on small data, so that an epoch still takes MIN_STEPS
 MIN_STEPS = 16
@@ -223,6 +224,14 @@ def user_row_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int) -> tu
     known = labels >= 0
     if len(np.unique(labels[known])) < 2:
         return None
+    # Solved once per process for equal inputs (solve_memo.py: a study's configurations of a
+    # seed share the autoencoder's fit, so its user rows, through train.fit_cache).
+    inputs = (x, labels, int(n_classes), PROFILE_C)
+    return remembered("user_row_classifier", inputs, lambda: _solve_user_row_classifier(x, labels, n_classes))
+
+
+def _solve_user_row_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    known = labels >= 0
     lr = LogisticRegression(C=PROFILE_C, max_iter=2000).fit(x[known], labels[known])
     weight, bias = np.zeros((n_classes, x.shape[1])), np.full(n_classes, -30.0)
     if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes: the second's logit

@@ -17,6 +17,7 @@ from ..models.item_prior import ItemPrior, blend_standardised, standardised
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
 from .sequences import Histories, HistoryBatch, collate
+from .solve_memo import remembered
 
 # EASE's best L2 was 200-1000 on MovieLens-20M, Netflix and the Million Song Data (Steck 2019)
 # and 100-300 on MovieLens-100K (protocol B, validation); the grid spans both, and smaller.
@@ -42,7 +43,15 @@ def ease_neighbours(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(I, k) sources and weights: each item's ``k = min(neighbors, covered)`` strongest incoming
     EASE weights. EASE inverts a (covered × covered) matrix, so only the ``max_items`` most-taken
-    items take part; the others keep zero weights (their prior score is 0 for every user)."""
+    items take part; the others keep zero weights (their prior score is 0 for every user).
+    Solved once per process for equal inputs (solve_memo.py: a study's configurations share it)."""
+    taken = taken.tocsr()
+    taken.sort_indices()
+    inputs = (taken.indptr, taken.indices, taken.data, np.array(taken.shape), float(l2), int(neighbors), int(max_items))
+    return remembered("ease_neighbours", inputs, lambda: _solve_ease(taken, l2, neighbors, max_items))
+
+
+def _solve_ease(taken: sp.csr_matrix, l2: float, neighbors: int, max_items: int) -> tuple[np.ndarray, np.ndarray]:
     n_items = taken.shape[1]
     counts = np.asarray(taken.sum(0)).ravel()
     covered = np.flatnonzero(counts > 0)
