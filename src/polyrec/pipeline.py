@@ -253,6 +253,7 @@ def train_runs(runs: Mapping[str, PreparedRun], log: Callable[[str], None]) -> d
     record saved before that has ``"cost": None``."""
     jobs = [(key, p, s) for key, r in runs.items() for s in r.todo for p in r.protocols]
     outcomes: dict[str, dict[tuple[str, int], JobOutcome]] = {key: {} for key in runs}
+    to_time: dict[tuple[str, int], tuple[dict[str, Any], JobOutcome | None]] = {}
     seconds = dict.fromkeys(runs, 0.0)
 
     def finished(o: JobOutcome) -> None:  # run_jobs calls it one outcome at a time
@@ -260,17 +261,19 @@ def train_runs(runs: Mapping[str, PreparedRun], log: Callable[[str], None]) -> d
         done[o.protocol, o.seed] = o
         seconds[o.run] += o.seconds
         if all((p, o.seed) in done for p in r.protocols):
-            r.records.save(o.seed, seed_record(done, r.protocols, o.seed)[0])
+            record, timed = seed_record(done, r.protocols, o.seed)
+            r.records.save(o.seed, record)
+            to_time[o.run, o.seed] = record, timed
+            for p in r.protocols:  # only the timed model is still needed: let the others go
+                del done[p, o.seed]
 
     if jobs:
         run_jobs({key: r.inputs for key, r in runs.items()}, jobs, log, on_finished=finished)
-    for key, r in runs.items():
-        for seed in r.todo:
-            start = time.perf_counter()
-            record, timed = seed_record(outcomes[key], r.protocols, seed)
-            record["cost"] = timed.learner.cost(r.inputs.prepare(timed.protocol, seed)) if timed is not None else {}
-            r.records.save(seed, record)
-            seconds[key] += time.perf_counter() - start
+    for (key, seed), (record, timed) in to_time.items():
+        start, r = time.perf_counter(), runs[key]
+        record["cost"] = timed.learner.cost(r.inputs.prepare(timed.protocol, seed)) if timed is not None else {}
+        r.records.save(seed, record)
+        seconds[key] += time.perf_counter() - start
     return seconds
 
 

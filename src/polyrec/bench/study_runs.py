@@ -50,7 +50,8 @@ def check_resumable(folder: Path, cfg: RunConfig) -> None:
 
 def run_configurations(runs: list[StudyRun], progress: bool, log: Callable[[str], None]) -> None:
     """Reuse, grow or train each of ``runs``; the ones to train share one pool, their jobs
-    taken in the order of ``runs`` (put the long ones first: the pool then ends on short jobs)."""
+    taken in the order of ``runs``. A fit or solve that several configurations share
+    (train.fit_cache, train/solve_memo.py) is paid, and timed, by the first to need it."""
     start = time.perf_counter()
     earlier: dict[str, float] = {}
     pending: dict[str, PreparedRun] = {}
