@@ -27,7 +27,7 @@ from ..config import MTL_ARCHS, PROTOCOL_TASKS, WEIGHTINGS, RunConfig, TrainConf
 from ..pipeline import load_configured_dataset, trainable
 from ..run_jobs import describe_workers
 from .mtl_choice import Verdict, ranking, validation_metrics, verdict
-from .study_runs import StudyRun, load_result, run_configurations
+from .study_runs import load_result, numbered, run_configurations
 
 # Each task's main metric: (task, metrics.json key, column title, higher is better).
 MAIN_METRICS = (
@@ -94,15 +94,8 @@ def bench_mtl(
     ds = load_configured_dataset(base)
     tasks, _ = trainable(ds, base.tasks)
     plan = variants(tasks, archs, weightings)
-    runs = [
-        StudyRun(
-            out / v.name,
-            variant_config(base, v),
-            f"[{k}/{len(plan)}] {v.name}",
-            f"tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}",
-        )
-        for k, v in enumerate(plan, 1)
-    ]
+    what = {v.name: f"tasks {','.join(v.tasks)}, protocols {','.join(v.protocols)}" for v in plan}
+    runs = numbered(out, [(v.name, variant_config(base, v), what[v.name]) for v in plan])
     # In the table's order: the single-task configurations first, so the autoencoder fits that
     # the configurations of a seed share fall to them (single-rating), and the multi-task
     # configurations' times, which the choice below compares, hold none.

@@ -23,7 +23,7 @@ from ..eval.cold_items import COLD_MAX, cold_target_ranks
 from ..pipeline import load_configured_dataset, trainable
 from .mtl import MAIN_METRICS, _cell, provenance
 from .mtl_choice import versus_single
-from .study_runs import StudyRun, load_result, run_configurations
+from .study_runs import load_result, numbered, run_configurations
 
 COLD_KEY = "B.next_item.cold_hr@10"
 
@@ -86,15 +86,8 @@ def bench_pretrain(
     _, protocols = trainable(ds, base.tasks)  # e.g. no protocol B where no user has three interactions
     plan = [dataclasses.replace(v, protocols=tuple(p for p in v.protocols if p in protocols)) for v in variants(base.text.enabled)]
     plan = [v for v in plan if v.protocols]
-    runs = [
-        StudyRun(
-            out / v.name,
-            variant_config(base, v),
-            f"[{i}/{len(plan)}] {v.name}",
-            f"objectives {','.join(v.objectives) or 'none'}, text {'on' if v.text else 'off'}",
-        )
-        for i, v in enumerate(plan, 1)
-    ]
+    what = {v.name: f"objectives {','.join(v.objectives) or 'none'}, text {'on' if v.text else 'off'}" for v in plan}
+    runs = numbered(out, [(v.name, variant_config(base, v), what[v.name]) for v in plan])
     run_configurations(runs, progress, log)
     results = {}
     for v, r in zip(plan, runs):

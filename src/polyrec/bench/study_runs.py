@@ -32,6 +32,11 @@ class StudyRun:
     what: str  # what it trains, for the log
 
 
+def numbered(out: Path, planned: list[tuple[str, RunConfig, str]]) -> list[StudyRun]:
+    """A study run per (folder name under ``out``, config, what it trains), labelled "[k/n] name"."""
+    return [StudyRun(out / name, cfg, f"[{k}/{len(planned)}] {name}", what) for k, (name, cfg, what) in enumerate(planned, 1)]
+
+
 def same_question(done: RunConfig, cfg: RunConfig, seeds: bool = True) -> bool:
     """Whether a finished run's config asks what ``cfg`` asks: equal results settings
     (:func:`config.results_settings`), and seeds aside too with ``seeds=False``."""
