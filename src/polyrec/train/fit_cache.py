@@ -36,6 +36,13 @@ def source_digest(*code: object) -> str:
     return h.hexdigest()[:16]
 
 
+def hash_array(h: "hashlib._Hash", a: np.ndarray) -> None:
+    """Feed ``a``'s dtype, shape and contents to the digest ``h``."""
+    a = np.ascontiguousarray(a)
+    h.update(f"{a.dtype}:{a.shape}".encode())
+    h.update(a.tobytes())
+
+
 def fit_key(module: nn.Module, arrays: tuple[np.ndarray, ...], settings: dict[str, Any]) -> str:
     """A digest of ``module``'s state (parameters and buffers, before its fit), the
     ``arrays`` the fit reads besides, and its ``settings`` (JSON-serialisable)."""
@@ -43,13 +50,10 @@ def fit_key(module: nn.Module, arrays: tuple[np.ndarray, ...], settings: dict[st
     described = {"module": type(module).__name__, "torch": torch.__version__, **settings}
     h.update(json.dumps(described, sort_keys=True).encode())
     for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
+        h.update(f"{name}:".encode())
+        hash_array(h, tensor.detach().cpu().numpy())
     for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype}:{a.shape}".encode())
-        h.update(a.tobytes())
+        hash_array(h, a)
     return h.hexdigest()[:40]
 
 

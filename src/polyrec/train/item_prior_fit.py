@@ -45,8 +45,6 @@ def ease_neighbours(
     EASE weights. EASE inverts a (covered × covered) matrix, so only the ``max_items`` most-taken
     items take part; the others keep zero weights (their prior score is 0 for every user).
     Solved once per process for equal inputs (solve_memo.py: a study's configurations share it)."""
-    taken = taken.tocsr()
-    taken.sort_indices()
     inputs = (taken.indptr, taken.indices, taken.data, np.array(taken.shape), float(l2), int(neighbors), int(max_items))
     return remembered("ease_neighbours", inputs, lambda: _solve_ease(taken, l2, neighbors, max_items))
 

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from .fit_cache import hash_array
+
 MAX_KEPT = 32  # the EASE grid of one split is 5 answers of about 1 MB each on MovieLens-100K
 T = TypeVar("T", bound=tuple)
 _kept: OrderedDict[str, tuple] = OrderedDict()
@@ -29,9 +31,7 @@ def digest(*parts: np.ndarray | float | int | str) -> str:
     h = hashlib.sha256()
     for part in parts:
         if isinstance(part, np.ndarray):
-            a = np.ascontiguousarray(part)
-            h.update(f"array:{a.dtype}:{a.shape}".encode())
-            h.update(a.tobytes())
+            hash_array(h, part)
         else:
             h.update(f"{type(part).__name__}:{part!r}".encode())
     return h.hexdigest()
