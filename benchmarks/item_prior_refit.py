@@ -88,7 +88,8 @@ def test_figures(run: Path, seeds: list[int]) -> None:
             sys.exit(f"{run}: seed {seed} was saved with the refitted prior already")
         before = side_figures(model, data.test)
         # The run's own prior settings, the refit on (its saved config reads it as off).
-        refit_item_prior(model, data.test.history, record.get("item_prior.B.l2", 0.0), replace(cfg.model, item_prior_refit=True))
+        refit_item_prior(model, data.test.history, record.get("item_prior.B.l2", 0.0), replace(cfg.model, item_prior_refit=True),
+                         record.get("item_prior.B.transition_l2", 0.0))
         after = side_figures(model, data.test)
         rows.append([before["ndcg@10"], after["ndcg@10"], before["hr@10"], after["hr@10"]])
         print(f"seed {seed}: test NDCG@10 {rows[-1][0]:.4f} as saved → {rows[-1][1]:.4f} refitted · HR@10 {rows[-1][2]:.4f} → {rows[-1][3]:.4f}")

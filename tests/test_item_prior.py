@@ -17,6 +17,7 @@ from polyrec.models.item_prior import ItemPrior
 from polyrec.pipeline import load_configured_dataset, run
 from polyrec.run_loader import seed_model_folder
 from polyrec.train.finetune import build_model
+from polyrec.train.item_item_solves import transition_neighbours
 from polyrec.train.item_prior_fit import ease_neighbours, fit_item_prior, refit_item_prior, taken_matrix
 from polyrec.train.protocol_data import prepare
 from synthetic import synthetic_dataset, tiny_config, torch_threads, write_dataset
@@ -128,9 +129,13 @@ def test_a_run_scores_validation_with_the_prior_of_the_training_histories_and_te
     with torch_threads(1):  # the saved model carries the refitted prior: it reproduces test
         np.testing.assert_allclose(score_users(model, data.test.history, data.test.next_users), saved["test"], atol=1e-5)
         assert not np.allclose(score_users(model, data.valid.history, data.valid.next_users), saved["valid"], atol=1e-5)
-        m = cfg.model
-        sources, weights = ease_neighbours(taken_matrix(data.train, model.spec.n_items), metrics["item_prior.B.l2"], m.item_prior_neighbors, m.item_prior_max_items)
+        m, n = cfg.model, model.spec.n_items
+        sources, weights = ease_neighbours(taken_matrix(data.train, n), metrics["item_prior.B.l2"], m.item_prior_neighbors, m.item_prior_max_items)
         model.attach_item_prior(sources, weights, metrics["item_prior.B.share"], metrics["item_prior.B.decay"])
+        if metrics["item_prior.B.transition_share"] > 0:  # the transition prior was refitted too
+            l2, decay = metrics["item_prior.B.transition_l2"], metrics["item_prior.B.transition_decay"]
+            kept = transition_neighbours(data.train, n, l2, decay, m.item_prior_neighbors, m.item_prior_max_items)
+            model.attach_item_prior(*kept, metrics["item_prior.B.transition_share"], decay, part="transition_prior")
         np.testing.assert_allclose(score_users(model, data.valid.history, data.valid.next_users), saved["valid"], atol=1e-5)
 
 

@@ -336,9 +336,9 @@ def test_bench_mtl_smoke_run_writes_every_row_and_resumes(tmp_path, capsys) -> N
     for png in ("weights_A.png", "weights_B.png", "gates_mmoe.png", "gates_ple.png"):
         assert (doc.parent / "mtl" / png).stat().st_size > 0
     assert "gates_shared_bottom.png" not in text
-    # Five protocol-A trainings (rating alone, ctr alone, three architectures) fitted one item
-    # and one user autoencoder between them.
-    assert len(list((out / "fit-cache").glob("*.pt"))) == 2
+    # Five protocol-A trainings (rating alone, ctr alone, three architectures) fitted one item,
+    # one user and one engagement autoencoder between them (rating alone has no engagement one).
+    assert len(list((out / "fit-cache").glob("*.pt"))) == 3
     # A second call reuses every finished run; a different question in the same folder is refused.
     stamp = (out / "mmoe-gradnorm" / "metrics.json").stat().st_mtime_ns
     capsys.readouterr()
@@ -354,7 +354,7 @@ def test_bench_mtl_smoke_run_writes_every_row_and_resumes(tmp_path, capsys) -> N
     printed = capsys.readouterr().out
     assert printed.count("seed 0: finished before") == 5 and "seed 1: finished before" not in printed
     assert RunConfig.load(out / "shared_bottom-gradnorm" / "config.yaml").seeds == [0, 1]
-    assert len(list((out / "fit-cache").glob("*.pt"))) == 4  # seed 1's two
+    assert len(list((out / "fit-cache").glob("*.pt"))) == 6  # seed 1's three
 
 
 def test_stored_predictions_score_again_to_the_run_s_own_metrics_on_either_side(tmp_path) -> None:

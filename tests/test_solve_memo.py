@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from polyrec.train import solve_memo
 from polyrec.train.item_autoencoder_fit import _solve_user_row_classifier, user_row_classifier
-from polyrec.train.item_prior_fit import _solve_ease, ease_neighbours
+from polyrec.train.item_item_solves import _solve_ease, ease_neighbours
 
 
 @pytest.fixture(autouse=True)

@@ -108,7 +108,7 @@ class Recommender(RecommenderBase):
         the model joins an item prior to its scores (models/item_prior.py), which is no inner
         product of two vectors; the vectors then give the model's own part of the score."""
         _, model = self._model("next_item", ("B", "A"))
-        return model.item_prior is None
+        return not model.priors()
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
@@ -202,12 +202,12 @@ class Recommender(RecommenderBase):
         With an item prior, its part reads the history's catalogue items (new ones have none)."""
         scores = self.item_vectors() @ self.history_vector(items, ratings, texts)
         _, model = self._model("next_item", ("B", "A"))
-        if model.item_prior is not None:
+        if model.priors():
             keep = list(items)[-model.spec.config.max_history :]  # what the model reads
             index = torch.tensor([[self._item_index.get(str(i), 0) for i in keep]])
             known = torch.tensor([[str(i) in self._item_index for i in keep]])  # new items have no prior part
             with torch.no_grad():
-                blended = model.item_prior.blend(torch.from_numpy(scores)[None], index, known, torch.tensor([len(keep) - 1]))
+                blended = model.blend_priors(torch.from_numpy(scores)[None], index, known, torch.tensor([len(keep) - 1]))
             scores = blended[0].numpy()
         if exclude_seen:
             scores[[self._item_index[str(i)] for i in items if str(i) in self._item_index]] = -np.inf

@@ -6,8 +6,9 @@ EASE (Steck, WWW 2019): a linear map from the set of items a user took to a scor
 ranks by the recent items' order; the two err differently, so a blend of both ranks better
 than either (MovieLens-100K, protocol B: README).
 
-Each item keeps only its ``neighbors`` strongest incoming weights, so the stored prior grows
-with the catalogue, not with its square. The blend is ``(1 − s)·z(model) + s·z(prior)``, each
+A second prior of the same form can join beside it: the transition map (what tends to come
+next after the recent items; train/item_item_solves.py). Each item keeps only its ``neighbors``
+strongest incoming weights, so the stored prior grows with the catalogue, not with its square. The blend is ``(1 − s)·z(model) + s·z(prior)``, each
 standardised per user over the catalogue so that the share ``s`` means the same whatever the
 two scales. A history item counts ``decay^k`` for k steps back. ``λ``, the decay and ``s`` are
 chosen on validation (train/item_prior_fit.py).
@@ -74,11 +75,6 @@ class ItemPrior(nn.Module):
         taken = torch.zeros(items.shape[0], self.n_items).scatter_reduce_(1, items, weight, reduce="amax")
         return (self.matrix() @ taken.T).T
 
-    def blend(
-        self, model_scores: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, ends: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return blend_scores(model_scores, self.history_scores(items, mask, ends), float(self.share))
-
 
 def standardised(scores: torch.Tensor) -> torch.Tensor:
     """Each row to mean 0 and standard deviation 1 (a constant row, e.g. an empty history's
@@ -89,6 +85,16 @@ def standardised(scores: torch.Tensor) -> torch.Tensor:
 
 def blend_scores(model_scores: torch.Tensor, prior_scores: torch.Tensor, share: float) -> torch.Tensor:
     return blend_standardised(standardised(model_scores), standardised(prior_scores), share)
+
+
+def blend_parts(model_scores: torch.Tensor, parts: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
+    """``(1 − Σ s_k)·z(model) + Σ s_k·z(part_k)`` for ``parts`` of (prior scores, share s_k),
+    each standardised per row: :func:`blend_scores` for any number of priors."""
+    total = sum(share for _, share in parts)
+    out = (1.0 - total) * standardised(model_scores)
+    for scores, share in parts:
+        out = out + share * standardised(scores)
+    return out
 
 
 def blend_standardised(model_z: torch.Tensor, prior_z: torch.Tensor, share: float) -> torch.Tensor:

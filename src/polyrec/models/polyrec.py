@@ -16,8 +16,9 @@ from ..tasks.profile import ProfileHead
 from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
 from .experts import build_experts
+from .engagement_autoencoder import EngagementAutoencoder
 from .item_autoencoder import ItemAutoencoder, UserRowProfile
-from .item_prior import ItemPrior
+from .item_prior import ItemPrior, blend_parts
 from .item_raters import ItemRaters
 from .item_tower import ItemTower
 from .pair import PairEncoder
@@ -50,9 +51,15 @@ class ModelSpec:
     # Code width of the user autoencoder mixed into the item autoencoder's deviation
     # (models/user_autoencoder.py), 0 = none: a spec saved before it existed loads without.
     user_autoencoder: int = 0
+    # Code width of the engagement autoencoder added to the ctr logit
+    # (models/engagement_autoencoder.py), 0 = none: a spec saved before it existed loads without.
+    engagement_autoencoder: int = 0
     # Weights kept per item by the item prior joined to next-item scores (models/item_prior.py),
     # 0 = none: fitted after fine-tuning, and only where it raised validation NDCG@10.
     item_prior_neighbors: int = 0
+    # The same for the transition prior beside it (train/item_item_solves.py), 0 = none: a spec
+    # saved before it existed loads without.
+    transition_prior_neighbors: int = 0
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -102,6 +109,14 @@ class PolyRecModel(nn.Module):
         self.user_autoencoder: UserAutoencoder | None = None
         if self.item_autoencoder is not None and spec.user_autoencoder > 0:
             self.user_autoencoder = UserAutoencoder(spec.n_users, spec.n_items, spec.user_autoencoder, spec.autoencoder_ratings)
+        self.engagement_autoencoder: EngagementAutoencoder | None = None
+        if self.item_autoencoder is not None and spec.engagement_autoencoder > 0 and "ctr" in spec.tasks:
+            # Drawn without moving the random state: every other layer starts as it would
+            # without it, so a model with and one without differ by this view alone.
+            with torch.random.fork_rng():
+                self.engagement_autoencoder = EngagementAutoencoder(
+                    spec.n_users, spec.n_items, spec.engagement_autoencoder, spec.autoencoder_ratings
+                )
         self.register_buffer("global_mean", torch.tensor(float(spec.global_mean)))
         heads: dict[str, nn.Module] = {}
         if "rating" in spec.tasks:
@@ -124,6 +139,9 @@ class PolyRecModel(nn.Module):
         self.item_prior: ItemPrior | None = None
         if spec.item_prior_neighbors > 0 and "next_item" in heads:
             self.item_prior = ItemPrior(spec.n_items, spec.item_prior_neighbors)
+        self.transition_prior: ItemPrior | None = None
+        if spec.transition_prior_neighbors > 0 and "next_item" in heads:
+            self.transition_prior = ItemPrior(spec.n_items, spec.transition_prior_neighbors)
         # Shared-bottom (the default) has no parameters: the model is exactly the one without it.
         self.experts = build_experts(cfg.mtl, list(heads), d, cfg.dropout)
 
@@ -216,7 +234,8 @@ class PolyRecModel(nn.Module):
         self, users: torch.Tensor, items: torch.Tensor, outputs: dict[str, torch.Tensor], own_ratings: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """The heads' ``outputs`` (rating, ctr logit) of (users, items) pairs joined with the
-        item autoencoder's deviation: the model's whole prediction (unchanged without one).
+        item autoencoder's deviation, and the ctr logit with the engagement autoencoder's where
+        the model has one: the model's whole prediction (unchanged without them).
         ``own_ratings`` (NaN: none), for training pairs the heads read leave-one-out: each
         pair's own rating is left out of its item's code too, so the result is what the
         model predicts for a pair it did not see."""
@@ -224,7 +243,10 @@ class PolyRecModel(nn.Module):
         if ae is None:
             return outputs
         own = None if own_ratings is None else ae.inputs(own_ratings)
-        return ae.join(outputs, self.autoencoder_deviation(users, items, own), self.global_mean)
+        out = ae.join(outputs, self.autoencoder_deviation(users, items, own), self.global_mean)
+        if self.engagement_autoencoder is not None and "ctr" in out:
+            out["ctr"] = self.engagement_autoencoder.joined(out["ctr"], users, items, own)
+        return out
 
     def autoencoder_deviation(self, users: torch.Tensor, items: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
         """The deviation from the global mean that joins rating and ctr: the item
@@ -256,15 +278,35 @@ class PolyRecModel(nn.Module):
         if item_vecs is None:
             item_vecs = self.item_tower.all_items()
         scores = self.heads["next_item"](self.last_state(batch, item_vecs), item_vecs)
-        return scores if self.item_prior is None else self.item_prior.blend(scores, batch.items, batch.mask)
+        return self.blend_priors(scores, batch.items, batch.mask)
 
-    def attach_item_prior(self, sources: np.ndarray, weights: np.ndarray, share: float, decay: float = 1.0) -> None:
-        """Join an item prior (``sources``, ``weights``: (I, k), train/item_prior_fit.py) to
-        the next-item scores at ``share``, reading history items at ``decay`` per step back;
-        the spec records it, so a saved model loads with it."""
-        self.item_prior = ItemPrior(self.spec.n_items, sources.shape[1])
-        self.item_prior.set(sources, weights, share, decay)
-        self.spec.item_prior_neighbors = int(sources.shape[1])
+    def priors(self) -> list[ItemPrior]:
+        """The next-item priors the model joins (none, the item prior, or it and the transition prior)."""
+        return [p for p in (self.item_prior, self.transition_prior) if p is not None]
+
+    def blend_priors(
+        self, scores: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, ends: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, I) next-item ``scores`` of (B, L) histories (as ``ItemPrior.history_scores``
+        reads them) blended with the model's priors; unchanged without any."""
+        priors = self.priors()
+        if not priors:
+            return scores
+        return blend_parts(scores, [(p.history_scores(items, mask, ends), float(p.share)) for p in priors])
+
+    def attach_item_prior(
+        self, sources: np.ndarray, weights: np.ndarray, share: float, decay: float = 1.0, part: str = "item_prior"
+    ) -> None:
+        """Join a next-item prior (``sources``, ``weights``: (I, k), train/item_prior_fit.py)
+        to the next-item scores at ``share``, reading history items at ``decay`` per step back:
+        ``part`` "item_prior" (EASE) or "transition_prior". The spec records it, so a saved
+        model loads with it."""
+        if part not in ("item_prior", "transition_prior"):
+            raise ValueError(f"unknown prior part {part!r}; parts: item_prior, transition_prior")
+        prior = ItemPrior(self.spec.n_items, sources.shape[1])
+        prior.set(sources, weights, share, decay)
+        setattr(self, part, prior)
+        setattr(self.spec, f"{part}_neighbors", int(sources.shape[1]))
 
     def profile_logits(self, enc: UserEncoding) -> dict[str, torch.Tensor]:
         logits = self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask, self.pooled_text(enc))

@@ -24,6 +24,7 @@ from ..models.polyrec import ModelSpec, PolyRecModel
 from ..progress import bar as progress_bar
 from .item_autoencoder_fit import (
     autoencoder_ratings,
+    fit_engagement_autoencoder,
     fit_item_autoencoder,
     fit_join,
     fit_profile_join,
@@ -112,6 +113,7 @@ def build_model(
     if rated is not None:
         spec.autoencoder_ratings, spec.user_row_profile = len(rated[0]), True
         spec.user_autoencoder = cfg.user_autoencoder
+        spec.engagement_autoencoder = cfg.engagement_autoencoder
     model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
     if model.item_raters is not None:
         # Raters come from the training side only: no valid or test rating is ever read.
@@ -120,8 +122,9 @@ def build_model(
         )
     if model.item_autoencoder is not None and rated is not None:
         model.item_autoencoder.set_ratings(*rated)  # the training side's ratings only
-        if model.user_autoencoder is not None:
-            model.user_autoencoder.set_ratings(*rated)
+        for twin in (model.user_autoencoder, model.engagement_autoencoder):
+            if twin is not None:
+                twin.set_ratings(*rated)
     return model
 
 
@@ -258,12 +261,17 @@ def finetune(
         autoencoder["valid_rmse"] = fit_item_autoencoder(ae, data, l2, progress, cache=cache)
         if model.user_autoencoder is not None:
             autoencoder.update(fit_user_autoencoder(model, data, l2, progress, cache=cache))
+        if model.engagement_autoencoder is not None:
+            engagement_l2 = model.spec.config.engagement_autoencoder_l2
+            logloss = fit_engagement_autoencoder(model.engagement_autoencoder, data, engagement_l2, progress, cache=cache)
+            if logloss is not None:
+                autoencoder["engagement_valid_logloss"] = logloss
         # Fitted: from here on only joined. Before this freeze they got zero gradients, which
         # AdamW's weight decay alone turned into steps (about 5 % smaller weights over a run),
         # wherever an objective read the joined outputs while the joins were still off
         # (distillation's unseen items) or a weighting set a gradient on every shared
         # parameter (PCGrad).
-        for fitted in (model.item_autoencoder, model.user_autoencoder):
+        for fitted in (model.item_autoencoder, model.user_autoencoder, model.engagement_autoencoder):
             if fitted is not None:
                 fitted.requires_grad_(False)
     objective = objective or TaskObjective(data.profile_labels, cfg.sampled_negatives)

@@ -20,10 +20,12 @@ join then reads the mix.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
 from ..eval.evaluate import profile_metrics
@@ -42,6 +44,20 @@ MAX_EPOCHS = 200
 PATIENCE = 10
 
 
+@dataclass(frozen=True)
+class AutoencoderFit:
+    """What one autoencoder fit reads: the training (user, item, rating, target) — the codes
+    read the ratings, the loss the targets — and the validation (user, item, target) it
+    stops on. ``target``: "rating" (squared error, scored by RMSE) or "label" (binary
+    cross-entropy on a logit, scored by log-loss); ``name`` labels the progress bar."""
+
+    train: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray]
+    target: str
+    l2: float
+    name: str
+
+
 def autoencoder_ratings(data: ProtocolData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (user, item, rating) triples of the training side that carry a rating."""
     users, items, ratings = data.train.flat()
@@ -56,6 +72,26 @@ def validation_ratings(data: ProtocolData) -> tuple[np.ndarray, np.ndarray, np.n
         return None
     rated = ~np.isnan(pairs.ratings)
     return (pairs.users[rated], pairs.items[rated], pairs.ratings[rated]) if rated.any() else None
+
+
+def engagement_targets(data: ProtocolData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (user, item, rating, ctr label) of the training pairs that carry both: what the
+    engagement autoencoder is fitted to (its codes read the ratings, its target is the label)."""
+    users, items, ratings = data.train.flat()
+    labels = np.concatenate(data.train.labels).astype(np.float64) if len(items) else np.zeros(0)
+    keep = ~np.isnan(ratings) & ~np.isnan(labels)
+    return users[keep], items[keep], ratings[keep], labels[keep]
+
+
+def validation_labels(data: ProtocolData) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The labelled validation pairs the engagement fit stops on (None where there are none,
+    or only one class)."""
+    pairs = data.valid.pairs
+    if pairs is None:
+        return None
+    known = ~np.isnan(pairs.labels)
+    y = pairs.labels[known]
+    return (pairs.users[known], pairs.items[known], y) if known.any() and 0 < y.mean() < 1 else None
 
 
 def fit_item_autoencoder(
@@ -74,48 +110,76 @@ def fit_item_autoencoder(
     valid = validation_ratings(data)
     if valid is None:
         raise ValueError("the item autoencoder needs rated validation pairs to stop on (protocol A)")
+    users, items, ratings = autoencoder_ratings(data)
+    return _cached(ae, data, AutoencoderFit((users, items, ratings, ratings), valid, "rating", l2, name), progress, cache)
+
+
+def fit_engagement_autoencoder(
+    ae: ItemAutoencoder, data: ProtocolData, l2: float, progress: bool = True, cache: str | Path | None = None
+) -> float | None:
+    """Train ``ae`` as :func:`fit_item_autoencoder` does, to the training pairs' ctr labels
+    (binary cross-entropy; ``l2`` against the summed log-loss), keeping its best state on the
+    validation labels. Returns the validation log-loss; None, leaving ``ae`` as it was, where
+    training or validation has no pair with both classes."""
+    valid = validation_labels(data)
+    train = engagement_targets(data)
+    if valid is None or not 0 < train[3].mean() < 1:
+        return None
+    return _cached(ae, data, AutoencoderFit(train, valid, "label", l2, "engagement autoencoder"), progress, cache)
+
+
+def _cached(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress: bool, cache: str | Path | None) -> float:
     if cache is None:
-        return _fit(ae, data, valid, l2, progress, name)
-    # The training ratings are in ae's buffers, so the key reads them there.
-    settings = {"seed": data.seed, "l2": l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR,
+        return _fit(ae, data, fit, progress)
+    # The training ratings are in ae's buffers, so the key reads them there; the targets are
+    # the ratings themselves, or labels read from the same pairs.
+    settings = {"seed": data.seed, "l2": fit.l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR, "target": fit.target,
                 "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "code": source_digest(_fit, type(ae))}
-    return cached_fit(cache, ae, valid, settings, lambda: _fit(ae, data, valid, l2, progress, name))
+    arrays = fit.valid if fit.target == "rating" else (*fit.valid, fit.train[3])
+    return cached_fit(cache, ae, arrays, settings, lambda: _fit(ae, data, fit, progress))
 
 
-def _fit(
-    ae: ItemAutoencoder,
-    data: ProtocolData,
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray],
-    l2: float,
-    progress: bool,
-    name: str,
-) -> float:
-    users, items, ratings = (torch.from_numpy(a) for a in autoencoder_ratings(data))
-    ratings = ratings.float()
-    v_users, v_items, v_ratings = (torch.from_numpy(a) for a in valid)
-    mean = float(ratings.mean())
+def _fit(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress: bool) -> float:
+    """Fit ``ae`` to ``fit``'s training targets leave-one-out, each pair's own rating out of
+    its code; returns the best validation score."""
+    target = fit.target
+    users, items, ratings, targets = (torch.from_numpy(a) for a in fit.train)
+    ratings, targets = ratings.float(), targets.float()
+    v_users, v_items, v_targets = (torch.from_numpy(a) for a in fit.valid)
+    v_targets = v_targets.float()
+    # The offset a zero deviation predicts: the mean rating, or the log-odds of the mean label.
+    mean = float(targets.mean())
+    offset = mean if target == "rating" else float(np.log(mean / (1 - mean)))
+    metric = "valid rating RMSE" if target == "rating" else "valid ctr log-loss"
+
+    def loss_of(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if target == "rating":
+            return ((pred - y) ** 2).mean()
+        return F.binary_cross_entropy_with_logits(pred, y)
+
     gen = torch.Generator().manual_seed(data.seed)
     opt = torch.optim.Adam(ae.parameters(), lr=LR)
-    n = len(ratings)
+    n = len(targets)
     batch = max(1, min(BATCH, n // MIN_STEPS))
     best, best_state, bad = float("inf"), copy.deepcopy(ae.state_dict()), 0
-    bar = progress_bar(range(MAX_EPOCHS), f"{name}, protocol {data.protocol} seed {data.seed}", progress)
+    bar = progress_bar(range(MAX_EPOCHS), f"{fit.name}, protocol {data.protocol} seed {data.seed}", progress)
     for _ in bar:
         ae.train()
         for rows in torch.randperm(n, generator=gen).split(batch):
-            pred = mean + ae(users[rows], items[rows], own=ae.inputs(ratings[rows]))
-            loss = ((pred - ratings[rows]) ** 2).mean() + l2 / n * ae.penalty()
+            pred = offset + ae(users[rows], items[rows], own=ae.inputs(ratings[rows]))
+            loss = loss_of(pred, targets[rows]) + fit.l2 / n * ae.penalty()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         with torch.no_grad():
             ae.eval()
-            rmse = float(((mean + ae(v_users, v_items) - v_ratings.float()) ** 2).mean().sqrt())
-        if rmse < best - 1e-5:
-            best, best_state, bad = rmse, copy.deepcopy(ae.state_dict()), 0
+            valid_loss = loss_of(offset + ae(v_users, v_items), v_targets)
+            score = float(valid_loss.sqrt() if target == "rating" else valid_loss)
+        if score < best - 1e-5:
+            best, best_state, bad = score, copy.deepcopy(ae.state_dict()), 0
         else:
             bad += 1
-        bar.set_postfix({"valid rating RMSE": f"{rmse:.4f}", "best": f"{best:.4f}"})
+        bar.set_postfix({metric: f"{score:.4f}", "best": f"{best:.4f}"})
         if bad >= PATIENCE:
             break
     ae.load_state_dict(best_state)
@@ -155,15 +219,20 @@ def blend_share(a: np.ndarray, b: np.ndarray, target: np.ndarray) -> float:
 def fit_join(model: PolyRecModel, data: ProtocolData) -> dict[str, float]:
     """Set how the item autoencoder joins ``model``'s rating and ctr, on the validation pairs:
     the rating share by least squares (in [0, 1]), the ctr logit's weights by logistic
-    regression on (model logit, deviation). Returns them, for the run's metrics."""
+    regression on (model logit, deviation, and the engagement autoencoder's logit where the
+    model has one). Returns them, for the run's metrics."""
     ae, pairs = model.item_autoencoder, data.valid.pairs
     if ae is None or pairs is None or not len(pairs):
         return {}
+    engagement = model.engagement_autoencoder
     ae.rating_share.zero_()
     ae.ctr_join.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    if engagement is not None:
+        engagement.weight.zero_()
     own = predict_pairs(model, data.valid.history, pairs.users, pairs.items)
     model.eval()
-    d = model.autoencoder_deviation(torch.from_numpy(pairs.users), torch.from_numpy(pairs.items)).numpy().astype(np.float64)
+    pair = torch.from_numpy(pairs.users), torch.from_numpy(pairs.items)
+    d = model.autoencoder_deviation(*pair).numpy().astype(np.float64)
     joined: dict[str, float] = {}
     rated = ~np.isnan(pairs.ratings)
     if "rating" in own and rated.any():
@@ -174,10 +243,15 @@ def fit_join(model: PolyRecModel, data: ProtocolData) -> dict[str, float]:
     y = pairs.labels[labelled]
     if "ctr" in own and labelled.any() and 0 < y.mean() < 1:
         p = np.clip(own["ctr"][labelled], 1e-7, 1 - 1e-7)
-        X = np.column_stack([np.log(p / (1 - p)), d[labelled]])
-        lr = LogisticRegression(C=100.0).fit(X, y)
+        columns = [np.log(p / (1 - p)), d[labelled]]
+        if engagement is not None:
+            columns.append(engagement(*pair).numpy().astype(np.float64)[labelled])
+        lr = LogisticRegression(C=100.0).fit(np.column_stack(columns), y)
         ae.ctr_join.copy_(torch.tensor([lr.coef_[0, 0], lr.coef_[0, 1], lr.intercept_[0]], dtype=torch.float32))
         joined.update({"ctr_model_weight": float(lr.coef_[0, 0]), "ctr_autoencoder_weight": float(lr.coef_[0, 1])})
+        if engagement is not None:
+            engagement.weight.fill_(float(lr.coef_[0, 2]))
+            joined["ctr_engagement_weight"] = float(lr.coef_[0, 2])
     return joined
 
 

@@ -1,8 +1,10 @@
-"""Fitting the item prior (models/item_prior.py) after fine-tuning: EASE on the training
+"""Fitting the next-item priors (models/item_prior.py) after fine-tuning: EASE on the training
 histories for each L2 of a grid, read at each decay of a grid and blended at each share of a
 grid; the choice with the best validation NDCG@10 is kept — or none, where no choice beats the
-model alone on validation. Once validation has been scored, the kept prior is refitted with its
-λ on the training histories and the validation items (:func:`refit_item_prior`)."""
+model alone on validation. Then the transition prior (train/item_item_solves.py) beside it, on
+grids of its own, kept only where it raises validation NDCG@10 further. Once validation has
+been scored, the kept priors are refitted with their λ on the training histories and the
+validation items (:func:`refit_item_prior`)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from ..eval.predict import score_users
 from ..eval.ranking import ndcg_at
 from ..models.item_prior import ItemPrior, blend_standardised, standardised
 from ..models.polyrec import PolyRecModel
+from .item_item_solves import ease_neighbours, taken_matrix, transition_neighbours
 from .protocol_data import ProtocolData
 from .sequences import Histories, HistoryBatch, collate
-from .solve_memo import remembered
 
 # EASE's best L2 was 200-1000 on MovieLens-20M, Netflix and the Million Song Data (Steck 2019)
 # and 100-300 on MovieLens-100K (protocol B, validation); the grid spans both, and smaller.
@@ -28,47 +30,6 @@ DECAY_GRID: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8, 0.7)
 # At most this many validation users choose (a fixed sample): the grid ranks the catalogue
 # for them once per (λ, decay, share).
 CHOICE_USERS = 5000
-
-
-def taken_matrix(hist: Histories, n_items: int) -> sp.csr_matrix:
-    """(users × items) binary: 1 where the user took the item (at least once)."""
-    users, items, _ = hist.flat()
-    m = sp.csr_matrix((np.ones(len(items)), (users, items)), shape=(hist.n_users, n_items))
-    m.data[:] = 1.0  # duplicates were summed
-    return m
-
-
-def ease_neighbours(
-    taken: sp.csr_matrix, l2: float, neighbors: int, max_items: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(I, k) sources and weights: each item's ``k = min(neighbors, covered)`` strongest incoming
-    EASE weights. EASE inverts a (covered × covered) matrix, so only the ``max_items`` most-taken
-    items take part; the others keep zero weights (their prior score is 0 for every user).
-    Solved once per process for equal inputs (solve_memo.py: a study's configurations share it)."""
-    inputs = (taken.indptr, taken.indices, taken.data, np.array(taken.shape), float(l2), int(neighbors), int(max_items))
-    return remembered("ease_neighbours", inputs, lambda: _solve_ease(taken, l2, neighbors, max_items))
-
-
-def _solve_ease(taken: sp.csr_matrix, l2: float, neighbors: int, max_items: int) -> tuple[np.ndarray, np.ndarray]:
-    n_items = taken.shape[1]
-    counts = np.asarray(taken.sum(0)).ravel()
-    covered = np.flatnonzero(counts > 0)
-    if len(covered) > max_items:
-        covered = np.sort(covered[np.argsort(-counts[covered], kind="stable")[:max_items]])
-    k = max(1, min(neighbors, len(covered)))
-    sources = np.zeros((n_items, k), dtype=np.int64)
-    weights = np.zeros((n_items, k), dtype=np.float32)
-    if len(covered) < 2:
-        return sources, weights
-    x = taken[:, covered]
-    gram = (x.T @ x).toarray().astype(np.float64) + l2 * np.eye(len(covered))
-    p = np.linalg.inv(gram)
-    b = -p / np.diag(p)[None, :]  # column j: the weights into item j
-    np.fill_diagonal(b, 0.0)
-    top = np.argpartition(-np.abs(b), k - 1, axis=0)[:k]  # (k, covered): strongest sources per target
-    sources[covered] = covered[top].T
-    weights[covered] = np.take_along_axis(b, top, axis=0).T
-    return sources, weights
 
 
 def best_on_grids(
@@ -94,10 +55,83 @@ def best_on_grids(
     return best
 
 
+# The transition prior's grids (train/item_item_solves.py), searched once EASE's choice is
+# known, with EASE's share searched again beside it (0 included: the transitions alone).
+TRANSITION_L2_GRID: tuple[float, ...] = (10.0, 100.0, 1000.0)
+TRANSITION_DECAY_GRID: tuple[float, ...] = (0.9, 0.7)
+TRANSITION_SHARE_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)
+
+Kept = tuple[np.ndarray, np.ndarray]  # (I, k) sources and weights of one prior
+
+
+def part_scores(kept: Kept, decay: float, batch: HistoryBatch) -> torch.Tensor:
+    """The :func:`standardised` scores of one prior for the users of ``batch``."""
+    sources, weights = kept
+    prior = ItemPrior(len(sources), sources.shape[1])
+    prior.set(sources, weights, 0.0, decay)
+    with torch.no_grad():
+        return standardised(prior.history_scores(batch.items, batch.mask))
+
+
+def mixed(own: torch.Tensor, parts: list[tuple[torch.Tensor, float]]) -> np.ndarray:
+    """``blend_parts`` of parts already standardised (``own`` too)."""
+    out = (1.0 - sum(share for _, share in parts)) * own
+    for z, share in parts:
+        if share:
+            out = out + share * z
+    return out.numpy()
+
+
+def best_with_transitions(
+    own: torch.Tensor, batch: HistoryBatch, ease: dict, taken: sp.csr_matrix, hist: Histories,
+    targets: np.ndarray, seen: sp.csr_matrix, cfg: ModelConfig,
+) -> dict:
+    """``ease`` (:func:`best_on_grids`' choice) with a transition prior fitted on ``hist``
+    beside it, where one raises validation NDCG@10: first the transition part's λ, decay and
+    share with EASE's share searched again (0: dropped), then EASE's λ and decay again with
+    the transition part fixed. Adds ``transition_l2``, ``transition_decay``,
+    ``transition_share`` and ``transition_kept`` to ``ease``'s keys, or returns it as it is."""
+    n_items = taken.shape[1]
+
+    def ease_kept(l2: float) -> Kept:
+        return ease_neighbours(taken, l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
+
+    best = dict(ease)
+    ease_z = part_scores(ease["kept"], ease["decay"], batch) if "kept" in ease else None
+    ease_shares = (0.0, *SHARE_GRID) if ease_z is not None else (0.0,)
+    for l2 in TRANSITION_L2_GRID:
+        for decay in TRANSITION_DECAY_GRID:
+            kept = transition_neighbours(hist, n_items, l2, decay, cfg.item_prior_neighbors, cfg.item_prior_max_items)
+            z = part_scores(kept, decay, batch)
+            for share in TRANSITION_SHARE_GRID:
+                for ease_share in ease_shares:
+                    parts = [(z, share)] if ease_z is None else [(ease_z, ease_share), (z, share)]
+                    ndcg = ndcg_at(mixed(own, parts), targets, seen)
+                    if ndcg > best["valid_ndcg"] + 1e-6:
+                        best = {**best, "valid_ndcg": ndcg, "share": ease_share, "transition_l2": l2,
+                                "transition_decay": decay, "transition_share": share, "transition_kept": kept,
+                                "transition_z": z}
+    if "transition_kept" not in best:
+        return best
+    z, share = best.pop("transition_z"), best["transition_share"]
+    for l2 in L2_GRID:
+        kept = ease_kept(l2)
+        for decay in DECAY_GRID:
+            ease_z = part_scores(kept, decay, batch)
+            for ease_share in SHARE_GRID:
+                ndcg = ndcg_at(mixed(own, [(ease_z, ease_share), (z, share)]), targets, seen)
+                if ndcg > best["valid_ndcg"] + 1e-6:
+                    best = {**best, "valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": ease_share, "kept": kept}
+    if best["share"] == 0.0:  # the transitions alone: no EASE part
+        best = {k: v for k, v in best.items() if k not in ("l2", "decay", "kept")}
+        best["share"] = 0.0
+    return best
+
+
 def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) -> dict[str, float]:
-    """Attach the item prior to ``model`` if a (λ, decay, share) of the grids raises its
-    validation NDCG@10; figures for metrics.json either way (λ, decay and share 0 where none
-    did; nothing where validation ranks no next item)."""
+    """Attach the item prior, and the transition prior beside it, to ``model`` where a choice
+    of their grids raises its validation NDCG@10; figures for metrics.json either way (λ,
+    decay and share 0 for a part not kept; nothing where validation ranks no next item)."""
     side = data.valid
     if not cfg.item_prior or "next_item" not in model.heads or side.next_users is None or not len(side.next_users):
         return {}
@@ -111,20 +145,42 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
     base = ndcg_at(own.numpy(), targets, seen)
     own = standardised(own)  # the blend's model part, the same for every choice
     batch = collate(side.history, users, model.spec.config.max_history)  # what scoring reads
-    best = best_on_grids(own, batch, taken_matrix(data.train, n_items), targets, seen, cfg, floor=base)
+    taken = taken_matrix(data.train, n_items)
+    best = best_on_grids(own, batch, taken, targets, seen, cfg, floor=base)
+    if cfg.transition_prior:
+        best = best_with_transitions(own, batch, best, taken, data.train, targets, seen, cfg)
     if "kept" in best:
         model.attach_item_prior(*best.pop("kept"), best["share"], best["decay"])
-    return {"valid_ndcg_alone": base, "l2": 0.0, "decay": 0.0, "share": 0.0, **best}
+    if "transition_kept" in best:
+        model.attach_item_prior(
+            *best.pop("transition_kept"), best["transition_share"], best["transition_decay"], part="transition_prior"
+        )
+    none = {"l2": 0.0, "decay": 0.0, "share": 0.0}
+    if cfg.transition_prior:
+        none.update({"transition_l2": 0.0, "transition_decay": 0.0, "transition_share": 0.0})
+    return {"valid_ndcg_alone": base, **none, **best}
 
 
-def refit_item_prior(model: PolyRecModel, known: Histories, l2: float, cfg: ModelConfig) -> bool:
-    """Refit ``model``'s kept prior with its chosen ``l2`` on ``known`` (the training histories
-    with each user's validation item: what a test history holds), keeping its share and
-    decay; False where the model keeps no prior or ``cfg`` leaves the refit off. Call it only
-    once validation has been scored: the refitted prior has read the validation items."""
-    prior = model.item_prior
-    if prior is None or not cfg.item_prior_refit or l2 <= 0:  # l2 0: validation kept no prior
+def refit_item_prior(
+    model: PolyRecModel, known: Histories, l2: float, cfg: ModelConfig, transition_l2: float = 0.0
+) -> bool:
+    """Refit ``model``'s kept priors with their chosen λ (``l2`` for EASE, ``transition_l2``
+    for the transition prior) on ``known`` (the training histories with each user's
+    validation item: what a test history holds), keeping their shares and decays; False
+    where the model keeps no prior or ``cfg`` leaves the refit off. Call it only once
+    validation has been scored: the refitted priors have read the validation items."""
+    if not cfg.item_prior_refit:
         return False
-    sources, weights = ease_neighbours(taken_matrix(known, model.spec.n_items), l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
-    model.attach_item_prior(sources, weights, float(prior.share), float(prior.decay))
-    return True
+    refitted = False
+    prior, n_items = model.item_prior, model.spec.n_items
+    if prior is not None and l2 > 0:  # l2 0: validation kept no EASE part
+        sources, weights = ease_neighbours(taken_matrix(known, n_items), l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
+        model.attach_item_prior(sources, weights, float(prior.share), float(prior.decay))
+        refitted = True
+    prior = model.transition_prior
+    if prior is not None and transition_l2 > 0:
+        decay = float(prior.decay)
+        kept = transition_neighbours(known, n_items, transition_l2, decay, cfg.item_prior_neighbors, cfg.item_prior_max_items)
+        model.attach_item_prior(*kept, float(prior.share), decay, part="transition_prior")
+        refitted = True
+    return refitted

@@ -32,6 +32,7 @@ class PolyRecLearner:
         self.tasks = list(ctx.tasks)
         self.model: PolyRecModel | None = None
         self.item_prior_l2 = 0.0  # the λ validation chose for the item prior (0: none kept)
+        self.transition_prior_l2 = 0.0  # and for the transition prior beside it
 
     def fit(self, data: ProtocolData) -> FitInfo:
         c = self.ctx
@@ -46,6 +47,7 @@ class PolyRecLearner:
         metrics.update({f"autoencoder.{data.protocol}.{k}": v for k, v in fit.autoencoder.items()})
         metrics.update({f"item_prior.{data.protocol}.{k}": v for k, v in fit.item_prior.items()})
         self.item_prior_l2 = float(fit.item_prior.get("l2", 0.0))
+        self.transition_prior_l2 = float(fit.item_prior.get("transition_l2", 0.0))
         # Per protocol: the models differ where one has the item autoencoder (protocol A only).
         metrics[f"model.{data.protocol}.trainable_params"] = float(count_parameters(self.model))
         return FitInfo(
@@ -62,9 +64,10 @@ class PolyRecLearner:
         return predict_side(self.model, data, side)
 
     def before_test(self, data: ProtocolData) -> dict[str, float]:
-        """The item prior refitted, with the λ validation chose, on the histories the test side
-        reads (training plus each user's validation item); the saved model keeps it."""
-        if not refit_item_prior(self.model, data.test.history, self.item_prior_l2, self.model.spec.config):
+        """The next-item priors refitted, with the λ validation chose, on the histories the test
+        side reads (training plus each user's validation item); the saved model keeps them."""
+        config = self.model.spec.config
+        if not refit_item_prior(self.model, data.test.history, self.item_prior_l2, config, self.transition_prior_l2):
             return {}
         return {f"item_prior.{data.protocol}.refit": 1.0}
 
