@@ -61,13 +61,15 @@ def test_the_solve_is_ridge_regression_from_the_rows_to_the_next_item() -> None:
     np.testing.assert_allclose(dense, b, atol=1e-5)
 
 
-def test_one_prior_blends_as_before_and_shares_add_up() -> None:
+def test_the_blend_weighs_each_standardised_part_by_its_share() -> None:
     torch.manual_seed(0)
-    own, a, b = torch.randn(3, 7), torch.randn(3, 7), torch.randn(3, 7)
-    assert torch.equal(blend_parts(own, [(a, 0.3)]), blend_scores(own, a, 0.3))
-    both = blend_parts(own, [(a, 0.2), (b, 0.1)])
-    z = lambda t: (t - t.mean(-1, keepdim=True)) / t.std(-1, keepdim=True)  # noqa: E731
-    torch.testing.assert_close(both, 0.7 * z(own) + 0.2 * z(a) + 0.1 * z(b))
+    own, a, b = torch.randn(3, 7) * 5 + 2, torch.randn(3, 7), torch.randn(3, 7) * 0.1
+
+    def z(t: torch.Tensor) -> torch.Tensor:
+        return (t - t.mean(-1, keepdim=True)) / t.std(-1, keepdim=True)
+
+    torch.testing.assert_close(blend_parts(own, [(a, 0.2), (b, 0.1)]), 0.7 * z(own) + 0.2 * z(a) + 0.1 * z(b))
+    torch.testing.assert_close(blend_scores(own, a, 0.3), 0.7 * z(own) + 0.3 * z(a))
 
 
 def walks(n_users: int = 80, n_items: int = 30, length: int = 6) -> Dataset:

@@ -84,20 +84,15 @@ def standardised(scores: torch.Tensor) -> torch.Tensor:
 
 
 def blend_scores(model_scores: torch.Tensor, prior_scores: torch.Tensor, share: float) -> torch.Tensor:
-    return blend_standardised(standardised(model_scores), standardised(prior_scores), share)
+    """``(1 − share)·z(model) + share·z(prior)``: :func:`blend_parts` with one prior."""
+    return blend_parts(model_scores, [(prior_scores, share)])
 
 
 def blend_parts(model_scores: torch.Tensor, parts: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
     """``(1 − Σ s_k)·z(model) + Σ s_k·z(part_k)`` for ``parts`` of (prior scores, share s_k),
-    each standardised per row: :func:`blend_scores` for any number of priors."""
+    each :func:`standardised` per row so that a share means the same whatever the scales."""
     total = sum(share for _, share in parts)
     out = (1.0 - total) * standardised(model_scores)
     for scores, share in parts:
         out = out + share * standardised(scores)
     return out
-
-
-def blend_standardised(model_z: torch.Tensor, prior_z: torch.Tensor, share: float) -> torch.Tensor:
-    """The blend of two parts already :func:`standardised` (the prior's fit standardises each
-    part once and blends it at every share of its grid)."""
-    return (1.0 - share) * model_z + share * prior_z

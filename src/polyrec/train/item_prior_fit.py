@@ -15,7 +15,7 @@ import torch
 from ..config import ModelConfig
 from ..eval.predict import score_users
 from ..eval.ranking import ndcg_at
-from ..models.item_prior import ItemPrior, blend_standardised, standardised
+from ..models.item_prior import ItemPrior, standardised
 from ..models.polyrec import PolyRecModel
 from .item_item_solves import ease_neighbours, taken_matrix, transition_neighbours
 from .protocol_data import ProtocolData
@@ -32,35 +32,6 @@ DECAY_GRID: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8, 0.7)
 CHOICE_USERS = 5000
 
 
-def best_on_grids(
-    own: torch.Tensor, batch: HistoryBatch, taken: sp.csr_matrix, targets: np.ndarray, seen: sp.csr_matrix,
-    cfg: ModelConfig, floor: float,
-) -> dict:
-    """The (λ, decay, share) of the grids whose blend of ``own`` (the model's :func:`standardised`
-    scores of the users of ``batch``) with EASE fitted on ``taken`` ranks ``targets`` best:
-    ``{"valid_ndcg", "l2", "decay", "share", "kept": (sources, weights)}`` — or
-    ``{"valid_ndcg": floor}`` where no choice beats ``floor``."""
-    best: dict = {"valid_ndcg": floor}
-    for l2 in L2_GRID:
-        sources, weights = ease_neighbours(taken, l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
-        prior = ItemPrior(taken.shape[1], sources.shape[1])
-        for decay in DECAY_GRID:
-            prior.set(sources, weights, 0.0, decay)
-            with torch.no_grad():
-                prior_scores = standardised(prior.history_scores(batch.items, batch.mask))
-            for share in SHARE_GRID:
-                ndcg = ndcg_at(blend_standardised(own, prior_scores, share).numpy(), targets, seen)
-                if ndcg > best["valid_ndcg"] + 1e-6:
-                    best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": (sources, weights)}
-    return best
-
-
-# The transition prior's grids (train/item_item_solves.py), searched once EASE's choice is
-# known, with EASE's share searched again beside it (0 included: the transitions alone).
-TRANSITION_L2_GRID: tuple[float, ...] = (10.0, 100.0, 1000.0)
-TRANSITION_DECAY_GRID: tuple[float, ...] = (0.9, 0.7)
-TRANSITION_SHARE_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)
-
 Kept = tuple[np.ndarray, np.ndarray]  # (I, k) sources and weights of one prior
 
 
@@ -74,13 +45,40 @@ def part_scores(kept: Kept, decay: float, batch: HistoryBatch) -> torch.Tensor:
 
 
 def mixed(own: torch.Tensor, parts: list[tuple[torch.Tensor, float]]) -> np.ndarray:
-    """``blend_parts`` of parts already standardised (``own`` too)."""
+    """``blend_parts`` of parts already standardised (``own`` too): each is standardised
+    once and blended at every share of the grids."""
     out = (1.0 - sum(share for _, share in parts)) * own
     for z, share in parts:
         if share:
             out = out + share * z
     return out.numpy()
 
+
+def best_on_grids(
+    own: torch.Tensor, batch: HistoryBatch, taken: sp.csr_matrix, targets: np.ndarray, seen: sp.csr_matrix,
+    cfg: ModelConfig, floor: float,
+) -> dict:
+    """The (λ, decay, share) of the grids whose blend of ``own`` (the model's :func:`standardised`
+    scores of the users of ``batch``) with EASE fitted on ``taken`` ranks ``targets`` best:
+    ``{"valid_ndcg", "l2", "decay", "share", "kept": (sources, weights)}`` — or
+    ``{"valid_ndcg": floor}`` where no choice beats ``floor``."""
+    best: dict = {"valid_ndcg": floor}
+    for l2 in L2_GRID:
+        kept = ease_neighbours(taken, l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
+        for decay in DECAY_GRID:
+            z = part_scores(kept, decay, batch)
+            for share in SHARE_GRID:
+                ndcg = ndcg_at(mixed(own, [(z, share)]), targets, seen)
+                if ndcg > best["valid_ndcg"] + 1e-6:
+                    best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": kept}
+    return best
+
+
+# The transition prior's grids (train/item_item_solves.py), searched once EASE's choice is
+# known, with EASE's share searched again beside it (0 included: the transitions alone).
+TRANSITION_L2_GRID: tuple[float, ...] = (10.0, 100.0, 1000.0)
+TRANSITION_DECAY_GRID: tuple[float, ...] = (0.9, 0.7)
+TRANSITION_SHARE_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)
 
 def best_with_transitions(
     own: torch.Tensor, batch: HistoryBatch, ease: dict, taken: sp.csr_matrix, hist: Histories,
