@@ -8,9 +8,9 @@ than either (MovieLens-100K, protocol B: README).
 
 A second prior of the same form can join beside it: the transition map (what tends to come
 next after the recent items; train/item_item_solves.py). Each item keeps only its ``neighbors``
-strongest incoming weights, so the stored prior grows with the catalogue, not with its square. The blend is ``(1 − s)·z(model) + s·z(prior)``, each
-standardised per user over the catalogue so that the share ``s`` means the same whatever the
-two scales. A history item counts ``decay^k`` for k steps back. ``λ``, the decay and ``s`` are
+strongest incoming weights, so the stored prior grows with the catalogue, not with its square.
+The blend is ``(1 − Σ s_k)·z(model) + Σ s_k·z(prior_k)``, each part standardised per user over
+the catalogue so that a share means the same whatever the scales. A history item counts ``decay^k`` for k steps back. ``λ``, the decay and ``s`` are
 chosen on validation (train/item_prior_fit.py).
 """
 
@@ -91,8 +91,13 @@ def blend_scores(model_scores: torch.Tensor, prior_scores: torch.Tensor, share: 
 def blend_parts(model_scores: torch.Tensor, parts: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
     """``(1 − Σ s_k)·z(model) + Σ s_k·z(part_k)`` for ``parts`` of (prior scores, share s_k),
     each :func:`standardised` per row so that a share means the same whatever the scales."""
-    total = sum(share for _, share in parts)
-    out = (1.0 - total) * standardised(model_scores)
-    for scores, share in parts:
-        out = out + share * standardised(scores)
+    return blend_standardised(standardised(model_scores), [(standardised(scores), share) for scores, share in parts])
+
+
+def blend_standardised(model_z: torch.Tensor, parts: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
+    """:func:`blend_parts` of parts already standardised (the priors' fit standardises each
+    part once and blends it at every share of its grids)."""
+    out = (1.0 - sum(share for _, share in parts)) * model_z
+    for z, share in parts:
+        out = out + share * z
     return out

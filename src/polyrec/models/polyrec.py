@@ -15,8 +15,8 @@ from ..tasks.next_item import NextItemHead
 from ..tasks.profile import ProfileHead
 from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
-from .experts import build_experts
 from .engagement_autoencoder import EngagementAutoencoder
+from .experts import build_experts
 from .item_autoencoder import ItemAutoencoder, UserRowProfile
 from .item_prior import ItemPrior, blend_parts
 from .item_raters import ItemRaters

@@ -15,7 +15,7 @@ import torch
 from ..config import ModelConfig
 from ..eval.predict import score_users
 from ..eval.ranking import ndcg_at
-from ..models.item_prior import ItemPrior, standardised
+from ..models.item_prior import ItemPrior, blend_standardised, standardised
 from ..models.polyrec import PolyRecModel
 from .item_item_solves import ease_neighbours, taken_matrix, transition_neighbours
 from .protocol_data import ProtocolData
@@ -27,6 +27,11 @@ L2_GRID: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0, 1000.0)
 SHARE_GRID: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 # How much an item counts per step back in the history (models/item_prior.py): 1 = as a set.
 DECAY_GRID: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8, 0.7)
+# The transition prior's grids (train/item_item_solves.py), searched once EASE's choice is
+# known, with EASE's share searched again beside it (0 included: the transitions alone).
+TRANSITION_L2_GRID: tuple[float, ...] = (10.0, 100.0, 1000.0)
+TRANSITION_DECAY_GRID: tuple[float, ...] = (0.9, 0.7)
+TRANSITION_SHARE_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)
 # At most this many validation users choose (a fixed sample): the grid ranks the catalogue
 # for them once per (λ, decay, share).
 CHOICE_USERS = 5000
@@ -44,16 +49,6 @@ def part_scores(kept: Kept, decay: float, batch: HistoryBatch) -> torch.Tensor:
         return standardised(prior.history_scores(batch.items, batch.mask))
 
 
-def mixed(own: torch.Tensor, parts: list[tuple[torch.Tensor, float]]) -> np.ndarray:
-    """``blend_parts`` of parts already standardised (``own`` too): each is standardised
-    once and blended at every share of the grids."""
-    out = (1.0 - sum(share for _, share in parts)) * own
-    for z, share in parts:
-        if share:
-            out = out + share * z
-    return out.numpy()
-
-
 def best_on_grids(
     own: torch.Tensor, batch: HistoryBatch, taken: sp.csr_matrix, targets: np.ndarray, seen: sp.csr_matrix,
     cfg: ModelConfig, floor: float,
@@ -68,17 +63,11 @@ def best_on_grids(
         for decay in DECAY_GRID:
             z = part_scores(kept, decay, batch)
             for share in SHARE_GRID:
-                ndcg = ndcg_at(mixed(own, [(z, share)]), targets, seen)
+                ndcg = ndcg_at(blend_standardised(own, [(z, share)]).numpy(), targets, seen)
                 if ndcg > best["valid_ndcg"] + 1e-6:
                     best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": kept}
     return best
 
-
-# The transition prior's grids (train/item_item_solves.py), searched once EASE's choice is
-# known, with EASE's share searched again beside it (0 included: the transitions alone).
-TRANSITION_L2_GRID: tuple[float, ...] = (10.0, 100.0, 1000.0)
-TRANSITION_DECAY_GRID: tuple[float, ...] = (0.9, 0.7)
-TRANSITION_SHARE_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)
 
 def best_with_transitions(
     own: torch.Tensor, batch: HistoryBatch, ease: dict, taken: sp.csr_matrix, hist: Histories,
@@ -90,10 +79,6 @@ def best_with_transitions(
     the transition part fixed. Adds ``transition_l2``, ``transition_decay``,
     ``transition_share`` and ``transition_kept`` to ``ease``'s keys, or returns it as it is."""
     n_items = taken.shape[1]
-
-    def ease_kept(l2: float) -> Kept:
-        return ease_neighbours(taken, l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
-
     best = dict(ease)
     ease_z = part_scores(ease["kept"], ease["decay"], batch) if "kept" in ease else None
     ease_shares = (0.0, *SHARE_GRID) if ease_z is not None else (0.0,)
@@ -104,7 +89,7 @@ def best_with_transitions(
             for share in TRANSITION_SHARE_GRID:
                 for ease_share in ease_shares:
                     parts = [(z, share)] if ease_z is None else [(ease_z, ease_share), (z, share)]
-                    ndcg = ndcg_at(mixed(own, parts), targets, seen)
+                    ndcg = ndcg_at(blend_standardised(own, parts).numpy(), targets, seen)
                     if ndcg > best["valid_ndcg"] + 1e-6:
                         best = {**best, "valid_ndcg": ndcg, "share": ease_share, "transition_l2": l2,
                                 "transition_decay": decay, "transition_share": share, "transition_kept": kept,
@@ -113,16 +98,15 @@ def best_with_transitions(
         return best
     z, share = best.pop("transition_z"), best["transition_share"]
     for l2 in L2_GRID:
-        kept = ease_kept(l2)
+        kept = ease_neighbours(taken, l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
         for decay in DECAY_GRID:
             ease_z = part_scores(kept, decay, batch)
             for ease_share in SHARE_GRID:
-                ndcg = ndcg_at(mixed(own, [(ease_z, ease_share), (z, share)]), targets, seen)
+                ndcg = ndcg_at(blend_standardised(own, [(ease_z, ease_share), (z, share)]).numpy(), targets, seen)
                 if ndcg > best["valid_ndcg"] + 1e-6:
                     best = {**best, "valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": ease_share, "kept": kept}
     if best["share"] == 0.0:  # the transitions alone: no EASE part
         best = {k: v for k, v in best.items() if k not in ("l2", "decay", "kept")}
-        best["share"] = 0.0
     return best
 
 
