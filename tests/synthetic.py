@@ -183,7 +183,10 @@ def tiny_config(data_path: str | Path | None = None, **train) -> RunConfig:
         {
             "data": {"path": None if data_path is None else str(data_path), "dataset": None},
             "text": {"enabled": False},
-            "model": {"dim": 16, "layers": 1, "heads": 1, "max_history": 20, "dropout": 0.0, "item_autoencoder": 8, "user_autoencoder": 8, "engagement_autoencoder": 8},
+            "model": {
+                "dim": 16, "layers": 1, "heads": 1, "max_history": 20, "dropout": 0.0,
+                "item_autoencoder": 8, "user_autoencoder": 8, "engagement_autoencoder": 8, "user_engagement_autoencoder": 8,
+            },  # fmt: skip
             "train": {"epochs": 6, "batch_size": 16, "lr": 1e-2, "patience": 100, "threads": 1, **train},
             "seeds": [0],
         }
@@ -193,7 +196,7 @@ def tiny_config(data_path: str | Path | None = None, **train) -> RunConfig:
 
 TINY_YAML = """\
 text: {enabled: false}
-model: {dim: 16, layers: 1, heads: 1, max_history: 20, dropout: 0.0, item_autoencoder: 8, user_autoencoder: 8, engagement_autoencoder: 8}
+model: {dim: 16, layers: 1, heads: 1, max_history: 20, dropout: 0.0, item_autoencoder: 8, user_autoencoder: 8, engagement_autoencoder: 8, user_engagement_autoencoder: 8}
 train: {epochs: 4, batch_size: 16, lr: 0.01, threads: 1}
 seeds: [0]
 """

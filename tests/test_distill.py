@@ -96,10 +96,10 @@ def test_the_students_fitted_autoencoders_come_out_as_fitted(student_run) -> Non
     autoencoders' joins are still off: they get zero gradients, which weight decay alone
     would turn into steps. Fitted before fine-tuning, they must come out as fitted."""
     cache = student_run.parent / "fit-cache"
-    assert len(list(cache.glob("*.pt"))) == 6  # an item, a user and an engagement autoencoder per seed
+    assert len(list(cache.glob("*.pt"))) == 8  # an item, a user and two engagement autoencoders per seed
     for seed in (0, 1):
         student = load_teacher(student_run, "A", seed)
-        for ae in (student.item_autoencoder, student.user_autoencoder, student.engagement_autoencoder):
+        for ae in (student.item_autoencoder, student.user_autoencoder, *student.engagement_views().values()):
             assert is_a_cached_fit(ae, cache), (seed, type(ae).__name__)
 
 
@@ -199,7 +199,7 @@ def test_soft_terms_vanish_when_the_student_is_the_teacher(folder, teacher_run) 
 
 
 def test_a_teachers_soft_pair_labels_carry_its_item_autoencoder(folder, teacher_run) -> None:
-    """With an item autoencoder (and its engagement twin) the teacher's soft rating and ctr
+    """With an item autoencoder (and its engagement twins) the teacher's soft rating and ctr
     labels are its joined predictions, each pair's own rating left out of its item's codes
     (as the autoencoders read a held-out pair), not its heads' outputs alone."""
     data, cfg, student, batch = _batch_and_models(folder, teacher_run)
@@ -207,10 +207,11 @@ def test_a_teachers_soft_pair_labels_carry_its_item_autoencoder(folder, teacher_
     ae = teacher.item_autoencoder
     assert ae is not None  # the tiny config builds one under protocol A
     ae.rating_share.fill_(0.5)
-    ae.ctr_join.copy_(torch.tensor([0.5, 2.0, 0.1]))
-    engagement = teacher.engagement_autoencoder
-    assert engagement is not None  # the tiny config builds one beside it
+    teacher.ctr_join.copy_(torch.tensor([0.5, 2.0, 0.1]))
+    engagement, user_engagement = teacher.engagement_autoencoder, teacher.user_engagement_autoencoder
+    assert engagement is not None and user_engagement is not None  # the tiny config builds both beside it
     engagement.weight.fill_(0.3)
+    user_engagement.weight.fill_(-0.2)
     objective = DistillObjective(teacher, data.profile_labels, cfg.distill, "A", cfg.model.dim)
     s = task_outputs(student, batch, 0, 1.0, 1.0)
     heads = task_outputs(teacher, batch, draws=s.draws)
@@ -223,8 +224,9 @@ def test_a_teachers_soft_pair_labels_carry_its_item_autoencoder(folder, teacher_
     left_out = teacher.autoencoder_deviation(users, items, own=ae.inputs(heads.ratings))
     mean = teacher.global_mean
     assert torch.allclose(joined.rating, 0.5 * heads.rating + 0.5 * (mean + left_out), atol=1e-5)
-    engaged = engagement(users, items, own=ae.inputs(heads.ratings))  # its codes leave the pair out too
-    assert torch.allclose(joined.ctr, 0.5 * heads.ctr + 2.0 * left_out + 0.1 + 0.3 * engaged, atol=1e-5)
+    engaged = engagement(users, items, own=ae.inputs(heads.ratings))  # their codes leave the pair out too
+    user_engaged = user_engagement(users, items, own=ae.inputs(heads.ratings))
+    assert torch.allclose(joined.ctr, 0.5 * heads.ctr + 2.0 * left_out + 0.1 + 0.3 * engaged - 0.2 * user_engaged, atol=1e-5)
     read_own = teacher.autoencoder_deviation(users, items)  # codes that read the pair's own rating: not what is used
     assert not torch.allclose(joined.rating, 0.5 * heads.rating + 0.5 * (mean + read_own), atol=1e-4)
 

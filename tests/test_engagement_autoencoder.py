@@ -1,5 +1,6 @@
-"""The engagement autoencoder: fitted to the ctr labels, joined to the ctr logit at a weight set
-on validation, changing nothing else, and models saved before it loading without it."""
+"""The engagement autoencoders (item- and user-side): fitted to the ctr labels, joined to the ctr
+logit at weights set on validation, changing nothing else, and models saved before them
+loading without them."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from polyrec.train.finetune import build_model, finetune
 from polyrec.train.item_autoencoder_fit import engagement_targets, fit_engagement_autoencoder, validation_labels
 
 
-def _model(ds, data_a, engagement: int):
+VIEWS = ("engagement_autoencoder", "user_engagement_autoencoder")
+
+
+def _model(ds, data_a, engagement: int, user_engagement: int = 0):
     torch.manual_seed(0)
     cfg = tiny_config().model
-    cfg.engagement_autoencoder = engagement
+    cfg.engagement_autoencoder, cfg.user_engagement_autoencoder = engagement, user_engagement
     return build_model(data_a, list(TASKS), ds.n_items, None, cfg, ds.rating_range)
 
 
@@ -31,52 +35,61 @@ def _validation_logloss(ae, data_a) -> float:
         return float(torch.nn.functional.binary_cross_entropy_with_logits(logit, torch.from_numpy(labels).float()))
 
 
-def test_every_other_weight_starts_as_in_the_model_without_it(ds, data_a) -> None:
-    without, with_it = _model(ds, data_a, 0), _model(ds, data_a, 8)
-    assert without.engagement_autoencoder is None and with_it.engagement_autoencoder is not None
-    theirs = with_it.state_dict()
+def test_every_other_weight_starts_as_in_the_model_without_them(ds, data_a) -> None:
+    without, with_them = _model(ds, data_a, 0), _model(ds, data_a, 8, 8)
+    assert all(getattr(without, v) is None and getattr(with_them, v) is not None for v in VIEWS)
+    theirs = with_them.state_dict()
     for name, tensor in without.state_dict().items():
         assert torch.equal(tensor, theirs[name]), name
-    assert float(with_it.engagement_autoencoder.weight) == 0.0  # joins nothing until fitted
+    assert set(with_them.engagement_views()) == {"engagement", "user_engagement"}
+    assert all(float(v.weight) == 0.0 for v in with_them.engagement_views().values())  # join nothing until fitted
+    # The user-side view does not move the item-side one's start either.
+    item_side_alone = _model(ds, data_a, 8).engagement_autoencoder.state_dict()
+    assert all(torch.equal(t, item_side_alone[k]) for k, t in with_them.engagement_autoencoder.state_dict().items())
 
 
-def test_its_fit_lowers_the_validation_log_loss_it_returns(ds, data_a) -> None:
-    model = _model(ds, data_a, 8)
-    ae = model.engagement_autoencoder
+@pytest.mark.parametrize("view", VIEWS)
+def test_its_fit_lowers_the_validation_log_loss_it_returns(ds, data_a, view) -> None:
+    model = _model(ds, data_a, 8, 8)
+    ae = getattr(model, view)
     before = _validation_logloss(ae, data_a)
     returned = fit_engagement_autoencoder(ae, data_a, l2=1.0, progress=False)
     assert returned is not None and returned < before
     assert returned == pytest.approx(_validation_logloss(ae, data_a), abs=1e-5)  # the kept state's
 
 
-def test_finetune_joins_its_logit_to_the_ctr_logit_at_the_validation_weight(ds, data_a) -> None:
-    model = _model(ds, data_a, 8)
+def test_finetune_joins_their_logits_to_the_ctr_logit_at_the_validation_weights(ds, data_a) -> None:
+    model = _model(ds, data_a, 8, 8)
     result = finetune(model, data_a, tiny_config(epochs=2).train, progress=False)
-    ae = model.engagement_autoencoder
-    weight = float(ae.weight)
-    assert weight != 0.0 and result.autoencoder["ctr_engagement_weight"] == pytest.approx(weight)
-    assert "engagement_valid_logloss" in result.autoencoder
-    assert not any(p.requires_grad for p in ae.parameters())  # frozen after its fit
     users, items = torch.arange(6), torch.tensor([0, 1, 2, 3, 4, 5])
     heads = {"ctr": torch.zeros(6)}
-    with torch.no_grad():
-        joined = model.join_autoencoder(users, items, heads)["ctr"]
-        ae.weight.zero_()
-        unjoined = model.join_autoencoder(users, items, heads)["ctr"]
-        assert torch.allclose(joined - unjoined, weight * ae(users, items), atol=1e-6)
+    for name, ae in model.engagement_views().items():
+        weight = float(ae.weight)
+        assert weight != 0.0 and result.autoencoder[f"ctr_{name}_weight"] == pytest.approx(weight)
+        assert f"{name}_valid_logloss" in result.autoencoder
+        assert not any(p.requires_grad for p in ae.parameters())  # frozen after its fit
+        with torch.no_grad():
+            joined = model.join_autoencoder(users, items, heads)["ctr"]
+            ae.weight.zero_()
+            unjoined = model.join_autoencoder(users, items, heads)["ctr"]
+            ae.weight.fill_(weight)
+            assert torch.allclose(joined - unjoined, weight * ae(users, items), atol=1e-6)
 
 
-def test_a_model_saved_before_it_loads_without_it(ds, data_a, tmp_path) -> None:
-    model = _model(ds, data_a, 8)
-    model.engagement_autoencoder.weight.fill_(0.7)
+@pytest.mark.parametrize("view", VIEWS)
+def test_a_model_saved_before_it_loads_without_it(ds, data_a, tmp_path, view) -> None:
+    model = _model(ds, data_a, 8, 8)
+    getattr(model, view).weight.fill_(0.7)
     save_model(model, tmp_path)
     loaded = load_model(tmp_path)
-    assert loaded.engagement_autoencoder is not None and float(loaded.engagement_autoencoder.weight) == pytest.approx(0.7)
-    strip_saved_field(tmp_path, "engagement_autoencoder", "engagement_autoencoder.")
+    assert getattr(loaded, view) is not None and float(getattr(loaded, view).weight) == pytest.approx(0.7)
+    strip_saved_field(tmp_path, view, f"{view}.")
     old = load_model(tmp_path)
-    assert old.engagement_autoencoder is None and old.item_autoencoder is not None
+    assert getattr(old, view) is None and old.item_autoencoder is not None
+    assert all(getattr(old, other) is not None for other in VIEWS if other != view)
 
 
-def test_a_negative_width_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="'model.engagement_autoencoder'"):
-        ModelConfig(engagement_autoencoder=-1)
+@pytest.mark.parametrize("view", VIEWS)
+def test_a_negative_width_is_refused_by_name(view) -> None:
+    with pytest.raises(ValueError, match=f"'model.{view}'"):
+        ModelConfig(**{view: -1})

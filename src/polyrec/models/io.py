@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
@@ -35,6 +36,17 @@ def load_model(folder: str | Path) -> PolyRecModel:
     if raw.get("rating_range") is not None:
         raw["rating_range"] = tuple(raw["rating_range"])
     model = PolyRecModel(ModelSpec(**raw))
-    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    model.load_state_dict(_moved_ctr_join(load_file(str(folder / WEIGHTS))))
     model.eval()
     return model
+
+
+def _moved_ctr_join(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights saved before the ctr join moved from the item autoencoder to the model: its
+    ``item_autoencoder.ctr_join`` becomes the model's ``ctr_join``, and the unused copies
+    the autoencoder's twins inherited are dropped."""
+    if "item_autoencoder.ctr_join" not in state:
+        return state
+    moved = {k: v for k, v in state.items() if not k.endswith("autoencoder.ctr_join")}
+    moved["ctr_join"] = state["item_autoencoder.ctr_join"]
+    return moved

@@ -24,7 +24,7 @@ class ItemAutoencoder(nn.Module):
     The user encoder reads users from their histories; this view reads the other side, all
     of an item's raters at once, which the history attention does not see. It is fitted on
     its own and joins the multi-task model's predictions with weights set on validation
-    pairs (``join``; train/item_autoencoder_fit.py says why).
+    pairs (``join_rating`` and ``PolyRecModel.ctr_join``; train/item_autoencoder_fit.py says why).
     """
 
     def __init__(self, n_users: int, n_items: int, hidden: int, n_ratings: int):
@@ -40,10 +40,9 @@ class ItemAutoencoder(nn.Module):
         self.register_buffer("rater", torch.zeros(n_ratings, dtype=torch.long))
         self.register_buffer("value", torch.zeros(n_ratings))
         self.register_buffer("offsets", torch.zeros(n_items, dtype=torch.long))
-        # How its deviation joins the model's outputs (identity until set on validation pairs):
-        # rating = (1 − s) · model + s · (μ + d); ctr logit = a · model logit + b · d + c.
+        # How its deviation joins the model's rating (identity until set on validation pairs):
+        # rating = (1 − s) · model + s · (μ + d). Its ctr join is the model's (PolyRecModel.ctr_join).
         self.register_buffer("rating_share", torch.tensor(0.0))
-        self.register_buffer("ctr_join", torch.tensor([1.0, 0.0, 0.0]))
         self._cached_inputs: tuple[tuple, torch.Tensor] | None = None  # see item_inputs; not saved
 
     def set_ratings(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> None:
@@ -91,16 +90,9 @@ class ItemAutoencoder(nn.Module):
         d = self.user_bias[u] + self.item_bias[items] + (self.decoder[u] * code).sum(-1)
         return torch.where(known, d, self.item_bias[items])
 
-    def join(self, outputs: dict[str, torch.Tensor], deviation: torch.Tensor, mean: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The model's rating and ctr logit (``outputs``, any of the two) joined with this
-        view's ``deviation`` of the same pairs."""
-        out = dict(outputs)
-        if "rating" in out:
-            out["rating"] = (1 - self.rating_share) * out["rating"] + self.rating_share * (mean + deviation)
-        if "ctr" in out:
-            a, b, c = self.ctr_join
-            out["ctr"] = a * out["ctr"] + b * deviation + c
-        return out
+    def join_rating(self, rating: torch.Tensor, deviation: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """The model's ``rating`` joined with this view's ``deviation`` of the same pairs."""
+        return (1 - self.rating_share) * rating + self.rating_share * (mean + deviation)
 
     def penalty(self) -> torch.Tensor:
         """½ (‖W‖² + ‖V‖²): the L2 prior on the encoder and decoder weights."""

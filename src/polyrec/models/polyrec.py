@@ -15,7 +15,7 @@ from ..tasks.next_item import NextItemHead
 from ..tasks.profile import ProfileHead
 from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
-from .engagement_autoencoder import EngagementAutoencoder
+from .engagement_autoencoder import EngagementAutoencoder, EngagementLogit, UserEngagementAutoencoder
 from .experts import build_experts
 from .item_autoencoder import ItemAutoencoder, UserRowProfile
 from .item_prior import ItemPrior, blend_parts
@@ -48,12 +48,18 @@ class ModelSpec:
     # The autoencoder's user rows join the profile head (models/item_autoencoder.py); False in
     # a spec saved before they could, so such a model loads as it was trained.
     user_row_profile: bool = False
+    # True: the item (rating) autoencoder is built only for a model with the rating task, so a
+    # model trained for ctr alone reads nothing fitted to ratings; False in a spec saved
+    # before, where a ctr model without the rating task built one too.
+    rating_task_autoencoder: bool = False
     # Code width of the user autoencoder mixed into the item autoencoder's deviation
     # (models/user_autoencoder.py), 0 = none: a spec saved before it existed loads without.
     user_autoencoder: int = 0
     # Code width of the engagement autoencoder added to the ctr logit
     # (models/engagement_autoencoder.py), 0 = none: a spec saved before it existed loads without.
     engagement_autoencoder: int = 0
+    # The same for its user-side twin (UserEngagementAutoencoder), 0 = none.
+    user_engagement_autoencoder: int = 0
     # Weights kept per item by the item prior joined to next-item scores (models/item_prior.py),
     # 0 = none: fitted after fine-tuning, and only where it raised validation NDCG@10.
     item_prior_neighbors: int = 0
@@ -104,20 +110,33 @@ class PolyRecModel(nn.Module):
             self.item_raters = ItemRaters(spec.n_users, spec.n_items, d, spec.n_rating_tokens, cfg.item_raters)
             pair_dim += d
         self.item_autoencoder: ItemAutoencoder | None = None
-        if cfg.item_autoencoder > 0 and spec.autoencoder_ratings > 0 and ("rating" in spec.tasks or "ctr" in spec.tasks):
+        rated = cfg.item_autoencoder > 0 and spec.autoencoder_ratings > 0
+        if rated and ("rating" in spec.tasks or ("ctr" in spec.tasks and not spec.rating_task_autoencoder)):
             self.item_autoencoder = ItemAutoencoder(spec.n_users, spec.n_items, cfg.item_autoencoder, spec.autoencoder_ratings)
         self.user_autoencoder: UserAutoencoder | None = None
         if self.item_autoencoder is not None and spec.user_autoencoder > 0:
             self.user_autoencoder = UserAutoencoder(spec.n_users, spec.n_items, spec.user_autoencoder, spec.autoencoder_ratings)
         self.engagement_autoencoder: EngagementAutoencoder | None = None
-        if self.item_autoencoder is not None and spec.engagement_autoencoder > 0 and "ctr" in spec.tasks:
+        self.user_engagement_autoencoder: UserEngagementAutoencoder | None = None
+        if rated and "ctr" in spec.tasks:
             # Drawn without moving the random state: every other layer starts as it would
-            # without it, so a model with and one without differ by this view alone.
+            # without them, so a model with and one without differ by these views alone.
             with torch.random.fork_rng():
-                self.engagement_autoencoder = EngagementAutoencoder(
-                    spec.n_users, spec.n_items, spec.engagement_autoencoder, spec.autoencoder_ratings
-                )
+                if spec.engagement_autoencoder > 0:
+                    self.engagement_autoencoder = EngagementAutoencoder(
+                        spec.n_users, spec.n_items, spec.engagement_autoencoder, spec.autoencoder_ratings
+                    )
+                if spec.user_engagement_autoencoder > 0:
+                    self.user_engagement_autoencoder = UserEngagementAutoencoder(
+                        spec.n_users, spec.n_items, spec.user_engagement_autoencoder, spec.autoencoder_ratings
+                    )
         self.register_buffer("global_mean", torch.tensor(float(spec.global_mean)))
+        # How the autoencoders join the ctr logit: a · head logit + b · the item autoencoder's
+        # deviation + c, plus each engagement view's weight × its logit; identity until
+        # fit_join sets it on the validation pairs (None: the model has no autoencoder).
+        joins_ctr = self.item_autoencoder is not None or bool(self.engagement_views())
+        self.ctr_join: torch.Tensor | None
+        self.register_buffer("ctr_join", torch.tensor([1.0, 0.0, 0.0]) if joins_ctr else None)
         heads: dict[str, nn.Module] = {}
         if "rating" in spec.tasks:
             heads["rating"] = RatingHead(pair_dim, hidden, spec.n_items, spec.global_mean, cfg.dropout)
@@ -222,7 +241,7 @@ class PolyRecModel(nn.Module):
 
     def pair_outputs(self, enc: UserEncoding, target_items: torch.Tensor) -> dict[str, torch.Tensor]:
         """Rating and engagement *logit* of (B, T) items given each user's whole history, joined
-        with the item autoencoder's where the model has one."""
+        with the autoencoders' where the model has them."""
         T = target_items.shape[1]
         visible = enc.mask.unsqueeze(1).expand(-1, T, -1)
         state_index = (enc.lengths - 1).unsqueeze(1).expand(-1, T)
@@ -234,19 +253,37 @@ class PolyRecModel(nn.Module):
         self, users: torch.Tensor, items: torch.Tensor, outputs: dict[str, torch.Tensor], own_ratings: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """The heads' ``outputs`` (rating, ctr logit) of (users, items) pairs joined with the
-        item autoencoder's deviation, and the ctr logit with the engagement autoencoder's where
-        the model has one: the model's whole prediction (unchanged without them).
+        item autoencoder's deviation, and the ctr logit with the engagement autoencoders' where
+        the model has them: the model's whole prediction (unchanged without them).
         ``own_ratings`` (NaN: none), for training pairs the heads read leave-one-out: each
         pair's own rating is left out of its item's code too, so the result is what the
         model predicts for a pair it did not see."""
-        ae = self.item_autoencoder
-        if ae is None:
+        ae, views = self.item_autoencoder, self.engagement_views()
+        if ae is None and not views:
             return outputs
-        own = None if own_ratings is None else ae.inputs(own_ratings)
-        out = ae.join(outputs, self.autoencoder_deviation(users, items, own), self.global_mean)
-        if self.engagement_autoencoder is not None and "ctr" in out:
-            out["ctr"] = self.engagement_autoencoder.joined(out["ctr"], users, items, own)
+        reader = ae if ae is not None else next(iter(views.values()))  # they read ratings alike
+        own = None if own_ratings is None else reader.inputs(own_ratings)
+        d = None if ae is None else self.autoencoder_deviation(users, items, own)
+        out = dict(outputs)
+        if ae is not None and "rating" in out:
+            out["rating"] = ae.join_rating(out["rating"], d, self.global_mean)
+        if "ctr" in out:
+            a, b, c = self.ctr_join
+            logit = a * out["ctr"] + c if d is None else a * out["ctr"] + b * d + c
+            for view in views.values():
+                logit = view.joined(logit, users, items, own)
+            out["ctr"] = logit
         return out
+
+    def autoencoders(self) -> list[ItemAutoencoder]:
+        """The model's autoencoders (each fitted on its own before fine-tuning), in fitting order."""
+        views = (self.engagement_autoencoder, self.user_engagement_autoencoder)
+        return [ae for ae in (self.item_autoencoder, self.user_autoencoder, *views) if ae is not None]
+
+    def engagement_views(self) -> dict[str, EngagementLogit]:
+        """The engagement autoencoders the model has, by the name their metrics carry."""
+        views = {"engagement": self.engagement_autoencoder, "user_engagement": self.user_engagement_autoencoder}
+        return {name: view for name, view in views.items() if view is not None}
 
     def autoencoder_deviation(self, users: torch.Tensor, items: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
         """The deviation from the global mean that joins rating and ctr: the item

@@ -112,19 +112,19 @@ def build_model(
     rated = autoencoder_ratings(data) if cfg.item_autoencoder > 0 and validation_ratings(data) is not None else None
     if rated is not None:
         spec.autoencoder_ratings, spec.user_row_profile = len(rated[0]), True
+        spec.rating_task_autoencoder = True
         spec.user_autoencoder = cfg.user_autoencoder
         spec.engagement_autoencoder = cfg.engagement_autoencoder
+        spec.user_engagement_autoencoder = cfg.user_engagement_autoencoder
     model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
     if model.item_raters is not None:
         # Raters come from the training side only: no valid or test rating is ever read.
         model.item_raters.set_raters(
             *sample_raters(data.train.items, data.train.tokens, n_items, cfg.item_raters, data.seed)
         )
-    if model.item_autoencoder is not None and rated is not None:
-        model.item_autoencoder.set_ratings(*rated)  # the training side's ratings only
-        for twin in (model.user_autoencoder, model.engagement_autoencoder):
-            if twin is not None:
-                twin.set_ratings(*rated)
+    if rated is not None:
+        for ae in model.autoencoders():
+            ae.set_ratings(*rated)  # the training side's ratings only
     return model
 
 
@@ -255,25 +255,24 @@ def finetune(
     torch.manual_seed(data.seed)
     start = time.perf_counter()  # the item autoencoder's fit counts as training time
     autoencoder: dict[str, float] = {}
+    cache = cfg.fit_cache
     if model.item_autoencoder is not None:
         l2 = model.spec.config.item_autoencoder_l2
-        ae, cache = model.item_autoencoder, cfg.fit_cache
-        autoencoder["valid_rmse"] = fit_item_autoencoder(ae, data, l2, progress, cache=cache)
+        autoencoder["valid_rmse"] = fit_item_autoencoder(model.item_autoencoder, data, l2, progress, cache=cache)
         if model.user_autoencoder is not None:
             autoencoder.update(fit_user_autoencoder(model, data, l2, progress, cache=cache))
-        if model.engagement_autoencoder is not None:
-            engagement_l2 = model.spec.config.engagement_autoencoder_l2
-            logloss = fit_engagement_autoencoder(model.engagement_autoencoder, data, engagement_l2, progress, cache=cache)
-            if logloss is not None:
-                autoencoder["engagement_valid_logloss"] = logloss
-        # Fitted: from here on only joined. Before this freeze they got zero gradients, which
-        # AdamW's weight decay alone turned into steps (about 5 % smaller weights over a run),
-        # wherever an objective read the joined outputs while the joins were still off
-        # (distillation's unseen items) or a weighting set a gradient on every shared
-        # parameter (PCGrad).
-        for fitted in (model.item_autoencoder, model.user_autoencoder, model.engagement_autoencoder):
-            if fitted is not None:
-                fitted.requires_grad_(False)
+    for name, view in model.engagement_views().items():
+        engagement_l2 = getattr(model.spec.config, f"{name}_autoencoder_l2")
+        logloss = fit_engagement_autoencoder(view, data, engagement_l2, progress, cache=cache, name=name.replace("_", " "))
+        if logloss is not None:
+            autoencoder[f"{name}_valid_logloss"] = logloss
+    # Fitted: from here on only joined. Before this freeze they got zero gradients, which
+    # AdamW's weight decay alone turned into steps (about 5 % smaller weights over a run),
+    # wherever an objective read the joined outputs while the joins were still off
+    # (distillation's unseen items) or a weighting set a gradient on every shared
+    # parameter (PCGrad).
+    for fitted in model.autoencoders():
+        fitted.requires_grad_(False)
     objective = objective or TaskObjective(data.profile_labels, cfg.sampled_negatives)
     if weighting is None:
         names = list(model.heads) + list(objective.extra_losses)

@@ -115,17 +115,22 @@ def fit_item_autoencoder(
 
 
 def fit_engagement_autoencoder(
-    ae: ItemAutoencoder, data: ProtocolData, l2: float, progress: bool = True, cache: str | Path | None = None
+    ae: ItemAutoencoder,
+    data: ProtocolData,
+    l2: float,
+    progress: bool = True,
+    cache: str | Path | None = None,
+    name: str = "engagement",
 ) -> float | None:
-    """Train ``ae`` as :func:`fit_item_autoencoder` does, to the training pairs' ctr labels
-    (binary cross-entropy; ``l2`` against the summed log-loss), keeping its best state on the
-    validation labels. Returns the validation log-loss; None, leaving ``ae`` as it was, where
-    training or validation has no pair with both classes."""
+    """Train ``ae`` (either engagement view) as :func:`fit_item_autoencoder` does, to the
+    training pairs' ctr labels (binary cross-entropy; ``l2`` against the summed log-loss),
+    keeping its best state on the validation labels. Returns the validation log-loss; None,
+    leaving ``ae`` as it was, where training or validation has no pair with both classes."""
     valid = validation_labels(data)
     train = engagement_targets(data)
     if valid is None or not 0 < train[3].mean() < 1:
         return None
-    return _cached(ae, data, AutoencoderFit(train, valid, "label", l2, "engagement autoencoder"), progress, cache)
+    return _cached(ae, data, AutoencoderFit(train, valid, "label", l2, f"{name} autoencoder"), progress, cache)
 
 
 def _cached(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress: bool, cache: str | Path | None) -> float:
@@ -217,25 +222,26 @@ def blend_share(a: np.ndarray, b: np.ndarray, target: np.ndarray) -> float:
 
 @torch.no_grad()
 def fit_join(model: PolyRecModel, data: ProtocolData) -> dict[str, float]:
-    """Set how the item autoencoder joins ``model``'s rating and ctr, on the validation pairs:
-    the rating share by least squares (in [0, 1]), the ctr logit's weights by logistic
-    regression on (model logit, deviation, and the engagement autoencoder's logit where the
-    model has one). Returns them, for the run's metrics."""
-    ae, pairs = model.item_autoencoder, data.valid.pairs
-    if ae is None or pairs is None or not len(pairs):
+    """Set how the autoencoders join ``model``'s rating and ctr, on the validation pairs: the
+    item autoencoder's rating share by least squares (in [0, 1]); the ctr logit's weights
+    (``model.ctr_join`` and each engagement view's) by logistic regression on the model logit,
+    the item autoencoder's deviation and each engagement autoencoder's logit, those the model
+    has. Returns them, for the run's metrics."""
+    ae, pairs, views = model.item_autoencoder, data.valid.pairs, model.engagement_views()
+    if model.ctr_join is None or pairs is None or not len(pairs):
         return {}
-    engagement = model.engagement_autoencoder
-    ae.rating_share.zero_()
-    ae.ctr_join.copy_(torch.tensor([1.0, 0.0, 0.0]))
-    if engagement is not None:
-        engagement.weight.zero_()
+    if ae is not None:
+        ae.rating_share.zero_()
+    model.ctr_join.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    for view in views.values():
+        view.weight.zero_()
     own = predict_pairs(model, data.valid.history, pairs.users, pairs.items)
     model.eval()
     pair = torch.from_numpy(pairs.users), torch.from_numpy(pairs.items)
-    d = model.autoencoder_deviation(*pair).numpy().astype(np.float64)
+    d = None if ae is None else model.autoencoder_deviation(*pair).numpy().astype(np.float64)
     joined: dict[str, float] = {}
     rated = ~np.isnan(pairs.ratings)
-    if "rating" in own and rated.any():
+    if ae is not None and "rating" in own and rated.any():
         share = blend_share(own["rating"][rated], float(model.global_mean) + d[rated], pairs.ratings[rated])
         ae.rating_share.fill_(share)
         joined["rating_share"] = share
@@ -243,15 +249,19 @@ def fit_join(model: PolyRecModel, data: ProtocolData) -> dict[str, float]:
     y = pairs.labels[labelled]
     if "ctr" in own and labelled.any() and 0 < y.mean() < 1:
         p = np.clip(own["ctr"][labelled], 1e-7, 1 - 1e-7)
-        columns = [np.log(p / (1 - p)), d[labelled]]
-        if engagement is not None:
-            columns.append(engagement(*pair).numpy().astype(np.float64)[labelled])
+        columns = [np.log(p / (1 - p))] + ([] if d is None else [d[labelled]])
+        columns += [view(*pair).numpy().astype(np.float64)[labelled] for view in views.values()]
         lr = LogisticRegression(C=100.0).fit(np.column_stack(columns), y)
-        ae.ctr_join.copy_(torch.tensor([lr.coef_[0, 0], lr.coef_[0, 1], lr.intercept_[0]], dtype=torch.float32))
-        joined.update({"ctr_model_weight": float(lr.coef_[0, 0]), "ctr_autoencoder_weight": float(lr.coef_[0, 1])})
-        if engagement is not None:
-            engagement.weight.fill_(float(lr.coef_[0, 2]))
-            joined["ctr_engagement_weight"] = float(lr.coef_[0, 2])
+        coef = list(lr.coef_[0])
+        a = coef.pop(0)
+        b = 0.0 if d is None else coef.pop(0)
+        model.ctr_join.copy_(torch.tensor([a, b, lr.intercept_[0]], dtype=torch.float32))
+        joined["ctr_model_weight"] = float(a)
+        if d is not None:
+            joined["ctr_autoencoder_weight"] = float(b)
+        for (name, view), weight in zip(views.items(), coef):
+            view.weight.fill_(float(weight))
+            joined[f"ctr_{name}_weight"] = float(weight)
     return joined
 
 
