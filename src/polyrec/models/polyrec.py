@@ -261,8 +261,8 @@ class PolyRecModel(nn.Module):
         ae, views = self.item_autoencoder, self.engagement_views()
         if ae is None and not views:
             return outputs
-        reader = ae if ae is not None else next(iter(views.values()))  # they read ratings alike
-        own = None if own_ratings is None else reader.inputs(own_ratings)
+        # Every autoencoder reads the same training ratings, so any of them turns ratings into inputs.
+        own = None if own_ratings is None else self.autoencoders()[0].inputs(own_ratings)
         d = None if ae is None else self.autoencoder_deviation(users, items, own)
         out = dict(outputs)
         if ae is not None and "rating" in out:
