@@ -20,6 +20,7 @@ from polyrec.train.finetune import build_model, finetune
 def _trained(ds, data_a, tasks: list[str]):
     torch.manual_seed(0)
     cfg = tiny_config(epochs=2)
+    cfg.model.user_engagement_autoencoder = 8
     model = build_model(data_a, tasks, ds.n_items, None, cfg.model, ds.rating_range)
     result = finetune(model, data_a, cfg.train, progress=False)
     return model, result
