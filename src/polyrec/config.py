@@ -127,11 +127,11 @@ class ModelConfig:
     # An engagement autoencoder beside it (models/engagement_autoencoder.py): the item
     # autoencoder's architecture and inputs fitted to the ctr labels (binary cross-entropy,
     # leave-one-out, stopped on the validation labels), its logit added to the ctr logit at a
-    # weight set with the item autoencoder's join on validation. Its code width, 0 = off; it
-    # costs 2 × users × width parameters and is built under protocol A, with the ctr task,
-    # where ``item_autoencoder`` is not 0. ``engagement_autoencoder_l2``: its L2 prior's
-    # weight against the summed log-loss of the training labels. MovieLens-100K (protocol A, seeds 0-2): validation ctr
-    # AUC 0.8095 → 0.8129 at width 500, higher on every seed, rating and profile unchanged;
+    # weight set with the model's ctr join on validation. Its code width, 0 = off; it costs
+    # 2 × users × width parameters and is built under protocol A, with the ctr task, where
+    # ``item_autoencoder`` is not 0. ``engagement_autoencoder_l2``: its L2 prior's weight
+    # against the summed log-loss of the training labels. MovieLens-100K (protocol A, seeds
+    # 0-2): validation ctr AUC 0.8095 → 0.8129 at width 500, higher on every seed, rating and profile unchanged;
     # width 250 joined the same on validation (fitted alone and joined to the same models:
     # 0.8156 / 0.8107 / 0.8113 against 0.8155 / 0.8110 / 0.8114) for half the parameters.
     engagement_autoencoder: int = 250

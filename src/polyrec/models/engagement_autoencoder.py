@@ -10,8 +10,8 @@ from .user_autoencoder import UserAutoencoder
 
 class EngagementLogit:
     """What an engagement view adds to the model: its logit of a pair, times ``weight`` (a
-    buffer each view registers, 0 until set with the item autoencoder's join on the
-    validation pairs, so before its fit a view changes nothing)."""
+    buffer each view registers, 0 until the model's ctr join is fitted on the validation
+    pairs, so before its fit a view changes nothing)."""
 
     weight: torch.Tensor
 
@@ -31,7 +31,7 @@ class EngagementAutoencoder(EngagementLogit, ItemAutoencoder):
     ratings are. On MovieLens-100K (protocol A, seeds 0–2) joining this logit to the model's
     ctr logit raised validation AUC by 0.002–0.004 on every seed (README).
 
-    Its inherited ``rating_share`` and ``ctr_join`` are unused.
+    Its inherited ``rating_share`` is unused.
     """
 
     def __init__(self, n_users: int, n_items: int, hidden: int, n_ratings: int):
@@ -49,7 +49,7 @@ class UserEngagementAutoencoder(EngagementLogit, UserAutoencoder):
     0–2, a probe on the default's saved predictions) joining it beside the item-side twin
     raised validation ctr AUC by 0.0007–0.0011 on every seed (README).
 
-    Its inherited ``share``, ``rating_share`` and ``ctr_join`` are unused.
+    Its inherited ``share`` and ``rating_share`` are unused.
     """
 
     def __init__(self, n_users: int, n_items: int, hidden: int, n_ratings: int):

@@ -10,8 +10,9 @@ A second prior of the same form can join beside it: the transition map (what ten
 next after the recent items; train/item_item_solves.py). Each item keeps only its ``neighbors``
 strongest incoming weights, so the stored prior grows with the catalogue, not with its square.
 The blend is ``(1 − Σ s_k)·z(model) + Σ s_k·z(prior_k)``, each part standardised per user over
-the catalogue so that a share means the same whatever the scales. A history item counts ``decay^k`` for k steps back. ``λ``, the decay and ``s`` are
-chosen on validation (train/item_prior_fit.py).
+the catalogue so that a share means the same whatever the scales. A history item counts
+``decay^k`` for k steps back. ``λ``, the decay and ``s`` are chosen on validation
+(train/item_prior_fit.py).
 """
 
 from __future__ import annotations

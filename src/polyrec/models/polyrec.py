@@ -15,7 +15,7 @@ from ..tasks.next_item import NextItemHead
 from ..tasks.profile import ProfileHead
 from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
-from .engagement_autoencoder import EngagementAutoencoder, EngagementLogit, UserEngagementAutoencoder
+from .engagement_autoencoder import EngagementAutoencoder, UserEngagementAutoencoder
 from .experts import build_experts
 from .item_autoencoder import ItemAutoencoder, UserRowProfile
 from .item_prior import ItemPrior, blend_parts
@@ -258,9 +258,9 @@ class PolyRecModel(nn.Module):
         ``own_ratings`` (NaN: none), for training pairs the heads read leave-one-out: each
         pair's own rating is left out of its item's code too, so the result is what the
         model predicts for a pair it did not see."""
-        ae, views = self.item_autoencoder, self.engagement_views()
-        if ae is None and not views:
+        if self.ctr_join is None:  # neither an item autoencoder nor an engagement view
             return outputs
+        ae, views = self.item_autoencoder, self.engagement_views()
         # Every autoencoder reads the same training ratings, so any of them turns ratings into inputs.
         own = None if own_ratings is None else self.autoencoders()[0].inputs(own_ratings)
         d = None if ae is None else self.autoencoder_deviation(users, items, own)
@@ -277,10 +277,10 @@ class PolyRecModel(nn.Module):
 
     def autoencoders(self) -> list[ItemAutoencoder]:
         """The model's autoencoders (each fitted on its own before fine-tuning), in fitting order."""
-        views = (self.engagement_autoencoder, self.user_engagement_autoencoder)
-        return [ae for ae in (self.item_autoencoder, self.user_autoencoder, *views) if ae is not None]
+        rating_views = [ae for ae in (self.item_autoencoder, self.user_autoencoder) if ae is not None]
+        return rating_views + list(self.engagement_views().values())
 
-    def engagement_views(self) -> dict[str, EngagementLogit]:
+    def engagement_views(self) -> dict[str, EngagementAutoencoder | UserEngagementAutoencoder]:
         """The engagement autoencoders the model has, by the name their metrics carry."""
         views = {"engagement": self.engagement_autoencoder, "user_engagement": self.user_engagement_autoencoder}
         return {name: view for name, view in views.items() if view is not None}

@@ -18,7 +18,7 @@ class UserAutoencoder(ItemAutoencoder):
     err differently. Its deviation is mixed with the item autoencoder's at ``share``, set on
     validation ratings (``mix``); 0 until then, so before its fit it changes nothing.
 
-    Its inherited ``rating_share`` and ``ctr_join`` are unused: the item autoencoder joins
+    Its inherited ``rating_share`` is unused: the item autoencoder joins
     the mixed deviation to the model's outputs.
     """
 

@@ -51,10 +51,11 @@ def part_scores(kept: Kept, decay: float, batch: HistoryBatch) -> torch.Tensor:
 
 def best_on_grids(
     own: torch.Tensor, batch: HistoryBatch, taken: sp.csr_matrix, targets: np.ndarray, seen: sp.csr_matrix,
-    cfg: ModelConfig, floor: float,
+    cfg: ModelConfig, floor: float, beside: tuple[tuple[torch.Tensor, float], ...] = (),
 ) -> dict:
     """The (λ, decay, share) of the grids whose blend of ``own`` (the model's :func:`standardised`
-    scores of the users of ``batch``) with EASE fitted on ``taken`` ranks ``targets`` best:
+    scores of the users of ``batch``) with EASE fitted on ``taken`` — and ``beside``, parts
+    blended at fixed shares — ranks ``targets`` best:
     ``{"valid_ndcg", "l2", "decay", "share", "kept": (sources, weights)}`` — or
     ``{"valid_ndcg": floor}`` where no choice beats ``floor``."""
     best: dict = {"valid_ndcg": floor}
@@ -63,7 +64,7 @@ def best_on_grids(
         for decay in DECAY_GRID:
             z = part_scores(kept, decay, batch)
             for share in SHARE_GRID:
-                ndcg = ndcg_at(blend_standardised(own, [(z, share)]).numpy(), targets, seen)
+                ndcg = ndcg_at(blend_standardised(own, [(z, share), *beside]).numpy(), targets, seen)
                 if ndcg > best["valid_ndcg"] + 1e-6:
                     best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": kept}
     return best
@@ -96,15 +97,8 @@ def best_with_transitions(
                                 "transition_z": z}
     if "transition_kept" not in best:
         return best
-    z, share = best.pop("transition_z"), best["transition_share"]
-    for l2 in L2_GRID:
-        kept = ease_neighbours(taken, l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
-        for decay in DECAY_GRID:
-            ease_z = part_scores(kept, decay, batch)
-            for ease_share in SHARE_GRID:
-                ndcg = ndcg_at(blend_standardised(own, [(ease_z, ease_share), (z, share)]).numpy(), targets, seen)
-                if ndcg > best["valid_ndcg"] + 1e-6:
-                    best = {**best, "valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": ease_share, "kept": kept}
+    transition = (best.pop("transition_z"), best["transition_share"])
+    best.update(best_on_grids(own, batch, taken, targets, seen, cfg, floor=best["valid_ndcg"], beside=(transition,)))
     if best["share"] == 0.0:  # the transitions alone: no EASE part
         best = {k: v for k, v in best.items() if k not in ("l2", "decay", "kept")}
     return best
