@@ -93,6 +93,7 @@ def test_ml100k_counts_and_types(ml100k) -> None:
     assert ml100k.attributes == ["gender", "age", "occupation"]
     assert "zip_code" not in ml100k.users.columns
     assert ml100k.text_columns == ["title", "year", "genres"]
+    assert ml100k.text_fields == []  # one short composed sentence: encoded whole
     inter = ml100k.interactions
     assert inter["rating"].dtype == np.float64 and inter["timestamp"].dtype == np.float64
     assert inter["user"].dtype == np.int64 and inter["item"].dtype == np.int64
@@ -250,6 +251,7 @@ def test_generic_full_yaml(tmp_path) -> None:
         "title: Summer sale",
         "title: Unsold lamp. categories: Lighting. brand: Lumo",
     ]
+    assert ds.text_fields == ["title", "categories", "brand"]  # several: each may be encoded apart
     assert ds.items["item_type"].tolist() == ["product", "product", "ad", "product"]
     assert "1 users in users.csv have no interactions: dropped (no history to learn from)" in ds.notes
     assert "1 items in items.csv have no interactions: kept" in ds.notes

@@ -219,6 +219,13 @@ def test_a_seed_saved_before_a_setting_existed_is_read_back_at_its_default(tmp_p
         record_path.write_text(json.dumps(record))
         setattr(cfg.model, key, value)
         assert _read_back(cfg, tmp_path / "run") is read_back
+    # And text fields encoded apart: a record without the setting joined them.
+    for value, read_back in ((True, False), (False, True)):
+        record = json.loads(record_path.read_text())
+        del record["config"]["text"]["per_field"]
+        record_path.write_text(json.dumps(record))
+        cfg.text.per_field = value
+        assert _read_back(cfg, tmp_path / "run") is read_back
     record = json.loads(record_path.read_text())
     record["config"]["model"]["no_such_setting"] = 1  # one since removed: it no longer reads
     record_path.write_text(json.dumps(record))

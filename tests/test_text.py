@@ -149,3 +149,67 @@ def test_an_encoder_that_cannot_be_loaded_is_one_line_naming_the_setting(tmp_pat
     with pytest.raises(ValueError, match=r"^text.encoder 'no-such-encoder-v9' cannot be loaded \(.*\); offline, name") as info:
         encode_texts(["a title"], "no-such-encoder-v9", cache_dir=tmp_path, progress=False)
     assert "\n" not in str(info.value)
+
+
+def test_fields_encoded_apart_average_the_fields_an_item_has() -> None:
+    from polyrec.text.fields import mean_of_fields
+
+    vocab = {"kettle": [1.0, 0, 0], "kitchen": [0, 1.0, 0], "mug": [0, 0, 1.0], "x9": [0.6, 0.8, 0]}
+    asked: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        asked.append(texts)
+        return np.array([vocab[t] for t in texts])
+
+    titles = ["kettle", "mug", None]
+    categories = ["kitchen", float("nan"), "  "]
+    out = mean_of_fields([titles, categories], ["joined 0", "joined 1", "x9"], encode)
+    np.testing.assert_allclose(out[0], np.array([1.0, 1.0, 0]) / np.sqrt(2))  # the mean of both, normalised
+    np.testing.assert_allclose(out[1], [0, 0, 1.0])  # a missing field is left out, not encoded as ""
+    np.testing.assert_allclose(out[2], [0.6, 0.8, 0])  # no field at all: its whole text (here its id)
+    assert asked == [["kettle", "mug"], ["kitchen"], ["x9"]]
+    with pytest.raises(ValueError, match="2 values for 3 items"):
+        mean_of_fields([["a", "b"]], ["a", "b", "c"], encode)
+
+
+def test_a_field_past_the_encoders_window_still_reaches_the_item_vector(tmp_path) -> None:
+    """Joined, a long title cuts the category off; encoded apart, the category still counts."""
+    from polyrec.text.fields import mean_of_fields
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return encode_texts(texts, MINILM, cache_dir=tmp_path, progress=False, max_tokens=8)
+
+    title = "a cat sits on the mat"  # 6 tokens: all the window of 8 holds
+    categories = ["kitchen appliances", "garden tools"]
+    with torch_threads(1):
+        joined = encode([f"title: {title}. categories: {c}" for c in categories])
+        apart = mean_of_fields([[title, title], categories], ["", ""], encode)
+    assert float(joined[0] @ joined[1]) > 0.999  # the category was never read
+    assert float(apart[0] @ apart[1]) < 0.95
+
+
+def test_a_run_encodes_a_generic_folders_text_columns_apart_unless_told_not_to(tmp_path) -> None:
+    from polyrec.config import RunConfig
+    from polyrec.data.generic import load_generic
+    from polyrec.pipeline import item_text_vectors
+
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "dataset.yaml").write_text(
+        "interactions: {path: events.csv, user: u, item: i}\nitems: {path: items.csv, id: i, text: [title, category]}\n"
+    )
+    (folder / "events.csv").write_text("u,i\na,k1\na,k2\nb,k3\n")
+    (folder / "items.csv").write_text("i,title,category\nk1,blue kettle,kitchen\nk2,red mug,\nk3,,\n")
+    ds = load_generic(folder)
+    cfg = RunConfig.from_dict({"text": {"cache_dir": str(tmp_path / "cache")}})
+    with torch_threads(1):
+        apart = item_text_vectors(ds, cfg, progress=False)
+        cfg.text.per_field = False
+        joined = item_text_vectors(ds, cfg, progress=False)
+        alone = encode_texts(["blue kettle", "kitchen", "red mug", "k3"], MINILM, cache_dir=tmp_path / "cache", progress=False)
+    mean = alone[0] + alone[1]
+    np.testing.assert_allclose(apart[0], mean / np.linalg.norm(mean), atol=1e-5)  # title and category, averaged
+    np.testing.assert_allclose(apart[1], alone[2], atol=1e-5)  # no category: the title alone
+    np.testing.assert_allclose(apart[2], alone[3], atol=1e-5)  # neither: its id, as the joined text
+    assert ds.items["text"].tolist()[0] == "title: blue kettle. category: kitchen"
+    assert float(joined[0] @ apart[0]) < 0.99  # joined, it is another text

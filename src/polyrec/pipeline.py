@@ -25,6 +25,7 @@ from .run_loader import MODEL_DIR, seed_model_folder
 from .run_jobs import JobOutcome, RunInputs, run_jobs
 from .run_progress import SeedRecords
 from .text import encode_texts
+from .text.fields import mean_of_fields
 
 
 @dataclass
@@ -121,7 +122,13 @@ def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray
     if not cfg.text.enabled:
         return None
     t = cfg.text
-    return encode_texts(item_texts(ds), t.encoder, t.cache_dir, t.batch_size, progress, max_tokens=t.max_tokens)
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return encode_texts(texts, t.encoder, t.cache_dir, t.batch_size, progress, max_tokens=t.max_tokens)
+
+    if t.per_field and len(ds.text_fields) > 1:
+        return mean_of_fields([ds.items[c].tolist() for c in ds.text_fields], item_texts(ds), encode)
+    return encode(item_texts(ds))
 
 
 def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:

@@ -136,7 +136,11 @@ class Recommender(RecommenderBase):
         return torch.cat([q, torch.ones(len(q), 1)], dim=1).numpy().astype(np.float32)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        """(N, D) vectors of new item texts, by the encoder this run's items went through."""
+        """(N, D) vectors of new item texts, by the encoder this run's items went through.
+
+        Each text is encoded whole. A run whose catalogue was encoded field by field
+        (``text.per_field``) placed its items at the mean of their fields' vectors, in the
+        same space: a new item's whole text lands near, not exactly where, its fields would."""
         if self.text_encoder_ is None:
             raise ValueError("this run reads no item text (trained without text, or its config.yaml is missing)")
         from .text import encode_texts

@@ -179,10 +179,14 @@ def load_generic(folder: str | os.PathLike[str]) -> Dataset:
 
     users, users_file, attributes = _users(folder, spec.sections.get("users"), user_col, notes)
     items, items_file, text_columns = _items(folder, spec.sections.get("items"), item_col, notes)
-    return assemble(
+    ds = assemble(
         spec.name, inter, user_col, item_col, values, users, users_file, items, items_file,
         attributes, text_columns, notes, keep_unknown_ids=True,
     )  # fmt: skip
+    # Several columns may each be encoded on their own (text.per_field): a long title
+    # cannot then push a short category out of the encoder's window.
+    ds.text_fields = text_columns if len(text_columns) > 1 else []
+    return ds
 
 
 def _users(

@@ -17,7 +17,10 @@ class Dataset:
       categorical attribute stored as str (missing values as ``pd.NA``).
     - ``items``: one row per item, row ``i`` is item index ``i``. Column ``item_id`` holds
       the original id (str); ``text`` is the item text built from ``text_columns``
-      (what the language model reads); optional ``item_type`` (str).
+      (what the language model reads); optional ``item_type`` (str). ``text_fields``
+      names the columns of ``items`` the language model may also read one at a time
+      (``text.per_field``): a generic folder's text columns where it names several; empty
+      where ``text`` is one short composed sentence (the MovieLens loaders).
     - ``interactions``: one row per event, in file order (protocol B breaks timestamp ties
       by this order). Columns ``user`` and ``item`` (int64 indices into the tables above),
       and, when the data has them, ``rating`` (float64), ``timestamp`` (float64, seconds or
@@ -32,6 +35,7 @@ class Dataset:
     interactions: pd.DataFrame
     attributes: list[str] = field(default_factory=list)
     text_columns: list[str] = field(default_factory=list)
+    text_fields: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
