@@ -41,7 +41,8 @@ class TextConfig:
     # synthetic shop whose titles are noise (benchmarks/synthetic_shop.py; README, "Bring
     # your own data") validation ctr AUC went from 0.505 to 0.666; where the titles name the
     # category it was level. false: the joined text. MovieLens' loaders compose one short
-    # sentence per movie and name no fields: unaffected.
+    # sentence per movie and name no fields: unaffected. Adapting the language model while
+    # pretraining (`pretrain.adapt_text`) re-encodes the joined text.
     per_field: bool = True
 
     def __post_init__(self) -> None:
