@@ -126,7 +126,7 @@ def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray
     def encode(texts: list[str]) -> np.ndarray:
         return encode_texts(texts, t.encoder, t.cache_dir, t.batch_size, progress, max_tokens=t.max_tokens)
 
-    if t.per_field and len(ds.text_fields) > 1:
+    if t.per_field and ds.text_fields:  # the loader names fields only where there are several
         return mean_of_fields([ds.items[c].tolist() for c in ds.text_fields], item_texts(ds), encode)
     return encode(item_texts(ds))
 

@@ -57,7 +57,7 @@ def describe(ds: Dataset, notes: list[str] | None = None) -> str:
         lines += _bars(list(counts.items()), ds.n_items)
     if ds.n_items:
         columns = ", ".join(ds.text_columns) or "item id"
-        apart = " (each encoded on its own, unless text.per_field is false)" if len(ds.text_fields) > 1 else ""
+        apart = " (each encoded on its own, unless text.per_field is false)" if ds.text_fields else ""
         lines.append(f"Item text from {columns}{apart}, e.g. {str(ds.items['text'].iloc[0])[:100]!r}")
     if notes:
         lines.append("Notes:")

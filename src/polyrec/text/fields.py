@@ -15,31 +15,31 @@ def mean_of_fields(
 
     ``fields``: one sequence of N values per field (None, NaN or blank: the item lacks that
     field); ``whole``: each item's whole text, encoded instead for an item that has no field;
-    ``encode``: texts → (len, D) unit vectors (``encode_texts`` with the run's settings).
+    ``encode``: texts → (len, D) unit vectors (``encode_texts`` with the run's settings),
+    called once, on every text at once (one cache read and at most one model load).
 
     Why not the joined text: the encoder reads a text up to its window (256 tokens for
     MiniLM), so a long first field can cut the next ones off, and even inside the window a
     long noisy title outweighs a short category. Encoded apart, every field counts once.
     """
     n = len(whole)
-    total: np.ndarray | None = None
+    rows: list[int] = []  # the item each text to encode belongs to
+    texts: list[str] = []
     for values in fields:
         if len(values) != n:
             raise ValueError(f"a text field has {len(values)} values for {n} items")
-        texts = ["" if pd.isna(v) else str(v).strip() for v in values]
-        present = np.array([bool(t) for t in texts], dtype=bool)
-        if not present.any():
-            continue
-        vectors = encode([t for t, p in zip(texts, present) if p])
-        if total is None:
-            total = np.zeros((n, vectors.shape[1]), dtype=np.float64)
-        total[present] += vectors
-    bare = np.ones(n, dtype=bool) if total is None else ~np.any(total != 0.0, axis=1)
-    if bare.any():
-        vectors = encode([whole[i] for i in np.flatnonzero(bare)])
-        if total is None:
-            total = np.zeros((n, vectors.shape[1]), dtype=np.float64)
-        total[bare] = vectors
-    assert total is not None
+        for i, value in enumerate(values):
+            text = "" if pd.isna(value) else str(value).strip()
+            if text:
+                rows.append(i)
+                texts.append(text)
+    has_field = np.zeros(n, dtype=bool)
+    has_field[rows] = True
+    for i in np.flatnonzero(~has_field):
+        rows.append(int(i))
+        texts.append(whole[i])
+    vectors = encode(texts)
+    total = np.zeros((n, vectors.shape[1]), dtype=np.float64)
+    np.add.at(total, np.asarray(rows), vectors)
     norms = np.linalg.norm(total, axis=1, keepdims=True)
     return (total / np.maximum(norms, 1e-12)).astype(np.float32)
