@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 import polyrec
 from polyrec.models.io import load_model, save_model
 from polyrec.models.item_prior import blend_scores
-from polyrec.pipeline import run
+from polyrec.data.loader import load_dataset
+from polyrec.pipeline import item_text_vectors, run
 from polyrec.serve.app import ADMIN_KEY_ENV, ServeSettings, create_app
 from polyrec.serve.events import read_events
 from polyrec.serve.retrieval import IndexSettings
@@ -188,6 +189,48 @@ def test_recommend_embeds_new_items_from_their_text(client, rec) -> None:
     assert [x["score"] for x in with_new.json()["items"]] != [x["score"] for x in without.json()["items"]]
 
 
+@pytest.mark.parametrize("per_field", [True, False])
+def test_a_new_item_given_by_its_fields_gets_the_vector_training_gave_its_twin(runs, tmp_path, per_field: bool) -> None:
+    """A catalogue item's fields, sent as a new item's, give the very vector training gave it:
+    averaged field by field (the default) or joined as the loader joins them."""
+    import yaml
+
+    folder = tmp_path / "run"
+    shutil.copytree(runs["text"], folder)
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["text"]["per_field"] = per_field
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    cfg = tiny_config(runs["root"] / "data")
+    cfg.text.enabled, cfg.text.cache_dir, cfg.text.per_field = True, config["text"]["cache_dir"], per_field
+    ds = load_dataset(None, runs["root"] / "data")
+    trained = item_text_vectors(ds, cfg, progress=False)
+    rec = polyrec.load(folder)
+    assert rec.text_fields == ("title", "categories")
+    picks = [3, 17]
+    fields = [{"title": ds.items["title"][i], "categories": ds.items["categories"][i]} for i in picks]
+    np.testing.assert_allclose(rec.embed_texts(fields), trained[picks], atol=1e-6)
+    whole = rec.embed_texts([ds.items["text"][i] for i in picks])  # one string: the joined text, encoded whole
+    assert np.allclose(whole, trained[picks], atol=1e-6) != per_field
+
+
+def test_new_item_fields_are_checked_against_the_catalogues(rec, runs) -> None:
+    with pytest.raises(ValueError, match="unknown text field 'colour' \\(this run's fields: title, categories\\)"):
+        rec.embed_texts([{"title": "a kettle", "colour": "blue"}])
+    with pytest.raises(ValueError, match="are all empty"):
+        rec.embed_texts([{"title": "  "}])
+    with pytest.raises(ValueError, match="reads no item text"):
+        polyrec.load(runs["plain"]).embed_texts([{"title": "a kettle"}])
+
+
+def test_recommend_embeds_a_new_item_from_its_fields(client, rec) -> None:
+    known = [{"item_id": item_id(i), "rating": 5.0} for i in (20, 21, 22)]
+    fields = {"title": "Action story number 99", "categories": "action|thriller"}
+    r = client.post("/recommend", json={"history": known + [{"item_id": "brand-new", "rating": 5.0, "fields": fields}], "k": 10})
+    assert r.status_code == 200
+    expected = rec.recommend_history([h["item_id"] for h in known] + ["brand-new"], [5.0] * 4, {"brand-new": fields}, k=10)
+    assert ids(r) == expected["item_id"].tolist()
+
+
 @pytest.mark.parametrize(
     "body, status, message",
     [
@@ -198,6 +241,10 @@ def test_recommend_embeds_new_items_from_their_text(client, rec) -> None:
         ({"history": [{"item_id": "i001", "stars": 5}]}, 422, "body.history.0.stars: Extra inputs are not permitted"),
         ({"history": [{"item_id": "i001", "rating": "high"}]}, 422, "body.history.0.rating"),
         ({"history": [{"item_id": "new", "text": ""}]}, 422, "body.history.0.text"),
+        ({"history": [{"item_id": "new", "text": "a", "fields": {"title": "a"}}]}, 422, "`text` or its `fields`, not both"),
+        ({"history": [{"item_id": "new", "fields": {}}]}, 422, "body.history.0.fields"),
+        ({"history": [{"item_id": "new", "fields": {"title": ""}}]}, 422, "body.history.0.fields.title"),
+        ({"history": [{"item_id": "new", "fields": {"colour": "blue"}}]}, 422, "unknown text field 'colour'"),
         ({"history": [{"item_id": "i001"}], "item_type": "video"}, 422, "unknown type 'video'"),
         (None, 422, "body: a JSON body is required"),
     ],

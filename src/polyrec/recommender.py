@@ -8,7 +8,6 @@ of a user as that user's history.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,13 +16,13 @@ import pandas as pd
 import torch
 import yaml
 
-from .config import TextConfig
 from .data.tables import Dataset
 from .eval.predict import predict_pairs, profile_probabilities, score_users
 from .models.io import load_model
 from .models.polyrec import PolyRecModel
 from .recommender_base import RecommenderBase
-from .run_loader import INTERACTIONS, ITEMS, USERS, load_tables
+from .run_loader import INTERACTIONS, ITEMS, TEXT_FIELDS, USERS, load_tables
+from .text.new_items import NewItemEncoder, NewItemText
 from .train.sequences import Histories, RatingTokens, build_histories, collate
 
 INTEREST_COLUMNS = ("genres", "categories", "category", "item_type")  # first present one, see interests()
@@ -32,7 +31,10 @@ INTEREST_COLUMNS = ("genres", "categories", "category", "item_type")  # first pr
 
 def save_tables(ds: Dataset, out: Path) -> None:
     """The id maps, item texts and interactions a saved run needs to answer by id."""
-    ds.items.astype({"item_id": str}).to_parquet(out / ITEMS, index=False)
+    items = ds.items.astype({"item_id": str})
+    # Kept in the file so serving can take a new item's text as the same fields (parquet keeps attrs).
+    items.attrs = {**items.attrs, TEXT_FIELDS: list(ds.text_fields)}
+    items.to_parquet(out / ITEMS, index=False)
     ds.users.astype("string").to_parquet(out / USERS, index=False)  # missing stays missing
     ds.interactions.to_parquet(out / INTERACTIONS, index=False)
 
@@ -49,12 +51,9 @@ class Recommender(RecommenderBase):
         self.rating_range = next((m.spec.rating_range for m in models.values() if m.spec.rating_range is not None), None)
         self.attribute_classes = {k: v for m in models.values() for k, v in m.spec.attribute_classes.items()}
         ds = Dataset("saved", users, items, interactions)
-        # The sentence encoder the run's item texts went through (set by load from config.yaml):
-        # new items' texts must go through the same one. None: unknown, or the run used no text.
-        self.text_encoder_: str | None = None
-        self.text_cache_dir_: str | None = None
-        self.text_max_tokens_: int | None = None
-        self._text_lock = threading.Lock()
+        # How the run's item texts were encoded (set by load from config.yaml): new items' texts
+        # must go the same way. None: unknown, or the run used no text.
+        self.new_item_encoder_: NewItemEncoder | None = None
         self._histories: dict[str, Histories] = {}
         for p, m in models.items():
             tokens = RatingTokens(tuple(m.spec.rating_levels), m.spec.labels_only)
@@ -67,13 +66,11 @@ class Recommender(RecommenderBase):
         if not folders:
             raise FileNotFoundError(f"{path}: no saved model (expected {path}/model/<protocol>/)")
         models = {name: load_model(folder) for name, folder in folders.items()}
-        rec = cls(models, *load_tables(path))
+        items, users, interactions = load_tables(path)
+        rec = cls(models, items, users, interactions)
         if (path / "config.yaml").is_file():  # read leniently: only the text section matters here
             text = (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("text") or {}
-            default = TextConfig()
-            rec.text_encoder_ = text.get("encoder", default.encoder) if text.get("enabled", default.enabled) else None
-            rec.text_cache_dir_ = text.get("cache_dir", default.cache_dir)
-            rec.text_max_tokens_ = text.get("max_tokens", default.max_tokens)
+            rec.new_item_encoder_ = NewItemEncoder.from_run(text, items.attrs.get(TEXT_FIELDS, []))
         return rec
 
     def _model(self, task: str, prefer: tuple[str, ...]) -> tuple[str, PolyRecModel]:
@@ -135,32 +132,36 @@ class Recommender(RecommenderBase):
         q = torch.cat(parts) if parts else torch.zeros(0, model.spec.config.dim)
         return torch.cat([q, torch.ones(len(q), 1)], dim=1).numpy().astype(np.float32)
 
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        """(N, D) vectors of new item texts, by the encoder this run's items went through.
+    def embed_texts(self, texts: Sequence[NewItemText]) -> np.ndarray:
+        """(N, D) vectors of new items' texts, made as this run's catalogue's were.
 
-        Each text is encoded whole. A run whose catalogue was encoded field by field
-        (``text.per_field``) placed its items at the mean of their fields' vectors, in the
-        same space: a new item's whole text lands near, not exactly where, its fields would."""
-        if self.text_encoder_ is None:
+        An item is one whole text, or a mapping of the catalogue's text fields (``text_fields``)
+        to its values, some of which may be left out. Given as fields, it gets exactly the
+        vector a catalogue item with those values got: each field encoded apart and averaged
+        where the run did so (``text.per_field``), else the fields joined as the loader joins
+        them. A whole text is encoded whole, which in a per-field run lands near, not exactly
+        where, its fields would."""
+        if self.new_item_encoder_ is None:
             raise ValueError("this run reads no item text (trained without text, or its config.yaml is missing)")
-        from .text import encode_texts
+        return self.new_item_encoder_.embed(texts)
 
-        with self._text_lock:  # the on-disk vector cache has one writer at a time
-            return encode_texts(
-                texts, self.text_encoder_, self.text_cache_dir_, progress=False, max_tokens=self.text_max_tokens_
-            )
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        """The catalogue's text fields a new item may be given by (empty: one whole text only)."""
+        return () if self.new_item_encoder_ is None else self.new_item_encoder_.fields
 
     @torch.no_grad()
     def history_vector(
         self,
         items: Sequence[str],
         ratings: Sequence[float | None] | None = None,
-        texts: Mapping[str, str] | None = None,
+        texts: Mapping[str, NewItemText] | None = None,
     ) -> np.ndarray:
         """(d + 1,) user vector (as in ``user_vectors``) for an ad-hoc history, oldest item first.
 
-        ``items`` may name items the model has never seen if ``texts`` gives their text: such an
-        item is represented by its text alone, as ID dropout trained the model to do.
+        ``items`` may name items the model has never seen if ``texts`` gives their text (one
+        string, or their text fields: :meth:`embed_texts`): such an item is represented by its
+        text alone, as ID dropout trained the model to do.
         ``ratings[k]`` is None where the k-th interaction has no rating.
         """
         if len(items) == 0:
@@ -198,7 +199,7 @@ class Recommender(RecommenderBase):
         self,
         items: Sequence[str],
         ratings: Sequence[float | None] | None = None,
-        texts: Mapping[str, str] | None = None,
+        texts: Mapping[str, NewItemText] | None = None,
         k: int = 10,
         exclude_seen: bool = True,
     ) -> pd.DataFrame:

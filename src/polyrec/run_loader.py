@@ -11,6 +11,7 @@ from .learners import LEARNER_FILE
 from .recommender_base import RecommenderBase
 
 ITEMS, USERS, INTERACTIONS = "items.parquet", "users.parquet", "interactions.parquet"
+TEXT_FIELDS = "text_fields"  # key in the items file's attrs: the catalogue's text fields, in order
 # seeds/<P>/seed<k>/: each seed's model (a later stage, distillation, needs the model of each
 # seed's own split); model/<P>/: a copy of the first seed's, the one a run serves.
 MODEL_DIR, SEED_MODELS_DIR = "model", "seeds"

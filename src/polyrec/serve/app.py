@@ -163,8 +163,9 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         responses=_errors(404, 413, 422, 501),
         summary="Top-k items for an ad-hoc history (cold start)",
         description=(
-            "For a user the model has never seen. Items the model has never seen may come with their `text`: "
-            "it is embedded on the fly by the run's sentence encoder."
+            "For a user the model has never seen. Items the model has never seen may come with their `text`, "
+            "or with their text `fields` as the catalogue has them: it is embedded on the fly by the run's "
+            "sentence encoder."
         ),
     )
     def recommend_history(body: S.RecommendRequest) -> S.Recommendations:
@@ -174,7 +175,9 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         allowed = type_mask(run, body.item_type)
         items = [h.item_id for h in body.history]
         ratings = [h.rating for h in body.history]
-        texts = {h.item_id: h.text for h in body.history if h.text is not None and h.item_id not in run.item_index}
+        texts = {
+            h.item_id: h.new_item_text for h in body.history if h.new_item_text is not None and h.item_id not in run.item_index
+        }
         try:
             if run.retrieves:
                 vector = run.rec.history_vector(items, ratings, texts)  # type: ignore[attr-defined]

@@ -13,10 +13,13 @@ MAX_K = 100  # items per answer
 MAX_HISTORY = 1000  # items in an ad-hoc history (the model reads its most recent max_history)
 MAX_PAIRS = 1000  # (user, item) pairs per /predict
 MAX_EVENTS = 1000  # events per POST /events
-MAX_TEXT = 2000  # characters of a new item's text
+MAX_TEXT = 2000  # characters of a new item's text, or of each of its text fields
+MAX_FIELDS = 32  # text fields of a new item
 MAX_BODY = 1 << 20  # bytes per request body (413 above)
 
 Id = Annotated[str, Field(min_length=1, max_length=128, description="an id as in the training data")]
+FieldName = Annotated[str, Field(min_length=1, max_length=128)]
+FieldText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 K = Annotated[int, Field(ge=1, le=MAX_K, description=f"number of items, 1 to {MAX_K}")]
 
 
@@ -47,6 +50,25 @@ class HistoryItem(Strict):
     text: str | None = Field(
         None, min_length=1, max_length=MAX_TEXT, description="the item's text; needed only for items the model has never seen"
     )
+    fields: dict[FieldName, FieldText] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_FIELDS,
+        description=(
+            "instead of `text`: the item's text fields by name, as the catalogue's items file has them "
+            "(e.g. title, category); the item is then embedded exactly as a catalogue item with these values was"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_text(self) -> "HistoryItem":
+        if self.text is not None and self.fields is not None:
+            raise ValueError("give a new item's `text` or its `fields`, not both")
+        return self
+
+    @property
+    def new_item_text(self) -> str | dict[str, str] | None:
+        return self.text if self.fields is None else self.fields
 
 
 class RecommendRequest(Strict):
