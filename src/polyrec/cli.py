@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .process_group import DISTRIBUTED_COMMANDS, launched_rank, launched_world_size
+
 if TYPE_CHECKING:
     from .config import RunConfig
 
@@ -172,6 +174,8 @@ def _run(args: argparse.Namespace) -> None:
     if getattr(args, "init", None):
         cfg.pretrain.init, cfg.pretrain.enabled = args.init, False
     result = run(cfg, args.out, progress=not args.quiet, resume=not args.no_resume)
+    if launched_rank() > 0:
+        return  # rank 0 reports (process_group.py)
     print()
     print(results_table(result.metrics, cfg.model.name))
     for note in result.notes:
@@ -348,6 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     from .data.errors import DataError
 
     args = _parser().parse_args(argv)
+    if launched_world_size() > 1 and args.command not in DISTRIBUTED_COMMANDS:
+        print(
+            f"polyrec: error: `polyrec {args.command}` runs in one process; under torchrun only "
+            f"{' and '.join(f'`polyrec {c}`' for c in DISTRIBUTED_COMMANDS)} train across processes",
+            file=sys.stderr,
+        )
+        return 2
     handlers = {
         "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "serve": _serve, "events": _events,
         "bench": _bench,

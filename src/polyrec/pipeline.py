@@ -4,6 +4,7 @@ evaluate, baselines → aggregate over seeds → report and saved model."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .data.tables import Dataset
 from .eval.evaluate import ProfilePool
 from .eval.prediction_store import load_predictions
 from .eval.report import write_report
+from .process_group import process_group, from_rank_zero
 from .recommender import save_tables
 from .run_loader import MODEL_DIR, seed_model_folder
 from .run_jobs import JobOutcome, RunInputs, run_jobs
@@ -190,9 +192,24 @@ def run(
     Seeds finished before in ``out`` with the same configuration and data are read back, not
     retrained (``run_progress.py``): a stopped run resumes, and a run can grow by seeds;
     ``resume=False`` (`polyrec run --no-resume`) trains every seed again."""
-    prepared = prepare_run(cfg, out, load_run_data(cfg, progress, log), progress, baselines, resume)
-    train_runs({"": prepared}, log)
-    return finish_run(prepared, log)
+    with process_group() as rank:
+        if rank > 0:
+            return follow_run(cfg, Path(out), baselines)
+        prepared = prepare_run(cfg, out, load_run_data(cfg, progress, log), progress, baselines, resume)
+        prepared.todo = from_rank_zero(prepared.todo)
+        train_runs({"": prepared}, log)
+        return finish_run(prepared, log)
+
+
+def follow_run(cfg: RunConfig, out: Path, baselines: bool) -> RunResult:
+    """A process of rank > 0 under ``torchrun`` (process_group.py): the seeds rank 0 trains,
+    trained together with it, written to a scratch folder that is then deleted."""
+    quiet: Callable[[str], None] = lambda _: None  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="polyrec-follower-") as scratch:
+        prepared = prepare_run(cfg, scratch, load_run_data(cfg, False, quiet), False, baselines, resume=False)
+        prepared.todo = from_rank_zero(prepared.todo)
+        train_runs({"": prepared}, quiet, time_costs=False)
+    return RunResult({}, [], out)
 
 
 def prepare_run(
@@ -249,7 +266,7 @@ def finish_run(prepared: PreparedRun, log: Callable[[str], None] = print) -> Run
     return RunResult(result, notes, out)
 
 
-def train_runs(runs: Mapping[str, PreparedRun], log: Callable[[str], None]) -> dict[str, float]:
+def train_runs(runs: Mapping[str, PreparedRun], log: Callable[[str], None], time_costs: bool = True) -> dict[str, float]:
     """Train every protocol of the seeds each run still has to train, all in one pool (side by
     side where there are cores: run_jobs.py), the runs in the order given; return each run's
     time on one worker (its jobs' own seconds and its cost timing; a share of the wall time).
@@ -257,7 +274,7 @@ def train_runs(runs: Mapping[str, PreparedRun], log: Callable[[str], None]) -> d
     A seed's record is written as soon as its protocols are trained, so that a stopped run
     resumes from its finished seeds. A seed's serving cost is timed afterwards, on its last
     protocol's model, after all the training, so that no other job runs beside the timing; a
-    record saved before that has ``"cost": None``."""
+    record saved before that has ``"cost": None`` (as every record has with ``time_costs=False``)."""
     jobs = [(key, p, s) for key, r in runs.items() for s in r.todo for p in r.protocols]
     outcomes: dict[str, dict[tuple[str, int], JobOutcome]] = {key: {} for key in runs}
     to_time: dict[tuple[str, int], tuple[dict[str, Any], JobOutcome | None]] = {}
@@ -276,6 +293,8 @@ def train_runs(runs: Mapping[str, PreparedRun], log: Callable[[str], None]) -> d
 
     if jobs:
         run_jobs({key: r.inputs for key, r in runs.items()}, jobs, log, on_finished=finished)
+    if not time_costs:
+        return seconds
     for (key, seed), (record, timed) in to_time.items():
         start, r = time.perf_counter(), runs[key]
         record["cost"] = timed.learner.cost(r.inputs.prepare(timed.protocol, seed)) if timed is not None else {}

@@ -35,6 +35,7 @@ from .eval.prediction_store import save_predictions
 from .learners import Learner, LearnerContext, make_learner
 from .progress import set_bar_line
 from .run_loader import seed_model_folder
+from .train.data_parallel import process_group_size
 from .train.protocol_data import ProtocolData, prepare
 
 
@@ -141,6 +142,8 @@ def plan_workers(cfg: RunConfig, n_jobs: int) -> tuple[int, int | None]:
     among them — unless ``train.threads`` is set, which keeps the jobs in this process one
     after the other (the caller chose how many cores one training takes; e.g. studies that
     start several single-threaded processes themselves)."""
+    if process_group_size()[1] > 1:  # under torchrun every process is one training's share
+        return 1, cfg.train.threads
     workers = cfg.train.workers
     if workers is None:
         workers = 1 if cfg.train.threads else available_cores()

@@ -22,6 +22,7 @@ from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
 from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
 from ..progress import bar as progress_bar
+from .data_parallel import DataParallel
 from .item_autoencoder_fit import (
     autoencoder_ratings,
     fit_engagement_autoencoder,
@@ -273,17 +274,24 @@ def finetune(
     # parameter (PCGrad).
     for fitted in model.autoencoders():
         fitted.requires_grad_(False)
+    parallel = DataParallel()
+    parallel.broadcast_state(model)  # one starting point, whatever each process fitted or loaded
     objective = objective or TaskObjective(data.profile_labels, cfg.sampled_negatives)
     if weighting is None:
         names = list(model.heads) + list(objective.extra_losses)
         lambdas = {**cfg.loss_weights, **objective.extra_losses}
         weighting = make_weighting(cfg.weighting, names, lambdas, data.protocol, data.seed)
     shared = SharedParameters(model.shared_parameters(), model.last_shared_layer())
-    rng = np.random.default_rng(data.seed)
+    rng = np.random.default_rng(data.seed)  # the batch order: the same in every process
+    # What each process draws while making its batches (crops, shuffles): its own stream in a
+    # process group, so that the shared batch order never depends on which batches it took.
+    batch_rng = np.random.default_rng([data.seed, parallel.rank]) if parallel.active else rng
+    if parallel.active:
+        torch.manual_seed(data.seed + parallel.rank)  # dropout masks differ between processes
     params = [p for p in model.parameters() if p.requires_grad] + objective.parameters()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     users = np.flatnonzero(data.train.lengths() > 1)  # a one-item history has no target to learn from
-    steps_per_epoch = -(-len(users) // cfg.batch_size)
+    steps_per_epoch = parallel.steps(-(-len(users) // cfg.batch_size))
     sched = warmup_cosine(opt, warmup=steps_per_epoch, total=cfg.epochs * steps_per_epoch)
     shuffle = cfg.shuffle_history_in_a and data.protocol == "A"
     fractions = auxiliary_fractions(cfg, data.protocol)
@@ -301,22 +309,27 @@ def finetune(
         model.train()
         sums: dict[str, float] = {}
         batches = length_bucketed_batches(users, data.train.lengths(), cfg.batch_size, rng)
+        if parallel.active:  # a batch's cost: its users times their padded history length
+            window, lengths = model.spec.config.max_history, data.train.lengths()
+            batches = parallel.shard(batches, [len(b) * min(window, int(lengths[b].max())) for b in batches])
         for batch_users in batches:
-            batch = collate(data.train, batch_users, model.spec.config.max_history, rng, shuffle)
+            batch = collate(data.train, batch_users, model.spec.config.max_history, batch_rng, shuffle)
             losses = objective.losses(model, batch, fractions)
             opt.zero_grad(set_to_none=True)
             weighting.backward(losses, shared)
+            parallel.average_gradients(params)
+            parallel.average(weighting.parameters())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
             averaged.update()
-            for k, v in losses.items():
+            for k, v in losses.items():  # in a process group: this process's share of the batches
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
         with averaged.applied():  # judged, and kept, with the averaged weights
             valid = validation_losses(model, data)
             gates = mean_gates(model, data)
             score = selection_score(valid, watched, cfg.loss_weights)
-            improved = score < best - 1e-4
+            improved = parallel.agree(score < best - 1e-4)
             if improved:
                 best_state = copy.deepcopy(model.state_dict())
         for k, v in sums.items():
@@ -337,7 +350,7 @@ def finetune(
         else:
             bad_epochs += 1
         bar.set_postfix(epoch_summary(valid, watched, best_epoch))
-        if bad_epochs >= cfg.patience:
+        if parallel.agree(bad_epochs >= cfg.patience):
             break
     model.load_state_dict(best_state)
     if refit_profile:

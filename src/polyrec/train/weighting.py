@@ -6,7 +6,9 @@ runs:
 - ``backward(losses, shared)`` fills ``.grad`` of the model's parameters from the task losses
   of one batch (and updates the strategy's own learned weights, if it has any, with its own
   small Adam: they are not model parameters and take no weight decay);
-- ``weights()`` gives the effective weight of each task now, for the per-epoch log.
+- ``weights()`` gives the effective weight of each task now, for the per-epoch log;
+- ``parameters()`` lists the learned weights (none for fixed λ and PCGrad), which a
+  data-parallel training averages over its processes after each step.
 
 ``fixed`` is ``Σ λ_t L_t`` with ``train.loss_weights`` (what polyrec always did);
 ``uncertainty`` (Kendall et al., CVPR 2018) learns ``s_t = log σ_t²`` and minimises
@@ -48,6 +50,8 @@ class LossWeighting(Protocol):
 
     def weights(self) -> dict[str, float]: ...
 
+    def parameters(self) -> list[torch.Tensor]: ...
+
 
 class FixedWeights:
     """``Σ λ_t L_t``; a task missing from ``lambdas`` has weight 1."""
@@ -63,6 +67,9 @@ class FixedWeights:
     def weights(self) -> dict[str, float]:
         return dict(self.lambdas)
 
+    def parameters(self) -> list[torch.Tensor]:
+        return []
+
 
 class _Learned:
     """A vector of per-task parameters with its own Adam."""
@@ -72,6 +79,9 @@ class _Learned:
         self.index = {t: k for k, t in enumerate(tasks)}
         self.param = torch.full((len(tasks),), float(init), requires_grad=True)
         self.opt = torch.optim.Adam([self.param], lr=lr)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.param]
 
     def present(self, losses: dict[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:
         names = [t for t in self.tasks if t in losses]
@@ -178,6 +188,9 @@ class PCGrad:
 
     def weights(self) -> dict[str, float]:
         return dict(self.lambdas)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return []
 
 
 def make_weighting(
