@@ -402,6 +402,50 @@ def test_parquet_rows_are_numbered_as_in_csv(tmp_path) -> None:
     assert "missing rating" in check_error(info, "r.parquet", 3, "r")
 
 
+def _write_shards(folder: Path, parts: dict[str, pd.DataFrame]) -> Path:
+    """``parts``: path under ``folder/inter`` → its rows, written as Parquet shards."""
+    for name, frame in parts.items():
+        (folder / "inter" / name).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(folder / "inter" / name)
+    (folder / "dataset.yaml").write_text("interactions: {path: inter, user: u, item: i, rating: r, timestamp: day}\n")
+    return folder
+
+
+def test_a_folder_of_parquet_shards_reads_as_one_table_with_hive_partitions(tmp_path) -> None:
+    rows = pd.DataFrame({"u": list("abcab"), "i": list("xyzzx"), "r": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    folder = _write_shards(tmp_path / "shards", {
+        "day=2/part-0.parquet": rows.iloc[3:], "day=1/part-1.parquet": rows.iloc[1:3], "day=1/part-0.parquet": rows.iloc[:1],
+    })  # fmt: skip
+    ds = load_generic(folder)
+    inter = ds.interactions
+    assert inter["rating"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]  # sorted path order: day=1/part-0, part-1, day=2
+    assert inter["timestamp"].tolist() == [1.0, 1.0, 1.0, 2.0, 2.0]  # the partition column
+    assert ds.users["user_id"].tolist() == ["a", "b", "c"]
+
+
+def test_an_error_in_a_shard_names_that_shard_and_its_own_row(tmp_path) -> None:
+    good = pd.DataFrame({"u": ["a", "b"], "i": ["x", "y"], "r": [1.0, 2.0]})
+    bad = pd.DataFrame({"u": ["a", "b", "c"], "i": ["x", "y", "z"], "r": [1.0, 2.0, np.nan]})
+    folder = _write_shards(tmp_path / "shards", {"day=1/a.parquet": good, "day=2/b.parquet": bad})
+    with pytest.raises(DataError) as info:
+        load_generic(folder)
+    assert "missing rating" in check_error(info, "b.parquet", 4, "r") and "day=2" in info.value.file
+
+
+def test_shards_must_share_their_columns_and_a_folder_must_hold_some(tmp_path) -> None:
+    one = pd.DataFrame({"u": ["a"], "i": ["x"], "r": [1.0]})
+    other = one.rename(columns={"r": "rating"})
+    folder = _write_shards(tmp_path / "mixed", {"day=1/a.parquet": one, "day=2/b.parquet": other})
+    with pytest.raises(DataError) as info:
+        load_generic(folder)
+    assert "differ from" in check_error(info, "b.parquet", None, None)
+    empty = tmp_path / "empty"
+    (empty / "inter").mkdir(parents=True)
+    (empty / "dataset.yaml").write_text("interactions: {path: inter, user: u, item: i}\n")
+    with pytest.raises(DataError, match="must hold .parquet files; it holds none"):
+        load_generic(empty)
+
+
 # ---------------------------------------------------------------- load_dataset
 
 

@@ -23,7 +23,7 @@ def unique_ids(table: Table, column: str, what: str) -> pd.Series:
     if repeated.any():
         pos = int(np.flatnonzero(repeated)[0])
         first = int(np.flatnonzero((ids == ids.iloc[pos]).to_numpy())[0])
-        message = f"duplicate {what} '{ids.iloc[pos]}' (first on row {table.row(first)})"
+        message = f"duplicate {what} '{ids.iloc[pos]}' (first on {table.place(first)})"
         raise table.error(message, pos, column)
     return ids.reset_index(drop=True)
 

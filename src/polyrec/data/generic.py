@@ -14,7 +14,8 @@ column as ``io.py`` describes.
 
 ``items`` and ``users`` are optional, as are their ``id`` (default: the interactions'
 column name), ``text``, ``type`` and ``attributes``. Files are ``.csv``, ``.tsv`` (UTF-8)
-or ``.parquet``; ids are read as str.
+or ``.parquet``, or a folder of ``.parquet`` shards (``io.read_parquet_folder``); ids are
+read as str.
 
 Policies: interactions naming an id missing from an existing users/items file keep it — a
 user whose attributes are unknown (a users file often covers only the users who gave them),

@@ -3,7 +3,8 @@
 Row numbers in errors are what a user sees in a text editor: the line number in the file
 where the record starts. A file with a header has the header on row 1, so its first data
 row is row 2; the headerless MovieLens ``.dat`` files start their data on row 1. Parquet has
-no lines; its rows are numbered as in the same table written to CSV (header = row 1).
+no lines; its rows are numbered as in the same table written to CSV (header = row 1). In a
+folder of Parquet shards, a row is numbered within its own shard, and the error names it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Table:
     header_row: int | None
     _row_numbers: Callable[[], np.ndarray]
     _rows: np.ndarray | None = field(default=None, repr=False)
+    # A folder of Parquet shards: each shard's file and number of records, in reading order;
+    # a record's row is then counted within its own shard.
+    shards: tuple[tuple[str, int], ...] = ()
 
     def row(self, pos: int) -> int:
         """File row (see module docstring) of the record at position ``pos``."""
@@ -50,8 +54,23 @@ class Table:
         # Only if a pathological file made the two parsers disagree on the record count.
         return pos + (self.header_row or 0) + 1
 
+    def locate(self, pos: int) -> tuple[str, int]:
+        """(file, row) of the record at position ``pos``: its shard's file in a folder of shards."""
+        if not self.shards:
+            return self.file, self.row(pos)
+        ends = np.cumsum([n for _, n in self.shards])
+        return self.shards[int(np.searchsorted(ends, pos, side="right"))][0], self.row(pos)
+
+    def place(self, pos: int) -> str:
+        """Where the record at ``pos`` is, for a message: "row 7", or "<shard>, row 7"."""
+        file, row = self.locate(pos)
+        return f"{file}, row {row}" if self.shards else f"row {row}"
+
     def error(self, message: str, pos: int | None = None, column: str | None = None) -> DataError:
-        return DataError(self.file, message, row=None if pos is None else self.row(pos), column=column)
+        if pos is None:
+            return DataError(self.file, message, column=column)
+        file, row = self.locate(pos)
+        return DataError(file, message, row=row, column=column)
 
     def column(self, name: str) -> pd.Series:
         """The column ``name``; a missing one is an error that lists the available columns."""
@@ -81,8 +100,11 @@ class Table:
 
 
 def read_table(path: str | os.PathLike[str]) -> Table:
-    """Read a ``.csv``/``.tsv`` (UTF-8) or ``.parquet`` file into a ``Table``."""
+    """Read a ``.csv``/``.tsv`` (UTF-8) or ``.parquet`` file, or a folder of ``.parquet``
+    shards (:func:`read_parquet_folder`), into a ``Table``."""
     path = Path(path)
+    if path.is_dir():
+        return read_parquet_folder(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".tsv", ".parquet"):
         raise DataError(str(path), f"unsupported file type '{suffix}': use .csv, .tsv or .parquet")
@@ -192,16 +214,48 @@ def _is_record(record: list[str]) -> bool:
     return bool(record) and not (len(record) == 1 and not record[0].strip())
 
 
-def _read_parquet(path: Path) -> Table:
+def _parquet_frame(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except Exception as e:  # pyarrow raises many types for corrupt files
         raise DataError(str(path), f"cannot read Parquet file: {e}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.reset_index(drop=True)
+
+
+def _read_parquet(path: Path) -> Table:
+    frame = _parquet_frame(path)
     if frame.empty:
         raise DataError(str(path), "no data rows: the table is empty", row=2)
-    frame = frame.reset_index(drop=True)
     return Table(str(path), frame, 1, lambda: np.arange(len(frame), dtype=np.int64) + 2)
+
+
+def read_parquet_folder(folder: Path) -> Table:
+    """Every ``.parquet`` file under ``folder`` (the part files a Spark, Hive or BigQuery export
+    writes), in sorted path order, as one table. Subfolders named ``key=value`` (Hive
+    partitions) give their files a column ``key`` holding ``value``, as Spark reads them back.
+    Every shard must have the same columns; an error names the shard and its row."""
+    files = sorted(p for p in folder.rglob("*.parquet") if p.is_file())
+    if not files:
+        raise DataError(str(folder), "a folder given as a table must hold .parquet files; it holds none")
+    frames: list[pd.DataFrame] = []
+    for file in files:
+        frame = _parquet_frame(file)
+        for part in file.relative_to(folder).parent.parts:
+            key, sep, value = part.partition("=")
+            if sep and key not in frame.columns:
+                frame[key] = value
+        if frames and set(frame.columns) != set(frames[0].columns):
+            message = f"its columns ({', '.join(frame.columns)}) differ from {files[0]}'s ({', '.join(frames[0].columns)})"
+            raise DataError(str(file), message)
+        frames.append(frame[list(frames[0].columns)] if frames else frame)
+    frame = pd.concat(frames, ignore_index=True)
+    if frame.empty:
+        raise DataError(str(folder), "no data rows: every shard is empty")
+    shards = tuple((str(f), len(x)) for f, x in zip(files, frames))
+    return Table(
+        str(folder), frame, 1, lambda: np.concatenate([np.arange(n, dtype=np.int64) + 2 for _, n in shards]), shards=shards
+    )
 
 
 # ---------------------------------------------------------------- parsing values
