@@ -24,7 +24,7 @@ from synthetic import synthetic_dataset, tiny_config, write_dataset
 from polyrec.cli import main
 from polyrec.config import TASKS
 from polyrec.train import data_parallel
-from polyrec.train.finetune import build_model, finetune
+from polyrec.train.finetune import autoencoder_fits, build_model, finetune
 from polyrec.train.protocol_data import prepare
 
 
@@ -67,6 +67,26 @@ def two_processes(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("dp")
     mp.spawn(_train_in_group, args=(str(out / "store"), str(out)), nprocs=2, join=True)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+def test_autoencoders_fitted_in_different_processes_are_those_one_process_fits(two_processes) -> None:
+    """The fits are dealt out (the item autoencoder in rank 0, the engagement one in rank 1)
+    and broadcast from where they were fitted: each equals the same fit made alone."""
+    ds = synthetic_dataset()
+    data = prepare(ds, "A", 0, 4.0, 10, True)
+    torch.manual_seed(0)
+    cfg = tiny_config(epochs=1)
+    model = build_model(data, list(TASKS), ds.n_items, None, cfg.model, ds.rating_range)
+    for _, fit in autoencoder_fits(model, data, False, None):
+        fit()
+    # What the fits set: the weights, and the user autoencoder's share of the mix (the joins
+    # fitted after the steps set the other buffers).
+    fitted = [k for k, _ in model.named_parameters() if "autoencoder" in k] + ["user_autoencoder.share"]
+    alone = {k: model.state_dict()[k] for k in fitted}
+    assert any(k.startswith("engagement_autoencoder.") for k in alone) and any(k.startswith("item_autoencoder.") for k in alone)
+    for rank in two_processes:
+        for k, v in alone.items():
+            torch.testing.assert_close(rank["state"][k], v, rtol=0, atol=1e-6, msg=k)
 
 
 def test_two_processes_split_every_epochs_batches_between_them(two_processes) -> None:

@@ -15,7 +15,9 @@ backward pass. Which process takes which batch, and how gradients and decisions 
 - gradients are summed over the processes and divided by N, in one flat buffer (a parameter
   without a gradient anywhere keeps none, so AdamW skips it as it would alone);
 - a weighting's learned task weights are averaged after each step;
-- rank 0's model state is broadcast before the first step, and rank 0 decides each epoch's
+- the fits before the steps (the autoencoders) are dealt out among the processes, each
+  fitted in one and then broadcast from it;
+- rank 0's model state is broadcast before anything is fitted, and rank 0 decides each epoch's
   "improved" and "stop" (every process validates the same weights, but a decision must never
   differ by a rounding), so all processes hold the same weights throughout.
 
@@ -25,12 +27,15 @@ A single process (no process group, or a group of one) takes exactly the path it
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+T = TypeVar("T")
 
 
 def process_group_size() -> tuple[int, int]:
@@ -75,6 +80,22 @@ class DataParallel:
         if self.active:
             for tensor in list(module.parameters()) + list(module.buffers()):
                 dist.broadcast(tensor.data, src=0)
+
+    def split(self, jobs: Sequence[tuple[Sequence[torch.nn.Module], Callable[[], T]]]) -> list[T]:
+        """Run job k in process k mod N only; then its modules' state and its result reach
+        every process. ``jobs``: (the modules a job changes, the job). Alone: each job, in order."""
+        owners = [k % self.size for k in range(len(jobs))]
+        results: list[T | None] = [job() if owner == self.rank else None for (_, job), owner in zip(jobs, owners)]
+        if self.active:
+            with torch.no_grad():
+                for (modules, _), owner, k in zip(jobs, owners, range(len(jobs))):
+                    for module in modules:
+                        for tensor in list(module.parameters()) + list(module.buffers()):
+                            dist.broadcast(tensor.data, src=owner)
+                    box = [results[k]]
+                    dist.broadcast_object_list(box, src=owner)
+                    results[k] = box[0]
+        return results  # type: ignore[return-value]
 
     @torch.no_grad()
     def average_gradients(self, params: Sequence[torch.Tensor]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -239,6 +239,34 @@ def epoch_summary(valid: dict[str, float], watched: list[str], best_epoch: int) 
 
 
 
+def autoencoder_fits(
+    model: PolyRecModel, data: ProtocolData, progress: bool, cache: str | None
+) -> list[tuple[tuple[torch.nn.Module, ...], Callable[[], dict[str, float]]]]:
+    """The model's autoencoder fits, in fitting order: (the modules each fits, the fit, which
+    returns its metrics). Each reads only its own modules (and the data), so processes of a
+    data-parallel training can fit them apart (``DataParallel.split``)."""
+    fits: list[tuple[tuple[torch.nn.Module, ...], Callable[[], dict[str, float]]]] = []
+    if model.item_autoencoder is not None:
+        item_ae, user_ae, l2 = model.item_autoencoder, model.user_autoencoder, model.spec.config.item_autoencoder_l2
+
+        def rating_views() -> dict[str, float]:  # the user autoencoder's mix reads the item one's fit
+            metrics = {"valid_rmse": fit_item_autoencoder(item_ae, data, l2, progress, cache=cache)}
+            if user_ae is not None:
+                metrics.update(fit_user_autoencoder(model, data, l2, progress, cache=cache))
+            return metrics
+
+        fits.append(((item_ae,) if user_ae is None else (item_ae, user_ae), rating_views))
+    for name, view in model.engagement_views().items():
+
+        def engagement(name: str = name, view: torch.nn.Module = view) -> dict[str, float]:
+            l2 = getattr(model.spec.config, f"{name}_autoencoder_l2")
+            logloss = fit_engagement_autoencoder(view, data, l2, progress, cache=cache, name=name.replace("_", " "))
+            return {} if logloss is None else {f"{name}_valid_logloss": logloss}
+
+        fits.append(((view,), engagement))
+    return fits
+
+
 def finetune(
     model: PolyRecModel,
     data: ProtocolData,
@@ -255,18 +283,11 @@ def finetune(
     """
     torch.manual_seed(data.seed)
     start = time.perf_counter()  # the item autoencoder's fit counts as training time
+    parallel = DataParallel()
+    parallel.broadcast_state(model)  # one starting point, whatever each process built or loaded
     autoencoder: dict[str, float] = {}
-    cache = cfg.fit_cache
-    if model.item_autoencoder is not None:
-        l2 = model.spec.config.item_autoencoder_l2
-        autoencoder["valid_rmse"] = fit_item_autoencoder(model.item_autoencoder, data, l2, progress, cache=cache)
-        if model.user_autoencoder is not None:
-            autoencoder.update(fit_user_autoencoder(model, data, l2, progress, cache=cache))
-    for name, view in model.engagement_views().items():
-        engagement_l2 = getattr(model.spec.config, f"{name}_autoencoder_l2")
-        logloss = fit_engagement_autoencoder(view, data, engagement_l2, progress, cache=cache, name=name.replace("_", " "))
-        if logloss is not None:
-            autoencoder[f"{name}_valid_logloss"] = logloss
+    for metrics in parallel.split(autoencoder_fits(model, data, progress, cfg.fit_cache)):
+        autoencoder.update(metrics)
     # Fitted: from here on only joined. Before this freeze they got zero gradients, which
     # AdamW's weight decay alone turned into steps (about 5 % smaller weights over a run),
     # wherever an objective read the joined outputs while the joins were still off
@@ -274,8 +295,6 @@ def finetune(
     # parameter (PCGrad).
     for fitted in model.autoencoders():
         fitted.requires_grad_(False)
-    parallel = DataParallel()
-    parallel.broadcast_state(model)  # one starting point, whatever each process fitted or loaded
     objective = objective or TaskObjective(data.profile_labels, cfg.sampled_negatives)
     if weighting is None:
         names = list(model.heads) + list(objective.extra_losses)
