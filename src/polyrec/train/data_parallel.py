@@ -75,11 +75,11 @@ class DataParallel:
         return [batches[int(r[self.rank]) if self.rank < len(r) else self.rank % n] for r in rounds]
 
     @torch.no_grad()
-    def broadcast_state(self, module: torch.nn.Module) -> None:
-        """Rank 0's parameters and buffers into every process's ``module``."""
+    def broadcast_state(self, module: torch.nn.Module, src: int = 0) -> None:
+        """Process ``src``'s parameters and buffers into every process's ``module``."""
         if self.active:
             for tensor in list(module.parameters()) + list(module.buffers()):
-                dist.broadcast(tensor.data, src=0)
+                dist.broadcast(tensor.data, src=src)
 
     def split(self, jobs: Sequence[tuple[Sequence[torch.nn.Module], Callable[[], T]]]) -> list[T]:
         """Run job k in process k mod N only; then its modules' state and its result reach
@@ -87,14 +87,12 @@ class DataParallel:
         owners = [k % self.size for k in range(len(jobs))]
         results: list[T | None] = [job() if owner == self.rank else None for (_, job), owner in zip(jobs, owners)]
         if self.active:
-            with torch.no_grad():
-                for (modules, _), owner, k in zip(jobs, owners, range(len(jobs))):
-                    for module in modules:
-                        for tensor in list(module.parameters()) + list(module.buffers()):
-                            dist.broadcast(tensor.data, src=owner)
-                    box = [results[k]]
-                    dist.broadcast_object_list(box, src=owner)
-                    results[k] = box[0]
+            for k, ((modules, _), owner) in enumerate(zip(jobs, owners)):
+                for module in modules:
+                    self.broadcast_state(module, src=owner)
+                box = [results[k]]
+                dist.broadcast_object_list(box, src=owner)
+                results[k] = box[0]
         return results  # type: ignore[return-value]
 
     @torch.no_grad()
