@@ -16,6 +16,7 @@ from polyrec.data.attributes import AGE_GROUPS, bucket_age, bucketize_numeric
 from polyrec.data.describe import describe
 from polyrec.data.errors import DataError
 from polyrec.data.generic import item_text, load_generic
+from polyrec.data.io import read_table
 from polyrec.data.loader import BUILTIN_DATASETS, load_dataset
 from polyrec.data.movielens import load_ml100k, load_movielens_dat, movie_text
 
@@ -400,6 +401,18 @@ def test_parquet_rows_are_numbered_as_in_csv(tmp_path) -> None:
     with pytest.raises(DataError) as info:
         load_generic(folder)
     assert "missing rating" in check_error(info, "r.parquet", 3, "r")
+
+
+def test_parquet_reads_only_the_columns_the_dataset_names(tmp_path) -> None:
+    wide = pd.DataFrame({"u": ["a", "b"], "i": ["x", "y"], "r": [1.0, 2.0], **{f"unused{k}": [0.5, 0.25] for k in range(5)}})
+    wide.to_parquet(tmp_path / "wide.parquet")
+    table = read_table(tmp_path / "wide.parquet", {"u", "i", "r"})
+    assert list(table.frame.columns) == ["u", "i", "r"]
+    with pytest.raises(DataError) as info:
+        table.column("rating")
+    assert "available columns: u, i, r, unused0" in check_error(info, "wide.parquet", 1, "rating")  # the unread ones too
+    (tmp_path / "dataset.yaml").write_text("interactions: {path: wide.parquet, user: u, item: i, rating: r}\n")
+    assert load_generic(tmp_path).interactions["rating"].tolist() == [1.0, 2.0]
 
 
 def _write_shards(folder: Path, parts: dict[str, pd.DataFrame]) -> Path:

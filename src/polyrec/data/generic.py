@@ -161,7 +161,8 @@ def load_generic(folder: str | os.PathLike[str]) -> Dataset:
     spec = _read_spec(folder / "dataset.yaml")
     inter_spec = spec.sections["interactions"]
     notes: list[str] = []
-    inter = read_table(folder / str(inter_spec["path"]))
+    roles = ("user", "item", "rating", "timestamp", "label")
+    inter = read_table(folder / str(inter_spec["path"]), {str(inter_spec[r]) for r in roles if r in inter_spec})
     user_col, item_col = str(inter_spec["user"]), str(inter_spec["item"])
     for column in (user_col, item_col):
         inter.column(column)  # a missing id column is reported before any value error
@@ -197,9 +198,9 @@ def _users(
     if spec is None:
         notes.append("no users file: task 'profile' is off")
         return None, None, []
-    table = read_table(folder / str(spec["path"]))
-    ids = unique_ids(table, str(spec.get("id", default_id)), "user id")
     attributes = list(spec.get("attributes", []))
+    table = read_table(folder / str(spec["path"]), {str(spec.get("id", default_id)), *attributes})
+    ids = unique_ids(table, str(spec.get("id", default_id)), "user id")
     raw = pd.DataFrame({a: table.strings(a) for a in attributes})
     columns, attribute_notes = prepare_attributes(raw, attributes)
     notes.extend(attribute_notes)
@@ -221,9 +222,10 @@ def _items(
     """The items table (id, text columns, text, optional item_type), its file and text columns."""
     if spec is None:
         return None, None, []
-    table = read_table(folder / str(spec["path"]))
-    ids = unique_ids(table, str(spec.get("id", default_id)), "item id")
     text_columns = list(spec.get("text", []))
+    wanted = {str(spec.get("id", default_id)), *text_columns, *([str(spec["type"])] if "type" in spec else [])}
+    table = read_table(folder / str(spec["path"]), wanted)
+    ids = unique_ids(table, str(spec.get("id", default_id)), "item id")
     items = pd.DataFrame({"item_id": ids})
     for c in text_columns:
         items[c] = table.strings(c)

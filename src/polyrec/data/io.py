@@ -13,12 +13,13 @@ import csv
 import io
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .errors import DataError
 
@@ -44,6 +45,8 @@ class Table:
     # A folder of Parquet shards: each shard's file and number of records, in reading order;
     # a record's row is then counted within its own shard.
     shards: tuple[tuple[str, int], ...] = ()
+    # Every column the file has, where only some were read (Parquet read by column).
+    available: list[str] | None = None
 
     def row(self, pos: int) -> int:
         """File row (see module docstring) of the record at position ``pos``."""
@@ -75,7 +78,7 @@ class Table:
     def column(self, name: str) -> pd.Series:
         """The column ``name``; a missing one is an error that lists the available columns."""
         if name not in self.frame.columns:
-            available = ", ".join(map(str, self.frame.columns))
+            available = ", ".join(map(str, self.available or self.frame.columns))
             message = f"column not found; available columns: {available}"
             raise DataError(self.file, message, self.header_row, name)
         return self.frame[name]
@@ -99,19 +102,21 @@ class Table:
         return values
 
 
-def read_table(path: str | os.PathLike[str]) -> Table:
+def read_table(path: str | os.PathLike[str], columns: Collection[str] | None = None) -> Table:
     """Read a ``.csv``/``.tsv`` (UTF-8) or ``.parquet`` file, or a folder of ``.parquet``
-    shards (:func:`read_parquet_folder`), into a ``Table``."""
+    shards (:func:`read_parquet_folder`), into a ``Table``. ``columns``: the only ones the
+    caller reads; Parquet, stored by column, then leaves the others on disk (an export's many
+    unused columns cost no memory), while a text file is read whole."""
     path = Path(path)
     if path.is_dir():
-        return read_parquet_folder(path)
+        return read_parquet_folder(path, columns)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".tsv", ".parquet"):
         raise DataError(str(path), f"unsupported file type '{suffix}': use .csv, .tsv or .parquet")
     if not path.is_file():
         raise DataError(str(path), "file not found")
     if suffix == ".parquet":
-        return _read_parquet(path)
+        return _read_parquet(path, columns)
     sep = "\t" if suffix == ".tsv" else ","
     return read_text_table(str(path), decode(path, "utf-8", sep), sep=sep)
 
@@ -214,23 +219,26 @@ def _is_record(record: list[str]) -> bool:
     return bool(record) and not (len(record) == 1 and not record[0].strip())
 
 
-def _parquet_frame(path: Path) -> pd.DataFrame:
+def _parquet_frame(path: Path, columns: Collection[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    """The file's records (only ``columns``, where given) and every column it has."""
     try:
-        frame = pd.read_parquet(path)
+        names = [n for n in pq.read_schema(path).names if not n.startswith("__index_level_")]
+        keep = None if columns is None else [n for n in names if n.strip() in columns]
+        frame = pd.read_parquet(path, columns=keep)
     except Exception as e:  # pyarrow raises many types for corrupt files
         raise DataError(str(path), f"cannot read Parquet file: {e}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.reset_index(drop=True)
+    return frame.reset_index(drop=True), [n.strip() for n in names]
 
 
-def _read_parquet(path: Path) -> Table:
-    frame = _parquet_frame(path)
+def _read_parquet(path: Path, columns: Collection[str] | None = None) -> Table:
+    frame, names = _parquet_frame(path, columns)
     if frame.empty:
         raise DataError(str(path), "no data rows: the table is empty", row=2)
-    return Table(str(path), frame, 1, lambda: np.arange(len(frame), dtype=np.int64) + 2)
+    return Table(str(path), frame, 1, lambda: np.arange(len(frame), dtype=np.int64) + 2, available=names)
 
 
-def read_parquet_folder(folder: Path) -> Table:
+def read_parquet_folder(folder: Path, columns: Collection[str] | None = None) -> Table:
     """Every ``.parquet`` file under ``folder`` (the part files a Spark, Hive or BigQuery export
     writes), in sorted path order, as one table. Subfolders named ``key=value`` (Hive
     partitions) give their files a column ``key`` holding ``value``, as Spark reads them back.
@@ -239,23 +247,27 @@ def read_parquet_folder(folder: Path) -> Table:
     if not files:
         raise DataError(str(folder), "a folder given as a table must hold .parquet files; it holds none")
     frames: list[pd.DataFrame] = []
+    first: list[str] = []  # the first shard's columns, partition keys included
     for file in files:
-        frame = _parquet_frame(file)
+        frame, names = _parquet_frame(file, columns)
         for part in file.relative_to(folder).parent.parts:
             key, sep, value = part.partition("=")
-            if sep and key not in frame.columns:
-                frame[key] = value
-        if frames and set(frame.columns) != set(frames[0].columns):
-            message = f"its columns ({', '.join(frame.columns)}) differ from {files[0]}'s ({', '.join(frames[0].columns)})"
-            raise DataError(str(file), message)
+            if sep and key not in names:
+                names.append(key)
+                if columns is None or key in columns:
+                    frame[key] = value
+        if frames and set(names) != set(first):
+            raise DataError(str(file), f"its columns ({', '.join(names)}) differ from {files[0]}'s ({', '.join(first)})")
+        first = first or names
         frames.append(frame[list(frames[0].columns)] if frames else frame)
     frame = pd.concat(frames, ignore_index=True)
     if frame.empty:
         raise DataError(str(folder), "no data rows: every shard is empty")
     shards = tuple((str(f), len(x)) for f, x in zip(files, frames))
     return Table(
-        str(folder), frame, 1, lambda: np.concatenate([np.arange(n, dtype=np.int64) + 2 for _, n in shards]), shards=shards
-    )
+        str(folder), frame, 1, lambda: np.concatenate([np.arange(n, dtype=np.int64) + 2 for _, n in shards]),
+        shards=shards, available=first,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- parsing values
