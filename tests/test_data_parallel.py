@@ -26,6 +26,7 @@ from polyrec.config import TASKS
 from polyrec.train import data_parallel
 from polyrec.train.finetune import autoencoder_fits, build_model, finetune
 from polyrec.train.protocol_data import prepare
+from polyrec.train.validation import validation_losses
 
 
 def test_outside_a_process_group_nothing_changes() -> None:
@@ -55,9 +56,19 @@ def _train_in_group(rank: int, store: str, out: str) -> None:
         data = prepare(ds, "A", 0, 4.0, 10, True)
         torch.manual_seed(rank)  # different starting weights: rank 0's must win
         cfg = tiny_config(epochs=3, weighting={"method": "gradnorm"})
+        validated = {}  # each protocol's validation, predicted in two parts and in one
+        for protocol in ("A", "B"):
+            side = prepare(ds, protocol, 0, 4.0, 10, True)
+            untrained = build_model(side, list(TASKS), ds.n_items, None, cfg.model, ds.rating_range)
+            parallel, alone = data_parallel.DataParallel(), data_parallel.DataParallel()
+            alone.rank, alone.size = 0, 1
+            parallel.broadcast_state(untrained)
+            validated[protocol] = (validation_losses(untrained, side, parallel), validation_losses(untrained, side, alone))
+        torch.manual_seed(rank)
         model = build_model(data, list(TASKS), ds.n_items, None, cfg.model, ds.rating_range)
         result = finetune(model, data, cfg.train, progress=False)
-        torch.save({"state": result.model.state_dict(), "taken": taken, "curves": result.curves}, Path(out) / f"rank{rank}.pt")
+        state = {"state": result.model.state_dict(), "taken": taken, "curves": result.curves, "validated": validated}
+        torch.save(state, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -119,6 +130,16 @@ def test_a_steps_batches_are_neighbours_in_cost() -> None:
     gap = sum(abs(costs[a] - costs[b]) for a, b in rounds)
     in_order = sum(abs(costs[k] - costs[k + 1]) for k in range(0, 40, 2))
     assert gap < in_order / 4
+
+
+def test_validation_predicted_in_parts_is_validation_predicted_whole(two_processes) -> None:
+    for rank in two_processes:
+        for protocol, (parts, whole) in rank["validated"].items():
+            assert parts.keys() == whole.keys() and parts, protocol
+            for k in whole:
+                assert parts[k] == pytest.approx(whole[k], rel=1e-5), (protocol, k)
+    assert "next_item.ndcg@10" in two_processes[0]["validated"]["B"][0]
+    assert {"rating", "ctr", "profile"} <= two_processes[0]["validated"]["A"][0].keys()
 
 
 def test_two_processes_end_with_the_same_weights_and_learned_task_weights(two_processes) -> None:

@@ -17,6 +17,7 @@ backward pass. Which process takes which batch, and how gradients and decisions 
 - a weighting's learned task weights are averaged after each step;
 - the fits before the steps (the autoencoders) are dealt out among the processes, each
   fitted in one and then broadcast from it;
+- each epoch's validation predictions are computed in parts, one per process, and gathered;
 - rank 0's model state is broadcast before anything is fitted, and rank 0 decides each epoch's
   "improved" and "stop" (every process validates the same weights, but a decision must never
   differ by a rounding), so all processes hold the same weights throughout.
@@ -36,6 +37,7 @@ import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 T = TypeVar("T")
+R = TypeVar("R", np.ndarray, dict[str, np.ndarray])
 
 
 def process_group_size() -> tuple[int, int]:
@@ -94,6 +96,20 @@ class DataParallel:
                 dist.broadcast_object_list(box, src=owner)
                 results[k] = box[0]
         return results  # type: ignore[return-value]
+
+    def gather_rows(self, rows: Callable[[slice], R], n: int) -> R:
+        """``rows(slice(0, n))`` — an array, or a dict of arrays, with one row per index —
+        computed in parts: each process takes a contiguous N-th of the indices, and every
+        process receives all parts, joined in order (with fewer indices than processes,
+        every process computes them all)."""
+        if not self.active or n < self.size:
+            return rows(slice(0, n))
+        bounds = np.linspace(0, n, self.size + 1).round().astype(int)
+        parts: list = [None] * self.size
+        dist.all_gather_object(parts, rows(slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))))
+        if isinstance(parts[0], dict):
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}  # type: ignore[return-value]
+        return np.concatenate(parts)  # type: ignore[return-value]
 
     @torch.no_grad()
     def average_gradients(self, params: Sequence[torch.Tensor]) -> None:

@@ -345,7 +345,7 @@ def finetune(
             for k, v in losses.items():  # in a process group: this process's share of the batches
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
         with averaged.applied():  # judged, and kept, with the averaged weights
-            valid = validation_losses(model, data)
+            valid = validation_losses(model, data, parallel)
             gates = mean_gates(model, data)
             score = selection_score(valid, watched, cfg.loss_weights)
             improved = parallel.agree(score < best - 1e-4)
