@@ -21,7 +21,7 @@ from .data.tables import Dataset
 from .eval.evaluate import ProfilePool
 from .eval.prediction_store import load_predictions
 from .eval.report import write_report
-from .process_group import process_group, from_rank_zero
+from .process_group import from_rank_zero, process_group
 from .recommender import save_tables
 from .run_loader import MODEL_DIR, seed_model_folder
 from .run_jobs import JobOutcome, RunInputs, run_jobs
@@ -196,7 +196,6 @@ def run(
         if rank > 0:
             return follow_run(cfg, Path(out), baselines)
         prepared = prepare_run(cfg, out, load_run_data(cfg, progress, log), progress, baselines, resume)
-        prepared.todo = from_rank_zero(prepared.todo)
         train_runs({"": prepared}, log)
         return finish_run(prepared, log)
 
@@ -207,7 +206,6 @@ def follow_run(cfg: RunConfig, out: Path, baselines: bool) -> RunResult:
     quiet: Callable[[str], None] = lambda _: None  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="polyrec-follower-") as scratch:
         prepared = prepare_run(cfg, scratch, load_run_data(cfg, False, quiet), False, baselines, resume=False)
-        prepared.todo = from_rank_zero(prepared.todo)
         train_runs({"": prepared}, quiet, time_costs=False)
     return RunResult({}, [], out)
 
@@ -224,7 +222,8 @@ def prepare_run(
         raise ValueError(f"{ds.name}: nothing to train: " + "; ".join(n for n in notes if n.startswith("protocol ")))
     inputs = RunInputs(cfg, ds, tasks, data.text_vectors, data.texts, out, baselines, progress)
     records = SeedRecords(out, cfg, ds, baselines)
-    todo = [s for s in cfg.seeds if not (resume and records.load(s) is not None)]
+    # Under torchrun every process trains the seeds rank 0 found unfinished in its folder.
+    todo = from_rank_zero([s for s in cfg.seeds if not (resume and records.load(s) is not None)])
     return PreparedRun(inputs, protocols, notes, records, todo)
 
 

@@ -198,9 +198,9 @@ def _users(
     if spec is None:
         notes.append("no users file: task 'profile' is off")
         return None, None, []
-    attributes = list(spec.get("attributes", []))
-    table = read_table(folder / str(spec["path"]), {str(spec.get("id", default_id)), *attributes})
-    ids = unique_ids(table, str(spec.get("id", default_id)), "user id")
+    id_column, attributes = str(spec.get("id", default_id)), list(spec.get("attributes", []))
+    table = read_table(folder / str(spec["path"]), {id_column, *attributes})
+    ids = unique_ids(table, id_column, "user id")
     raw = pd.DataFrame({a: table.strings(a) for a in attributes})
     columns, attribute_notes = prepare_attributes(raw, attributes)
     notes.extend(attribute_notes)
@@ -222,10 +222,10 @@ def _items(
     """The items table (id, text columns, text, optional item_type), its file and text columns."""
     if spec is None:
         return None, None, []
-    text_columns = list(spec.get("text", []))
-    wanted = {str(spec.get("id", default_id)), *text_columns, *([str(spec["type"])] if "type" in spec else [])}
+    id_column, text_columns = str(spec.get("id", default_id)), list(spec.get("text", []))
+    wanted = {id_column, *text_columns, *([str(spec["type"])] if "type" in spec else [])}
     table = read_table(folder / str(spec["path"]), wanted)
-    ids = unique_ids(table, str(spec.get("id", default_id)), "item id")
+    ids = unique_ids(table, id_column, "item id")
     items = pd.DataFrame({"item_id": ids})
     for c in text_columns:
         items[c] = table.strings(c)

@@ -309,7 +309,8 @@ def finetune(
         torch.manual_seed(data.seed + parallel.rank)  # dropout masks differ between processes
     params = [p for p in model.parameters() if p.requires_grad] + objective.parameters()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    users = np.flatnonzero(data.train.lengths() > 1)  # a one-item history has no target to learn from
+    lengths = data.train.lengths()
+    users = np.flatnonzero(lengths > 1)  # a one-item history has no target to learn from
     steps_per_epoch = parallel.steps(-(-len(users) // cfg.batch_size))
     sched = warmup_cosine(opt, warmup=steps_per_epoch, total=cfg.epochs * steps_per_epoch)
     shuffle = cfg.shuffle_history_in_a and data.protocol == "A"
@@ -327,9 +328,9 @@ def finetune(
     for epoch in bar:
         model.train()
         sums: dict[str, float] = {}
-        batches = length_bucketed_batches(users, data.train.lengths(), cfg.batch_size, rng)
+        batches = length_bucketed_batches(users, lengths, cfg.batch_size, rng)
         if parallel.active:  # a batch's cost: its users times their padded history length
-            window, lengths = model.spec.config.max_history, data.train.lengths()
+            window = model.spec.config.max_history
             batches = parallel.shard(batches, [len(b) * min(window, int(lengths[b].max())) for b in batches])
         for batch_users in batches:
             batch = collate(data.train, batch_users, model.spec.config.max_history, batch_rng, shuffle)

@@ -24,10 +24,11 @@ def validation_losses(model: PolyRecModel, data: ProtocolData, parallel: DataPar
     if side.pairs is not None and len(side.pairs) and ("rating" in model.heads or "ctr" in model.heads):
         pairs = side.pairs
         # In parts, by user: a user's history is then encoded in one process only.
-        order = np.argsort(pairs.users, kind="stable") if parallel.active else np.arange(len(pairs))
+        order = np.argsort(pairs.users, kind="stable") if parallel.active else slice(None)
         users, items = pairs.users[order], pairs.items[order]
         pred = parallel.gather_rows(lambda s: predict_pairs(model, side.history, users[s], items[s]), len(pairs))
-        pred = {k: v[np.argsort(order)] for k, v in pred.items()}  # back to the pairs' order
+        if parallel.active:  # back to the pairs' order
+            pred = {k: v[np.argsort(order)] for k, v in pred.items()}
         if "rating" in pred:
             known = ~np.isnan(side.pairs.ratings)
             out["rating"] = float(np.mean((pred["rating"][known] - side.pairs.ratings[known]) ** 2))
