@@ -14,7 +14,8 @@ from synthetic import tiny_config, write_dataset
 from polyrec.config import TASKS, RunConfig
 from polyrec.models.pair import PairEncoder
 from polyrec.pipeline import aggregate, run
-from polyrec.train.finetune import WeightAverage, build_model, ema_decay, epoch_summary, finetune
+from polyrec.train.finetune import build_model, epoch_summary, finetune
+from polyrec.train.weight_average import WeightAverage, ema_decay
 from polyrec.train.losses import joint_loss, task_losses
 from polyrec.train.sequences import collate
 
