@@ -161,8 +161,8 @@ def load_generic(folder: str | os.PathLike[str]) -> Dataset:
     spec = _read_spec(folder / "dataset.yaml")
     inter_spec = spec.sections["interactions"]
     notes: list[str] = []
-    roles = ("user", "item", "rating", "timestamp", "label")
-    inter = read_table(folder / str(inter_spec["path"]), {str(inter_spec[r]) for r in roles if r in inter_spec})
+    # Every key of the section but its path names a column (_SECTIONS).
+    inter = read_table(folder / str(inter_spec["path"]), {str(v) for k, v in inter_spec.items() if k != "path"})
     user_col, item_col = str(inter_spec["user"]), str(inter_spec["item"])
     for column in (user_col, item_col):
         inter.column(column)  # a missing id column is reported before any value error

@@ -193,14 +193,16 @@ def epoch_summary(valid: dict[str, float], watched: list[str], best_epoch: int) 
     return {**shown, "best epoch": str(best_epoch + 1)}
 
 
+# An autoencoder fit as DataParallel.split deals it out: the modules it changes, and the fit,
+# which returns its metrics.
+FitJob = tuple[tuple[torch.nn.Module, ...], Callable[[], dict[str, float]]]
 
-def autoencoder_fits(
-    model: PolyRecModel, data: ProtocolData, progress: bool, cache: str | None
-) -> list[tuple[tuple[torch.nn.Module, ...], Callable[[], dict[str, float]]]]:
+
+def autoencoder_fits(model: PolyRecModel, data: ProtocolData, progress: bool, cache: str | None) -> list[FitJob]:
     """The model's autoencoder fits, in fitting order: (the modules each fits, the fit, which
     returns its metrics). Each reads only its own modules (and the data), so processes of a
     data-parallel training can fit them apart (``DataParallel.split``)."""
-    fits: list[tuple[tuple[torch.nn.Module, ...], Callable[[], dict[str, float]]]] = []
+    fits: list[FitJob] = []
     if model.item_autoencoder is not None:
         item_ae, user_ae, l2 = model.item_autoencoder, model.user_autoencoder, model.spec.config.item_autoencoder_l2
 

@@ -149,7 +149,7 @@ def _cached(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progre
     # the ratings themselves, or labels read from the same pairs.
     settings = {"seed": data.seed, "l2": fit.l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR, "target": fit.target,
                 "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "ema_epochs": EMA_EPOCHS,
-                "code": source_digest(_fit, type(ae), WeightAverage)}
+                "code": source_digest(_fit, type(ae), WeightAverage, ema_decay)}
     arrays = fit.valid if fit.target == "rating" else (*fit.valid, fit.train[3])
     return cached_fit(cache, ae, arrays, settings, lambda: _fit(ae, data, fit, progress))
 

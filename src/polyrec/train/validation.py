@@ -28,7 +28,8 @@ def validation_losses(model: PolyRecModel, data: ProtocolData, parallel: DataPar
         users, items = pairs.users[order], pairs.items[order]
         pred = parallel.gather_rows(lambda s: predict_pairs(model, side.history, users[s], items[s]), len(pairs))
         if parallel.active:  # back to the pairs' order
-            pred = {k: v[np.argsort(order)] for k, v in pred.items()}
+            back = np.argsort(order)
+            pred = {k: v[back] for k, v in pred.items()}
         if "rating" in pred:
             known = ~np.isnan(side.pairs.ratings)
             out["rating"] = float(np.mean((pred["rating"][known] - side.pairs.ratings[known]) ** 2))
