@@ -1,4 +1,5 @@
-"""Write two synthetic shops in the generic folder format, to try item text with several columns.
+"""Write three synthetic shops in the generic folder format, to try item text with several
+columns and users described by text.
 
     python benchmarks/synthetic_shop.py DIR
     polyrec run --data DIR/shop-noisy-titles --protocols A --seeds 0 --epochs 20 --out runs/shop-apart
@@ -15,6 +16,11 @@ favourite's parity, 10 % of it missing).
 - ``shop-noisy-titles``: a title is 25 words drawn from one vocabulary shared by all
   categories, so only the ``category`` column tells them apart;
 - ``shop-category-titles``: 70 % of a title's words come from its category's own vocabulary.
+- ``shop-user-bios``: the category titles with 6,000 interactions (about 4 a user, where a
+  history says little), and a ``bio`` text column in the users file: "Shops for <favourite
+  category>." for 80 % of its users, another category for the rest. Compare
+  ``text: {users: false}`` (C) with the default, which reads the bios (README, "Bring your
+  own data").
 
 Items' text columns: title, category, brand (README, "Bring your own data").
 """
@@ -45,7 +51,7 @@ OWN = [
 GENERIC = "premium quality best gift new 2024 edition pack set large small black white blue".split()
 
 
-def write_shop(out: Path, category_titles: bool) -> None:
+def write_shop(out: Path, category_titles: bool, n_events: int = N_EVENTS, user_bios: bool = False) -> None:
     rng = np.random.default_rng(0)
     out.mkdir(parents=True, exist_ok=True)
     item_cat = rng.integers(0, len(CATEGORIES), N_ITEMS)
@@ -63,24 +69,30 @@ def write_shop(out: Path, category_titles: bool) -> None:
     })  # fmt: skip
     items.to_csv(out / "items.csv", index=False)
     taste = rng.integers(0, len(CATEGORIES), N_USERS)
-    users = rng.integers(0, N_USERS, N_EVENTS)
-    favourite = rng.random(N_EVENTS) < 0.6
-    chosen = np.where(favourite, 0, rng.integers(0, N_ITEMS, N_EVENTS))
+    users = rng.integers(0, N_USERS, n_events)
+    favourite = rng.random(n_events) < 0.6
+    chosen = np.where(favourite, 0, rng.integers(0, N_ITEMS, n_events))
     for k in np.flatnonzero(favourite):
         chosen[k] = rng.choice(np.flatnonzero(item_cat == taste[users[k]]))
-    clicked = (rng.random(N_EVENTS) < np.where(item_cat[chosen] == taste[users], 0.5, 0.15)).astype(int)
-    ts = 1_600_000_000 + rng.integers(0, 10_000_000, N_EVENTS)
+    clicked = (rng.random(n_events) < np.where(item_cat[chosen] == taste[users], 0.5, 0.15)).astype(int)
+    ts = 1_600_000_000 + rng.integers(0, 10_000_000, n_events)
     events = pd.DataFrame({"customer": [f"C{u}" for u in users], "sku": [f"S{i}" for i in chosen], "clicked": clicked, "ts": ts})
     events.drop_duplicates(["customer", "sku"]).to_csv(out / "interactions.csv", index=False)
     known = np.unique(users)[: int(0.6 * len(np.unique(users)))]
     segment = np.array(["a", "b"])[taste[known] % 2]
     segment = np.where(rng.random(len(known)) < 0.1, "", segment)
-    pd.DataFrame({"customer": [f"C{u}" for u in known], "segment": segment}).to_csv(out / "users.csv", index=False)
+    users_file = pd.DataFrame({"customer": [f"C{u}" for u in known], "segment": segment})
+    user_spec: dict[str, object] = {"path": "users.csv", "id": "customer", "attributes": ["segment"]}
+    if user_bios:  # drawn after everything else, so the other shops stay as they were
+        told = np.where(rng.random(len(known)) < 0.8, taste[known], rng.integers(0, len(CATEGORIES), len(known)))
+        users_file["bio"] = [f"Shops for {CATEGORIES[c].split(' > ')[1].lower()}." for c in told]
+        user_spec["text"] = ["bio"]
+    users_file.to_csv(out / "users.csv", index=False)
     spec = {
         "name": out.name,
         "interactions": {"path": "interactions.csv", "user": "customer", "item": "sku", "timestamp": "ts", "label": "clicked"},
         "items": {"path": "items.csv", "id": "sku", "text": ["title", "category", "brand"]},
-        "users": {"path": "users.csv", "id": "customer", "attributes": ["segment"]},
+        "users": user_spec,
     }
     (out / "dataset.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
@@ -88,7 +100,8 @@ def write_shop(out: Path, category_titles: bool) -> None:
 def main(out: Path) -> None:
     write_shop(out / "shop-noisy-titles", category_titles=False)
     write_shop(out / "shop-category-titles", category_titles=True)
-    print(f"wrote {out / 'shop-noisy-titles'} and {out / 'shop-category-titles'}")
+    write_shop(out / "shop-user-bios", category_titles=True, n_events=6000, user_bios=True)
+    print(f"wrote {out / 'shop-noisy-titles'}, {out / 'shop-category-titles'} and {out / 'shop-user-bios'}")
 
 
 if __name__ == "__main__":

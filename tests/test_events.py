@@ -126,3 +126,17 @@ def test_export_with_a_run_appends_events_to_its_data(tmp_path) -> None:
     assert ds.items["item_type"].tolist()[:2] == ["ad", "product"]
     assert len(ds.interactions) == 5 and ds.interactions["rating"].tolist() == [5.0, 2.0, 4.0, 3.0, 5.0]
     assert ds.users["gender"].isna().tolist() == [False, True, True]  # w never interacts: dropped
+
+
+def test_export_keeps_a_runs_user_text_as_text_not_as_an_attribute(tmp_path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame({"item_id": ["a", "b"], "text": ["Alpha", "Beta"]}).to_parquet(run / "items.parquet")
+    users = pd.DataFrame({"user_id": ["x", "y"], "gender": ["F", "M"], "text": ["reads sci-fi", ""]})
+    users.astype("string").to_parquet(run / "users.parquet")
+    pd.DataFrame({"user": [0, 1], "item": [0, 1], "rating": [5.0, 2.0], "timestamp": [1.0, 2.0]}).to_parquet(run / "interactions.parquet")
+    _fill(tmp_path / "ev.sqlite", [Event("x", "b", "rating", 10.0, rating=3.0)])
+    assert main(["events", "export", "--db", str(tmp_path / "ev.sqlite"), "--out", str(tmp_path / "data"), "--run", str(run)]) == 0
+    ds = load_generic(tmp_path / "data")
+    assert ds.attributes == ["gender"] and ds.user_text_columns == ["text"]
+    assert ds.user_texts() == ["reads sci-fi", ""]

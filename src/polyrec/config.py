@@ -44,6 +44,10 @@ class TextConfig:
     # sentence per movie and name no fields: unaffected. Adapting the language model while
     # pretraining (`pretrain.adapt_text`) re-encodes the joined text.
     per_field: bool = True
+    # Where the data describes users by text (a generic folder's `users.text`), encode it with
+    # the same model and add each user's projected vector to every token of their history
+    # (models/polyrec.py). false: users are their histories alone. Ignored without user text.
+    users: bool = True
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:

@@ -120,17 +120,38 @@ def item_texts(ds: Dataset) -> list[str]:
     return ds.items["text"].astype(str).tolist()
 
 
-def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray | None:
-    if not cfg.text.enabled:
-        return None
+def _encoder(cfg: RunConfig, progress: bool) -> Callable[[list[str]], np.ndarray]:
+    """texts → (N, D) unit vectors with the run's text settings."""
     t = cfg.text
 
     def encode(texts: list[str]) -> np.ndarray:
         return encode_texts(texts, t.encoder, t.cache_dir, t.batch_size, progress, max_tokens=t.max_tokens)
 
-    if t.per_field and ds.text_fields:  # the loader names fields only where there are several
+    return encode
+
+
+def item_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray | None:
+    if not cfg.text.enabled:
+        return None
+    encode = _encoder(cfg, progress)
+    if cfg.text.per_field and ds.text_fields:  # the loader names fields only where there are several
         return mean_of_fields([ds.items[c].tolist() for c in ds.text_fields], item_texts(ds), encode)
     return encode(item_texts(ds))
+
+
+def user_text_vectors(ds: Dataset, cfg: RunConfig, progress: bool) -> np.ndarray | None:
+    """(U, D) the users' text vectors, zero rows for users without text; None where the data
+    has no user text, or the run reads none (``text.enabled`` or ``text.users`` off)."""
+    user_texts = ds.user_texts()
+    if user_texts is None or not (cfg.text.enabled and cfg.text.users):
+        return None
+    described = [u for u, t in enumerate(user_texts) if t.strip()]
+    if not described:
+        return None
+    vectors = _encoder(cfg, progress)([user_texts[u] for u in described])
+    out = np.zeros((ds.n_users, vectors.shape[1]), dtype=np.float32)
+    out[described] = vectors
+    return out
 
 
 def aggregate(per_seed: list[dict[str, float]]) -> dict[str, float]:
@@ -163,6 +184,8 @@ def load_run_data(cfg: RunConfig, progress: bool, log: Callable[[str], None] = p
     ds = load_configured_dataset(cfg)
     log(f"data: {ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions")
     text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
+    if cfg.model.name == "polyrec":
+        ds.user_vectors = user_text_vectors(ds, cfg, progress)  # read by every model built on ds
     return RunData(ds, text_vectors, item_texts(ds) if text_vectors is not None else None)
 
 

@@ -59,6 +59,11 @@ def describe(ds: Dataset, notes: list[str] | None = None) -> str:
         columns = ", ".join(ds.text_columns) or "item id"
         apart = " (each encoded on its own, unless text.per_field is false)" if ds.text_fields else ""
         lines.append(f"Item text from {columns}{apart}, e.g. {str(ds.items['text'].iloc[0])[:100]!r}")
+    user_texts = ds.user_texts()
+    if user_texts is not None:
+        described = [t for t in user_texts if t.strip()]
+        example = f", e.g. {described[0][:100]!r}" if described else ""
+        lines.append(f"User text from {', '.join(ds.user_text_columns)}: {len(described):,} of {ds.n_users:,} users{example}")
     if notes:
         lines.append("Notes:")
         lines += [f"  - {note}" for note in notes]

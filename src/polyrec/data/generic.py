@@ -10,10 +10,12 @@ column as ``io.py`` describes.
     interactions: {path: interactions.csv, user: user_id, item: item_id,
                    rating: rating, timestamp: ts, label: clicked}   # last three optional
     items: {path: items.csv, id: item_id, text: [title, categories, brand], type: item_type}
-    users: {path: users.csv, id: user_id, attributes: [gender, age, occupation]}
+    users: {path: users.csv, id: user_id, attributes: [gender, age, occupation], text: [bio]}
 
 ``items`` and ``users`` are optional, as are their ``id`` (default: the interactions'
-column name), ``text``, ``type`` and ``attributes``. Files are ``.csv``, ``.tsv`` (UTF-8)
+column name), ``text``, ``type`` and ``attributes``. A user's ``text`` columns describe the
+user to the model (an input, encoded like item text); the ``attributes`` are what the profile
+task predicts, so no column may be both. Files are ``.csv``, ``.tsv`` (UTF-8)
 or ``.parquet``, or a folder of ``.parquet`` shards (``io.read_parquet_folder``); ids are
 read as str.
 
@@ -67,7 +69,7 @@ _SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # section: (required keys, optional keys)
     "interactions": (("path", "user", "item"), ("rating", "timestamp", "label")),
     "items": (("path",), ("id", "text", "type")),
-    "users": (("path",), ("id", "attributes")),
+    "users": (("path",), ("id", "attributes", "text")),
 }
 _LIST_KEYS = ("text", "attributes")
 
@@ -179,7 +181,7 @@ def load_generic(folder: str | os.PathLike[str]) -> Dataset:
     if "label" in inter_spec:
         values["label"] = parse_labels(inter, str(inter_spec["label"]))
 
-    users, users_file, attributes = _users(folder, spec.sections.get("users"), user_col, notes)
+    users, users_file, attributes, user_text_columns = _users(folder, spec.sections.get("users"), user_col, notes)
     items, items_file, text_columns = _items(folder, spec.sections.get("items"), item_col, notes)
     ds = assemble(
         spec.name, inter, user_col, item_col, values, users, users_file, items, items_file,
@@ -188,18 +190,28 @@ def load_generic(folder: str | os.PathLike[str]) -> Dataset:
     # Several columns may each be encoded on their own (text.per_field): a long title
     # cannot then push a short category out of the encoder's window.
     ds.text_fields = text_columns if len(text_columns) > 1 else []
+    ds.user_text_columns = user_text_columns
     return ds
 
 
 def _users(
     folder: Path, spec: dict[str, object] | None, default_id: str, notes: list[str]
-) -> tuple[pd.DataFrame | None, str | None, list[str]]:
-    """The users table (id + bucketized attributes), its file name and attribute names."""
+) -> tuple[pd.DataFrame | None, str | None, list[str], list[str]]:
+    """The users table (id, bucketized attributes and, with text columns, the composed
+    ``text``), its file name, attribute names and text columns."""
     if spec is None:
         notes.append("no users file: task 'profile' is off")
-        return None, None, []
+        return None, None, [], []
     id_column, attributes = str(spec.get("id", default_id)), list(spec.get("attributes", []))
-    table = read_table(folder / str(spec["path"]), {id_column, *attributes})
+    text_columns = list(spec.get("text", []))
+    yaml_file = str(folder / "dataset.yaml")
+    both = [c for c in text_columns if c in attributes]
+    if both:  # the model would read the very label the profile task is scored on
+        message = f"column '{both[0]}' is both a user text and an attribute: an attribute is a profile target, so it cannot also be an input"
+        raise DataError(yaml_file, message, None, "users.text")
+    if "text" in attributes and text_columns:  # the composed text takes the column name "text"
+        raise DataError(yaml_file, "an attribute named 'text' clashes with the users' composed text", None, "users.attributes")
+    table = read_table(folder / str(spec["path"]), {id_column, *attributes, *text_columns})
     ids = unique_ids(table, id_column, "user id")
     raw = pd.DataFrame({a: table.strings(a) for a in attributes})
     columns, attribute_notes = prepare_attributes(raw, attributes)
@@ -213,7 +225,10 @@ def _users(
             columns = columns.drop(columns=name)
     if not attributes:
         notes.append("users file has no attribute columns: task 'profile' is off")
-    return pd.concat([pd.DataFrame({"user_id": ids}), columns], axis=1), table.file, attributes
+    users = pd.concat([pd.DataFrame({"user_id": ids}), columns], axis=1)
+    if text_columns:
+        users["text"] = texts(pd.DataFrame({c: table.strings(c) for c in text_columns}), text_columns, item_text)
+    return users, table.file, attributes, text_columns
 
 
 def _items(

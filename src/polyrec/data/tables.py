@@ -14,7 +14,9 @@ class Dataset:
 
     - ``users``: one row per user, row ``u`` is user index ``u``. Column ``user_id``
       holds the original id (str); every other column named in ``attributes`` is a
-      categorical attribute stored as str (missing values as ``pd.NA``).
+      categorical attribute stored as str (missing values as ``pd.NA``). With
+      ``user_text_columns``, column ``text`` holds the text composed from them ("" for a user
+      without any): an input describing the user, never a profile target.
     - ``items``: one row per item, row ``i`` is item index ``i``. Column ``item_id`` holds
       the original id (str); ``text`` is the item text built from ``text_columns``
       (what the language model reads); optional ``item_type`` (str). ``text_fields``
@@ -36,7 +38,12 @@ class Dataset:
     attributes: list[str] = field(default_factory=list)
     text_columns: list[str] = field(default_factory=list)
     text_fields: list[str] = field(default_factory=list)
+    user_text_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # (n_users, D) the users' text vectors, set by the pipeline from ``users["text"]`` with the
+    # run's text encoder (zero rows for users without text); None where the data has no user
+    # text or the run reads none.
+    user_vectors: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -45,6 +52,12 @@ class Dataset:
     @property
     def n_items(self) -> int:
         return len(self.items)
+
+    def user_texts(self) -> list[str] | None:
+        """Each user's text ("" where none); None where the data describes no user by text."""
+        if not self.user_text_columns:
+            return None
+        return ["" if pd.isna(t) else str(t) for t in self.users["text"]]
 
     @property
     def has_rating(self) -> bool:

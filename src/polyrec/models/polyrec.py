@@ -66,6 +66,9 @@ class ModelSpec:
     # The same for the transition prior beside it (train/item_item_solves.py), 0 = none: a spec
     # saved before it existed loads without.
     transition_prior_neighbors: int = 0
+    # Width of the users' text vectors (Dataset.user_vectors), None = users are not described
+    # by text: a spec saved before they could be loads without.
+    user_text_dim: int | None = None
     config: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -92,7 +95,7 @@ class UserEncoding:
 
 
 class PolyRecModel(nn.Module):
-    def __init__(self, spec: ModelSpec, text_vectors: torch.Tensor | None = None):
+    def __init__(self, spec: ModelSpec, text_vectors: torch.Tensor | None = None, user_vectors: torch.Tensor | None = None):
         super().__init__()
         cfg = spec.config
         self.spec = spec
@@ -103,6 +106,18 @@ class PolyRecModel(nn.Module):
         self.user_encoder = UserEncoder(
             d, cfg.layers, cfg.heads, cfg.max_history, spec.n_rating_tokens, cfg.dropout, cfg.attention_dropout
         )
+        # Users described by text: each user's projected text vector is added to every token of
+        # their history, so that attention, every task and a history of one item read it. A
+        # frozen buffer like the items' text vectors; users without text (zero rows) and users
+        # the model was not trained with add nothing (no bias).
+        self.user_text: torch.Tensor | None
+        self.user_text_projection: nn.Linear | None = None
+        if spec.user_text_dim is not None and user_vectors is None:
+            user_vectors = torch.zeros(spec.n_users, spec.user_text_dim)  # filled by load_state_dict
+        self.register_buffer("user_text", None if spec.user_text_dim is None else user_vectors.float())
+        if spec.user_text_dim is not None:
+            with torch.random.fork_rng():  # every other layer starts as it would without it
+                self.user_text_projection = nn.Linear(spec.user_text_dim, d, bias=False)
         self.pair = PairEncoder(d, rated_summary=cfg.rated_summary)
         pair_dim = self.pair.out_dim
         self.item_raters: ItemRaters | None = None
@@ -184,7 +199,18 @@ class PolyRecModel(nn.Module):
         if catalogue is not None and self.training:
             raise ValueError("encode(catalogue=...) is for eval mode: in training ID dropout draws per token")
         item_vecs = self.item_tower(batch.items) if catalogue is None else catalogue[batch.items]  # (B, L, d)
-        return self.user_encoder.tokens(item_vecs, batch.tokens)
+        tokens = self.user_encoder.tokens(item_vecs, batch.tokens)
+        if self.user_text_projection is None:
+            return tokens
+        return tokens + self.user_text_projection(self.user_text_of(batch.users)).unsqueeze(1)
+
+    def user_text_of(self, users: torch.Tensor) -> torch.Tensor:
+        """(B, D) ``users``' text vectors; zeros for users beyond the trained ones (a new user
+        in serving) or without text."""
+        assert self.user_text is not None
+        known = (users >= 0) & (users < len(self.user_text))
+        rows = self.user_text[users.clamp(0, max(len(self.user_text) - 1, 0))]
+        return torch.where(known.unsqueeze(-1), rows, torch.zeros_like(rows))
 
     def task_state(self, states: torch.Tensor, task: str) -> torch.Tensor:
         """(B, L, d) encoder states → the states ``task`` reads (for callers that run the user

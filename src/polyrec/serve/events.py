@@ -159,7 +159,12 @@ def export_events(
         if "item_type" in items.columns:
             item_spec["type"] = "item_type"
         spec["items"] = item_spec
-        spec["users"] = {"path": "users.csv", "id": "user_id", "attributes": [c for c in users.columns if c != "user_id"]}
+        # A run's users table: id, attributes and, where users are described by text, "text".
+        user_spec: dict[str, object] = {"path": "users.csv", "id": "user_id"}
+        user_spec["attributes"] = [c for c in users.columns if c not in ("user_id", "text")]
+        if "text" in users.columns:
+            user_spec["text"] = ["text"]
+        spec["users"] = user_spec
     if frame.empty:
         raise ValueError(f"{db}: no events to export")
     inter: dict[str, object] = {"path": "interactions.csv", "user": "user_id", "item": "item_id", "label": "label", "timestamp": "ts"}

@@ -108,6 +108,7 @@ def build_model(
         rating_range=rating_range,
         ctr_threshold=ctr_threshold,
         n_users=data.train.n_users,
+        user_text_dim=None if data.user_vectors is None else int(data.user_vectors.shape[1]),
         config=cfg,
     )
     rated = autoencoder_ratings(data) if cfg.item_autoencoder > 0 and validation_ratings(data) is not None else None
@@ -117,7 +118,8 @@ def build_model(
         spec.user_autoencoder = cfg.user_autoencoder
         spec.engagement_autoencoder = cfg.engagement_autoencoder
         spec.user_engagement_autoencoder = cfg.user_engagement_autoencoder
-    model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors))
+    users = None if data.user_vectors is None else torch.from_numpy(data.user_vectors)
+    model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors), users)
     if model.item_raters is not None:
         # Raters come from the training side only: no valid or test rating is ever read.
         model.item_raters.set_raters(

@@ -55,6 +55,7 @@ class ProtocolData:
     attribute_classes: dict[str, list[str]] = field(default_factory=dict)
     user_split: UserSplit | None = None
     notes: list[str] = field(default_factory=list)
+    user_vectors: np.ndarray | None = None  # (users, D) text vectors, an input (Dataset.user_vectors)
 
 
 def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float) -> PairTargets:
@@ -89,7 +90,8 @@ def prepare(ds: Dataset, protocol: str, seed: int, ctr_threshold: float, rating_
             next_users=t_users,
             next_items=np.array([test_hist.items[u][0] for u in t_users]),
         )
-    data = ProtocolData(protocol, seed, split, train, valid, test, tokens, global_mean, notes=list(split.notes))
+    data = ProtocolData(protocol, seed, split, train, valid, test, tokens, global_mean, notes=list(split.notes),
+                        user_vectors=ds.user_vectors)  # fmt: skip
     if profile and ds.attributes:
         us = profile_split(ds, seed)
         data.user_split = us
