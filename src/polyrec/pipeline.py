@@ -183,8 +183,9 @@ def load_run_data(cfg: RunConfig, progress: bool, log: Callable[[str], None] = p
         torch.set_num_threads(cfg.train.threads)
     ds = load_configured_dataset(cfg)
     log(f"data: {ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions")
-    text_vectors = item_text_vectors(ds, cfg, progress) if cfg.model.name == "polyrec" else None
+    text_vectors = None
     if cfg.model.name == "polyrec":
+        text_vectors = item_text_vectors(ds, cfg, progress)
         ds.user_vectors = user_text_vectors(ds, cfg, progress)  # read by every model built on ds
     return RunData(ds, text_vectors, item_texts(ds) if text_vectors is not None else None)
 

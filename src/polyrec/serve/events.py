@@ -160,8 +160,8 @@ def export_events(
             item_spec["type"] = "item_type"
         spec["items"] = item_spec
         # A run's users table: id, attributes and, where users are described by text, "text".
-        user_spec: dict[str, object] = {"path": "users.csv", "id": "user_id"}
-        user_spec["attributes"] = [c for c in users.columns if c not in ("user_id", "text")]
+        attributes = [c for c in users.columns if c not in ("user_id", "text")]
+        user_spec: dict[str, object] = {"path": "users.csv", "id": "user_id", "attributes": attributes}
         if "text" in users.columns:
             user_spec["text"] = ["text"]
         spec["users"] = user_spec
