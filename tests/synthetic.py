@@ -244,3 +244,16 @@ def is_a_cached_fit(module: torch.nn.Module, cache: Path) -> bool:
     fits = [torch.load(path, weights_only=True)["state"] for path in Path(cache).glob("*.pt")]
     weights = dict(module.named_parameters())
     return any(all(torch.equal(w, fit[name]) for name, w in weights.items()) for fit in fits)
+
+
+def assert_joined_at_its_weight(model, view, users: torch.Tensor, items: torch.Tensor, heads: dict) -> torch.Tensor:
+    """The model's ctr logit with ``view`` joined is the one without it plus the view's weight
+    times its value; returns the joined logit."""
+    weight = float(view.weight)
+    with torch.no_grad():
+        joined = model.join_autoencoder(users, items, heads)["ctr"]
+        view.weight.zero_()
+        unjoined = model.join_autoencoder(users, items, heads)["ctr"]
+        view.weight.fill_(weight)
+        assert torch.allclose(joined - unjoined, weight * view(users, items), atol=1e-6)
+    return joined

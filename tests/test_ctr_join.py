@@ -1,5 +1,5 @@
 """The ctr join: the model's own weights on its head logit, the item autoencoder's deviation and
-the engagement views' logits; a model without the rating task reads nothing fitted to ratings;
+the ctr views' values (engagement autoencoders, item kNN); a model without the rating task reads nothing fitted to ratings;
 models saved while the join lived in the item autoencoder load with the same predictions."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_the_ctr_join_is_what_the_model_predicts(ctr_alone) -> None:
     heads = {"ctr": torch.linspace(-1.0, 1.0, 5)}
     a, _, c = model.ctr_join.tolist()
     with torch.no_grad():
-        views = sum(float(v.weight) * v(users, items) for v in model.engagement_views().values())
+        views = sum(float(v.weight) * v(users, items) for v in model.ctr_views().values())
         assert torch.allclose(model.join_autoencoder(users, items, heads)["ctr"], a * heads["ctr"] + c + views, atol=1e-6)
 
 

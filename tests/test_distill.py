@@ -200,7 +200,7 @@ def test_soft_terms_vanish_when_the_student_is_the_teacher(folder, teacher_run) 
 
 
 def test_a_teachers_soft_pair_labels_carry_its_item_autoencoder(folder, teacher_run) -> None:
-    """With an item autoencoder (and its engagement twins) the teacher's soft rating and ctr
+    """With an item autoencoder (and its engagement twins and item-kNN view) the teacher's soft rating and ctr
     labels are its joined predictions, each pair's own rating left out of its item's codes
     (as the autoencoders read a held-out pair), not its heads' outputs alone."""
     data, cfg, student, batch = _batch_and_models(folder, teacher_run)
@@ -213,6 +213,10 @@ def test_a_teachers_soft_pair_labels_carry_its_item_autoencoder(folder, teacher_
     assert engagement is not None and user_engagement is not None  # the tiny config builds both beside it
     engagement.weight.fill_(0.3)
     user_engagement.weight.fill_(-0.2)
+    neighbors, text_neighbors = teacher.item_neighbors, teacher.text_neighbors
+    assert neighbors is not None and text_neighbors is not None  # the default's kNN views
+    neighbors.weight.fill_(0.4)
+    text_neighbors.weight.fill_(-0.1)
     objective = DistillObjective(teacher, data.profile_labels, cfg.distill, "A", cfg.model.dim)
     s = task_outputs(student, batch, 0, 1.0, 1.0)
     heads = task_outputs(teacher, batch, draws=s.draws)
@@ -227,7 +231,9 @@ def test_a_teachers_soft_pair_labels_carry_its_item_autoencoder(folder, teacher_
     assert torch.allclose(joined.rating, 0.5 * heads.rating + 0.5 * (mean + left_out), atol=1e-5)
     engaged = engagement(users, items, own=ae.inputs(heads.ratings))  # their codes leave the pair out too
     user_engaged = user_engagement(users, items, own=ae.inputs(heads.ratings))
-    assert torch.allclose(joined.ctr, 0.5 * heads.ctr + 2.0 * left_out + 0.1 + 0.3 * engaged - 0.2 * user_engaged, atol=1e-5)
+    near = 0.4 * neighbors(users, items) - 0.1 * text_neighbors(users, items)  # never their own neighbours
+    expected = 0.5 * heads.ctr + 2.0 * left_out + 0.1 + 0.3 * engaged - 0.2 * user_engaged + near
+    assert torch.allclose(joined.ctr, expected, atol=1e-5)
     read_own = teacher.autoencoder_deviation(users, items)  # codes that read the pair's own rating: not what is used
     assert not torch.allclose(joined.rating, 0.5 * heads.rating + 0.5 * (mean + read_own), atol=1e-4)
 

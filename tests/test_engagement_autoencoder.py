@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from synthetic import strip_saved_field, tiny_config
+from synthetic import assert_joined_at_its_weight, strip_saved_field, tiny_config
 
 from polyrec.config import TASKS, ModelConfig
 from polyrec.models.io import load_model, save_model
@@ -68,12 +68,7 @@ def test_finetune_joins_their_logits_to_the_ctr_logit_at_the_validation_weights(
         assert weight != 0.0 and result.autoencoder[f"ctr_{name}_weight"] == pytest.approx(weight)
         assert f"{name}_valid_logloss" in result.autoencoder
         assert not any(p.requires_grad for p in ae.parameters())  # frozen after its fit
-        with torch.no_grad():
-            joined = model.join_autoencoder(users, items, heads)["ctr"]
-            ae.weight.zero_()
-            unjoined = model.join_autoencoder(users, items, heads)["ctr"]
-            ae.weight.fill_(weight)
-            assert torch.allclose(joined - unjoined, weight * ae(users, items), atol=1e-6)
+        assert_joined_at_its_weight(model, ae, users, items, heads)
 
 
 @pytest.mark.parametrize("view", VIEWS)

@@ -9,9 +9,9 @@ from .user_autoencoder import UserAutoencoder
 
 
 class EngagementLogit:
-    """What an engagement view adds to the model: its logit of a pair, times ``weight`` (a
-    buffer each view registers, 0 until the model's ctr join is fitted on the validation
-    pairs, so before its fit a view changes nothing)."""
+    """What a ctr view (an engagement autoencoder, a kNN view) adds to the model: its value
+    of a pair, times ``weight`` (a buffer each view registers, 0 until the model's ctr join is
+    fitted on the validation pairs, so before its fit a view changes nothing)."""
 
     weight: torch.Tensor
 

@@ -15,9 +15,10 @@ from ..tasks.next_item import NextItemHead
 from ..tasks.profile import ProfileHead
 from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
-from .engagement_autoencoder import EngagementAutoencoder, UserEngagementAutoencoder
+from .engagement_autoencoder import EngagementAutoencoder, EngagementLogit, UserEngagementAutoencoder
 from .experts import build_experts
 from .item_autoencoder import ItemAutoencoder, UserRowProfile
+from .item_neighbors import ItemNeighbors
 from .item_prior import ItemPrior, blend_parts
 from .item_raters import ItemRaters
 from .item_tower import ItemTower
@@ -60,6 +61,11 @@ class ModelSpec:
     engagement_autoencoder: int = 0
     # The same for its user-side twin (UserEngagementAutoencoder), 0 = none.
     user_engagement_autoencoder: int = 0
+    # Neighbours each pair reads in the item-kNN view joined to the ctr logit, and those each
+    # item keeps (models/item_neighbors.py), 0 = none: a spec saved before it existed loads without.
+    item_neighbors: int = 0
+    item_neighbors_kept: int = 0
+    text_neighbors: int = 0  # the same view with neighbours by text vectors, 0 = none
     # Weights kept per item by the item prior joined to next-item scores (models/item_prior.py),
     # 0 = none: fitted after fine-tuning, and only where it raised validation NDCG@10.
     item_prior_neighbors: int = 0
@@ -145,11 +151,22 @@ class PolyRecModel(nn.Module):
                     self.user_engagement_autoencoder = UserEngagementAutoencoder(
                         spec.n_users, spec.n_items, spec.user_engagement_autoencoder, spec.autoencoder_ratings
                     )
+        self.item_neighbors: ItemNeighbors | None = None
+        self.text_neighbors: ItemNeighbors | None = None
+        if rated and "ctr" in spec.tasks:
+            if spec.item_neighbors > 0:
+                self.item_neighbors = ItemNeighbors(
+                    spec.n_users, spec.n_items, spec.autoencoder_ratings, spec.item_neighbors, spec.item_neighbors_kept
+                )
+            if spec.text_neighbors > 0 and spec.text_dim is not None:
+                self.text_neighbors = ItemNeighbors(
+                    spec.n_users, spec.n_items, spec.autoencoder_ratings, spec.text_neighbors, spec.item_neighbors_kept
+                )
         self.register_buffer("global_mean", torch.tensor(float(spec.global_mean)))
         # How the autoencoders join the ctr logit: a · head logit + b · the item autoencoder's
-        # deviation + c, plus each engagement view's weight × its logit; identity until
+        # deviation + c, plus each ctr view's weight × its value (ctr_views); identity until
         # fit_join sets it on the validation pairs (None: the model has no autoencoder).
-        joins_ctr = self.item_autoencoder is not None or bool(self.engagement_views())
+        joins_ctr = self.item_autoencoder is not None or bool(self.ctr_views())
         self.ctr_join: torch.Tensor | None
         self.register_buffer("ctr_join", torch.tensor([1.0, 0.0, 0.0]) if joins_ctr else None)
         heads: dict[str, nn.Module] = {}
@@ -286,9 +303,11 @@ class PolyRecModel(nn.Module):
         model predicts for a pair it did not see."""
         if self.ctr_join is None:  # neither an item autoencoder nor an engagement view
             return outputs
-        ae, views = self.item_autoencoder, self.engagement_views()
-        # Every autoencoder reads the same training ratings, so any of them turns ratings into inputs.
-        own = None if own_ratings is None else self.autoencoders()[0].inputs(own_ratings)
+        ae, views = self.item_autoencoder, self.ctr_views()
+        # Every autoencoder reads the same training ratings, so any of them turns ratings into
+        # inputs (the kNN views read none: an item is never its own neighbour).
+        fitted = self.autoencoders()
+        own = None if own_ratings is None or not fitted else fitted[0].inputs(own_ratings)
         d = None if ae is None else self.autoencoder_deviation(users, items, own)
         out = dict(outputs)
         if ae is not None and "rating" in out:
@@ -310,6 +329,15 @@ class PolyRecModel(nn.Module):
         """The engagement autoencoders the model has, by the name their metrics carry."""
         views = {"engagement": self.engagement_autoencoder, "user_engagement": self.user_engagement_autoencoder}
         return {name: view for name, view in views.items() if view is not None}
+
+    def ctr_views(self) -> dict[str, EngagementLogit]:
+        """Every view whose logit joins the ctr logit at a weight of its own: the engagement
+        autoencoders and the kNN views, by the name their metrics carry."""
+        views: dict[str, EngagementLogit] = dict(self.engagement_views())
+        for name in ("item_neighbors", "text_neighbors"):
+            if getattr(self, name) is not None:
+                views[name] = getattr(self, name)
+        return views
 
     def autoencoder_deviation(self, users: torch.Tensor, items: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
         """The deviation from the global mean that joins rating and ctr: the item

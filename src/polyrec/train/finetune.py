@@ -118,6 +118,8 @@ def build_model(
         spec.user_autoencoder = cfg.user_autoencoder
         spec.engagement_autoencoder = cfg.engagement_autoencoder
         spec.user_engagement_autoencoder = cfg.user_engagement_autoencoder
+        spec.item_neighbors, spec.item_neighbors_kept = cfg.item_neighbors, cfg.item_neighbors_kept
+        spec.text_neighbors = cfg.text_neighbors
     users = None if data.user_vectors is None else torch.from_numpy(data.user_vectors)
     model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors), users)
     if model.item_raters is not None:
@@ -128,6 +130,10 @@ def build_model(
     if rated is not None:
         for ae in model.autoencoders():
             ae.set_ratings(*rated)  # the training side's ratings only
+        if model.item_neighbors is not None:
+            model.item_neighbors.set_ratings(*rated)
+        if model.text_neighbors is not None:
+            model.text_neighbors.set_ratings(*rated, item_vectors=text_vectors)
     return model
 
 

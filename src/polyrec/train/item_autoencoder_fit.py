@@ -236,10 +236,10 @@ def blend_share(a: np.ndarray, b: np.ndarray, target: np.ndarray) -> float:
 def fit_join(model: PolyRecModel, data: ProtocolData) -> dict[str, float]:
     """Set how the autoencoders join ``model``'s rating and ctr, on the validation pairs: the
     item autoencoder's rating share by least squares (in [0, 1]); the ctr logit's weights
-    (``model.ctr_join`` and each engagement view's) by logistic regression on the model logit,
-    the item autoencoder's deviation and each engagement autoencoder's logit, those the model
-    has. Returns them, for the run's metrics."""
-    ae, pairs, views = model.item_autoencoder, data.valid.pairs, model.engagement_views()
+    (``model.ctr_join`` and each ctr view's) by logistic regression on the model logit, the
+    item autoencoder's deviation and each ctr view's value (the engagement autoencoders' logits,
+    the kNN views' residuals), those the model has. Returns them, for the run's metrics."""
+    ae, pairs, views = model.item_autoencoder, data.valid.pairs, model.ctr_views()
     if model.ctr_join is None or pairs is None or not len(pairs):
         return {}
     if ae is not None:
