@@ -175,8 +175,9 @@ class ModelConfig:
     # vectors; needs text), joined beside it: the user's residuals on the ``text_neighbors``
     # items whose text is nearest the target's, among the ``item_neighbors_kept`` each item
     # keeps. 0 = off. MovieLens-100K (the same probe, on top of the item-kNN view): ctr AUC
-    # +0.0008 / +0.0009 / +0.0002 at 10 neighbours (20: +0.0004 / +0.0012 / +0.0001; one
-    # view on the sum of both similarities joined no better than the rating-kNN view alone).
+    # +0.0008 / +0.0010 / +0.0003 at 10 neighbours (20: +0.0004 / +0.0012 / +0.0001; 50:
+    # +0.0002 / +0.0008 / +0.0000); one view on the sum of both similarities joined no
+    # better than the rating-kNN view alone.
     text_neighbors: int = 10
     # An item-to-item prior joined to the next-item scores (models/item_prior.py): EASE
     # (Steck 2019) fitted on the training histories after fine-tuning, its L2, its decay per
