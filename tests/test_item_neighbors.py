@@ -1,6 +1,6 @@
 """The kNN views: their residuals against the kNNBaseline formula counted by hand (neighbours
-by ratings or by text), zero where they have nothing to read, joined to the ctr logit at the validation weight, saved and reloaded,
-and models saved before it loading without it."""
+by ratings or by text), zero where they have nothing to read, joined to the ctr logit at the
+validation weight, saved and reloaded, and models saved before them loading without them."""
 
 from __future__ import annotations
 
@@ -41,6 +41,14 @@ def _by_hand(u, i, r, n_users, n_items, k, user, item, vectors=None) -> float:
     rated = [j for j in np.argsort(-sims, kind="stable") if not np.isnan(residual[user, j]) and sims[j] > 0][:k]
     weights = sims[rated]
     return float(weights @ residual[user, rated] / weights.sum()) if len(rated) else 0.0
+
+
+def test_the_baseline_is_the_mean_plus_shrunk_user_and_item_biases() -> None:
+    u, i, r = _ratings()
+    assert np.allclose(_baseline(u, i, np.full(len(u), 3.0), 30, 12), 3.0)
+    generous = np.where(u == 0, 5.0, r)  # user 0 rates everything 5
+    base = _baseline(u, i, generous, 30, 12)
+    assert base[u == 0].min() > generous.mean() and base[u == 0].max() < 5.0  # shrunk towards the mean
 
 
 @pytest.mark.parametrize("k", [1, 3, 50])
