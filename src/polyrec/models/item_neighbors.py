@@ -61,7 +61,12 @@ class ItemNeighbors(EngagementLogit, nn.Module):
     ) -> None:
         """Count biases, residuals and neighbour lists from the training side's ratings; with
         ``item_vectors`` (I, D), neighbours are the items nearest in them (cosine) instead."""
-        residual = ratings - _baseline(users, items, ratings, self.n_users, self.n_items)
+        self.set_residuals(users, items, baseline_residuals(users, items, ratings, self.n_users, self.n_items), item_vectors)
+
+    def set_residuals(
+        self, users: np.ndarray, items: np.ndarray, residual: np.ndarray, item_vectors: np.ndarray | None = None
+    ) -> None:
+        """``set_ratings`` from ``baseline_residuals`` already counted: both views read the same."""
         keys = users.astype(np.int64) * self.n_items + items.astype(np.int64)
         order = np.argsort(keys)
         self.keys.copy_(torch.from_numpy(keys[order]))
@@ -89,6 +94,11 @@ class ItemNeighbors(EngagementLogit, nn.Module):
         mass = w.sum(-1)
         out = torch.where(mass > 0, total / mass.clamp(min=1e-12), torch.zeros_like(total))
         return out.reshape(shape)
+
+
+def baseline_residuals(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
+    """Each training rating minus its baseline, what the kNN views average."""
+    return ratings - _baseline(users, items, ratings, n_users, n_items)
 
 
 def _baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int) -> np.ndarray:

@@ -151,21 +151,18 @@ class PolyRecModel(nn.Module):
                     self.user_engagement_autoencoder = UserEngagementAutoencoder(
                         spec.n_users, spec.n_items, spec.user_engagement_autoencoder, spec.autoencoder_ratings
                     )
-        self.item_neighbors: ItemNeighbors | None = None
-        self.text_neighbors: ItemNeighbors | None = None
-        if rated and "ctr" in spec.tasks:
-            if spec.item_neighbors > 0:
-                self.item_neighbors = ItemNeighbors(
-                    spec.n_users, spec.n_items, spec.autoencoder_ratings, spec.item_neighbors, spec.item_neighbors_kept
-                )
-            if spec.text_neighbors > 0 and spec.text_dim is not None:
-                self.text_neighbors = ItemNeighbors(
-                    spec.n_users, spec.n_items, spec.autoencoder_ratings, spec.text_neighbors, spec.item_neighbors_kept
-                )
+
+        def neighbors(k: int) -> ItemNeighbors | None:  # a kNN view reading k neighbours, 0 = none
+            kept = spec.item_neighbors_kept
+            return ItemNeighbors(spec.n_users, spec.n_items, spec.autoencoder_ratings, k, kept) if k > 0 else None
+
+        counted = rated and "ctr" in spec.tasks
+        self.item_neighbors = neighbors(spec.item_neighbors if counted else 0)
+        self.text_neighbors = neighbors(spec.text_neighbors if counted and spec.text_dim is not None else 0)
         self.register_buffer("global_mean", torch.tensor(float(spec.global_mean)))
         # How the autoencoders join the ctr logit: a · head logit + b · the item autoencoder's
         # deviation + c, plus each ctr view's weight × its value (ctr_views); identity until
-        # fit_join sets it on the validation pairs (None: the model has no autoencoder).
+        # fit_join sets it on the validation pairs (None: the model has neither).
         joins_ctr = self.item_autoencoder is not None or bool(self.ctr_views())
         self.ctr_join: torch.Tensor | None
         self.register_buffer("ctr_join", torch.tensor([1.0, 0.0, 0.0]) if joins_ctr else None)
@@ -301,7 +298,7 @@ class PolyRecModel(nn.Module):
         ``own_ratings`` (NaN: none), for training pairs the heads read leave-one-out: each
         pair's own rating is left out of its item's code too, so the result is what the
         model predicts for a pair it did not see."""
-        if self.ctr_join is None:  # neither an item autoencoder nor an engagement view
+        if self.ctr_join is None:  # neither an item autoencoder nor a ctr view
             return outputs
         ae, views = self.item_autoencoder, self.ctr_views()
         # Every autoencoder reads the same training ratings, so any of them turns ratings into

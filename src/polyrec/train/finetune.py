@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
+from ..models.item_neighbors import baseline_residuals
 from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
 from ..progress import bar as progress_bar
@@ -130,10 +131,11 @@ def build_model(
     if rated is not None:
         for ae in model.autoencoders():
             ae.set_ratings(*rated)  # the training side's ratings only
-        if model.item_neighbors is not None:
-            model.item_neighbors.set_ratings(*rated)
-        if model.text_neighbors is not None:
-            model.text_neighbors.set_ratings(*rated, item_vectors=text_vectors)
+        knn = [(v, vectors) for v, vectors in ((model.item_neighbors, None), (model.text_neighbors, text_vectors)) if v is not None]
+        if knn:  # both kNN views read the same residuals: counted once
+            residual = baseline_residuals(*rated, knn[0][0].n_users, knn[0][0].n_items)
+            for view, vectors in knn:
+                view.set_residuals(*rated[:2], residual, vectors)
     return model
 
 
