@@ -246,6 +246,8 @@ def test_recommend_embeds_a_new_item_from_its_fields(client, rec) -> None:
         ({"history": [{"item_id": "new", "fields": {"title": ""}}]}, 422, "body.history.0.fields.title"),
         ({"history": [{"item_id": "new", "fields": {"colour": "blue"}}]}, 422, "unknown text field 'colour'"),
         ({"history": [{"item_id": "i001"}], "item_type": "video"}, 422, "unknown type 'video'"),
+        ({"history": [{"item_id": "i001"}], "user_text": "likes ads"}, 422, "this model reads no user text"),
+        ({"history": [{"item_id": "i001"}], "user_text": "x" * 2001}, 422, "body.user_text"),
         (None, 422, "body: a JSON body is required"),
     ],
 )

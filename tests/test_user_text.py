@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from synthetic import tiny_config, write_dataset
 
 import polyrec.pipeline
+import polyrec.text
 from polyrec.data.describe import describe
 from polyrec.data.errors import DataError
 from polyrec.data.generic import load_generic
@@ -19,6 +21,7 @@ from polyrec.eval.predict import predict_pairs
 from polyrec.models.io import load_model, save_model
 from polyrec.pipeline import run, user_text_vectors
 from polyrec.recommender import Recommender
+from polyrec.serve.app import create_app
 from polyrec.train.finetune import build_model
 from polyrec.train.protocol_data import prepare
 
@@ -124,15 +127,67 @@ def test_the_model_reads_a_users_text_and_nothing_else_changes(folder, tmp_path)
     np.testing.assert_allclose(predict_pairs(loaded, data.valid.history, users, items)["rating"], after, rtol=1e-6)
 
 
-def test_a_run_on_users_described_by_text_trains_saves_and_recommends(folder, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(polyrec.pipeline, "encode_texts", stand_in_encode)
-    cfg = tiny_config(folder, epochs=1)
-    cfg.text.enabled = True
-    cfg.protocols = ["A"]
-    run(cfg, tmp_path / "run", progress=False, log=lambda _: None, baselines=False)
-    rec = Recommender.load(tmp_path / "run")
+@pytest.fixture(scope="module")
+def trained(folder, tmp_path_factory) -> Path:
+    """A one-epoch protocol-A run of ``folder`` (users described by text), the stand-in encoder
+    reading every text."""
+    out = tmp_path_factory.mktemp("user-text-run") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(polyrec.pipeline, "encode_texts", stand_in_encode)
+        cfg = tiny_config(folder, epochs=1)
+        cfg.text.enabled = True
+        cfg.protocols = ["A"]
+        run(cfg, out, progress=False, log=lambda _: None, baselines=False)
+    return out
+
+
+@pytest.fixture
+def rec(trained, monkeypatch) -> Recommender:
+    """The trained run, loaded; texts it embeds on the fly go through the stand-in encoder."""
+    monkeypatch.setattr(polyrec.text, "encode_texts", stand_in_encode)
+    return Recommender.load(trained)
+
+
+def test_a_run_on_users_described_by_text_trains_saves_and_recommends(rec) -> None:
     model = rec.models_["A"]
     assert model.spec.user_text_dim == WIDTH and model.user_text_projection is not None
     assert model.user_text[: 20].any(dim=1).all() and not model.user_text[20:].any()
     top = rec.recommend("u003", k=3)
     assert len(top) == 3
+
+
+def _history_of(folder: Path, user: str) -> tuple[list[str], list[float]]:
+    inter = pd.read_csv(folder / "interactions.csv")
+    mine = inter[inter["user_id"] == user].sort_values("ts", kind="stable")  # a history's order
+    return mine["item_id"].astype(str).tolist(), mine["rating"].tolist()
+
+
+def test_an_ad_hoc_history_reads_the_users_text_as_training_did(rec, folder) -> None:
+    described = pd.read_csv(folder / "users.csv")
+    bios = dict(zip(described["user_id"], described["bio"].fillna("")))
+    users = rec.user_vectors()
+    items, ratings = _history_of(folder, "u003")
+    known = users[rec.user_index("u003")]
+    # A described user's history and text give exactly the vector the model holds for them ...
+    np.testing.assert_allclose(rec.history_vector(items, ratings, user_text=bios["u003"]), known, atol=1e-5)
+    # ... and the text is read: without it (a zero vector) the same history lands elsewhere.
+    assert np.abs(rec.history_vector(items, ratings) - known).max() > 1e-3
+    np.testing.assert_allclose(rec.history_vector(items, ratings, user_text="  "), rec.history_vector(items, ratings))
+    # A user without text is read with a zero vector, in training as here.
+    items, ratings = _history_of(folder, "u025")
+    np.testing.assert_allclose(rec.history_vector(items, ratings), users[rec.user_index("u025")], atol=1e-5)
+    top = rec.recommend_history(items, ratings, user_text=bios["u003"], k=5, exclude_seen=False)
+    scores = rec.item_vectors() @ rec.history_vector(items, ratings, user_text=bios["u003"])
+    np.testing.assert_allclose(top["score"], np.sort(scores)[::-1][:5], rtol=1e-5)
+
+
+def test_the_service_passes_a_new_users_text_to_the_model(rec, trained, folder, tmp_path) -> None:
+    items, ratings = _history_of(folder, "u003")
+    expected = rec.recommend_history(items, ratings, k=5, user_text="likes group 1")
+    assert not np.allclose(expected["score"], rec.recommend_history(items, ratings, k=5)["score"], rtol=1e-4)
+    body = {"history": [{"item_id": i, "rating": r} for i, r in zip(items, ratings)], "k": 5, "user_text": "likes group 1"}
+    with TestClient(create_app(trained, tmp_path / "events.sqlite")) as client:
+        answer = client.post("/recommend", json=body)
+    assert answer.status_code == 200, answer.text
+    assert [x["item_id"] for x in answer.json()["items"]] == expected["item_id"].tolist()
+    np.testing.assert_allclose([x["score"] for x in answer.json()["items"]], expected["score"], rtol=1e-5)

@@ -156,6 +156,7 @@ class Recommender(RecommenderBase):
         items: Sequence[str],
         ratings: Sequence[float | None] | None = None,
         texts: Mapping[str, NewItemText] | None = None,
+        user_text: str | None = None,
     ) -> np.ndarray:
         """(d + 1,) user vector (as in ``user_vectors``) for an ad-hoc history, oldest item first.
 
@@ -163,6 +164,9 @@ class Recommender(RecommenderBase):
         string, or their text fields: :meth:`embed_texts`): such an item is represented by its
         text alone, as ID dropout trained the model to do.
         ``ratings[k]`` is None where the k-th interaction has no rating.
+        ``user_text`` describes the user as the run's ``users.text`` columns did (joined as the
+        loader joins them); only a model trained on users described by text reads it. Given
+        a known user's history and text, the vector is that user's in ``user_vectors``.
         """
         if len(items) == 0:
             raise ValueError("a history needs at least one item")
@@ -170,6 +174,8 @@ class Recommender(RecommenderBase):
         model.eval()
         if ratings is not None and len(ratings) != len(items):
             raise ValueError(f"{len(items)} items but {len(ratings)} ratings")
+        if user_text is not None and model.user_text_projection is None:
+            raise ValueError("this model reads no user text (its data described no users by text, or text.users was off)")
         spec, texts, keep = model.spec, texts or {}, model.spec.config.max_history
         values = np.array([np.nan if r is None else float(r) for r in (ratings or [None] * len(items))])[-keep:]
         items = list(items)[-keep:]  # the encoder reads the most recent items
@@ -190,10 +196,20 @@ class Recommender(RecommenderBase):
                     vecs[pos] = new_vecs[str(i)]
         labels = np.where(np.isnan(values), np.nan, (values >= spec.ctr_threshold).astype(float))
         tokens = RatingTokens(tuple(spec.rating_levels), spec.labels_only).encode(values, labels)
-        states = model.user_encoder(model.user_encoder.tokens(vecs[None], torch.from_numpy(tokens)[None]))
+        history = model.user_encoder.tokens(vecs[None], torch.from_numpy(tokens)[None])
+        if model.user_text_projection is not None:  # no text reads as a zero vector, as in training
+            history = model.with_user_text(history, self._user_text_vector(user_text, model.user_text.shape[1]))
+        states = model.user_encoder(history)
         states = model.task_state(states, "next_item")  # through the expert layer, as in encode
         q = model.heads["next_item"].query(states[0, -1])
         return np.append(q.numpy(), 1.0).astype(np.float32)
+
+    def _user_text_vector(self, user_text: str | None, width: int) -> torch.Tensor:
+        """(1, D) the text vector of an ad-hoc user, as the run encoded its users' texts:
+        zeros where there is none (empty, or only spaces)."""
+        if user_text is None or not user_text.strip():
+            return torch.zeros(1, width)
+        return torch.from_numpy(self.embed_texts([user_text])).float()
 
     def recommend_history(
         self,
@@ -202,10 +218,12 @@ class Recommender(RecommenderBase):
         texts: Mapping[str, NewItemText] | None = None,
         k: int = 10,
         exclude_seen: bool = True,
+        user_text: str | None = None,
     ) -> pd.DataFrame:
         """Top ``k`` items for an ad-hoc history (cold start): columns item_id, text, score.
-        With an item prior, its part reads the history's catalogue items (new ones have none)."""
-        scores = self.item_vectors() @ self.history_vector(items, ratings, texts)
+        ``user_text``: as in :meth:`history_vector`. With an item prior, its part reads the
+        history's catalogue items (new ones have none)."""
+        scores = self.item_vectors() @ self.history_vector(items, ratings, texts, user_text)
         _, model = self._model("next_item", ("B", "A"))
         if model.priors():
             keep = list(items)[-model.spec.config.max_history :]  # what the model reads

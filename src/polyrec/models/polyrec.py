@@ -216,7 +216,13 @@ class PolyRecModel(nn.Module):
         tokens = self.user_encoder.tokens(item_vecs, batch.tokens)
         if self.user_text_projection is None:
             return tokens
-        return tokens + self.user_text_projection(self.user_text_of(batch.users)).unsqueeze(1)
+        return self.with_user_text(tokens, self.user_text_of(batch.users))
+
+    def with_user_text(self, tokens: torch.Tensor, user_vectors: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) history ``tokens`` with each user's (B, D) text vector added to every
+        token through the projection (zeros: no text). The model must read user text."""
+        assert self.user_text_projection is not None
+        return tokens + self.user_text_projection(user_vectors).unsqueeze(1)
 
     def user_text_of(self, users: torch.Tensor) -> torch.Tensor:
         """(B, D) ``users``' text vectors; zeros for users beyond the trained ones (a new user

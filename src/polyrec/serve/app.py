@@ -165,7 +165,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         description=(
             "For a user the model has never seen. Items the model has never seen may come with their `text`, "
             "or with their text `fields` as the catalogue has them: it is embedded on the fly by the run's "
-            "sentence encoder."
+            "sentence encoder. A run trained on users described by text also reads the user's `user_text`."
         ),
     )
     def recommend_history(body: S.RecommendRequest) -> S.Recommendations:
@@ -180,13 +180,15 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         }
         try:
             if run.retrieves:
-                vector = run.rec.history_vector(items, ratings, texts)  # type: ignore[attr-defined]
+                vector = run.rec.history_vector(items, ratings, texts, body.user_text)  # type: ignore[attr-defined]
                 seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
                 ids, scores = run.items.top_k(vector, body.k, seen if body.exclude_seen else None, allowed)  # type: ignore[union-attr]
             else:  # scores that no index ranks (an item prior): the whole catalogue, exactly
 
                 def top(n: int) -> pd.DataFrame:
-                    return run.rec.recommend_history(items, ratings, texts, k=n, exclude_seen=body.exclude_seen)  # type: ignore[attr-defined]
+                    return run.rec.recommend_history(  # type: ignore[attr-defined]
+                        items, ratings, texts, k=n, exclude_seen=body.exclude_seen, user_text=body.user_text
+                    )
 
                 ids, scores = fetch_until(run, top, body.k, allowed)
         except KeyError as exc:

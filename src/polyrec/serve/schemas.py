@@ -78,6 +78,11 @@ class RecommendRequest(Strict):
     k: K = 10
     exclude_seen: bool = Field(True, description="leave out the history's own items")
     item_type: str | None = Field(None, max_length=128, description="only items of this type")
+    user_text: str | None = Field(
+        None,
+        max_length=MAX_TEXT,
+        description="the user's own description, as the run's users.text columns read; only for runs trained on it",
+    )
 
 
 class Pair(Strict):

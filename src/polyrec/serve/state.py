@@ -55,6 +55,7 @@ class Retrieves(Recommends, Protocol):
         items: Sequence[str],
         ratings: Sequence[float | None] | None = None,
         texts: Mapping[str, str | Mapping[str, str]] | None = None,
+        user_text: str | None = None,
     ) -> np.ndarray: ...
     def interests(self, user_id: str, top: int = 5) -> list[tuple[str, float]]: ...
 
