@@ -2,11 +2,14 @@
 
     python benchmarks/autoencoder_width.py runs/ml100k 0 16,32,64 200
     python benchmarks/autoencoder_width.py runs/ml100k 0 32 50,100,400
+    python benchmarks/autoencoder_width.py /tmp/ml1m-synthetic 0 500 200
 
-Reads the run folder's config.yaml for the data, splits it under protocol A for the seed, and
-fits an autoencoder of each width × prior as `polyrec run` fits it (train/item_autoencoder_fit.py),
-printing its best validation RMSE and its parameter count (2 × users × width). How
-`configs/student-tiny.yaml` chose its width and prior; nothing is written.
+Reads the data from a run folder's config.yaml, or takes a data folder as `--data` would
+(with the default settings), splits it under protocol A for the seed, and fits an autoencoder
+of each width × prior as `polyrec run` fits it (train/item_autoencoder_fit.py), printing its
+best validation RMSE, its parameter count (2 × users × width) and the fit's seconds. How
+`configs/student-tiny.yaml` chose its width and prior, and how docs/results/scale.md timed
+the fit at MovieLens-1M's shape; nothing is written.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from polyrec.train.protocol_data import prepare
 
 def main(run: Path, seed: int, widths: list[int], priors: list[float]) -> None:
     torch.set_num_threads(1)
-    cfg = RunConfig.load(run / "config.yaml")
+    if (run / "config.yaml").is_file():
+        cfg = RunConfig.load(run / "config.yaml")
+    else:  # a data folder
+        cfg = RunConfig.from_dict({"data": {"path": str(run), "dataset": None}})
     ds = load_configured_dataset(cfg)
     data = prepare(ds, "A", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, True)
     users, items, ratings = autoencoder_ratings(data)

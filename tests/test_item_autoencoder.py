@@ -63,6 +63,39 @@ def test_a_user_the_model_never_saw_gets_the_items_bias_alone() -> None:
     assert torch.allclose(d, ae.item_bias[torch.tensor([3, 5])].detach())
 
 
+def test_a_long_epoch_is_judged_every_period_steps(ds, data_a, monkeypatch) -> None:
+    """Where an epoch holds more steps than PERIOD_STEPS (large data), the fit is validated
+    every PERIOD_STEPS steps (and stops PATIENCE judgements after its best); where it holds
+    no more (every tiny and MovieLens-100K fit), once an epoch, as before."""
+    import polyrec.train.item_autoencoder_fit as fit_module
+
+    def fitted(period_steps: int) -> list[int]:
+        torch.manual_seed(0)
+        model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+        ae, judged, steps = model.item_autoencoder, [], [0]
+        original = ae.forward
+
+        def forward(*args, **kwargs):
+            if not ae.training:
+                judged.append(steps[0])  # the steps taken when each validation runs
+            else:
+                steps[0] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(ae, "forward", forward)
+        monkeypatch.setattr(fit_module, "PERIOD_STEPS", period_steps)
+        monkeypatch.setattr(fit_module, "MAX_EPOCHS", 2)
+        fit_item_autoencoder(ae, data_a, l2=1.0, progress=False)
+        return judged
+
+    n = int((~np.isnan(data_a.train.flat()[2])).sum())
+    per_epoch = -(-n // max(1, min(fit_module.BATCH, n // fit_module.MIN_STEPS)))
+    assert per_epoch > 5
+    assert fitted(per_epoch) == [per_epoch, 2 * per_epoch]  # once an epoch, for two epochs
+    # Every 5 steps, up to the same two epochs' steps rounded up to a whole period.
+    assert fitted(5) == list(range(5, 2 * per_epoch + 5, 5))
+
+
 def test_the_fit_learns_and_the_join_is_no_worse_than_either_part(ds, data_a) -> None:
     torch.manual_seed(0)
     cfg = tiny_config().model

@@ -20,6 +20,8 @@ join then reads the mix.
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +44,7 @@ BATCH = 4096  # ratings per step; fewer on small data, so that an epoch still ta
 MIN_STEPS = 16
 LR = 1e-3
 MAX_EPOCHS = 200
-PATIENCE = 10
+PATIENCE = 10  # judgements (see PERIOD_STEPS) without a better validation score
 # Judged, stopped on and kept: the weights averaged over about this many epochs of steps
 # (train/weight_average.py). Single fits' validation RMSE jitters by ±0.002 from epoch to
 # epoch around their best; on MovieLens-100K (protocol A, validation RMSE) the average over 2
@@ -51,6 +53,14 @@ PATIENCE = 10
 # / 0.8746), for one fit's cost and some 30 more epochs (91 in all for seed 0 in `make run`,
 # against about 50-60 with the raw weights). 5 and 10 epochs ended level with 2.
 EMA_EPOCHS = 2.0
+# A fit is judged (validated, and stopped after PATIENCE judgements without a gain) once an
+# epoch, or every this many steps where an epoch holds more; its average still spans epochs.
+# Each step reads every training rating (a code sums its item's whole column), so a step
+# costs more as the data grows while an epoch holds more steps: at MovieLens-1M's shape
+# (742,000 training ratings, 182 steps an epoch) an epoch of the item autoencoder took about
+# a minute on one thread, and ten epochs of patience would add ten minutes after every fit's
+# best. MovieLens-100K's epochs have 20 steps: its fits are judged once an epoch, as before.
+PERIOD_STEPS = 32
 
 
 @dataclass(frozen=True)
@@ -148,8 +158,8 @@ def _cached(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progre
     # The training ratings are in ae's buffers, so the key reads them there; the targets are
     # the ratings themselves, or labels read from the same pairs.
     settings = {"seed": data.seed, "l2": fit.l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR, "target": fit.target,
-                "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "ema_epochs": EMA_EPOCHS,
-                "code": source_digest(_fit, type(ae), WeightAverage, ema_decay)}
+                "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "ema_epochs": EMA_EPOCHS, "period_steps": PERIOD_STEPS,
+                "code": source_digest(_fit, _shuffled_batches, type(ae), WeightAverage, ema_decay)}
     arrays = fit.valid if fit.target == "rating" else (*fit.valid, fit.train[3])
     return cached_fit(cache, ae, arrays, settings, lambda: _fit(ae, data, fit, progress))
 
@@ -172,16 +182,19 @@ def _fit(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress:
             return ((pred - y) ** 2).mean()
         return F.binary_cross_entropy_with_logits(pred, y)
 
-    gen = torch.Generator().manual_seed(data.seed)
     opt = torch.optim.Adam(ae.parameters(), lr=LR)
     n = len(targets)
     batch = max(1, min(BATCH, n // MIN_STEPS))
-    averaged = WeightAverage(ae, ema_decay(EMA_EPOCHS, -(-n // batch), MAX_EPOCHS))
+    per_epoch = -(-n // batch)
+    period = min(per_epoch, PERIOD_STEPS)  # steps between judgements: an epoch, or fewer
+    averaged = WeightAverage(ae, ema_decay(EMA_EPOCHS, per_epoch, MAX_EPOCHS))
     best, best_state, bad = float("inf"), copy.deepcopy(ae.state_dict()), 0
-    bar = progress_bar(range(MAX_EPOCHS), f"{fit.name}, protocol {data.protocol} seed {data.seed}", progress)
+    batches = _shuffled_batches(n, batch, torch.Generator().manual_seed(data.seed))
+    judgements = -(-MAX_EPOCHS * per_epoch // period)
+    bar = progress_bar(range(judgements), f"{fit.name}, protocol {data.protocol} seed {data.seed}", progress)
     for _ in bar:
         ae.train()
-        for rows in torch.randperm(n, generator=gen).split(batch):
+        for rows in itertools.islice(batches, period):
             pred = offset + ae(users[rows], items[rows], own=ae.inputs(ratings[rows]))
             loss = loss_of(pred, targets[rows]) + fit.l2 / n * ae.penalty()
             opt.zero_grad(set_to_none=True)
@@ -201,6 +214,12 @@ def _fit(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress:
             break
     ae.load_state_dict(best_state)
     return best
+
+
+def _shuffled_batches(n: int, batch: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches of ``batch`` of ``range(n)``, endlessly: one fresh permutation an epoch."""
+    while True:
+        yield from torch.randperm(n, generator=gen).split(batch)
 
 
 def fit_user_autoencoder(
