@@ -89,7 +89,7 @@ def test_a_long_epoch_is_judged_every_period_steps(ds, data_a, monkeypatch) -> N
         return judged
 
     n = int((~np.isnan(data_a.train.flat()[2])).sum())
-    per_epoch = -(-n // max(1, min(fit_module.BATCH, n // fit_module.MIN_STEPS)))
+    per_epoch = -(-n // fit_module.batch_size(n))
     assert per_epoch > 5
     assert fitted(per_epoch) == [per_epoch, 2 * per_epoch]  # once an epoch, for two epochs
     # Every 5 steps, up to the same two epochs' steps rounded up to a whole period.

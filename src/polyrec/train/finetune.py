@@ -133,7 +133,7 @@ def build_model(
             ae.set_ratings(*rated)  # the training side's ratings only
         knn = [(v, vectors) for v, vectors in ((model.item_neighbors, None), (model.text_neighbors, text_vectors)) if v is not None]
         if knn:  # both kNN views read the same residuals: counted once
-            residual = baseline_residuals(*rated, knn[0][0].n_users, knn[0][0].n_items)
+            residual = baseline_residuals(*rated, spec.n_users, spec.n_items)
             for view, vectors in knn:
                 view.set_residuals(*rated[:2], residual, vectors)
     return model

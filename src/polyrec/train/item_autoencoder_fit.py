@@ -159,7 +159,7 @@ def _cached(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progre
     # the ratings themselves, or labels read from the same pairs.
     settings = {"seed": data.seed, "l2": fit.l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR, "target": fit.target,
                 "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "ema_epochs": EMA_EPOCHS, "period_steps": PERIOD_STEPS,
-                "code": source_digest(_fit, _shuffled_batches, type(ae), WeightAverage, ema_decay)}
+                "code": source_digest(_fit, batch_size, _shuffled_batches, type(ae), WeightAverage, ema_decay)}
     arrays = fit.valid if fit.target == "rating" else (*fit.valid, fit.train[3])
     return cached_fit(cache, ae, arrays, settings, lambda: _fit(ae, data, fit, progress))
 
@@ -184,7 +184,7 @@ def _fit(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress:
 
     opt = torch.optim.Adam(ae.parameters(), lr=LR)
     n = len(targets)
-    batch = max(1, min(BATCH, n // MIN_STEPS))
+    batch = batch_size(n)
     per_epoch = -(-n // batch)
     period = min(per_epoch, PERIOD_STEPS)  # steps between judgements: an epoch, or fewer
     averaged = WeightAverage(ae, ema_decay(EMA_EPOCHS, per_epoch, MAX_EPOCHS))
@@ -214,6 +214,12 @@ def _fit(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress:
             break
     ae.load_state_dict(best_state)
     return best
+
+
+def batch_size(n: int) -> int:
+    """Ratings per step of a fit to ``n`` targets: BATCH, fewer where an epoch would
+    otherwise take under MIN_STEPS steps."""
+    return max(1, min(BATCH, n // MIN_STEPS))
 
 
 def _shuffled_batches(n: int, batch: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
