@@ -6,7 +6,7 @@ Per seed, on protocol A's training interactions and user folds: logistic regress
 on the validation fold's AUC) on (1) the mean item text vector of each user's history,
 standardised, (2) the user × item rating matrix (seen and rating-deviation columns,
 each part's rows L2-normalised), (3) both. Prints validation and test
-AUC, mean ± std over seeds. It motivates `model.profile_text_rank` (README).
+AUC, mean ± std over seeds. It motivates `model.profile_text_rank` (docs/model.md).
 """
 
 from __future__ import annotations

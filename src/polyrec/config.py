@@ -98,7 +98,7 @@ class ModelConfig:
     id_dropout: float = 0.5  # share of item IDs hidden in training, so text carries cold items
     rating_levels: int = 10  # ratings with more distinct values are put in this many bins
     # Other users read per target item (rating/ctr): the item-side view. Off by default: on
-    # MovieLens-100K it raised the validation rating loss (see README).
+    # MovieLens-100K it raised the validation rating loss (see docs/model.md).
     item_raters: int = 0
     # Per-item parts a small model (a distillation student) may leave out, since each costs
     # parameters in proportion to the catalogue: the item ID embedding (False: an item is its
@@ -135,7 +135,7 @@ class ModelConfig:
     # MovieLens-100K (protocol A, seeds 0-2, validation) the mix took the item autoencoder's
     # RMSE from 0.8875 / 0.8801 / 0.8937 to 0.8817 / 0.8733 / 0.8872. Its code width, 0 = off
     # (the default: the whole model gained less than a seed's spread for 58 % more parameters
-    # under protocol A, README); it costs 2 × items × width parameters and is built only
+    # under protocol A, docs/model.md); it costs 2 × items × width parameters and is built only
     # beside an item autoencoder. configs/user-autoencoder.yaml turns it on (250).
     user_autoencoder: int = 0
     # An engagement autoencoder beside it (models/engagement_autoencoder.py): the item
@@ -154,7 +154,7 @@ class ModelConfig:
     # user's row of training ratings encoded, fitted to the ctr labels the same way, its logit
     # joined beside the item-side twin's. Its code width, 0 = off; it costs 2 × items × width
     # parameters and is built as the item-side twin is. MovieLens-100K (protocol A, seeds
-    # 0-2, README): validation ctr AUC 0.8126 → 0.8136, higher on every seed, rating and
+    # 0-2, docs/model.md): validation ctr AUC 0.8126 → 0.8136, higher on every seed, rating and
     # profile unchanged. Its L2 is lighter: at width 100 (seed 1, a probe on the default's
     # saved predictions) 10 and 25 joined the same on validation (ctr AUC 0.8117 vs 0.8114),
     # and 10 stopped after 63 epochs where 25 took 176.
@@ -184,7 +184,7 @@ class ModelConfig:
     # step back in the history and its share of the blend chosen on validation NDCG@10, and
     # left out where no choice raises it. It ranks by the items that go with the whole
     # history, the sequence model by their order; blended, MovieLens-100K protocol B's test
-    # NDCG@10 rose by a fifth (0.0918 → 0.1095, README). It keeps
+    # NDCG@10 rose by a fifth (0.0918 → 0.1095, docs/model.md). It keeps
     # ``item_prior_neighbors`` weights per item (no trainable parameter) and covers the
     # ``item_prior_max_items`` most-taken items: its fit inverts a square matrix of that side.
     item_prior: bool = True
@@ -193,7 +193,7 @@ class ModelConfig:
     # user's validation item, which a test history holds anyway. No test interaction enters
     # it. Validation's analogue on MovieLens-100K (protocol B, seeds 0-2): the blend with
     # EASE fitted without each user's latest training item 0.1331 / 0.1327 / 0.1336, with it
-    # 0.1349 / 0.1335 / 0.1383 (README). On test it did not carry over to the default's models
+    # 0.1349 / 0.1335 / 0.1383 (docs/model.md). On test it did not carry over to the default's models
     # (NDCG@10 0.1095 → 0.1088, within one std; the tiny student's 0.1065 → 0.1082); it was
     # chosen on validation and stays. The saved, served model carries the refitted prior.
     item_prior_refit: bool = True
@@ -399,7 +399,7 @@ class DistillConfig:
     # 2022); the true item is left to the task's own loss. A teacher has fitted its own
     # training targets, so the share it gives them says how well it memorised them. It did not
     # help the tiny student (ML-100K, protocol B, seed 0, validation NDCG@10 of the model alone:
-    # 0.0979 at temperature 2, 0.0994 at 1, against 0.1040 without the KL; README).
+    # 0.0979 at temperature 2, 0.0994 at 1, against 0.1040 without the KL; docs/distillation.md).
     next_item_target: bool = True
     # Weight of each part; 0 (or absent) removes it. cluster: the student predicts each user's
     # teacher cluster (cross-entropy) and the profile losses are averaged per cluster, then over

@@ -300,7 +300,7 @@ def choice_lines(verdicts: dict[str, Verdict], walls: dict[str, float], default:
         "",
         (
             f"polyrec's default: {current} (how it was chosen from this "
-            "ranking and full-length runs on validation: README, *Multi-task architectures and loss weighting*)."
+            "ranking and full-length runs on validation: docs/multi-task.md)."
         ),
     ]
     return lines

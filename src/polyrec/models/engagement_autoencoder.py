@@ -29,7 +29,7 @@ class EngagementAutoencoder(EngagementLogit, ItemAutoencoder):
     Why a second one: the rating autoencoder predicts a mean, and the ctr label asks whether a
     rating clears a threshold, which also depends on how spread out the user's and the item's
     ratings are. On MovieLens-100K (protocol A, seeds 0–2) joining this logit to the model's
-    ctr logit raised validation AUC by 0.002–0.004 on every seed (README).
+    ctr logit raised validation AUC by 0.002–0.004 on every seed (docs/model.md).
 
     Its inherited ``rating_share`` is unused.
     """
@@ -47,7 +47,7 @@ class UserEngagementAutoencoder(EngagementLogit, UserAutoencoder):
     The item-side twin reads a pair from everyone who rated the item; this one from
     everything the user rated, and errs differently: on MovieLens-100K (protocol A, seeds
     0–2, a probe on the default's saved predictions) joining it beside the item-side twin
-    raised validation ctr AUC by 0.0007–0.0011 on every seed (README).
+    raised validation ctr AUC by 0.0007–0.0011 on every seed (docs/model.md).
 
     Its inherited ``share`` and ``rating_share`` are unused.
     """

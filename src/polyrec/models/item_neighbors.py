@@ -16,7 +16,7 @@ Why beside the autoencoders: they encode an item through everyone who rated it; 
 compares the target with each of the user's own items directly, the classic neighbourhood
 model that blends of latent-factor models gain from. Joined to the ctr logit like an
 engagement view (its value times a weight set on the validation pairs), each raised
-MovieLens-100K's validation ctr AUC on every seed (protocol A, seeds 0-2; README).
+MovieLens-100K's validation ctr AUC on every seed (protocol A, seeds 0-2; docs/model.md).
 """
 
 from __future__ import annotations

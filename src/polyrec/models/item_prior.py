@@ -4,7 +4,7 @@ EASE (Steck, WWW 2019): a linear map from the set of items a user took to a scor
 ``X → X·B`` with ``B = I − P·diag(1/diag P)``, ``P = (XᵀX + λI)⁻¹`` over the training histories
 (``diag B = 0``). It ranks by which items go with the whole history, where the sequence model
 ranks by the recent items' order; the two err differently, so a blend of both ranks better
-than either (MovieLens-100K, protocol B: README).
+than either (MovieLens-100K, protocol B: docs/model.md).
 
 A second prior of the same form can join beside it: the transition map (what tends to come
 next after the recent items; train/item_item_solves.py). Each item keeps only its ``neighbors``
