@@ -129,7 +129,7 @@ def test_the_fit_learns_and_the_join_is_no_worse_than_either_part(ds, data_a) ->
 
 
 def test_the_user_row_classifier_reads_known_labels_only_and_adds_nothing_until_fitted(ds, data_a) -> None:
-    from polyrec.train.item_autoencoder_fit import user_row_classifier
+    from polyrec.train.join_fit import user_row_classifier
 
     torch.manual_seed(0)
     model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
@@ -174,7 +174,7 @@ def test_a_model_saved_before_the_user_row_profile_still_loads(ds, data_a, tmp_p
 def test_the_profile_join_keeps_an_attribute_only_where_it_raises_validation(ds, data_a, monkeypatch) -> None:
     from polyrec.eval.metrics import classification_metrics
     from polyrec.eval.predict import profile_probabilities
-    from polyrec.train.item_autoencoder_fit import fit_profile_join
+    from polyrec.train.join_fit import fit_profile_join
 
     torch.manual_seed(0)
     model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
@@ -184,7 +184,7 @@ def test_the_profile_join_keeps_an_attribute_only_where_it_raises_validation(ds,
     with torch.no_grad():  # rows that tell the age groups apart (gender is already perfect here)
         model.item_autoencoder.decoder[:, : int(age.max()) + 1] = torch.nn.functional.one_hot(age).float() * 5
     # A weak prior, so that 48 training users' labels can make a decisive classifier.
-    monkeypatch.setattr("polyrec.train.item_autoencoder_fit.PROFILE_C", 10.0)
+    monkeypatch.setattr("polyrec.train.join_fit.PROFILE_C", 10.0)
     kept = fit_profile_join(model, data_a)
     assert kept == ["age"]
 
@@ -208,7 +208,7 @@ def test_the_profile_join_leaves_out_validation_users_whose_attributes_are_unkno
     import copy
     import dataclasses
 
-    from polyrec.train.item_autoencoder_fit import fit_profile_join
+    from polyrec.train.join_fit import fit_profile_join
 
     torch.manual_seed(0)
     model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)

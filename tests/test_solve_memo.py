@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from polyrec.train import solve_memo
-from polyrec.train.item_autoencoder_fit import _solve_user_row_classifier, user_row_classifier
+from polyrec.train.join_fit import _solve_user_row_classifier, user_row_classifier
 from polyrec.train.item_item_solves import _solve_ease, ease_neighbours
 
 

@@ -24,7 +24,7 @@ class ItemAutoencoder(nn.Module):
     The user encoder reads users from their histories; this view reads the other side, all
     of an item's raters at once, which the history attention does not see. It is fitted on
     its own and joins the multi-task model's predictions with weights set on validation
-    pairs (``join_rating`` and ``PolyRecModel.ctr_join``; train/item_autoencoder_fit.py says why).
+    pairs (``join_rating`` and ``PolyRecModel.ctr_join``; train/join_fit.py says why).
     """
 
     def __init__(self, n_users: int, n_items: int, hidden: int, n_ratings: int):
@@ -108,7 +108,7 @@ class UserRowProfile(nn.Module):
     its logits add to the profile head's (a product of the two classifiers' probabilities).
 
     All zeros, so adding nothing, until ``set_attribute`` fills it after fine-tuning
-    (train/item_autoencoder_fit.py, ``fit_profile_join``). The rows of a held-out user are
+    (train/join_fit.py, ``fit_profile_join``). The rows of a held-out user are
     learned from their training ratings only, never from an attribute.
     """
 

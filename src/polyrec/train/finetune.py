@@ -27,12 +27,11 @@ from .item_autoencoder_fit import (
     autoencoder_ratings,
     fit_engagement_autoencoder,
     fit_item_autoencoder,
-    fit_join,
-    fit_profile_join,
     fit_user_autoencoder,
     validation_ratings,
 )
 from .item_prior_fit import fit_item_prior
+from .join_fit import fit_join, fit_profile_join
 from .losses import task_losses
 from .protocol_data import ProtocolData
 from .refit_head import SoftProfileTargets, refit_profile_head
@@ -51,7 +50,7 @@ class FitResult:
     # the weighting strategy's effective λ, the mean gate over the experts in "gate_experts".
     curves: dict[str, dict[str, list]] = field(default_factory=dict)
     seconds_to_best: float = 0.0  # training time until the end of the best epoch (validation included)
-    # The item autoencoder's validation RMSE and how it joins the heads (see item_autoencoder_fit.py).
+    # The item autoencoder's validation RMSE and how it joins the heads (see item_autoencoder_fit.py, join_fit.py).
     autoencoder: dict[str, float] = field(default_factory=dict)
     # The item prior's choice on validation (see item_prior_fit.py); empty where none was fitted.
     item_prior: dict[str, float] = field(default_factory=dict)

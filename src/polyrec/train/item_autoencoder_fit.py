@@ -1,16 +1,12 @@
-"""Recipe: fit a model's item autoencoder on its own, then join it to the multi-task model.
+"""Recipe: fit a model's autoencoders on their own, before fine-tuning.
 
 The autoencoder learns from batches of training ratings drawn at random across all users,
 and stops when its validation RMSE stops falling. Trained inside the joint loop instead, it
 would see one batch of users at a time, each user's decoder row moving once an epoch: on
 MovieLens-100K (protocol A, seed 0) that ends at validation RMSE 0.90–0.91 rather than 0.885.
 
-After fine-tuning, its deviation joins the model's rating and ctr with weights set on the
-validation pairs (an ensemble of two, fitted as PROTOCOLS.md allows: validation side only).
-The heads do not read it while they train: given a frozen autoencoder's predictions on the
-very ratings it was fitted to, they learn to trust it more than it deserves on new pairs
-(MovieLens-100K, protocol A, seeds 0–2: validation rating RMSE 0.888, where the autoencoder
-alone has 0.887 and the join on validation 0.883).
+After fine-tuning, their outputs join the model's predictions with weights set on the
+validation pairs (train/join_fit.py).
 
 A user autoencoder, where the model has one, is fitted the same way right after it, and its
 deviation mixed into the item autoencoder's at a share set on the validation ratings; the
@@ -28,16 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
 
-from ..eval.evaluate import profile_metrics
-from ..eval.predict import predict_pairs, profile_probabilities
 from ..models.item_autoencoder import ItemAutoencoder
 from ..models.polyrec import PolyRecModel
 from ..progress import bar as progress_bar
 from .fit_cache import cached_fit, source_digest
+from .join_fit import blend_share
 from .protocol_data import ProtocolData
-from .solve_memo import remembered
 from .weight_average import WeightAverage, ema_decay
 
 BATCH = 4096  # ratings per step; fewer on small data, so that an epoch still takes MIN_STEPS
@@ -248,131 +241,3 @@ def fit_user_autoencoder(
     user_ae.share.fill_(share)
     mixed = float(np.sqrt(np.mean(((1 - share) * d_item + share * d_user - target) ** 2)))
     return {"user_valid_rmse": rmse, "user_share": share, "mixed_valid_rmse": mixed}
-
-
-def blend_share(a: np.ndarray, b: np.ndarray, target: np.ndarray) -> float:
-    """The ``s`` in [0, 1] whose blend ``(1 − s) · a + s · b`` is nearest ``target`` in
-    squared error (least squares, clipped)."""
-    gap = a - b
-    return float(np.clip(np.dot(gap, a - target) / max(np.dot(gap, gap), 1e-12), 0.0, 1.0))
-
-
-@torch.no_grad()
-def fit_join(model: PolyRecModel, data: ProtocolData) -> dict[str, float]:
-    """Set how the autoencoders join ``model``'s rating and ctr, on the validation pairs: the
-    item autoencoder's rating share by least squares (in [0, 1]); the ctr logit's weights
-    (``model.ctr_join`` and each ctr view's) by logistic regression on the model logit, the
-    item autoencoder's deviation and each ctr view's value (the engagement autoencoders' logits,
-    the kNN views' residuals), those the model has. Returns them, for the run's metrics."""
-    ae, pairs, views = model.item_autoencoder, data.valid.pairs, model.ctr_views()
-    if model.ctr_join is None or pairs is None or not len(pairs):
-        return {}
-    if ae is not None:
-        ae.rating_share.zero_()
-    model.ctr_join.copy_(torch.tensor([1.0, 0.0, 0.0]))
-    for view in views.values():
-        view.weight.zero_()
-    own = predict_pairs(model, data.valid.history, pairs.users, pairs.items)
-    model.eval()
-    pair = torch.from_numpy(pairs.users), torch.from_numpy(pairs.items)
-    d = None if ae is None else model.autoencoder_deviation(*pair).numpy().astype(np.float64)
-    joined: dict[str, float] = {}
-    rated = ~np.isnan(pairs.ratings)
-    if ae is not None and "rating" in own and rated.any():
-        share = blend_share(own["rating"][rated], float(model.global_mean) + d[rated], pairs.ratings[rated])
-        ae.rating_share.fill_(share)
-        joined["rating_share"] = share
-    labelled = ~np.isnan(pairs.labels)
-    y = pairs.labels[labelled]
-    if "ctr" in own and labelled.any() and 0 < y.mean() < 1:
-        p = np.clip(own["ctr"][labelled], 1e-7, 1 - 1e-7)
-        columns = [np.log(p / (1 - p))] + ([] if d is None else [d[labelled]])
-        columns += [view(*pair).numpy().astype(np.float64)[labelled] for view in views.values()]
-        lr = LogisticRegression(C=100.0).fit(np.column_stack(columns), y)
-        coef = list(lr.coef_[0])
-        a = coef.pop(0)
-        b = 0.0 if d is None else coef.pop(0)
-        model.ctr_join.copy_(torch.tensor([a, b, lr.intercept_[0]], dtype=torch.float32))
-        joined["ctr_model_weight"] = float(a)
-        if d is not None:
-            joined["ctr_autoencoder_weight"] = float(b)
-        for (name, view), weight in zip(views.items(), coef):
-            view.weight.fill_(float(weight))
-            joined[f"ctr_{name}_weight"] = float(weight)
-    return joined
-
-
-PROFILE_C = 0.001  # strong L2: 2 × width features against a few hundred users' labels
-
-
-def fit_profile_join(model: PolyRecModel, data: ProtocolData) -> list[str]:
-    """Fit ``model.user_row_profile``: per attribute, a logistic regression on the item
-    autoencoder's standardised user rows, from the training users' labels only (held-out
-    users' attributes never reach it). An attribute keeps it only where it raises the
-    attribute's main validation metric (AUC for two classes, else accuracy): on
-    MovieLens-100K it helped gender and was mixed on age and occupation. Returns the
-    attributes that kept it."""
-    head, ae = model.user_row_profile, model.item_autoencoder
-    if head is None or ae is None or not data.profile_labels:
-        return []
-    rows = ae.user_rows().numpy().astype(np.float64)
-    train_users = np.flatnonzero(np.any([labels >= 0 for labels in data.profile_labels.values()], axis=0))
-    head.set_scaler(rows[train_users].mean(0), rows[train_users].std(0) + 1e-8)
-    x = (rows - head.mean.numpy()) / head.scale.numpy()
-    for name in head.names:
-        head.clear(name)
-    parts = {}
-    for name, labels in data.profile_labels.items():
-        part = user_row_classifier(x, labels, len(model.spec.attribute_classes[name])) if name in head.names else None
-        if part is not None:
-            parts[name] = part
-    # An attribute's logits read its own part only: one pass without any, one with all.
-    without = _validation_scores(model, data, list(parts))
-    for name, part in parts.items():
-        head.set_attribute(name, *part)
-    with_parts = _validation_scores(model, data, list(parts))
-    kept = [name for name in parts if with_parts[name] > without[name]]
-    for name in parts:
-        if name not in kept:
-            head.clear(name)
-    return kept
-
-
-def user_row_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(C, F) weights and (C,) biases of a logistic regression of ``labels`` (−1: unknown,
-    left out) on the rows of ``x``, as logits over all ``n_classes`` (a class no known label
-    has gets −30); None with fewer than two classes known."""
-    known = labels >= 0
-    if len(np.unique(labels[known])) < 2:
-        return None
-    # Solved once per process for equal inputs (solve_memo.py: a study's configurations of a
-    # seed share the autoencoder's fit, so its user rows, through train.fit_cache).
-    inputs = (x, labels, int(n_classes), PROFILE_C)
-    return remembered("user_row_classifier", inputs, lambda: _solve_user_row_classifier(x, labels, n_classes))
-
-
-def _solve_user_row_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    known = labels >= 0
-    lr = LogisticRegression(C=PROFILE_C, max_iter=2000).fit(x[known], labels[known])
-    weight, bias = np.zeros((n_classes, x.shape[1])), np.full(n_classes, -30.0)
-    if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes: the second's logit
-        weight[lr.classes_[1]], bias[lr.classes_[1]] = lr.coef_[0], lr.intercept_[0]
-        bias[lr.classes_[0]] = 0.0
-    else:
-        weight[lr.classes_], bias[lr.classes_] = lr.coef_, lr.intercept_
-    return weight, bias
-
-
-def _validation_scores(model: PolyRecModel, data: ProtocolData, names: list[str]) -> dict[str, float]:
-    """Each attribute's main validation metric (AUC for two classes, else accuracy) as the
-    model stands (0 for all where the protocol has no validation users)."""
-    users = data.valid.profile_users
-    if users is None or not len(users) or not names:
-        return {name: 0.0 for name in names}
-    proba = profile_probabilities(model, data.valid.history, users)
-    # Users whose attribute is unknown are left out, as on test; 0 where fewer than two classes remain.
-    scores = profile_metrics("valid", data, users, {name: proba[name] for name in names})
-    return {
-        name: scores.get(f"valid.profile.{name}.auc", scores.get(f"valid.profile.{name}.accuracy", 0.0))
-        for name in names
-    }
