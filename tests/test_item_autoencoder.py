@@ -10,7 +10,9 @@ from synthetic import perturbed_autoencoder, random_ratings, strip_saved_field, 
 
 from polyrec.config import TASKS
 from polyrec.eval.predict import predict_pairs
+from polyrec.models.engagement_autoencoder import EngagementAutoencoder
 from polyrec.models.item_autoencoder import ItemAutoencoder
+from polyrec.models.user_autoencoder import UserAutoencoder
 from polyrec.train.finetune import build_model, finetune
 from polyrec.train.item_autoencoder_fit import fit_item_autoencoder
 
@@ -29,6 +31,48 @@ def test_a_pairs_code_leaves_out_exactly_its_own_rating() -> None:
         left_out = ae(u, i, own=ae.inputs(torch.tensor([ratings[k]])))
         assert torch.allclose(left_out, without(u, i), atol=1e-6)
         assert (left_out - ae(u, i)).abs().item() > 1e-4  # with its rating read, it differs
+
+
+def _step_gradients(ae, users, items, own, target, reference: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One training step's deviation and the gradients of its squared error, through the
+    hand-written backward (``forward``) or autograd's backward of the reference."""
+    ae.zero_grad()
+    d = ae._deviation(users, items, own) if reference else ae(users, items, own=own)
+    ((d - target) ** 2).sum().backward()
+    return d.detach(), [p.grad.clone() for p in ae.parameters()]
+
+
+@pytest.mark.parametrize("cls", [ItemAutoencoder, EngagementAutoencoder, UserAutoencoder])
+def test_the_training_step_agrees_with_autograds_backward_of_the_reference(cls) -> None:
+    users, items, ratings = random_ratings()
+    ae = perturbed_autoencoder(cls, users, items, ratings)
+    batch = torch.from_numpy(np.random.default_rng(1).integers(0, len(users), 40))  # repeats included
+    u, i = torch.from_numpy(users)[batch], torch.from_numpy(items)[batch]
+    own, target = ae.inputs(torch.from_numpy(ratings)[batch]), torch.randn(40)
+    if cls is UserAutoencoder:  # its reference swaps the roles back, as its forward does
+        d0, g0 = _step_gradients(ae, i, u, own, target, reference=True)
+    else:
+        d0, g0 = _step_gradients(ae, u, i, own, target, reference=True)
+    d1, g1 = _step_gradients(ae, u, i, own, target, reference=False)
+    assert torch.equal(d0, d1)  # the same values, computed in the same order
+    for name, a, b in zip([n for n, _ in ae.named_parameters()], g0, g1):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5), name  # summed in another order
+        assert a.abs().max() > 0, name  # every parameter's gradient is checked on something
+    # New ratings: the rater-major matrix the backward reads is counted again.
+    before = ae.by_rater().to_dense().clone()
+    ae.set_ratings(users, items, np.where(ratings > 3, ratings, 1.0))
+    assert not torch.equal(ae.by_rater().to_dense(), before)
+    rated = ae.value != 0
+    dense = torch.zeros(ae.n_users, ae.n_items)
+    counts = torch.diff(ae.offsets, append=torch.tensor([len(ae.rater)]))
+    dense[ae.rater[rated], torch.repeat_interleave(torch.arange(ae.n_items), counts)[rated]] = ae.value[rated]
+    assert torch.equal(ae.by_rater().to_dense(), dense)
+    # A copy (as a study or a distillation makes) starts without the kept matrix, then counts it.
+    import copy
+    import pickle
+
+    for twin in (copy.deepcopy(ae), pickle.loads(pickle.dumps(ae))):
+        assert twin._by_rater.value is None and torch.equal(twin.by_rater().to_dense(), dense)
 
 
 def test_kept_item_inputs_follow_every_change_of_what_they_read() -> None:

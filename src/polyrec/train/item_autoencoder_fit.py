@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.item_autoencoder import ItemAutoencoder
+from ..models.item_autoencoder import ItemAutoencoder, TrainingDeviation
 from ..models.polyrec import PolyRecModel
 from ..progress import bar as progress_bar
 from .fit_cache import cached_fit, source_digest
@@ -150,9 +150,10 @@ def _cached(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progre
         return _fit(ae, data, fit, progress)
     # The training ratings are in ae's buffers, so the key reads them there; the targets are
     # the ratings themselves, or labels read from the same pairs.
-    settings = {"seed": data.seed, "l2": fit.l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR, "target": fit.target,
-                "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "ema_epochs": EMA_EPOCHS, "period_steps": PERIOD_STEPS,
-                "code": source_digest(_fit, batch_size, _shuffled_batches, type(ae), WeightAverage, ema_decay)}
+    code = (_fit, batch_size, _shuffled_batches, type(ae), TrainingDeviation, WeightAverage, ema_decay)
+    settings = {"seed": data.seed, "l2": fit.l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR,
+                "target": fit.target, "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "ema_epochs": EMA_EPOCHS,
+                "period_steps": PERIOD_STEPS, "code": source_digest(*code)}
     arrays = fit.valid if fit.target == "rating" else (*fit.valid, fit.train[3])
     return cached_fit(cache, ae, arrays, settings, lambda: _fit(ae, data, fit, progress))
 
