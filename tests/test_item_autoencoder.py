@@ -58,15 +58,15 @@ def test_the_training_step_agrees_with_autograds_backward_of_the_reference(cls) 
     for name, a, b in zip([n for n, _ in ae.named_parameters()], g0, g1):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5), name  # summed in another order
         assert a.abs().max() > 0, name  # every parameter's gradient is checked on something
-    # New ratings: the rater-major matrix the backward reads is counted again.
+    # New ratings: the rater-major matrix the backward reads is counted again, and holds each
+    # (rater, item) input value of the ratings it was given.
     before = ae.by_rater().to_dense().clone()
-    ae.set_ratings(users, items, np.where(ratings > 3, ratings, 1.0))
-    assert not torch.equal(ae.by_rater().to_dense(), before)
-    rated = ae.value != 0
+    changed = np.where(ratings > 3, ratings, 1.0)
+    ae.set_ratings(users, items, changed)
+    raters, columns = (items, users) if cls is UserAutoencoder else (users, items)  # its roles are swapped
     dense = torch.zeros(ae.n_users, ae.n_items)
-    counts = torch.diff(ae.offsets, append=torch.tensor([len(ae.rater)]))
-    dense[ae.rater[rated], torch.repeat_interleave(torch.arange(ae.n_items), counts)[rated]] = ae.value[rated]
-    assert torch.equal(ae.by_rater().to_dense(), dense)
+    dense[torch.from_numpy(raters), torch.from_numpy(columns)] = ae.inputs(torch.from_numpy(changed))
+    assert torch.equal(ae.by_rater().to_dense(), dense) and not torch.equal(dense, before)
     # A copy (as a study or a distillation makes) starts without the kept matrix, then counts it.
     import copy
     import pickle

@@ -164,7 +164,7 @@ class TrainingDeviation(torch.autograd.Function):
     def forward(ctx, ae: ItemAutoencoder, users: torch.Tensor, items: torch.Tensor, own: torch.Tensor,
                 encoder: torch.Tensor, code_bias: torch.Tensor, decoder: torch.Tensor, user_bias: torch.Tensor,
                 item_bias: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        inputs = F.embedding_bag(ae.rater, encoder, ae.offsets, mode="sum", per_sample_weights=ae.value)
+        inputs = ae._item_inputs()  # reads ``encoder`` (gradients are off inside forward)
         code = inputs[items].add_(code_bias).sub_(own.unsqueeze(-1) * encoder[users]).sigmoid_()
         rows = decoder[users]
         ctx.save_for_backward(users, items, own, code, rows)
