@@ -445,6 +445,34 @@ def test_next_item_softmax_masks_exactly_the_items_taken_so_far() -> None:
             assert set(torch.nonzero(seen[b, t]).flatten().tolist()) == taken
 
 
+def test_next_item_logits_and_their_gradients_are_the_plain_masked_softmax_ones() -> None:
+    """The fused bias and the in-place mask change no value and no gradient."""
+    from polyrec.tasks import next_item
+
+    torch.manual_seed(0)
+    head = next_item.NextItemHead(8, 7)
+    with torch.no_grad():
+        head.item_bias.normal_()
+    history = torch.tensor([[3, 1, 4, 1, 0, 0], [2, 0, 2, 5, 6, 0]])
+    valid = torch.tensor([[True, True, True, False, False], [True, True, True, True, False]])
+    states = torch.randn(2, 5, 8, requires_grad=True)
+    vecs = torch.randn(7, 8, requires_grad=True)
+    out, target = next_item.logits(head, states, history[:, 1:], valid, vecs, history=history)
+    next_item.loss((out, target)).backward()
+    fused = [t.grad.clone() for t in (states, vecs, head.item_bias, head.query.weight)]
+    for t in (states, vecs, head.item_bias, head.query.weight):
+        t.grad = None
+    # The plain computation: product, then bias, then the items taken so far (not the target) out.
+    plain = head.query(states[valid]) @ vecs.T + head.item_bias
+    seen = next_item.seen_before(history, 7, 5)[valid]
+    seen[torch.arange(len(target)), target] = False
+    plain = plain.masked_fill(seen, float("-inf"))
+    torch.nn.functional.cross_entropy(plain, target).backward()
+    assert torch.allclose(out, plain, atol=1e-6) and torch.equal(torch.isinf(out), seen)
+    for got, want in zip(fused, (states.grad, vecs.grad, head.item_bias.grad, head.query.weight.grad)):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
 def test_the_progress_bar_shows_the_validation_figures_that_select_the_model() -> None:
     valid = {"rating": 0.87, "ctr": 0.55, "profile": 0.6, "next_item": 7.3, "next_item.ndcg@10": 0.1}
     assert epoch_summary(valid, ["rating", "ctr"], 4) == {

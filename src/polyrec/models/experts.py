@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..config import MtlConfig
+from .dropout import Dropout
 
 
 @dataclass
@@ -43,7 +44,7 @@ class ExpertOutput:
 
 
 def _expert(dim: int, hidden: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, dim))
 
 
 def _mix(gate: nn.Linear, x: torch.Tensor, outs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout
+
 
 class Block(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float):
@@ -16,7 +18,7 @@ class Block(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.ln2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.attention_dropout = attention_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +75,7 @@ class UserEncoder(nn.Module):
         super().__init__()
         self.rating_emb = nn.Embedding(n_rating_tokens, dim)
         self.pos_emb = nn.Embedding(max_len, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         attention = dropout if attention_dropout is None else attention_dropout
         self.blocks = nn.ModuleList(Block(dim, heads, dropout, attention) for _ in range(layers))
         self.ln = nn.LayerNorm(dim)

@@ -1,0 +1,85 @@
+"""Time the joint model's training steps on MovieLens-100K, one thread: what an epoch of
+`polyrec run` spends outside validation and the autoencoder fits.
+
+    python benchmarks/training_step.py            # protocol B, seed 0, the default config
+    python benchmarks/training_step.py A          # protocol A
+    python benchmarks/training_step.py B configs/quickstart.yaml 3
+    PYTHONPATH=<another checkout>/src python benchmarks/training_step.py   # the same, that tree's code
+
+Builds the model as `polyrec run` does, then runs whole epochs of training steps (batching,
+forward, backward, clipping, AdamW, the weight average), and prints milliseconds per step
+and seconds per epoch, best of the given number of epochs (default 3).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from polyrec.config import RunConfig
+from polyrec.pipeline import load_run_data, prepare_run
+from polyrec.train.finetune import TaskObjective, auxiliary_fractions, build_model
+from polyrec.train.sequences import collate, length_bucketed_batches
+from polyrec.train.weight_average import WeightAverage, ema_decay
+from polyrec.train.weighting import SharedParameters, make_weighting
+
+try:  # the step as `polyrec run` takes it; a tree from before 2026-12-06: plain AdamW and clipping
+    from polyrec.train.finetune import clip_gradients, joint_optimizer
+except ImportError:  # so that `PYTHONPATH=<older tree>/src` times the step before the change
+
+    def joint_optimizer(params: list, cfg) -> torch.optim.Optimizer:  # type: ignore[no-redef]
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def clip_gradients(params: list) -> None:  # type: ignore[no-redef]
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+
+
+def main(protocol: str = "B", config: str = "configs/quickstart.yaml", epochs: int = 3) -> None:
+    cfg = RunConfig.load(config)
+    cfg.train.threads = 1
+    data_all = load_run_data(cfg, progress=False, log=lambda _: None)
+    with tempfile.TemporaryDirectory() as out:
+        inputs = prepare_run(cfg, out, data_all, progress=False, baselines=False).inputs
+        data = inputs.prepare(protocol, 0)
+    torch.manual_seed(0)
+    tasks = cfg.train.tasks_for(inputs.tasks, protocol)
+    model = build_model(data, tasks, inputs.ds.n_items, inputs.text_vectors, cfg.model, inputs.ds.rating_range)
+    for fitted in model.autoencoders():  # fitted before the joint steps, frozen during them
+        fitted.requires_grad_(False)
+    objective = TaskObjective(data.profile_labels, cfg.train.sampled_negatives)
+    weighting = make_weighting(cfg.train.weighting, list(model.heads), cfg.train.loss_weights, protocol, 0)
+    shared = SharedParameters(model.shared_parameters(), model.last_shared_layer())
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = joint_optimizer(params, cfg.train)
+    lengths = data.train.lengths()
+    users = np.flatnonzero(lengths > 1)
+    averaged = WeightAverage(model, ema_decay(cfg.train.ema_epochs, -(-len(users) // cfg.train.batch_size), cfg.train.epochs))
+    fractions = auxiliary_fractions(cfg.train, protocol)
+    shuffle = cfg.train.shuffle_history_in_a and protocol == "A"
+    rng = np.random.default_rng(0)
+    model.train()
+    per_epoch = []
+    for _ in range(epochs):
+        batches = length_bucketed_batches(users, lengths, cfg.train.batch_size, rng)
+        start = time.perf_counter()
+        for batch_users in batches:
+            batch = collate(data.train, batch_users, cfg.model.max_history, rng, shuffle)
+            losses = objective.losses(model, batch, fractions)
+            opt.zero_grad(set_to_none=True)
+            weighting.backward(losses, shared)
+            clip_gradients(params)
+            opt.step()
+            averaged.update()
+        per_epoch.append((time.perf_counter() - start, len(batches)))
+    seconds, steps = min(per_epoch)
+    print(f"protocol {protocol}: {seconds / steps * 1e3:.1f} ms a step, {seconds:.2f} s an epoch of {steps} steps "
+          f"(best of {epochs}; all: {', '.join(f'{s:.2f}' for s, _ in per_epoch)} s)")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(*(args[:2]), *(int(a) for a in args[2:3]))
