@@ -71,7 +71,7 @@ def test_default_config_builds_the_model_without_expert_parameters(ds, data_a) -
     default = new_model(ds, data_a)
     assert sum(p.numel() for p in default.parameters()) == BEFORE_PARAMS
     keys = default.state_dict()
-    assert {k.split(".")[0] for k in keys} == {"global_mean", "item_tower", "user_encoder", "pair", "heads"}
+    assert {k.split(".")[0] for k in keys} == {"global_mean", "item_tower", "user_encoder", "pair", "heads", "history_profile"}
     # Under shared-bottom the other MTL fields change nothing; under MMoE they add experts.
     spelled = new_model(ds, data_a, MtlConfig(arch="shared_bottom", experts=7, task_experts=3, levels=2, hidden=99))
     assert {k: v.shape for k, v in spelled.state_dict().items()} == {k: v.shape for k, v in keys.items()}

@@ -129,6 +129,11 @@ class ModelConfig:
     # the training ratings.
     item_autoencoder: int = 500
     item_autoencoder_l2: float = 200.0
+    # A profile view beside the head (models/history_profile.py): per two-class attribute, a
+    # logistic regression on the tf-idf rows of the users' training ratings, its logits added
+    # to the head's where that raises the attribute's validation AUC. Built under protocol A
+    # (the one that evaluates profile). MovieLens-100K: docs/model.md.
+    history_profile: bool = True
     # A user-based autoencoder beside it (models/user_autoencoder.py): each user's row of
     # training ratings encoded, the same fit and L2, its deviation mixed with the item
     # autoencoder's at a share set on validation ratings. The two views err differently: on
@@ -509,7 +514,7 @@ T = TypeVar("T")
 # with this value, not today's default (settings added with a default that keeps the old
 # behaviour need no entry).
 LEGACY_VALUES: dict[str, dict[str, Any]] = {
-    "model": {"item_prior": False, "attention_dropout": None, "item_prior_refit": False},
+    "model": {"item_prior": False, "attention_dropout": None, "item_prior_refit": False, "history_profile": False},
     "text": {"per_field": False},
 }
 

@@ -17,6 +17,7 @@ from ..tasks.rating import RatingHead
 from ..train.sequences import HistoryBatch
 from .engagement_autoencoder import EngagementAutoencoder, EngagementLogit, UserEngagementAutoencoder
 from .experts import build_experts
+from .history_profile import HistoryProfile
 from .item_autoencoder import ItemAutoencoder, UserRowProfile
 from .item_neighbors import ItemNeighbors
 from .item_prior import ItemPrior, blend_parts
@@ -49,6 +50,9 @@ class ModelSpec:
     # The autoencoder's user rows join the profile head (models/item_autoencoder.py); False in
     # a spec saved before they could, so such a model loads as it was trained.
     user_row_profile: bool = False
+    # The tf-idf view of the user's training ratings joins the profile head
+    # (models/history_profile.py); False in a spec saved before it could.
+    history_profile: bool = False
     # True: the item (rating) autoencoder is built only for a model with the rating task, so a
     # model trained for ctr alone reads nothing fitted to ratings; False in a spec saved
     # before, where a ctr model without the rating task built one too.
@@ -184,6 +188,9 @@ class PolyRecModel(nn.Module):
         if spec.user_row_profile and self.item_autoencoder is not None and "profile" in heads:
             width = 2 * cfg.item_autoencoder
             self.user_row_profile = UserRowProfile(spec.n_users, width, {k: len(v) for k, v in spec.attribute_classes.items()})
+        self.history_profile: HistoryProfile | None = None
+        if spec.history_profile and "profile" in heads:
+            self.history_profile = HistoryProfile(spec.n_users, {k: len(v) for k, v in spec.attribute_classes.items()})
         self.item_prior: ItemPrior | None = None
         if spec.item_prior_neighbors > 0 and "next_item" in heads:
             self.item_prior = ItemPrior(spec.n_items, spec.item_prior_neighbors)
@@ -404,10 +411,14 @@ class PolyRecModel(nn.Module):
 
     def profile_logits(self, enc: UserEncoding) -> dict[str, torch.Tensor]:
         logits = self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask, self.pooled_text(enc))
-        if self.user_row_profile is None or self.item_autoencoder is None:
-            return logits
-        extra = self.user_row_profile(enc.users, self.item_autoencoder.user_rows())
-        return {k: v + extra[k] for k, v in logits.items()}
+        # The views fitted after fine-tuning add their logits (zeros where not kept).
+        if self.user_row_profile is not None and self.item_autoencoder is not None:
+            extra = self.user_row_profile(enc.users, self.item_autoencoder.user_rows())
+            logits = {k: v + extra[k] for k, v in logits.items()}
+        if self.history_profile is not None:
+            extra = self.history_profile(enc.users)
+            logits = {k: v + extra[k] for k, v in logits.items()}
+        return logits
 
     def pooled_text(self, enc: UserEncoding) -> torch.Tensor | None:
         """(B, D_text) mean language-model vector of each user's history, each dimension

@@ -31,7 +31,7 @@ from .item_autoencoder_fit import (
     validation_ratings,
 )
 from .item_prior_fit import fit_item_prior
-from .join_fit import fit_join, fit_profile_join
+from .join_fit import fit_history_profile, fit_join, fit_profile_join
 from .losses import task_losses
 from .protocol_data import ProtocolData
 from .refit_head import SoftProfileTargets, refit_profile_head
@@ -120,6 +120,8 @@ def build_model(
         spec.user_engagement_autoencoder = cfg.user_engagement_autoencoder
         spec.item_neighbors, spec.item_neighbors_kept = cfg.item_neighbors, cfg.item_neighbors_kept
         spec.text_neighbors = cfg.text_neighbors
+    # The tf-idf profile view, where this protocol evaluates profile (its join needs validation users).
+    spec.history_profile = cfg.history_profile and "profile" in PROTOCOL_TASKS[data.protocol] and "profile" in tasks
     users = None if data.user_vectors is None else torch.from_numpy(data.user_vectors)
     model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors), users)
     if model.item_raters is not None:
@@ -356,6 +358,9 @@ def finetune(
     if model.user_row_profile is not None:
         kept = fit_profile_join(model, data)
         autoencoder.update({f"profile_{name}": float(name in kept) for name in model.user_row_profile.names})
+    if model.history_profile is not None:
+        kept = fit_history_profile(model, data)
+        autoencoder.update({f"profile_history_{name}": float(name in kept) for name in model.history_profile.names})
     prior = fit_item_prior(model, data, model.spec.config)
     model.eval()
     return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best, autoencoder, prior)

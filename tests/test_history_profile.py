@@ -1,0 +1,105 @@
+"""The tf-idf profile view (models/history_profile.py) and its validation join (train/join_fit.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from synthetic import strip_saved_field, tiny_config
+
+from polyrec.config import TASKS
+from polyrec.eval.metrics import classification_metrics
+from polyrec.eval.predict import profile_probabilities
+from polyrec.models.history_profile import tfidf_rows
+from polyrec.train.finetune import build_model
+from polyrec.train.join_fit import HISTORY_PROFILE_C, fit_history_profile, history_profile_logits
+
+
+def test_a_row_weighs_each_rating_by_its_height_and_the_items_rarity_at_unit_length() -> None:
+    users = np.array([0, 0, 1, 2])
+    items = np.array([0, 1, 1, 1])
+    ratings = np.array([5.0, np.nan, 1.0, 3.0])  # no rating counts as the lowest one
+    rows = tfidf_rows(users, items, ratings, 3, 2, lowest=1.0).toarray()
+    idf = np.log(4 / np.array([2.0, 4.0])) + 1  # item 0 has one rater, item 1 three
+    expected = np.array([[5 * idf[0], 1 * idf[1]], [0, 1 * idf[1]], [0, 3 * idf[1]]])
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.allclose(rows, expected)
+    shifted = tfidf_rows(users, items, ratings - 0.5, 3, 2, lowest=0.5).toarray()
+    assert np.allclose(shifted, rows)  # a scale from 0.5 reads as one from 1
+
+
+@pytest.fixture(scope="module")
+def fitted(ds, data_a):
+    """A tiny protocol-A model (not fine-tuned) with the view fitted and joined."""
+    torch.manual_seed(0)
+    model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    model.eval()
+    return model, fit_history_profile(model, data_a)
+
+
+def test_the_view_is_a_logistic_regression_on_the_training_users_labels_alone(ds, data_a, fitted) -> None:
+    users, items, ratings = data_a.train.flat()
+    rows = tfidf_rows(users, items, ratings, data_a.train.n_users, ds.n_items, float(np.nanmin(ratings)))
+    labels = data_a.profile_labels["gender"]
+    us = data_a.user_split
+    assert (labels[us.valid] == -1).all() and (labels[us.test] == -1).all()  # held out: never read
+    known = labels >= 0
+    expected = LogisticRegression(C=HISTORY_PROFILE_C, max_iter=2000).fit(rows[known], labels[known]).decision_function(rows)
+    logits = history_profile_logits(data_a, ds.n_items, data_a.attribute_classes)
+    assert list(logits) == ["gender"]  # age has more than two classes: no part
+    share = labels[known].mean()
+    prior = np.log(share / (1 - share))  # the head counts the prior already: the view adds the rest
+    assert np.allclose(logits["gender"][:, 1] - logits["gender"][:, 0], expected - prior)  # held-out users too
+    assert np.abs(expected[us.valid]).max() > 0
+    model, kept = fitted
+    view = model.history_profile
+    assert view is not None and model.spec.history_profile
+    table = view.table("gender").numpy()
+    assert np.allclose(table, logits["gender"], atol=1e-5) if "gender" in kept else (table == 0).all()
+    assert (view.table("age") == 0).all()
+    unknown = view(torch.tensor([data_a.train.n_users + 3]))
+    assert all((v == 0).all() for v in unknown.values())  # a user it does not know adds nothing
+
+
+def test_the_view_is_kept_exactly_where_it_raises_validation_auc(data_a, fitted) -> None:
+    model, kept = fitted
+    users, view = data_a.valid.profile_users, model.history_profile
+
+    def auc() -> float:
+        proba = profile_probabilities(model, data_a.valid.history, users)["gender"]
+        return classification_metrics(data_a.profile_true["gender"][users], proba)["auc"]
+
+    table = view.table("gender").clone()
+    with_view = auc()
+    view.clear("gender")
+    without = auc()
+    if "gender" in kept:
+        assert with_view > without
+    else:  # what it dropped adds nothing; fitted again, it would not have raised AUC
+        assert with_view == without
+        assert fit_history_profile(model, data_a) == []
+    view.table("gender").copy_(table)
+
+
+def test_a_model_saved_before_the_view_still_loads(ds, data_a, tmp_path) -> None:
+    from polyrec.models.io import load_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    save_model(model, tmp_path)
+    assert load_model(tmp_path).history_profile is not None
+    strip_saved_field(tmp_path, "history_profile", "history_profile.")
+    assert load_model(tmp_path).history_profile is None
+
+
+def test_protocol_b_and_a_config_without_it_build_no_view(ds) -> None:
+    from polyrec.train.protocol_data import prepare
+
+    data_b = prepare(ds, "B", 0, 4.0, 10, True)
+    model = build_model(data_b, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
+    assert model.history_profile is None  # B does not evaluate profile: nothing to join it on
+    cfg = tiny_config().model
+    cfg.history_profile = False
+    data_a = prepare(ds, "A", 0, 4.0, 10, True)
+    assert build_model(data_a, list(TASKS), ds.n_items, None, cfg, ds.rating_range).history_profile is None
