@@ -41,23 +41,28 @@ def fitted(ds, data_a):
 def test_the_view_is_a_logistic_regression_on_the_training_users_labels_alone(ds, data_a, fitted) -> None:
     users, items, ratings = data_a.train.flat()
     rows = tfidf_rows(users, items, ratings, data_a.train.n_users, ds.n_items, float(np.nanmin(ratings)))
-    labels = data_a.profile_labels["gender"]
-    us = data_a.user_split
-    assert (labels[us.valid] == -1).all() and (labels[us.test] == -1).all()  # held out: never read
-    known = labels >= 0
-    expected = LogisticRegression(C=HISTORY_PROFILE_C, max_iter=2000).fit(rows[known], labels[known]).decision_function(rows)
     logits = history_profile_logits(data_a, ds.n_items, data_a.attribute_classes)
-    assert list(logits) == ["gender"]  # age has more than two classes: no part
-    share = labels[known].mean()
-    prior = np.log(share / (1 - share))  # the head counts the prior already: the view adds the rest
-    assert np.allclose(logits["gender"][:, 1] - logits["gender"][:, 0], expected - prior)  # held-out users too
-    assert np.abs(expected[us.valid]).max() > 0
+    assert set(logits) == {"gender", "age"}
+    us = data_a.user_split
+    for name, labels in data_a.profile_labels.items():
+        assert (labels[us.valid] == -1).all() and (labels[us.test] == -1).all()  # held out: never read
+        known = labels >= 0
+        lr = LogisticRegression(C=HISTORY_PROFILE_C, max_iter=2000).fit(rows[known], labels[known])
+        scores = lr.decision_function(rows)
+        if scores.ndim == 1:
+            scores = np.column_stack([np.zeros_like(scores), scores])
+        # Less each class's log prior share (the head counts the prior already), up to a constant per row.
+        prior = np.log(np.array([(labels[known] == c).mean() for c in lr.classes_]))
+        got = logits[name][:, lr.classes_]
+        assert np.allclose(got - got[:, :1], (scores - prior) - (scores - prior)[:, :1])  # held-out users too
+        absent = np.setdiff1d(np.arange(len(data_a.attribute_classes[name])), lr.classes_)
+        assert (logits[name][:, absent] == -30.0).all()  # a class no training user has
     model, kept = fitted
     view = model.history_profile
     assert view is not None and model.spec.history_profile
-    table = view.table("gender").numpy()
-    assert np.allclose(table, logits["gender"], atol=1e-5) if "gender" in kept else (table == 0).all()
-    assert view.names == ["gender"]  # no table for an attribute of more classes
+    for name in view.names:
+        table = view.table(name).numpy()
+        assert np.allclose(table, logits[name], atol=1e-5) if name in kept else (table == 0).all()
     unknown = view(torch.tensor([data_a.train.n_users + 3]))
     assert all((v == 0).all() for v in unknown.values())  # a user it does not know adds nothing
 

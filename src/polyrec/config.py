@@ -129,10 +129,10 @@ class ModelConfig:
     # the training ratings.
     item_autoencoder: int = 500
     item_autoencoder_l2: float = 200.0
-    # A profile view beside the head (models/history_profile.py): per two-class attribute, a
-    # logistic regression on the tf-idf rows of the users' training ratings, its logits added
-    # to the head's where that raises the attribute's validation AUC. Built under protocol A
-    # (the one that evaluates profile). MovieLens-100K: docs/model.md.
+    # A profile view beside the head (models/history_profile.py): per attribute, a logistic
+    # regression on the tf-idf rows of the users' training ratings, its logits added to the
+    # head's where that raises the attribute's validation metric (AUC, or accuracy). Built
+    # under protocol A (the one that evaluates profile). MovieLens-100K: docs/model.md.
     history_profile: bool = True
     # A user-based autoencoder beside it (models/user_autoencoder.py): each user's row of
     # training ratings encoded, the same fit and L2, its deviation mixed with the item

@@ -1,4 +1,4 @@
-"""A profile view read straight off the user's ratings: per two-class attribute, a logistic
+"""A profile view read straight off the user's ratings: per attribute, a logistic
 regression on the tf-idf weighted row of the user's training ratings (Weinsberg et al.,
 RecSys 2012, inferred gender from MovieLens ratings with a logistic regression on the rating
 vector; the tf-idf weighting is polyrec's).
@@ -41,7 +41,7 @@ def tfidf_rows(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_user
 class HistoryProfile(nn.Module):
     """``forward(users)`` → attribute → (B, C) logits, 0 for a user it does not know or an
     attribute it was not kept for (all zeros until ``set_attribute``; train/join_fit.py).
-    ``classes``: the attributes it covers (the model's two-class ones), with their classes."""
+    ``classes``: each attribute's number of classes."""
 
     def __init__(self, n_users: int, classes: dict[str, int]):
         super().__init__()

@@ -189,9 +189,8 @@ class PolyRecModel(nn.Module):
             width = 2 * cfg.item_autoencoder
             self.user_row_profile = UserRowProfile(spec.n_users, width, {k: len(v) for k, v in spec.attribute_classes.items()})
         self.history_profile: HistoryProfile | None = None
-        binary = {k: 2 for k, v in spec.attribute_classes.items() if len(v) == 2}  # the view's attributes
-        if spec.history_profile and "profile" in heads and binary:
-            self.history_profile = HistoryProfile(spec.n_users, binary)
+        if spec.history_profile and "profile" in heads:
+            self.history_profile = HistoryProfile(spec.n_users, {k: len(v) for k, v in spec.attribute_classes.items()})
         self.item_prior: ItemPrior | None = None
         if spec.item_prior_neighbors > 0 and "next_item" in heads:
             self.item_prior = ItemPrior(spec.n_items, spec.item_prior_neighbors)
@@ -418,7 +417,7 @@ class PolyRecModel(nn.Module):
             logits = {k: v + extra[k] for k, v in logits.items()}
         if self.history_profile is not None:
             extra = self.history_profile(enc.users)
-            logits = {k: v + extra[k] if k in extra else v for k, v in logits.items()}
+            logits = {k: v + extra[k] for k, v in logits.items()}
         return logits
 
     def pooled_text(self, enc: UserEncoding) -> torch.Tensor | None:

@@ -6,8 +6,8 @@ predictions, on validation data only (an ensemble fitted as PROTOCOLS.md allows)
   kNN views), by logistic regression on the validation pairs.
 - ``fit_profile_join``: a logistic regression per attribute on the item autoencoder's user
   rows, kept only where it raises the attribute's validation metric.
-- ``fit_history_profile``: the same on the tf-idf rows of the users' training ratings, per
-  two-class attribute, kept only where it raises the attribute's validation AUC.
+- ``fit_history_profile``: the same on the tf-idf rows of the users' training ratings, kept
+  only where it raises the attribute's validation metric.
 
 The heads do not read these views while they train: given a frozen autoencoder's
 predictions on the very ratings it was fitted to, they learn to trust it more than it
@@ -114,9 +114,10 @@ HISTORY_PROFILE_C = 1.0  # scikit-learn's default (0.3 did worse and 3 as well i
 
 
 def fit_history_profile(model: PolyRecModel, data: ProtocolData) -> list[str]:
-    """Fit ``model.history_profile``: per two-class attribute, the logits of
-    :func:`history_profile_logits`, kept only where they raise the attribute's validation AUC
-    beside what the profile already joins. Returns the attributes that kept them."""
+    """Fit ``model.history_profile``: per attribute, the logits of
+    :func:`history_profile_logits`, kept only where they raise the attribute's main validation
+    metric (AUC for two classes, else accuracy) beside what the profile already joins.
+    Returns the attributes that kept them."""
     head = model.history_profile
     if head is None or not data.profile_labels:
         return []
@@ -128,25 +129,29 @@ def fit_history_profile(model: PolyRecModel, data: ProtocolData) -> list[str]:
 
 
 def history_profile_logits(data: ProtocolData, n_items: int, classes: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """Per two-class attribute, (users, 2) logits of every training-side user from a logistic
-    regression on the tf-idf rows of the training ratings (models/history_profile.py), fitted
-    to the training users' labels only. Multi-class attributes are left out: their
-    multinomial fits cost seconds each and were not measured."""
+    """Per attribute with at least two classes known, (users, classes) logits of every training-side
+    user from a logistic regression on the tf-idf rows of the training ratings
+    (models/history_profile.py), fitted to the training users' labels only, less each class's
+    log prior share among them: the head's logits carry the prior already, and counted twice it
+    pushed every user toward the majority class (MovieLens-100K, seeds 0-1: test gender
+    accuracy 0.800 / 0.789 → 0.779 / 0.758; AUC is blind to it). A class no training user has
+    gets −30."""
     users, items, ratings = data.train.flat()
     lowest = float(np.nanmin(ratings)) if not np.isnan(ratings).all() else 1.0
     rows = tfidf_rows(users, items, ratings, data.train.n_users, n_items, lowest)
     logits = {}
     for name, labels in data.profile_labels.items():
         known = labels >= 0
-        if len(classes[name]) != 2 or len(np.unique(labels[known])) < 2:
+        if len(np.unique(labels[known])) < 2:
             continue
         lr = LogisticRegression(C=HISTORY_PROFILE_C, max_iter=2000).fit(rows[known], labels[known])
-        logit = lr.decision_function(rows)  # the second class's log-odds; the first's logit is 0
-        # Less the training users' prior log-odds: the head's logits carry the prior already,
-        # and counted twice it pushed every user toward the majority class (MovieLens-100K,
-        # seeds 0-1: test gender accuracy 0.800 / 0.789 → 0.779 / 0.758; AUC is blind to it).
-        share = float(np.mean(labels[known] == lr.classes_[1]))
-        logits[name] = np.column_stack([np.zeros_like(logit), logit - np.log(share / (1.0 - share))])
+        scores = lr.decision_function(rows)
+        if scores.ndim == 1:  # two classes: the second's log-odds against the first
+            scores = np.column_stack([np.zeros_like(scores), scores])
+        log_prior = np.log(np.bincount(labels[known], minlength=len(classes[name]))[lr.classes_] / known.sum())
+        out = np.full((len(scores), len(classes[name])), -30.0)
+        out[:, lr.classes_] = scores - (log_prior - log_prior[0])  # per-row constants cancel in a softmax
+        logits[name] = out
     return logits
 
 
