@@ -4,11 +4,11 @@
     python benchmarks/training_step.py            # protocol B, seed 0, the default config
     python benchmarks/training_step.py A          # protocol A
     python benchmarks/training_step.py B configs/quickstart.yaml 3
-    PYTHONPATH=<another checkout>/src python benchmarks/training_step.py   # the same, that tree's code
 
-Builds the model as `polyrec run` does, then runs whole epochs of training steps (batching,
-forward, backward, clipping, AdamW, the weight average), and prints milliseconds per step
-and seconds per epoch, best of the given number of epochs (default 3).
+Builds the model as `polyrec run` does, then runs whole epochs of `train.finetune.training_step`
+(forward, backward, clipping, AdamW) with the batching and the weight average around it, and
+prints milliseconds per step and seconds per epoch, best of the given number of epochs
+(default 3).
 """
 
 from __future__ import annotations
@@ -22,20 +22,11 @@ import torch
 
 from polyrec.config import RunConfig
 from polyrec.pipeline import load_run_data, prepare_run
-from polyrec.train.finetune import TaskObjective, auxiliary_fractions, build_model
+from polyrec.train.data_parallel import DataParallel
+from polyrec.train.finetune import TaskObjective, auxiliary_fractions, build_model, joint_optimizer, training_step
 from polyrec.train.sequences import collate, length_bucketed_batches
 from polyrec.train.weight_average import WeightAverage, ema_decay
 from polyrec.train.weighting import SharedParameters, make_weighting
-
-try:  # the step as `polyrec run` takes it; a tree from before 2026-12-06: plain AdamW and clipping
-    from polyrec.train.finetune import clip_gradients, joint_optimizer
-except ImportError:  # so that `PYTHONPATH=<older tree>/src` times the step before the change
-
-    def joint_optimizer(params: list, cfg) -> torch.optim.Optimizer:  # type: ignore[no-redef]
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    def clip_gradients(params: list) -> None:  # type: ignore[no-redef]
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
 
 
 def main(protocol: str = "B", config: str = "configs/quickstart.yaml", epochs: int = 3) -> None:
@@ -61,6 +52,7 @@ def main(protocol: str = "B", config: str = "configs/quickstart.yaml", epochs: i
     fractions = auxiliary_fractions(cfg.train, protocol)
     shuffle = cfg.train.shuffle_history_in_a and protocol == "A"
     rng = np.random.default_rng(0)
+    single = DataParallel()  # no process group: the step's gradient exchange is a no-op
     model.train()
     per_epoch = []
     for _ in range(epochs):
@@ -68,11 +60,7 @@ def main(protocol: str = "B", config: str = "configs/quickstart.yaml", epochs: i
         start = time.perf_counter()
         for batch_users in batches:
             batch = collate(data.train, batch_users, cfg.model.max_history, rng, shuffle)
-            losses = objective.losses(model, batch, fractions)
-            opt.zero_grad(set_to_none=True)
-            weighting.backward(losses, shared)
-            clip_gradients(params)
-            opt.step()
+            training_step(model, batch, objective, weighting, shared, opt, params, fractions, single)
             averaged.update()
         per_epoch.append((time.perf_counter() - start, len(batches)))
     seconds, steps = min(per_epoch)

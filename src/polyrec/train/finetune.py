@@ -167,9 +167,28 @@ def joint_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
 
-def clip_gradients(params: list[torch.nn.Parameter], max_norm: float = 1.0) -> None:
-    """Scale the gradients to a total norm of at most ``max_norm`` (all tensors at once)."""
-    torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+def training_step(
+    model: PolyRecModel,
+    batch: HistoryBatch,
+    objective: Objective,
+    weighting: LossWeighting,
+    shared: SharedParameters,
+    opt: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    fractions: tuple[float, float],
+    parallel: DataParallel,
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on ``batch``: the objective's losses, turned into gradients by
+    ``weighting``, averaged over a process group (a no-op without one), clipped to a total
+    norm of 1 (all tensors at once), applied. Returns the losses."""
+    losses = objective.losses(model, batch, fractions)
+    opt.zero_grad(set_to_none=True)
+    weighting.backward(losses, shared)
+    parallel.average_gradients(params)
+    parallel.average(weighting.parameters())
+    torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+    opt.step()
+    return losses
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -313,13 +332,7 @@ def finetune(
             batches = parallel.shard(batches, [len(b) * min(window, int(lengths[b].max())) for b in batches])
         for batch_users in batches:
             batch = collate(data.train, batch_users, model.spec.config.max_history, batch_rng, shuffle)
-            losses = objective.losses(model, batch, fractions)
-            opt.zero_grad(set_to_none=True)
-            weighting.backward(losses, shared)
-            parallel.average_gradients(params)
-            parallel.average(weighting.parameters())
-            clip_gradients(params)
-            opt.step()
+            losses = training_step(model, batch, objective, weighting, shared, opt, params, fractions, parallel)
             sched.step()
             averaged.update()
             for k, v in losses.items():  # in a process group: this process's share of the batches

@@ -124,7 +124,6 @@ def fit_history_profile(model: PolyRecModel, data: ProtocolData) -> list[str]:
     for name in head.names:
         head.clear(name)
     logits = history_profile_logits(data, model.spec.n_items, model.spec.attribute_classes)
-    logits = {name: value for name, value in logits.items() if name in head.names}
     return _kept_where_better(model, data, list(logits), lambda name: head.set_attribute(name, logits[name]), head.clear)
 
 
