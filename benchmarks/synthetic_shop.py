@@ -23,6 +23,11 @@ favourite's parity, 10 % of it missing).
   own data").
 
 Items' text columns: title, category, brand (README, "Bring your own data").
+
+``python benchmarks/synthetic_shop.py DIR --large`` writes ``shop-large`` alone: the
+category-titles shop at the size of an Amazon review category (15,000 users, 12,000 items,
+about 200,000 interactions), to time ``polyrec run`` on a larger catalogue
+(docs/results/scale.md).
 """
 
 from __future__ import annotations
@@ -51,27 +56,30 @@ OWN = [
 GENERIC = "premium quality best gift new 2024 edition pack set large small black white blue".split()
 
 
-def write_shop(out: Path, category_titles: bool, n_events: int = N_EVENTS, user_bios: bool = False) -> None:
+def write_shop(
+    out: Path, category_titles: bool, n_events: int = N_EVENTS, user_bios: bool = False,
+    n_users: int = N_USERS, n_items: int = N_ITEMS,
+) -> None:
     rng = np.random.default_rng(0)
     out.mkdir(parents=True, exist_ok=True)
-    item_cat = rng.integers(0, len(CATEGORIES), N_ITEMS)
+    item_cat = rng.integers(0, len(CATEGORIES), n_items)
     if category_titles:
         titles = [
             " ".join(np.where(rng.random(25) < 0.7, rng.choice(OWN[item_cat[i]], 25), rng.choice(GENERIC, 25)))
             + f" model {i}"
-            for i in range(N_ITEMS)
+            for i in range(n_items)
         ]
     else:
-        titles = [" ".join(rng.choice(SHARED, 25)) + f" model {i}" for i in range(N_ITEMS)]
+        titles = [" ".join(rng.choice(SHARED, 25)) + f" model {i}" for i in range(n_items)]
     items = pd.DataFrame({
-        "sku": [f"S{i}" for i in range(N_ITEMS)], "title": titles, "category": [CATEGORIES[c] for c in item_cat],
-        "brand": rng.choice(["Acme", "Globex", "Initech", ""], N_ITEMS),
+        "sku": [f"S{i}" for i in range(n_items)], "title": titles, "category": [CATEGORIES[c] for c in item_cat],
+        "brand": rng.choice(["Acme", "Globex", "Initech", ""], n_items),
     })  # fmt: skip
     items.to_csv(out / "items.csv", index=False)
-    taste = rng.integers(0, len(CATEGORIES), N_USERS)
-    users = rng.integers(0, N_USERS, n_events)
+    taste = rng.integers(0, len(CATEGORIES), n_users)
+    users = rng.integers(0, n_users, n_events)
     favourite = rng.random(n_events) < 0.6
-    chosen = np.where(favourite, 0, rng.integers(0, N_ITEMS, n_events))
+    chosen = np.where(favourite, 0, rng.integers(0, n_items, n_events))
     for k in np.flatnonzero(favourite):
         chosen[k] = rng.choice(np.flatnonzero(item_cat == taste[users[k]]))
     clicked = (rng.random(n_events) < np.where(item_cat[chosen] == taste[users], 0.5, 0.15)).astype(int)
@@ -97,7 +105,11 @@ def write_shop(out: Path, category_titles: bool, n_events: int = N_EVENTS, user_
     (out / "dataset.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
-def main(out: Path) -> None:
+def main(out: Path, large: bool = False) -> None:
+    if large:
+        write_shop(out / "shop-large", category_titles=True, n_events=200_000, n_users=15_000, n_items=12_000)
+        print(f"wrote {out / 'shop-large'}")
+        return
     write_shop(out / "shop-noisy-titles", category_titles=False)
     write_shop(out / "shop-category-titles", category_titles=True)
     write_shop(out / "shop-user-bios", category_titles=True, n_events=6000, user_bios=True)
@@ -105,6 +117,6 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3) or sys.argv[2:] not in ([], ["--large"]):
         sys.exit(__doc__)
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), large=sys.argv[2:] == ["--large"])

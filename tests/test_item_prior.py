@@ -18,7 +18,8 @@ from polyrec.pipeline import load_configured_dataset, run
 from polyrec.run_loader import seed_model_folder
 from polyrec.train.finetune import build_model
 from polyrec.train.item_item_solves import transition_neighbours
-from polyrec.train.item_prior_fit import ease_neighbours, fit_item_prior, refit_item_prior, taken_matrix
+from polyrec.train import item_prior_fit
+from polyrec.train.item_prior_fit import choice_users, ease_neighbours, fit_item_prior, refit_item_prior, taken_matrix
 from polyrec.train.protocol_data import prepare
 from synthetic import synthetic_dataset, tiny_config, torch_threads, write_dataset
 
@@ -161,3 +162,24 @@ def test_a_pickled_prior_leaves_its_cached_sparse_map_behind_and_rebuilds_the_sa
     copy = pickle.loads(pickle.dumps(prior))
     assert prior._matrix is not None and copy._matrix is None
     assert torch.equal(copy.matrix().to_dense(), built)
+
+
+def test_fewer_users_choose_on_a_large_catalogue_but_never_fewer_than_the_floor() -> None:
+    assert choice_users(943, 1_682) == 943  # MovieLens-100K: every validation user
+    assert choice_users(6_040, 3_706) == 5_000  # MovieLens-1M: the cap, as before the budget
+    assert choice_users(15_000, 12_000) == 20_000_000 // 12_000  # the cell budget
+    assert choice_users(50_000, 1_000_000) == 1_000  # the floor
+    assert choice_users(300, 1_000_000) == 300
+
+
+def test_a_sample_of_the_validation_users_chooses_where_the_budget_is_small(untrained, monkeypatch) -> None:
+    ds, data, model = untrained
+    scored: list[int] = []
+    real = item_prior_fit.score_users
+    monkeypatch.setattr(item_prior_fit, "score_users", lambda m, h, users: scored.append(len(users)) or real(m, h, users))
+    monkeypatch.setattr(item_prior_fit, "MIN_CHOICE_USERS", 10)
+    monkeypatch.setattr(item_prior_fit, "CHOICE_CELLS", 10 * ds.n_items)
+    with torch_threads(1):
+        chosen = fit_item_prior(model, data, tiny_config().model)
+    assert len(data.valid.next_users) > 10 and scored == [10]
+    assert chosen["valid_ndcg"] >= chosen["valid_ndcg_alone"]

@@ -22,3 +22,8 @@ def set_bar_line(line: int | None, lock: Any) -> None:
 def bar(items: Iterable, desc: str, enabled: bool) -> tqdm:
     """A transient bar over ``items`` (gone from the terminal when done)."""
     return tqdm(items, desc=desc, disable=not enabled, leave=False, position=_LINE)
+
+
+def counter(desc: str, enabled: bool, total: int | None = None) -> tqdm:
+    """A transient bar advanced by hand (``update()``), for work that is not one loop."""
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, position=_LINE)

@@ -374,6 +374,6 @@ def finetune(
     if model.history_profile is not None:
         kept = fit_history_profile(model, data)
         autoencoder.update({f"profile_history_{name}": float(name in kept) for name in model.history_profile.names})
-    prior = fit_item_prior(model, data, model.spec.config)
+    prior = fit_item_prior(model, data, model.spec.config, progress)
     model.eval()
     return FitResult(model, best_epoch, time.perf_counter() - start, curves, seconds_to_best, autoencoder, prior)

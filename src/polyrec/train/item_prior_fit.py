@@ -8,6 +8,8 @@ validation items (:func:`refit_item_prior`)."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -17,6 +19,7 @@ from ..eval.predict import score_users
 from ..eval.ranking import ndcg_at
 from ..models.item_prior import ItemPrior, blend_standardised, standardised
 from ..models.polyrec import PolyRecModel
+from ..progress import counter
 from .item_item_solves import ease_neighbours, taken_matrix, transition_neighbours
 from .protocol_data import ProtocolData
 from .sequences import Histories, HistoryBatch, collate
@@ -33,11 +36,26 @@ TRANSITION_L2_GRID: tuple[float, ...] = (10.0, 100.0, 1000.0)
 TRANSITION_DECAY_GRID: tuple[float, ...] = (0.9, 0.7)
 TRANSITION_SHARE_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)
 # At most this many validation users choose (a fixed sample): the grid ranks the catalogue
-# for them once per (λ, decay, share).
+# for them once per (λ, decay, share), about 500 times in all. On a large catalogue fewer
+# choose, so that each ranking scores at most CHOICE_CELLS (user, item) pairs, but never
+# fewer than MIN_CHOICE_USERS: MovieLens-1M (3,706 items) keeps its 5,000; on a 12,000-item
+# shop of 15,000 users 1,666 choose, and the choice took 140 s where it had taken about 650
+# (docs/results/scale.md).
 CHOICE_USERS = 5000
+CHOICE_CELLS = 20_000_000
+MIN_CHOICE_USERS = 1000
+
+
+def choice_users(n_users: int, n_items: int) -> int:
+    """How many of ``n_users`` validation users choose the priors over ``n_items`` items."""
+    return min(n_users, CHOICE_USERS, max(MIN_CHOICE_USERS, CHOICE_CELLS // max(n_items, 1)))
 
 
 Kept = tuple[np.ndarray, np.ndarray]  # (I, k) sources and weights of one prior
+
+
+def _no_tick() -> None:
+    pass
 
 
 def part_scores(kept: Kept, decay: float, batch: HistoryBatch) -> torch.Tensor:
@@ -51,13 +69,14 @@ def part_scores(kept: Kept, decay: float, batch: HistoryBatch) -> torch.Tensor:
 
 def best_on_grids(
     own: torch.Tensor, batch: HistoryBatch, taken: sp.csr_matrix, targets: np.ndarray, seen: sp.csr_matrix,
-    cfg: ModelConfig, floor: float, beside: tuple[tuple[torch.Tensor, float], ...] = (),
+    cfg: ModelConfig, floor: float, beside: tuple[tuple[torch.Tensor, float], ...] = (), tick: Callable[[], object] = _no_tick,
 ) -> dict:
     """The (λ, decay, share) of the grids whose blend of ``own`` (the model's :func:`standardised`
     scores of the users of ``batch``) with EASE fitted on ``taken`` — and ``beside``, parts
     blended at fixed shares — ranks ``targets`` best:
     ``{"valid_ndcg", "l2", "decay", "share", "kept": (sources, weights)}`` — or
-    ``{"valid_ndcg": floor}`` where no choice beats ``floor``."""
+    ``{"valid_ndcg": floor}`` where no choice beats ``floor``. ``tick`` is called after each
+    choice is scored (a progress bar's update)."""
     best: dict = {"valid_ndcg": floor}
     for l2 in L2_GRID:
         kept = ease_neighbours(taken, l2, cfg.item_prior_neighbors, cfg.item_prior_max_items)
@@ -65,6 +84,7 @@ def best_on_grids(
             z = part_scores(kept, decay, batch)
             for share in SHARE_GRID:
                 ndcg = ndcg_at(blend_standardised(own, [(z, share), *beside]).numpy(), targets, seen)
+                tick()
                 if ndcg > best["valid_ndcg"] + 1e-6:
                     best = {"valid_ndcg": ndcg, "l2": l2, "decay": decay, "share": share, "kept": kept}
     return best
@@ -72,7 +92,7 @@ def best_on_grids(
 
 def best_with_transitions(
     own: torch.Tensor, batch: HistoryBatch, ease: dict, taken: sp.csr_matrix, hist: Histories,
-    targets: np.ndarray, seen: sp.csr_matrix, cfg: ModelConfig,
+    targets: np.ndarray, seen: sp.csr_matrix, cfg: ModelConfig, tick: Callable[[], object] = _no_tick,
 ) -> dict:
     """``ease`` (:func:`best_on_grids`' choice) with a transition prior fitted on ``hist``
     beside it, where one raises validation NDCG@10: first the transition part's λ, decay and
@@ -91,6 +111,7 @@ def best_with_transitions(
                 for ease_share in ease_shares:
                     parts = [(z, share)] if ease_z is None else [(ease_z, ease_share), (z, share)]
                     ndcg = ndcg_at(blend_standardised(own, parts).numpy(), targets, seen)
+                    tick()
                     if ndcg > best["valid_ndcg"] + 1e-6:
                         best = {**best, "valid_ndcg": ndcg, "share": ease_share, "transition_l2": l2,
                                 "transition_decay": decay, "transition_share": share, "transition_kept": kept,
@@ -98,23 +119,25 @@ def best_with_transitions(
     if "transition_kept" not in best:
         return best
     transition = (best.pop("transition_z"), best["transition_share"])
-    best.update(best_on_grids(own, batch, taken, targets, seen, cfg, floor=best["valid_ndcg"], beside=(transition,)))
+    best.update(best_on_grids(own, batch, taken, targets, seen, cfg, best["valid_ndcg"], (transition,), tick))
     if best["share"] == 0.0:  # the transitions alone: no EASE part
         best = {k: v for k, v in best.items() if k not in ("l2", "decay", "kept")}
     return best
 
 
-def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) -> dict[str, float]:
+def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig, progress: bool = False) -> dict[str, float]:
     """Attach the item prior, and the transition prior beside it, to ``model`` where a choice
     of their grids raises its validation NDCG@10; figures for metrics.json either way (λ,
-    decay and share 0 for a part not kept; nothing where validation ranks no next item)."""
+    decay and share 0 for a part not kept; nothing where validation ranks no next item).
+    ``progress``: a bar over the choices scored."""
     side = data.valid
     if not cfg.item_prior or "next_item" not in model.heads or side.next_users is None or not len(side.next_users):
         return {}
     n_items = model.spec.n_items
     pick = np.arange(len(side.next_users))
-    if len(pick) > CHOICE_USERS:
-        pick = np.sort(np.random.default_rng(data.seed).choice(pick, CHOICE_USERS, replace=False))
+    choosing = choice_users(len(pick), n_items)
+    if len(pick) > choosing:
+        pick = np.sort(np.random.default_rng(data.seed).choice(pick, choosing, replace=False))
     users, targets = side.next_users[pick], side.next_items[pick]
     seen = taken_matrix(side.history, n_items)[users]  # one exclusion pattern for every choice
     own = torch.from_numpy(score_users(model, side.history, users))
@@ -122,9 +145,14 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig) ->
     own = standardised(own)  # the blend's model part, the same for every choice
     batch = collate(side.history, users, model.spec.config.max_history)  # what scoring reads
     taken = taken_matrix(data.train, n_items)
-    best = best_on_grids(own, batch, taken, targets, seen, cfg, floor=base)
-    if cfg.transition_prior:
-        best = best_with_transitions(own, batch, best, taken, data.train, targets, seen, cfg)
+    ease_grid = len(L2_GRID) * len(DECAY_GRID) * len(SHARE_GRID)
+    # At most: the transitions' grid with EASE's shares and 0, then EASE's grid again beside them.
+    transition_grid = len(TRANSITION_L2_GRID) * len(TRANSITION_DECAY_GRID) * len(TRANSITION_SHARE_GRID) * (len(SHARE_GRID) + 1)
+    total = ease_grid + (transition_grid + ease_grid if cfg.transition_prior else 0)
+    with counter(f"next-item priors, protocol {data.protocol} seed {data.seed}", progress, total) as bar:
+        best = best_on_grids(own, batch, taken, targets, seen, cfg, base, tick=bar.update)
+        if cfg.transition_prior:
+            best = best_with_transitions(own, batch, best, taken, data.train, targets, seen, cfg, bar.update)
     if "kept" in best:
         model.attach_item_prior(*best.pop("kept"), best["share"], best["decay"])
     if "transition_kept" in best:
