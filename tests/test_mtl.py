@@ -6,16 +6,18 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 from synthetic import TINY_YAML, tiny_config, write_dataset
 
-from polyrec.bench.mtl import default_result, variants
+from polyrec.bench.mtl import MAIN_METRICS, default_result, main_metrics, variants
 from polyrec.bench.study_runs import same_question
 from polyrec.bench.mtl_choice import ranking, verdict, versus_single
 from polyrec.cli import main
 from polyrec.config import TASKS, MtlConfig, RunConfig, WeightingConfig
+from polyrec.data.tables import Dataset
 from polyrec.eval.stored import stored_metrics
 from polyrec.eval.predict import predict_pairs, profile_probabilities, score_users
 from polyrec.models.io import SPEC, load_model, save_model
@@ -448,3 +450,16 @@ def test_a_finished_run_answers_the_same_question_whatever_its_speed_settings_or
     assert same_question(done, asked)
     asked.model.dim = 8
     assert not same_question(done, asked)
+
+
+def test_the_studies_read_the_profile_by_the_data_s_own_attribute() -> None:
+    def data(**attributes: list) -> Dataset:
+        users = pd.DataFrame({"user": ["a", "b", "c"], **attributes})
+        return Dataset("d", users, pd.DataFrame(), pd.DataFrame(), attributes=list(attributes))
+
+    profile = lambda metrics: [m for m in metrics if m[0] == "profile"]  # noqa: E731
+    assert main_metrics(data(age=["1", "2", "3"], gender=["M", "F", "M"])) == MAIN_METRICS  # MovieLens
+    assert main_metrics(data()) == MAIN_METRICS  # no attribute: no profile task to read
+    assert profile(main_metrics(data(segment=["x", None, "y"]))) == [("profile", "A.profile.segment.auc", "segment AUC ↑", True)]
+    assert profile(main_metrics(data(tier=["x", "y", "z"]))) == [("profile", "A.profile.tier.accuracy", "tier accuracy ↑", True)]
+    assert [m[0] for m in main_metrics(data(tier=["x", "y", "z"]))] == [m[0] for m in MAIN_METRICS]

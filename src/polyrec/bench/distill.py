@@ -28,7 +28,7 @@ from ..run_loader import MODEL_DIR
 from ..run_progress import PROGRESS_DIR
 from ..train.learner import catalogue_speed
 from ..train.protocol_data import prepare
-from .mtl import MAIN_METRICS, _cell, provenance
+from .mtl import MAIN_METRICS, MainMetric, _cell, main_metrics, provenance
 from .mtl_choice import versus_single
 from .study_runs import StudyRun, load_result, run_configurations
 
@@ -100,7 +100,7 @@ def bench_distill(
     speeds = side_by_side_speed(teacher, ds, {v.name: out / v.name for v in plan if v.name in ("teacher", "student", "distilled")})
     for name, speed in speeds.items():
         results[name]["metrics"]["bench.users_per_s"] = speed
-    return write_doc(Path(doc), plan, results, teacher, student, command, out)
+    return write_doc(Path(doc), plan, results, teacher, student, command, out, main_metrics(ds))
 
 
 def side_by_side_speed(base: RunConfig, ds: Dataset, folders: dict[str, Path], repeats: int = 3) -> dict[str, float]:
@@ -129,10 +129,11 @@ def _params_cell(metrics: dict) -> str:
     return " / ".join(f"{p}: {n:,.0f}" for p, n in per.items())
 
 
-def ratio_checks(student: dict, teacher: dict) -> list[str]:
-    """The issue's bars, each measured: quality kept per task, size and speed."""
+def ratio_checks(student: dict, teacher: dict, metrics: tuple[MainMetric, ...] = MAIN_METRICS) -> list[str]:
+    """The issue's bars, each measured: quality kept per task (``metrics``: each task's main
+    metric), size and speed."""
     lines = []
-    for _, key, title, higher in MAIN_METRICS:
+    for _, key, title, higher in metrics:
         if key in student and key in teacher:
             ratio = student[key] / teacher[key]
             ok = ratio >= KEEP if higher else ratio <= RMSE_LIMIT
@@ -170,7 +171,8 @@ def load_seed_metrics(out: Path, name: str, seed: int) -> dict[str, float]:
 
 
 def write_doc(
-    doc: Path, plan: list[Variant], results: dict[str, dict], teacher: RunConfig, student: RunConfig, command: str, out: Path
+    doc: Path, plan: list[Variant], results: dict[str, dict], teacher: RunConfig, student: RunConfig, command: str, out: Path,
+    metrics: tuple[MainMetric, ...] = MAIN_METRICS,
 ) -> Path:
     on = {p: {part: w for part, w in weights.items() if w > 0} for p, weights in student.distill.weights.items()}
     # Training time from the runs themselves (seeds may have run as separate processes).
@@ -197,15 +199,15 @@ def write_doc(
             "single-thread processes, or beside other work, take longer than on a quiet machine)."
         ),
         "",
-        "| configuration | seeds | " + " | ".join(t for _, _, t, _ in MAIN_METRICS)
+        "| configuration | seeds | " + " | ".join(t for _, _, t, _ in metrics)
         + " | trainable params | file MB | users/s | fit min (all seeds) |",
-        "|---" * (len(MAIN_METRICS) + 6) + "|",
+        "|---" * (len(metrics) + 6) + "|",
     ]
     alone = results["student"]["metrics"]
     for v in plan:
         m = results[v.name]["metrics"]
         cells = []
-        for _, key, _, higher in MAIN_METRICS:
+        for _, key, _, higher in metrics:
             mark = versus_single(m, alone, key, higher) if v.role == "distilled" else ""
             cells.append(_cell(m, key) + mark)
         seeds = ",".join(map(str, v.seeds or teacher.seeds))
@@ -219,11 +221,11 @@ def write_doc(
         # Part-removed runs on fewer seeds: compare them with the full recipe on those seeds.
         for name in ("student", "distilled"):
             same = aggregate([load_seed_metrics(out, name, s) for s in ablation_seeds])
-            cells = [_cell(same, key) for _, key, _, _ in MAIN_METRICS]
+            cells = [_cell(same, key) for _, key, _, _ in metrics]
             lines.append(f"| {name} (same seeds as the rows above) | {','.join(map(str, ablation_seeds))} | {' | '.join(cells)} | | | | |")
     distilled, t = results["distilled"]["metrics"], results["teacher"]["metrics"]
-    wins = [title for _, key, title, higher in MAIN_METRICS if versus_single(distilled, alone, key, higher) == " ▲"]
-    lines += ["", "## The issue's bars (distilled student)", ""] + ratio_checks(distilled, t) + [
+    wins = [title for _, key, title, higher in metrics if versus_single(distilled, alone, key, higher) == " ▲"]
+    lines += ["", "## The issue's bars (distilled student)", ""] + ratio_checks(distilled, t, metrics) + [
         f"- better than the student alone by more than one std on {len(wins)} task(s) (bar ≥ 2): "
         + (", ".join(wins) if wins else "none") + f" — {'met' if len(wins) >= 2 else 'NOT met'}",
         "",

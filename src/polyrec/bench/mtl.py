@@ -24,18 +24,32 @@ from pathlib import Path
 import torch
 
 from ..config import MTL_ARCHS, PROTOCOL_TASKS, WEIGHTINGS, RunConfig, TrainConfig
+from ..data.tables import Dataset
 from ..pipeline import load_configured_dataset, trainable
 from ..run_jobs import describe_workers
 from .mtl_choice import Verdict, ranking, validation_metrics, verdict
 from .study_runs import load_result, numbered, run_configurations
 
 # Each task's main metric: (task, metrics.json key, column title, higher is better).
-MAIN_METRICS = (
+MainMetric = tuple[str, str, str, bool]
+MAIN_METRICS: tuple[MainMetric, ...] = (
     ("rating", "A.rating.rmse", "rating RMSE ↓", False),
     ("ctr", "A.ctr.auc", "ctr AUC ↑", True),
     ("profile", "A.profile.gender.auc", "gender AUC ↑", True),
     ("next_item", "B.next_item.ndcg@10", "NDCG@10 ↑", True),
 )
+
+
+def main_metrics(ds: Dataset) -> tuple[MainMetric, ...]:
+    """:data:`MAIN_METRICS` for ``ds``: the profile's column reads gender where the data has
+    it (MovieLens), else its first attribute, by AUC where that has two classes and by
+    accuracy where it has more (a shop's users file names its own attributes)."""
+    if not ds.attributes or "gender" in ds.attributes:
+        return MAIN_METRICS
+    name = ds.attributes[0]
+    metric, title = ("auc", "AUC") if len(ds.attribute_codes(name)[1]) == 2 else ("accuracy", "accuracy")
+    profile = ("profile", f"A.profile.{name}.{metric}", f"{name} {title} ↑", True)
+    return tuple(profile if m[0] == "profile" else m for m in MAIN_METRICS)
 FIT_CACHE = "fit-cache"  # under the bench's --out: see train/fit_cache.py
 # The default's time budget: at most this × the study time of shared-bottom + fixed λ.
 BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
@@ -104,7 +118,7 @@ def bench_mtl(
     splits: dict = {}
     for v in plan:
         results[v.name]["valid"] = validation_metrics(out / v.name, ds, splits)
-    return write_doc(Path(doc), plan, results, base, command)
+    return write_doc(Path(doc), plan, results, base, command, main_metrics(ds))
 
 
 def _cell(metrics: dict, key: str) -> str:
@@ -141,10 +155,14 @@ def provenance(base: RunConfig, command: str, total_seconds: float) -> list[str]
     ]
 
 
-def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: RunConfig, command: str) -> Path:
+def write_doc(
+    doc: Path, plan: list[Variant], results: dict[str, dict], base: RunConfig, command: str,
+    metrics: tuple[MainMetric, ...] = MAIN_METRICS,
+) -> Path:
     """``results``: per configuration, its test ``metrics``, ``curves``, ``wall`` seconds and
-    ``valid`` metrics (mtl_choice.validation_metrics)."""
-    columns = [(t, key, title, higher) for t, key, title, higher in MAIN_METRICS if any(t in v.tasks for v in plan)]
+    ``valid`` metrics (mtl_choice.validation_metrics); ``metrics``: each task's main metric
+    (:func:`main_metrics` of the data)."""
+    columns = [(t, key, title, higher) for t, key, title, higher in metrics if any(t in v.tasks for v in plan)]
     data = base.data.path or base.data.dataset
     total = sum(r["wall"] for r in results.values())
     shipped = RunConfig()  # polyrec's default

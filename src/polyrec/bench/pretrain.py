@@ -21,7 +21,7 @@ import numpy as np
 from ..config import PRETRAIN_OBJECTIVES, RunConfig
 from ..eval.cold_items import COLD_MAX, cold_target_ranks
 from ..pipeline import load_configured_dataset, trainable
-from .mtl import MAIN_METRICS, _cell, provenance
+from .mtl import MAIN_METRICS, MainMetric, _cell, main_metrics, provenance
 from .mtl_choice import versus_single
 from .study_runs import load_result, numbered, run_configurations
 
@@ -94,11 +94,14 @@ def bench_pretrain(
         results[v.name] = load_result(r.folder)
         if "B" in v.protocols:
             results[v.name]["metrics"].update(cold_hr(r.folder, r.cfg, ds))
-    return write_doc(Path(doc), plan, results, base, command)
+    return write_doc(Path(doc), plan, results, base, command, main_metrics(ds))
 
 
-def write_doc(doc: Path, plan: list[Variant], results: dict[str, dict], base: RunConfig, command: str) -> Path:
-    columns = [(key, title, higher) for _, key, title, higher in MAIN_METRICS]
+def write_doc(
+    doc: Path, plan: list[Variant], results: dict[str, dict], base: RunConfig, command: str,
+    metrics: tuple[MainMetric, ...] = MAIN_METRICS,
+) -> Path:
+    columns = [(key, title, higher) for _, key, title, higher in metrics]
     columns += [("B.next_item.hr@10", "HR@10 ↑", True), (COLD_KEY, f"cold-item HR@10 ↑ (≤ {COLD_MAX} train)", True)]
     ref = results["none"]["metrics"]
     total = sum(r["wall"] for r in results.values())
