@@ -39,6 +39,10 @@ MAIN_METRICS: tuple[MainMetric, ...] = (
     ("next_item", "B.next_item.ndcg@10", "NDCG@10 ↑", True),
 )
 
+FIT_CACHE = "fit-cache"  # under the bench's --out: see train/fit_cache.py
+# The default's time budget: at most this × the study time of shared-bottom + fixed λ.
+BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
+
 
 def main_metrics(ds: Dataset) -> tuple[MainMetric, ...]:
     """:data:`MAIN_METRICS` for ``ds``: the profile's column reads gender where the data has
@@ -50,9 +54,6 @@ def main_metrics(ds: Dataset) -> tuple[MainMetric, ...]:
     metric, title = ("auc", "AUC") if len(ds.attribute_codes(name)[1]) == 2 else ("accuracy", "accuracy")
     profile = ("profile", f"A.profile.{name}.{metric}", f"{name} {title} ↑", True)
     return tuple(profile if m[0] == "profile" else m for m in MAIN_METRICS)
-FIT_CACHE = "fit-cache"  # under the bench's --out: see train/fit_cache.py
-# The default's time budget: at most this × the study time of shared-bottom + fixed λ.
-BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
 
 
 @dataclass(frozen=True)
