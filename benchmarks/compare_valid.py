@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from polyrec.bench.mtl import MAIN_METRICS
+from polyrec.bench.mtl import main_metrics
 from polyrec.bench.mtl_choice import validation_metrics, verdict
 from polyrec.config import RunConfig
 from polyrec.pipeline import load_configured_dataset
@@ -23,8 +23,9 @@ def main(runs: list[Path]) -> None:
     ds = load_configured_dataset(RunConfig.load(runs[0] / "config.yaml"))
     splits: dict = {}
     metrics = {run: validation_metrics(run, ds, splits) for run in runs}
-    base = {task: metrics[runs[0]] for task, *_ in MAIN_METRICS}
-    columns = [(task, key, higher) for task, key, _, higher in MAIN_METRICS]
+    main = main_metrics(ds)  # gender where the data has it, else its first attribute
+    base = {task: metrics[runs[0]] for task, *_ in main}
+    columns = [(task, key, higher) for task, key, _, higher in main]
     for run in runs:
         m = metrics[run]
         marks = verdict(m, base, columns).marks if run != runs[0] else ("",) * len(columns)
