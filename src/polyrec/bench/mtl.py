@@ -45,12 +45,12 @@ BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
 
 
 def main_metrics(ds: Dataset) -> tuple[MainMetric, ...]:
-    """:data:`MAIN_METRICS` for ``ds``: the profile's column reads gender where the data has
-    it (MovieLens), else its first attribute, by AUC where that has two classes and by
-    accuracy where it has more (a shop's users file names its own attributes)."""
-    if not ds.attributes or "gender" in ds.attributes:
+    """:data:`MAIN_METRICS` for ``ds``: the profile's column reads the data's main attribute
+    (``Dataset.main_attribute``: gender where it has one, as MovieLens does, else its first),
+    by AUC where that has two classes and by accuracy where it has more."""
+    name = ds.main_attribute
+    if name is None or name == "gender":
         return MAIN_METRICS
-    name = ds.attributes[0]
     metric, title = ("auc", "AUC") if len(ds.attribute_codes(name)[1]) == 2 else ("accuracy", "accuracy")
     profile = ("profile", f"A.profile.{name}.{metric}", f"{name} {title} ↑", True)
     return tuple(profile if m[0] == "profile" else m for m in MAIN_METRICS)

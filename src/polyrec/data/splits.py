@@ -97,9 +97,9 @@ def profile_folds(ds: Dataset) -> np.ndarray:
     Users without the stratifying attribute form their own stratum, so they are spread
     over folds too. Depends on the data only, never on the run's seed.
     """
-    if not ds.attributes:
+    strat_attr = ds.main_attribute
+    if strat_attr is None:
         raise ValueError("profile folds need at least one user attribute")
-    strat_attr = "gender" if "gender" in ds.attributes else ds.attributes[0]
     codes, _ = ds.attribute_codes(strat_attr)
     folds = np.empty(ds.n_users, dtype=np.int64)
     skf = StratifiedKFold(n_splits=N_PROFILE_FOLDS, shuffle=True, random_state=_PROFILE_FOLD_SEED)

@@ -79,6 +79,14 @@ class Dataset:
         r = self.interactions["rating"].to_numpy()
         return float(np.min(r)), float(np.max(r))
 
+    @property
+    def main_attribute(self) -> str | None:
+        """The attribute the profile task is judged and stratified by: gender where the data
+        has it (MovieLens), else its first attribute; None without attributes."""
+        if not self.attributes:
+            return None
+        return "gender" if "gender" in self.attributes else self.attributes[0]
+
     def attribute_codes(self, attribute: str) -> tuple[np.ndarray, list[str]]:
         """Integer class codes per user (-1 where missing) and the class names."""
         col = self.users[attribute]
