@@ -31,6 +31,7 @@ from polyrec.train.weighting import (
     PCGrad,
     SharedParameters,
     UncertaintyWeights,
+    backward_with_task_gradients,
     make_weighting,
     project_conflicting,
 )
@@ -250,6 +251,29 @@ def test_uncertainty_weight_falls_for_the_task_with_the_larger_loss() -> None:
         opt.step()
         history.append(strategy.weights())
     assert history[-1]["big"] < history[0]["big"] < 1.0 < history[0]["small"] < history[-1]["small"]
+
+
+def test_gradnorm_reads_the_costliest_tasks_gradient_off_the_joint_backward(ds, data_a, batch) -> None:
+    """next_item's gradient on the last shared layer, read off the joint backward, is its own
+    gradient; every other task's is taken on its own; the model's gradients are the joint
+    backward's."""
+    model = new_model(ds, data_a)
+    model.train()
+    layer = model.last_shared_layer()
+    params = [p for p in model.parameters() if p.requires_grad]
+    torch.manual_seed(1)
+    losses = task_losses(model, batch, data_a.profile_labels)
+    names = list(losses)
+    assert "next_item" in names and names[-1] != "next_item"  # the one spared is not merely the last
+    listed = [losses[t] for t in names]
+    weights = torch.tensor([0.5, 1.5, 0.75, 1.25][: len(names)])
+    own = [torch.autograd.grad(loss, layer, retain_graph=True)[0] for loss in listed]
+    joint = torch.autograd.grad((weights * torch.stack(listed)).sum(), params, retain_graph=True)
+    grads = backward_with_task_gradients(listed, names, weights, layer)
+    for k, t in enumerate(names):
+        torch.testing.assert_close(grads[k], own[k], rtol=1e-4, atol=1e-6 * float(own[k].abs().max()), msg=t)
+    for p, g in zip(params, joint):
+        torch.testing.assert_close(p.grad, g)
 
 
 def test_gradnorm_keeps_weights_summing_to_the_number_of_tasks() -> None:
