@@ -127,6 +127,47 @@ def test_the_profile_text_part_reads_the_standardised_mean_text_of_the_history_a
     assert fit.curves["profile"]["train"][0] > fit.curves["profile"]["train"][-1]
     assert model.heads["profile"].text[1].weight.abs().sum() > 0  # zero at the start: the loss reached it
 
+def test_one_projection_of_the_catalogue_text_gives_the_losses_and_gradients_of_one_per_item(ds, data_a) -> None:
+    """Training steps take history and target items' text parts as rows of the catalogue's
+    projection (``ItemTower.catalogue_text_once``): the same losses and gradients as each
+    item projecting its own text, to float rounding; ID dropout draws the same masks."""
+    texts = torch.randn(ds.n_items, 12).numpy()
+    torch.manual_seed(0)
+    model = build_model(data_a, list(TASKS), ds.n_items, texts, tiny_config().model, ds.rating_range)
+    model.train()
+    batch = collate(data_a.train, np.flatnonzero(data_a.train.lengths() > 1)[:8], 20)
+    params = [p for p in model.parameters() if p.requires_grad]
+    tower = model.item_tower
+    calls = []
+    tower.text_proj.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape[0]))
+
+    def losses_and_grads(shared: bool):
+        torch.manual_seed(1)  # the same dropout and ID-dropout draws both ways
+        calls.clear()
+        if shared:
+            losses = task_losses(model, batch, data_a.profile_labels)
+        else:
+            tower.text_part = lambda items: tower.text_proj(tower.text[items])  # each item its own
+            try:
+                losses = task_losses(model, batch, data_a.profile_labels)
+            finally:
+                del tower.text_part
+        grads = torch.autograd.grad(joint_loss(losses, {}), params, allow_unused=True)
+        return losses, grads, list(calls)
+
+    shared, shared_grads, shared_calls = losses_and_grads(True)
+    own, own_grads, own_calls = losses_and_grads(False)
+    assert shared_calls == [ds.n_items] and len(own_calls) == 3  # history, targets, catalogue
+    assert shared.keys() == own.keys() == set(TASKS)
+    for task in shared:
+        torch.testing.assert_close(shared[task], own[task], rtol=1e-5, atol=1e-6, msg=task)
+    for p, a, b in zip(params, shared_grads, own_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert tower._catalogue_text is None  # nothing kept past the step
+
+
 def test_weight_average_is_the_exponential_average_of_the_steps() -> None:
     model = torch.nn.Linear(2, 1)
     average = WeightAverage(model, decay=0.9)

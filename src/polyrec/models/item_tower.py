@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -55,6 +58,8 @@ class ItemTower(nn.Module):
             self.text = None
             self.text_proj = None
         self.norm = nn.LayerNorm(dim)
+        # Within ``catalogue_text_once``: [the catalogue's projected text, made at first need].
+        self._catalogue_text: list[torch.Tensor] | None = None
 
     @torch.no_grad()
     def _refresh_text_stats(self) -> None:
@@ -75,9 +80,35 @@ class ItemTower(nn.Module):
                 keep = (torch.rand(items.shape, device=items.device) >= self.id_dropout).unsqueeze(-1)
                 vec = vec * keep
         if self.text_proj is not None:
-            text_vec = self.text_proj(self.text[items])
+            text_vec = self.text_part(items)
             vec = text_vec if vec is None else vec + text_vec
         return self.norm(vec)
+
+    def text_part(self, items: torch.Tensor) -> torch.Tensor:
+        """(...,) item indices → (..., d) projections of their language-model vectors."""
+        if self._catalogue_text is None:
+            return self.text_proj(self.text[items])
+        if not self._catalogue_text:
+            self._catalogue_text.append(self.text_proj(self.text))
+        return self._catalogue_text[0][items]
+
+    @contextmanager
+    def catalogue_text_once(self) -> Iterator[None]:
+        """Within: every text part is a row of one projection of the whole catalogue, made at
+        the first need and kept to the end (gradients flow back through all its uses).
+
+        For a pass that projects the catalogue anyway (a training step of next item, whose
+        scores read every item's vector): the history and target items then take rows of it
+        instead of projecting their own copies of the text, which spares a (batch × history)
+        × text-width product and a gather of as many text vectors. The same values up to
+        float rounding; the ID part and its dropout are untouched."""
+        outer = self._catalogue_text
+        if outer is None:
+            self._catalogue_text = []
+        try:
+            yield
+        finally:
+            self._catalogue_text = outer
 
     def all_items(self) -> torch.Tensor:
         """(I, d) vectors of the whole catalogue."""

@@ -9,6 +9,7 @@ same targets.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,25 @@ def task_outputs(
     fraction of the cost. ``draws`` replays another run's random choices instead.
     ``profile=False`` skips the profile head (nothing to learn it from).
     """
+    replay = draws is not None
+    # next_item projects the whole catalogue's text (its scores read every item's vector): the
+    # history and target items take rows of that projection rather than projecting their own
+    # copies (ItemTower.catalogue_text_once).
+    next_runs = "next_item" in model.heads and not (replay and draws.next_valid is None)
+    once = next_runs and model.item_tower.text_proj is not None
+    with model.item_tower.catalogue_text_once() if once else nullcontext():
+        return _task_outputs(model, batch, sampled_negatives, pair_fraction, next_item_fraction, draws, profile)
+
+
+def _task_outputs(
+    model: PolyRecModel,
+    batch: HistoryBatch,
+    sampled_negatives: int,
+    pair_fraction: float,
+    next_item_fraction: float,
+    draws: Draws | None,
+    profile: bool,
+) -> TaskOutputs:
     replay = draws is not None
     draws = draws if replay else Draws()
     enc = model.encode(batch)
