@@ -127,6 +127,7 @@ def test_the_profile_text_part_reads_the_standardised_mean_text_of_the_history_a
     assert fit.curves["profile"]["train"][0] > fit.curves["profile"]["train"][-1]
     assert model.heads["profile"].text[1].weight.abs().sum() > 0  # zero at the start: the loss reached it
 
+
 def test_one_projection_of_the_catalogue_text_gives_the_losses_and_gradients_of_one_per_item(ds, data_a) -> None:
     """Training steps take history and target items' text parts as rows of the catalogue's
     projection (``ItemTower.catalogue_text_once``): the same losses and gradients as each

@@ -150,12 +150,12 @@ def backward_with_task_gradients(
     ``losses`` are the tasks' own scalars: a gradient taken from one element of a stacked
     tensor would run back through every task's graph, with zeros.
 
-    Every task's gradient but one is taken on its own; the last one is what the joint
-    backward adds to ``layer`` beyond the others' (``Σ w_t ∇L_t`` less the known terms, over
-    its ``w``), which spares that task's own pass from its loss down to the layer; equal to
-    its own gradient up to float rounding. The task spared is the costliest: next_item's,
-    where present, runs back through scores over the whole catalogue (about 11 % of a
-    protocol-A step on MovieLens-100K)."""
+    Every task's gradient but one is taken on its own. The remaining task's is what the
+    joint backward adds to ``layer`` beyond the others' (``Σ w_t ∇L_t`` less the known
+    terms, divided by its ``w``): its own gradient up to float rounding, without a pass of
+    its own from its loss down to the layer. The task spared is the costliest: next_item's
+    runs back through scores over the whole catalogue (about 11 % of a protocol-A step on
+    MovieLens-100K); without it, the last task."""
     spared = names.index("next_item") if "next_item" in names else len(names) - 1
     grads: list[torch.Tensor | None] = [None] * len(names)
     for k in range(len(names)):
