@@ -124,11 +124,11 @@ class GradNormWeights(_Learned):
             self.initial.setdefault(t, max(float(losses[t].detach()), 1e-8))
         # ‖∇_W w_t L_t‖ = w_t ‖∇_W L_t‖ (w_t > 0): one gradient per task on W, no second order.
         w = self.param[idx]
-        stacked = torch.stack([losses[t] for t in names])
-        grads = backward_with_task_gradients([losses[t] for t in names], names, w.detach(), shared.last_layer)
+        listed = [losses[t] for t in names]
+        grads = backward_with_task_gradients(listed, names, w.detach(), shared.last_layer)
         with torch.no_grad():
             norms = [torch.zeros(()) if g is None else g.norm() for g in grads]
-            ratio = stacked.detach() / torch.tensor([self.initial[t] for t in names])  # L_t / L_t(0)
+            ratio = torch.stack(listed) / torch.tensor([self.initial[t] for t in names])  # L_t / L_t(0)
             target = torch.stack(norms).mean() * (ratio / ratio.mean()) ** self.alpha  # a constant (paper, eq. 2)
         grad_norms = w * torch.stack(norms)
         self.opt.zero_grad(set_to_none=True)
