@@ -27,7 +27,10 @@ Items' text columns: title, category, brand (README, "Bring your own data").
 ``python benchmarks/synthetic_shop.py DIR --large`` writes ``shop-large`` alone: the
 category-titles shop at the size of an Amazon review category (15,000 users, 12,000 items,
 about 200,000 interactions), to time ``polyrec run`` on a larger catalogue
-(docs/results/scale.md).
+(docs/results/scale.md). ``--huge`` writes ``shop-huge``: 40,000 users, 100,000 items, about
+600,000 interactions, to time training steps with and without a sampled softmax
+(``train.sampled_negatives``; its text is for ``text: {enabled: false}`` runs, as encoding
+100,000 items takes long on two cores).
 """
 
 from __future__ import annotations
@@ -105,10 +108,17 @@ def write_shop(
     (out / "dataset.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
-def main(out: Path, large: bool = False) -> None:
-    if large:
-        write_shop(out / "shop-large", category_titles=True, n_events=200_000, n_users=15_000, n_items=12_000)
-        print(f"wrote {out / 'shop-large'}")
+SIZES = {  # option → (folder, users, items, interactions)
+    "--large": ("shop-large", 15_000, 12_000, 200_000),
+    "--huge": ("shop-huge", 40_000, 100_000, 600_000),
+}
+
+
+def main(out: Path, size: str | None = None) -> None:
+    if size is not None:
+        name, users, items, events = SIZES[size]
+        write_shop(out / name, category_titles=True, n_events=events, n_users=users, n_items=items)
+        print(f"wrote {out / name}")
         return
     write_shop(out / "shop-noisy-titles", category_titles=False)
     write_shop(out / "shop-category-titles", category_titles=True)
@@ -117,6 +127,6 @@ def main(out: Path, large: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3) or sys.argv[2:] not in ([], ["--large"]):
+    if len(sys.argv) not in (2, 3) or not set(sys.argv[2:]) <= set(SIZES):
         sys.exit(__doc__)
-    main(Path(sys.argv[1]), large=sys.argv[2:] == ["--large"])
+    main(Path(sys.argv[1]), *sys.argv[2:])

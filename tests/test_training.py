@@ -515,6 +515,64 @@ def test_next_item_logits_and_their_gradients_are_the_plain_masked_softmax_ones(
         assert torch.allclose(got, want, atol=1e-6)
 
 
+def test_sampled_next_item_logits_are_the_full_softmax_columns_of_the_target_and_the_negatives() -> None:
+    """The sampled softmax scores column 0 as the target and then each negative as the full
+    softmax scores it, with the same items masked: a negative the user took already, and a
+    negative that is the target."""
+    from polyrec.tasks import next_item
+
+    torch.manual_seed(0)
+    head = next_item.NextItemHead(8, 9)
+    with torch.no_grad():
+        head.item_bias.normal_()
+    history = torch.tensor([[3, 1, 4, 1, 0, 0], [2, 0, 2, 5, 6, 0]])
+    valid = torch.tensor([[True, True, True, False, False], [True, True, True, True, False]])
+    states, vecs = torch.randn(2, 5, 8), torch.randn(9, 8)
+    negatives = torch.tensor([1, 4, 7, 8, 2])
+    full, target = next_item.logits(head, states, history[:, 1:], valid, vecs, history=history)
+    sampled, zeros = next_item.sampled_logits(
+        head, states, history[:, 1:], valid, lambda items: vecs[items], negatives, history=history
+    )
+    assert sampled.shape == (len(target), 1 + len(negatives)) and not zeros.any()
+    torch.testing.assert_close(sampled[:, 0], full[torch.arange(len(target)), target])
+    want = full[:, negatives].masked_fill(negatives == target.unsqueeze(1), float("-inf"))
+    torch.testing.assert_close(sampled[:, 1:], want)
+    assert torch.isinf(sampled[:, 1:]).any() and torch.isfinite(sampled[:, 1:]).any()  # both kinds occur
+
+
+def test_a_sampled_softmax_step_gives_vectors_to_the_sampled_items_alone(ds, data_a) -> None:
+    """With ``train.sampled_negatives`` a training step projects the text of the history, the
+    targets and the negatives, never the whole catalogue, and next item still learns."""
+    texts = torch.randn(ds.n_items, 12).numpy()
+    torch.manual_seed(0)
+    model = build_model(data_a, ["next_item"], ds.n_items, texts, tiny_config().model, ds.rating_range).train()
+    batch = collate(data_a.train, np.flatnonzero(data_a.train.lengths() > 1)[:8], 20)
+    rows = []
+    model.item_tower.text_proj.register_forward_hook(lambda _m, args, _out: rows.append(args[0].shape[:-1].numel()))
+    negatives = 5
+    losses = task_losses(model, batch, {}, sampled_negatives=negatives)
+    positions = int(batch.mask[:, 1:].sum())
+    # The history, the targets, the negatives: no projection of the catalogue (the full
+    # softmax's one call, over ds.n_items rows).
+    assert rows == [int(batch.mask.numel()), positions, negatives]
+    assert torch.isfinite(losses["next_item"])
+    with pytest.raises(ValueError, match="train.sampled_negatives"):
+        RunConfig.from_dict({"train": {"sampled_negatives": -1}})
+    losses["next_item"].backward()
+    assert model.item_tower.text_proj.weight.grad.abs().sum() > 0
+
+
+def test_a_run_on_a_large_catalogue_points_to_the_sampled_softmax() -> None:
+    from polyrec.pipeline import LARGE_CATALOGUE, large_catalogue_note
+
+    cfg = RunConfig()
+    assert "train: {sampled_negatives: 1000}" in large_catalogue_note(LARGE_CATALOGUE, cfg)
+    assert large_catalogue_note(LARGE_CATALOGUE - 1, cfg) is None
+    sampled = RunConfig.from_dict({"train": {"sampled_negatives": 500}})
+    no_next_item = RunConfig.from_dict({"tasks": ["rating"]})
+    assert large_catalogue_note(LARGE_CATALOGUE, sampled) is None and large_catalogue_note(LARGE_CATALOGUE, no_next_item) is None
+
+
 def test_the_progress_bar_shows_the_validation_figures_that_select_the_model() -> None:
     valid = {"rating": 0.87, "ctr": 0.55, "profile": 0.6, "next_item": 7.3, "next_item.ndcg@10": 0.1}
     assert epoch_summary(valid, ["rating", "ctr"], 4) == {

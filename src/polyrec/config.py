@@ -294,7 +294,11 @@ class TrainConfig:
     # 24-wide student without them under B: 0.085 against 0.075, at half the parameters;
     # configs/student-tiny.yaml).
     auxiliary: bool | dict[str, bool] = True
-    sampled_negatives: int = 0  # 0: full softmax over the catalogue for next_item
+    # Next item's training loss: 0 = a softmax over the whole catalogue; S > 0 = a sampled
+    # softmax over the target and S uniform negatives shared by the batch, whose step does not
+    # grow with the catalogue (evaluation always ranks all of it). For large catalogues
+    # (README, "Configuration").
+    sampled_negatives: int = 0
     # Validate and keep an exponential moving average of the weights over about this many
     # epochs (0 = the raw weights). Early stopping often ends while the learning rate is still
     # high, where the raw weights jitter from step to step; their average is a smoother model
@@ -316,6 +320,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for protocol in self.auxiliary if isinstance(self.auxiliary, dict) else ():
             _check_choice(protocol, tuple(PROTOCOL_TASKS), "train.auxiliary (a protocol)")
+        if self.sampled_negatives < 0:
+            raise ValueError(f"'train.sampled_negatives' must be ≥ 0 (0 = the whole catalogue), got {self.sampled_negatives}")
 
     def tasks_for(self, tasks: list[str], protocol: str) -> list[str]:
         """Of the run's ``tasks``, those ``protocol``'s model learns: all of them, or with

@@ -65,6 +65,8 @@ def run_plan(ds: Dataset, cfg: RunConfig) -> tuple[list[str], list[str], list[st
     notes += [n for n in task_notes if not any(n.split(":")[0] in m for m in notes)]
     if "ctr" in tasks and not ds.has_label:
         notes.append(ctr_label_note(ds, cfg.data.ctr_threshold))
+    if hint := large_catalogue_note(ds.n_items, cfg):
+        notes.append(hint)
     protocols, skipped = runnable_protocols(ds, cfg.protocols, tasks)
     return tasks, protocols, notes + skipped
 
@@ -108,6 +110,21 @@ def ctr_label_note(ds: Dataset, threshold: float) -> str:
     return (
         f"ctr label: rating >= {threshold:g} (data.ctr_threshold; ratings {ratings.min():g} to "
         f"{ratings.max():g}), {share:.0%} of the interactions positive"
+    )
+
+
+LARGE_CATALOGUE = 50_000  # items from which a full next-item softmax dominates a step
+
+
+def large_catalogue_note(n_items: int, cfg: RunConfig) -> str | None:
+    """A hint where next item's training softmax spans a catalogue large enough to dominate
+    each step (at 100,000 items about 7 × a sampled softmax's time; docs/results/scale.md)."""
+    full = not cfg.train.sampled_negatives and "next_item" in cfg.tasks and cfg.model.name == "polyrec"
+    if n_items < LARGE_CATALOGUE or not full:
+        return None
+    return (
+        f"next item trains with a softmax over all {n_items:,} items: 'train: {{sampled_negatives: 1000}}' "
+        "makes its steps several times cheaper (README, 'Bring your own data')"
     )
 
 
@@ -183,6 +200,8 @@ def load_run_data(cfg: RunConfig, progress: bool, log: Callable[[str], None] = p
         torch.set_num_threads(cfg.train.threads)
     ds = load_configured_dataset(cfg)
     log(f"data: {ds.name}: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions")
+    if hint := large_catalogue_note(ds.n_items, cfg):
+        log(f"note: {hint}")  # before the epochs it is about, as well as in the report
     text_vectors = None
     if cfg.model.name == "polyrec":
         text_vectors = item_text_vectors(ds, cfg, progress)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,9 +27,14 @@ class NextItemHead(nn.Module):
         return F.linear(self.query(states), item_vecs, self.item_bias)
 
 
+def samples_catalogue(n_items: int, sampled_negatives: int) -> bool:
+    """Whether ``train.sampled_negatives`` scores a sample of the catalogue (else all of it)."""
+    return 0 < sampled_negatives < n_items
+
+
 def draw_negatives(n_items: int, sampled_negatives: int, device: torch.device | None = None) -> torch.Tensor | None:
     """Shared uniform negatives for the sampled softmax; None for the full catalogue."""
-    if sampled_negatives <= 0 or sampled_negatives >= n_items:
+    if not samples_catalogue(n_items, sampled_negatives):
         return None
     return torch.randint(0, n_items, (sampled_negatives,), device=device)
 
@@ -38,33 +45,65 @@ def logits(
     next_items: torch.Tensor,  # (B, L) the item taken after each position
     valid: torch.Tensor,  # (B, L) bool: position t has a next item
     item_vecs: torch.Tensor,  # (I, d)
-    negatives: torch.Tensor | None = None,  # (S,) shared negatives (sampled softmax); None = full
     history: torch.Tensor | None = None,  # (B, L) items; position t has seen history[:, :t+1]
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(N, C) logits of the N valid positions and (N,) the target's column; None if N = 0.
+    """Full softmax: (N, I) logits of the N valid positions over the catalogue and (N,) the
+    target's column; None if N = 0.
 
-    Full softmax (``negatives`` None): C is the catalogue. With ``history``, items the user
-    has already taken are masked out (−inf), as they are out of the ranking at evaluation: the
-    model spends no capacity on pushing down items that are never candidates. A target seen
-    before stays a candidate. Sampled softmax: column 0 is the target, then the negatives.
+    With ``history``, items the user has already taken are masked out (−inf), as they are out
+    of the ranking at evaluation: the model spends no capacity on pushing down items that are
+    never candidates. A target seen before stays a candidate.
     """
     h, target = states[valid], next_items[valid]  # (N, d), (N,)
     if h.shape[0] == 0:
         return None
-    if negatives is None:
-        out = head(h, item_vecs)
-        if history is not None:
-            seen = seen_before(history, item_vecs.shape[0], states.shape[1])[valid]
-            seen[torch.arange(len(target)), target] = False
-            # In place: the product's backward does not read its output, and a copy of an
-            # (N, catalogue) tensor was a tenth of the loss's time.
-            out.masked_fill_(seen, float("-inf"))
-        return out, target
+    out = head(h, item_vecs)
+    if history is not None:
+        seen = seen_before(history, item_vecs.shape[0], states.shape[1])[valid]
+        seen[torch.arange(len(target)), target] = False
+        # In place: the product's backward does not read its output, and a copy of an
+        # (N, catalogue) tensor was a tenth of the loss's time.
+        out.masked_fill_(seen, float("-inf"))
+    return out, target
+
+
+def sampled_logits(
+    head: NextItemHead,
+    states: torch.Tensor,  # (B, L, d)
+    next_items: torch.Tensor,  # (B, L)
+    valid: torch.Tensor,  # (B, L) bool
+    item_vectors: Callable[[torch.Tensor], torch.Tensor],  # (...,) items → (..., d), e.g. the item tower
+    negatives: torch.Tensor,  # (S,) shared negatives
+    history: torch.Tensor | None = None,  # (B, L) as in :func:`logits`
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Sampled softmax: (N, 1 + S) logits, column 0 the target's, then the negatives'; and
+    (N,) zeros, the target's column. None if N = 0.
+
+    Only the targets and the negatives get vectors, so a step's cost does not grow with the
+    catalogue. A negative that is the target, or that the user took already (with
+    ``history``), is masked out as the full softmax masks it.
+    """
+    h, target = states[valid], next_items[valid]
+    if h.shape[0] == 0:
+        return None
     q = head.query(h)
-    pos = (q * item_vecs[target]).sum(-1) + head.item_bias[target]
-    neg = q @ item_vecs[negatives].T + head.item_bias[negatives]
-    neg = neg.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
+    pos = (q * item_vectors(target)).sum(-1) + head.item_bias[target]
+    neg = F.linear(q, item_vectors(negatives), head.item_bias[negatives])
+    masked = negatives.unsqueeze(0) == target.unsqueeze(1)
+    if history is not None:
+        masked |= negatives_seen_before(history, negatives, states.shape[1])[valid]
+    neg = neg.masked_fill(masked, float("-inf"))
     return torch.cat([pos.unsqueeze(1), neg], dim=1), torch.zeros_like(target)
+
+
+def negatives_seen_before(history: torch.Tensor, negatives: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, L) right-padded histories, (S,) items → (B, ``length``, S) bool: negative s is among
+    history[:, :t+1]. :func:`seen_before` restricted to the sampled columns, without an
+    (B, L, catalogue) tensor."""
+    B, L = history.shape
+    positions = torch.arange(L, device=history.device).view(1, L, 1)
+    first = torch.where(history.unsqueeze(-1) == negatives, positions, L).amin(1)  # (B, S)
+    return first.unsqueeze(1) <= torch.arange(length, device=history.device).view(1, -1, 1)
 
 
 def seen_before(history: torch.Tensor, n_items: int, length: int) -> torch.Tensor:

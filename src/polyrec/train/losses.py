@@ -72,11 +72,12 @@ def task_outputs(
     ``profile=False`` skips the profile head (nothing to learn it from).
     """
     replay = draws is not None
-    # next_item projects the whole catalogue's text (its scores read every item's vector): the
-    # history and target items take rows of that projection rather than projecting their own
-    # copies (ItemTower.catalogue_text_once).
+    # next_item's full softmax projects the whole catalogue's text (its scores read every
+    # item's vector): the history and target items take rows of that projection rather than
+    # projecting their own copies (ItemTower.catalogue_text_once). A sampled softmax does not.
     next_runs = "next_item" in model.heads and not (replay and draws.next_valid is None)
-    once = next_runs and model.item_tower.text_proj is not None
+    sampled = draws.negatives is not None if replay else next_item.samples_catalogue(model.spec.n_items, sampled_negatives)
+    once = next_runs and not sampled and model.item_tower.text_proj is not None
     with model.item_tower.catalogue_text_once() if once else nullcontext():
         return _task_outputs(model, batch, sampled_negatives, pair_fraction, next_item_fraction, draws, profile)
 
@@ -120,10 +121,15 @@ def _task_outputs(
         states = enc.state("next_item")[:, :-1]
         if not replay and draws.next_valid.any():
             draws.negatives = next_item.draw_negatives(model.spec.n_items, sampled_negatives, states.device)
-        out.next_item = next_item.logits(
-            model.heads["next_item"], states, batch.items[:, 1:], draws.next_valid,
-            model.item_tower.all_items(), draws.negatives, history=batch.items,
-        )
+        head, next_items = model.heads["next_item"], batch.items[:, 1:]
+        if draws.negatives is None:
+            out.next_item = next_item.logits(
+                head, states, next_items, draws.next_valid, model.item_tower.all_items(), history=batch.items
+            )
+        else:  # the targets' and the negatives' vectors only: no pass over the catalogue
+            out.next_item = next_item.sampled_logits(
+                head, states, next_items, draws.next_valid, model.item_tower, draws.negatives, history=batch.items
+            )
     if profile and "profile" in model.heads:
         out.profile = model.profile_logits(enc)
     return out
