@@ -177,6 +177,9 @@ def torch_threads(n: int = 1) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+AUTOENCODER_EPOCHS = 10  # tiny_config's and TINY_YAML's cap on each autoencoder fit
+
+
 def tiny_config(data_path: str | Path | None = None, **train) -> RunConfig:
     """A seconds-long run: dim 16, one layer and head, no language model, seed 0."""
     cfg = RunConfig.from_dict(
@@ -188,6 +191,9 @@ def tiny_config(data_path: str | Path | None = None, **train) -> RunConfig:
                 "item_autoencoder": 8, "user_autoencoder": 8, "engagement_autoencoder": 8,
                 # Off here (its fit adds about 1.5 s to each tiny training); the tests of it turn it on.
                 "user_engagement_autoencoder": 0,
+                # Uncapped, a tiny fit runs about 47 epochs before it stops; the fits were half
+                # of the suite's time. The tests of the fits themselves call them uncapped.
+                "autoencoder_epochs": AUTOENCODER_EPOCHS,
             },  # fmt: skip
             "train": {"epochs": 6, "batch_size": 16, "lr": 1e-2, "patience": 100, "threads": 1, **train},
             "seeds": [0],
@@ -198,7 +204,7 @@ def tiny_config(data_path: str | Path | None = None, **train) -> RunConfig:
 
 TINY_YAML = """\
 text: {enabled: false}
-model: {dim: 16, layers: 1, heads: 1, max_history: 20, dropout: 0.0, item_autoencoder: 8, user_autoencoder: 8, engagement_autoencoder: 8, user_engagement_autoencoder: 0}
+model: {dim: 16, layers: 1, heads: 1, max_history: 20, dropout: 0.0, item_autoencoder: 8, user_autoencoder: 8, engagement_autoencoder: 8, user_engagement_autoencoder: 0, autoencoder_epochs: 10}
 train: {epochs: 4, batch_size: 16, lr: 0.01, threads: 1}
 seeds: [0]
 """

@@ -384,8 +384,9 @@ def test_mpnet_parts_are_joined_and_unzipped_once(tmp_path) -> None:
 def test_bench_distill_writes_every_configuration(folder, teacher_run, tmp_path, capsys) -> None:
     teacher_yaml, student_yaml = tmp_path / "teacher.yaml", tmp_path / "student.yaml"
     # A narrow item autoencoder keeps protocol A's models larger than B's (the size lines
-    # per protocol); the engagement twins, two thirds of the fitting time, add nothing here.
-    fitted = "item_autoencoder: 16, engagement_autoencoder: 0, user_engagement_autoencoder: 0"
+    # per protocol); the engagement twins, two thirds of the fitting time, add nothing here,
+    # and the fits are capped as the tiny configs' are.
+    fitted = "item_autoencoder: 16, engagement_autoencoder: 0, user_engagement_autoencoder: 0, autoencoder_epochs: 10"
     teacher_yaml.write_text(
         f"text: {{enabled: false}}\nmodel: {{dim: 24, layers: 2, heads: 2, max_history: 20, dropout: 0.0, {fitted}}}\n"
         "train: {epochs: 2, batch_size: 16, lr: 0.01, threads: 1}\n"

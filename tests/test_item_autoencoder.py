@@ -128,8 +128,7 @@ def test_a_long_epoch_is_judged_every_period_steps(ds, data_a, monkeypatch) -> N
 
         monkeypatch.setattr(ae, "forward", forward)
         monkeypatch.setattr(fit_module, "PERIOD_STEPS", period_steps)
-        monkeypatch.setattr(fit_module, "MAX_EPOCHS", 2)
-        fit_item_autoencoder(ae, data_a, l2=1.0, progress=False)
+        fit_item_autoencoder(ae, data_a, l2=1.0, progress=False, max_epochs=2)
         return judged
 
     n = int((~np.isnan(data_a.train.flat()[2])).sum())
@@ -138,6 +137,29 @@ def test_a_long_epoch_is_judged_every_period_steps(ds, data_a, monkeypatch) -> N
     assert fitted(per_epoch) == [per_epoch, 2 * per_epoch]  # once an epoch, for two epochs
     # Every 5 steps, up to the same two epochs' steps rounded up to a whole period.
     assert fitted(5) == list(range(5, 2 * per_epoch + 5, 5))
+
+
+def test_model_autoencoder_epochs_caps_every_autoencoder_fit(ds, data_a) -> None:
+    """``model.autoencoder_epochs`` reaches each fit a training runs (item, user and
+    engagement autoencoders): with 1, each takes one epoch of steps and no more."""
+    import polyrec.train.item_autoencoder_fit as fit_module
+    from polyrec.train.finetune import autoencoder_fits
+
+    cfg = tiny_config().model
+    cfg.autoencoder_epochs = 1
+    torch.manual_seed(0)
+    model = build_model(data_a, list(TASKS), ds.n_items, None, cfg, ds.rating_range)
+    fitted = model.autoencoders()
+    assert len(fitted) == 3  # item, user and engagement autoencoders
+    steps = {id(ae): 0 for ae in fitted}
+    for ae in fitted:
+        ae.register_forward_pre_hook(lambda m, _args: steps.__setitem__(id(m), steps[id(m)] + m.training))
+    for _modules, fit in autoencoder_fits(model, data_a, progress=False, cache=None):
+        fit()
+    n = int((~np.isnan(data_a.train.flat()[2])).sum())
+    assert set(steps.values()) == {-(-n // fit_module.batch_size(n))}  # one epoch each
+    with pytest.raises(ValueError, match="model.autoencoder_epochs"):
+        type(cfg)(autoencoder_epochs=0)
 
 
 def test_the_fit_learns_and_the_join_is_no_worse_than_either_part(ds, data_a) -> None:

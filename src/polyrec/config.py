@@ -129,6 +129,11 @@ class ModelConfig:
     # the training ratings.
     item_autoencoder: int = 500
     item_autoencoder_l2: float = 200.0
+    # At most this many epochs for each autoencoder fit (item, user, engagement), which stops
+    # earlier on validation (10 judgements without a gain). MovieLens-100K's item autoencoder
+    # stops after about 90; at MovieLens-1M's shape an epoch takes about a minute on one
+    # thread, so a smaller cap bounds a first look (README, "Bring your own data").
+    autoencoder_epochs: int = 200
     # A profile view beside the head (models/history_profile.py): per attribute, a logistic
     # regression on the tf-idf rows of the users' training ratings, its logits added to the
     # head's where that raises the attribute's validation metric (AUC, or accuracy). Built
@@ -222,6 +227,8 @@ class ModelConfig:
         negative = [f"'model.{name}'" for name in widths if getattr(self, name) < 0]
         if negative:
             raise ValueError(f"{', '.join(negative)} must be ≥ 0 (0 = off)")
+        if self.autoencoder_epochs < 1:
+            raise ValueError(f"'model.autoencoder_epochs' must be ≥ 1, got {self.autoencoder_epochs}")
         if self.item_id_rank < 0:
             raise ValueError(f"'model.item_id_rank' must be ≥ 0 (0 = the model's width), got {self.item_id_rank}")
         if self.item_prior_neighbors < 1 or self.item_prior_max_items < 2:

@@ -244,13 +244,14 @@ def autoencoder_fits(model: PolyRecModel, data: ProtocolData, progress: bool, ca
     returns its metrics). Each reads only its own modules (and the data), so processes of a
     data-parallel training can fit them apart (``DataParallel.split``)."""
     fits: list[FitJob] = []
+    epochs = model.spec.config.autoencoder_epochs
     if model.item_autoencoder is not None:
         item_ae, user_ae, l2 = model.item_autoencoder, model.user_autoencoder, model.spec.config.item_autoencoder_l2
 
         def rating_views() -> dict[str, float]:  # the user autoencoder's mix reads the item one's fit
-            metrics = {"valid_rmse": fit_item_autoencoder(item_ae, data, l2, progress, cache=cache)}
+            metrics = {"valid_rmse": fit_item_autoencoder(item_ae, data, l2, progress, cache=cache, max_epochs=epochs)}
             if user_ae is not None:
-                metrics.update(fit_user_autoencoder(model, data, l2, progress, cache=cache))
+                metrics.update(fit_user_autoencoder(model, data, l2, progress, cache=cache, max_epochs=epochs))
             return metrics
 
         fits.append(((item_ae,) if user_ae is None else (item_ae, user_ae), rating_views))
@@ -258,7 +259,9 @@ def autoencoder_fits(model: PolyRecModel, data: ProtocolData, progress: bool, ca
 
         def engagement(name: str = name, view: torch.nn.Module = view) -> dict[str, float]:
             l2 = getattr(model.spec.config, f"{name}_autoencoder_l2")
-            logloss = fit_engagement_autoencoder(view, data, l2, progress, cache=cache, name=name.replace("_", " "))
+            logloss = fit_engagement_autoencoder(
+                view, data, l2, progress, cache=cache, name=name.replace("_", " "), max_epochs=epochs
+            )
             return {} if logloss is None else {f"{name}_valid_logloss": logloss}
 
         fits.append(((view,), engagement))

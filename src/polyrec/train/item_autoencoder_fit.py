@@ -36,7 +36,7 @@ from .weight_average import WeightAverage, ema_decay
 BATCH = 4096  # ratings per step; fewer on small data, so that an epoch still takes MIN_STEPS
 MIN_STEPS = 16
 LR = 1e-3
-MAX_EPOCHS = 200
+MAX_EPOCHS = 200  # the default of ``model.autoencoder_epochs``
 PATIENCE = 10  # judgements (see PERIOD_STEPS) without a better validation score
 # Judged, stopped on and kept: the weights averaged over about this many epochs of steps
 # (train/weight_average.py). Single fits' validation RMSE jitters by ±0.002 from epoch to
@@ -61,13 +61,15 @@ class AutoencoderFit:
     """What one autoencoder fit reads: the training (user, item, rating, target) — the codes
     read the ratings, the loss the targets — and the validation (user, item, target) it
     stops on. ``target``: "rating" (squared error, scored by RMSE) or "label" (binary
-    cross-entropy on a logit, scored by log-loss); ``name`` labels the progress bar."""
+    cross-entropy on a logit, scored by log-loss); ``name`` labels the progress bar;
+    ``max_epochs`` caps the fit (``model.autoencoder_epochs``)."""
 
     train: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     valid: tuple[np.ndarray, np.ndarray, np.ndarray]
     target: str
     l2: float
     name: str
+    max_epochs: int = MAX_EPOCHS
 
 
 def autoencoder_ratings(data: ProtocolData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -113,17 +115,20 @@ def fit_item_autoencoder(
     progress: bool = True,
     name: str = "item autoencoder",
     cache: str | Path | None = None,
+    max_epochs: int = MAX_EPOCHS,
 ) -> float:
     """Train ``ae`` on ``data``'s training ratings (leave-one-out), keep its best state on
     validation. ``l2``: the prior's weight against the summed squared error of all
     training ratings (so it does not depend on the batch size). Returns the validation RMSE.
     ``name`` labels the progress bar (a user autoencoder is fitted the same way); ``cache``:
-    a folder of fits to read this one from, or to store it in (train/fit_cache.py)."""
+    a folder of fits to read this one from, or to store it in (train/fit_cache.py);
+    ``max_epochs``: at most this many epochs (it stops earlier on validation)."""
     valid = validation_ratings(data)
     if valid is None:
         raise ValueError("the item autoencoder needs rated validation pairs to stop on (protocol A)")
     users, items, ratings = autoencoder_ratings(data)
-    return _cached(ae, data, AutoencoderFit((users, items, ratings, ratings), valid, "rating", l2, name), progress, cache)
+    fit = AutoencoderFit((users, items, ratings, ratings), valid, "rating", l2, name, max_epochs)
+    return _cached(ae, data, fit, progress, cache)
 
 
 def fit_engagement_autoencoder(
@@ -133,6 +138,7 @@ def fit_engagement_autoencoder(
     progress: bool = True,
     cache: str | Path | None = None,
     name: str = "engagement",
+    max_epochs: int = MAX_EPOCHS,
 ) -> float | None:
     """Train ``ae`` (either engagement view) as :func:`fit_item_autoencoder` does, to the
     training pairs' ctr labels (binary cross-entropy; ``l2`` against the summed log-loss),
@@ -142,7 +148,7 @@ def fit_engagement_autoencoder(
     train = engagement_targets(data)
     if valid is None or not 0 < train[3].mean() < 1:
         return None
-    return _cached(ae, data, AutoencoderFit(train, valid, "label", l2, f"{name} autoencoder"), progress, cache)
+    return _cached(ae, data, AutoencoderFit(train, valid, "label", l2, f"{name} autoencoder", max_epochs), progress, cache)
 
 
 def _cached(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress: bool, cache: str | Path | None) -> float:
@@ -152,7 +158,7 @@ def _cached(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progre
     # the ratings themselves, or labels read from the same pairs.
     code = (_fit, batch_size, _shuffled_batches, type(ae), TrainingDeviation, WeightAverage, ema_decay)
     settings = {"seed": data.seed, "l2": fit.l2, "batch": BATCH, "min_steps": MIN_STEPS, "lr": LR,
-                "target": fit.target, "max_epochs": MAX_EPOCHS, "patience": PATIENCE, "ema_epochs": EMA_EPOCHS,
+                "target": fit.target, "max_epochs": fit.max_epochs, "patience": PATIENCE, "ema_epochs": EMA_EPOCHS,
                 "period_steps": PERIOD_STEPS, "code": source_digest(*code)}
     arrays = fit.valid if fit.target == "rating" else (*fit.valid, fit.train[3])
     return cached_fit(cache, ae, arrays, settings, lambda: _fit(ae, data, fit, progress))
@@ -181,10 +187,10 @@ def _fit(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress:
     batch = batch_size(n)
     per_epoch = -(-n // batch)
     period = min(per_epoch, PERIOD_STEPS)  # steps between judgements: an epoch, or fewer
-    averaged = WeightAverage(ae, ema_decay(EMA_EPOCHS, per_epoch, MAX_EPOCHS))
+    averaged = WeightAverage(ae, ema_decay(EMA_EPOCHS, per_epoch, fit.max_epochs))
     best, best_state, bad = float("inf"), copy.deepcopy(ae.state_dict()), 0
     batches = _shuffled_batches(n, batch, torch.Generator().manual_seed(data.seed))
-    judgements = -(-MAX_EPOCHS * per_epoch // period)
+    judgements = -(-fit.max_epochs * per_epoch // period)
     bar = progress_bar(range(judgements), f"{fit.name}, protocol {data.protocol} seed {data.seed}", progress)
     for _ in bar:
         ae.train()
@@ -223,14 +229,19 @@ def _shuffled_batches(n: int, batch: int, gen: torch.Generator) -> Iterator[torc
 
 
 def fit_user_autoencoder(
-    model: PolyRecModel, data: ProtocolData, l2: float, progress: bool = True, cache: str | Path | None = None
+    model: PolyRecModel,
+    data: ProtocolData,
+    l2: float,
+    progress: bool = True,
+    cache: str | Path | None = None,
+    max_epochs: int = MAX_EPOCHS,
 ) -> dict[str, float]:
     """Fit ``model``'s user autoencoder as the item autoencoder is fitted, then the share of
     its deviation in the mix the model joins: least squares on the validation ratings, in
     [0, 1], the item autoencoder's deviation fixed. Returns both views' and the mix's
     validation RMSE and the share, for the run's metrics."""
     user_ae = model.user_autoencoder
-    rmse = fit_item_autoencoder(user_ae, data, l2, progress, name="user autoencoder", cache=cache)
+    rmse = fit_item_autoencoder(user_ae, data, l2, progress, name="user autoencoder", cache=cache, max_epochs=max_epochs)
     users, items, ratings = validation_ratings(data)
     with torch.no_grad():
         model.eval()
