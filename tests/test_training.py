@@ -487,16 +487,25 @@ def test_next_item_softmax_masks_exactly_the_items_taken_so_far() -> None:
             assert set(torch.nonzero(seen[b, t]).flatten().tolist()) == taken
 
 
-def test_next_item_logits_and_their_gradients_are_the_plain_masked_softmax_ones() -> None:
-    """The fused bias and the in-place mask change no value and no gradient."""
+def _head_and_histories(n_items: int):
+    """A next-item head (width 8) with random item biases; two right-padded histories; the
+    positions that have a next item."""
     from polyrec.tasks import next_item
 
     torch.manual_seed(0)
-    head = next_item.NextItemHead(8, 7)
+    head = next_item.NextItemHead(8, n_items)
     with torch.no_grad():
         head.item_bias.normal_()
     history = torch.tensor([[3, 1, 4, 1, 0, 0], [2, 0, 2, 5, 6, 0]])
     valid = torch.tensor([[True, True, True, False, False], [True, True, True, True, False]])
+    return head, history, valid
+
+
+def test_next_item_logits_and_their_gradients_are_the_plain_masked_softmax_ones() -> None:
+    """The fused bias and the in-place mask change no value and no gradient."""
+    from polyrec.tasks import next_item
+
+    head, history, valid = _head_and_histories(7)
     states = torch.randn(2, 5, 8, requires_grad=True)
     vecs = torch.randn(7, 8, requires_grad=True)
     out, target = next_item.logits(head, states, history[:, 1:], valid, vecs, history=history)
@@ -521,12 +530,7 @@ def test_sampled_next_item_logits_are_the_full_softmax_columns_of_the_target_and
     negative that is the target."""
     from polyrec.tasks import next_item
 
-    torch.manual_seed(0)
-    head = next_item.NextItemHead(8, 9)
-    with torch.no_grad():
-        head.item_bias.normal_()
-    history = torch.tensor([[3, 1, 4, 1, 0, 0], [2, 0, 2, 5, 6, 0]])
-    valid = torch.tensor([[True, True, True, False, False], [True, True, True, True, False]])
+    head, history, valid = _head_and_histories(9)
     states, vecs = torch.randn(2, 5, 8), torch.randn(9, 8)
     negatives = torch.tensor([1, 4, 7, 8, 2])
     full, target = next_item.logits(head, states, history[:, 1:], valid, vecs, history=history)
