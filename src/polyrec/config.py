@@ -131,8 +131,8 @@ class ModelConfig:
     item_autoencoder_l2: float = 200.0
     # At most this many epochs for each autoencoder fit (item, user, engagement), which stops
     # earlier on validation (10 judgements without a gain). MovieLens-100K's item autoencoder
-    # stops after about 90; at MovieLens-1M's shape an epoch takes about a minute on one
-    # thread, so a smaller cap bounds a first look (README, "Bring your own data").
+    # stops after about 90; at MovieLens-1M's shape its fit took 21.5 minutes on one thread,
+    # and a smaller cap bounds a first look (README, "Bring your own data").
     autoencoder_epochs: int = 200
     # A profile view beside the head (models/history_profile.py): per attribute, a logistic
     # regression on the tf-idf rows of the users' training ratings, its logits added to the
@@ -304,7 +304,7 @@ class TrainConfig:
     # Next item's training loss: 0 = a softmax over the whole catalogue; S > 0 = a sampled
     # softmax over the target and S uniform negatives shared by the batch, whose step does not
     # grow with the catalogue (evaluation always ranks all of it). For large catalogues
-    # (README, "Configuration").
+    # (README, "Bring your own data"; docs/results/scale.md).
     sampled_negatives: int = 0
     # Validate and keep an exponential moving average of the weights over about this many
     # epochs (0 = the raw weights). Early stopping often ends while the learning rate is still
