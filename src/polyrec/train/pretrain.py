@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -127,12 +128,18 @@ def batch_losses(
     with ``adapter``, text–ID alignment reads its items' vectors from the encoder being adapted."""
     items, mask, _ = pad(seqs)
     losses: dict[str, torch.Tensor] = {}
-    if "mim" in weights:
-        masked = sample_mask(mask, cfg.mask_prob, gen)
-        if masked.any():
-            losses["mim"] = mim_loss(model, extras, items, mask, masked)
-    if "contrastive" in weights and len(seqs) > 1:
-        losses["contrastive"] = contrastive_loss(model, extras, (view_batch(seqs, cfg, rng), view_batch(seqs, cfg, rng)), cfg.temperature)
+    # Masked item modelling scores the whole catalogue, so it projects every item's text: the
+    # histories (its own and the contrastive views) take rows of that one projection
+    # (ItemTower.catalogue_text_once) instead of projecting their own copies.
+    once = "mim" in weights and model.item_tower.text_proj is not None
+    with model.item_tower.catalogue_text_once() if once else nullcontext():
+        if "mim" in weights:
+            masked = sample_mask(mask, cfg.mask_prob, gen)
+            if masked.any():
+                losses["mim"] = mim_loss(model, extras, items, mask, masked)
+        if "contrastive" in weights and len(seqs) > 1:
+            views = (view_batch(seqs, cfg, rng), view_batch(seqs, cfg, rng))
+            losses["contrastive"] = contrastive_loss(model, extras, views, cfg.temperature)
     if "text_id" in weights:
         taken = torch.unique(items[mask])
         if adapter is None:
