@@ -19,7 +19,7 @@ Everything is seeded: the same arguments write the same bytes.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -177,6 +177,37 @@ def torch_threads(n: int = 1) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def text_projections_shared_and_per_item(tower, step: Callable[[], tuple[dict, tuple]]) -> tuple[list[int], list[int]]:
+    """Run ``step`` (→ its losses and gradients) from the same seed twice: as the code runs
+    it, and with every text part projected item by item, the reference that
+    ``ItemTower.catalogue_text_once`` must match. Asserts the same losses and gradients to
+    float rounding; returns the rows of each text projection, shared way then per item."""
+    calls: list[int] = []
+    hook = tower.text_proj.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape[:-1].numel()))
+
+    def run(per_item: bool):
+        torch.manual_seed(1)  # the same dropout and ID-dropout draws both ways
+        calls.clear()
+        if per_item:
+            tower.text_part = lambda items: tower.text_proj(tower.text[items])
+        try:
+            losses, grads = step()
+        finally:
+            tower.__dict__.pop("text_part", None)
+        return losses, grads, list(calls)
+
+    (shared, shared_grads, shared_calls), (own, own_grads, own_calls) = run(False), run(True)
+    hook.remove()
+    assert shared.keys() == own.keys()
+    for name in shared:
+        torch.testing.assert_close(shared[name], own[name], rtol=1e-5, atol=1e-6, msg=name)
+    for a, b in zip(shared_grads, own_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    return shared_calls, own_calls
+
+
 AUTOENCODER_EPOCHS = 10  # tiny_config's and TINY_YAML's cap on each autoencoder fit
 
 
@@ -202,10 +233,10 @@ def tiny_config(data_path: str | Path | None = None, **train) -> RunConfig:
     return cfg
 
 
-TINY_YAML = """\
-text: {enabled: false}
-model: {dim: 16, layers: 1, heads: 1, max_history: 20, dropout: 0.0, item_autoencoder: 8, user_autoencoder: 8, engagement_autoencoder: 8, user_engagement_autoencoder: 0, autoencoder_epochs: 10}
-train: {epochs: 4, batch_size: 16, lr: 0.01, threads: 1}
+TINY_YAML = f"""\
+text: {{enabled: false}}
+model: {{dim: 16, layers: 1, heads: 1, max_history: 20, dropout: 0.0, item_autoencoder: 8, user_autoencoder: 8, engagement_autoencoder: 8, user_engagement_autoencoder: 0, autoencoder_epochs: {AUTOENCODER_EPOCHS}}}
+train: {{epochs: 4, batch_size: 16, lr: 0.01, threads: 1}}
 seeds: [0]
 """
 
