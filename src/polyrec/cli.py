@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     mtl.add_argument("--archs", type=_csv, help="subset of shared_bottom,mmoe,ple (default: all)")
     mtl.add_argument("--weightings", type=_csv, help="subset of fixed,uncertainty,gradnorm,pcgrad (default: all)")
     mtl.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=[0, 1, 2], help="default 0,1,2")
-    mtl.add_argument("--epochs", type=int, default=12, help="maximum epochs per training (default 12; `run`: 80; 6 fits the study in an hour on 2 cores)")
+    mtl.add_argument("--epochs", type=int, default=12, help="maximum epochs per training (default 12; `run`: 80; 6: 48-64 minutes for the whole study on 2 cores, docs/multi-task.md)")
     mtl.add_argument("--config", help="YAML base config (default: polyrec run's defaults)")
     mtl.add_argument("--out", default="runs/mtl", help="one run folder per configuration; finished ones are reused")
     mtl.add_argument("--doc", default="docs/results/mtl.md", help="results document (plots beside it)")
