@@ -196,8 +196,10 @@ def text_projections_shared_and_per_item(tower, step: Callable[[], tuple[dict, t
             tower.__dict__.pop("text_part", None)
         return losses, grads, list(calls)
 
-    (shared, shared_grads, shared_calls), (own, own_grads, own_calls) = run(False), run(True)
-    hook.remove()
+    try:
+        (shared, shared_grads, shared_calls), (own, own_grads, own_calls) = run(False), run(True)
+    finally:
+        hook.remove()
     assert shared.keys() == own.keys()
     for name in shared:
         torch.testing.assert_close(shared[name], own[name], rtol=1e-5, atol=1e-6, msg=name)

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from synthetic import is_a_cached_fit, tiny_config, write_dataset
+from synthetic import AUTOENCODER_EPOCHS, is_a_cached_fit, tiny_config, write_dataset
 
 import polyrec.pipeline
 from polyrec.bench.distill import ratio_checks
@@ -386,7 +386,7 @@ def test_bench_distill_writes_every_configuration(folder, teacher_run, tmp_path,
     # A narrow item autoencoder keeps protocol A's models larger than B's (the size lines
     # per protocol); the engagement twins, two thirds of the fitting time, add nothing here,
     # and the fits are capped as the tiny configs' are.
-    fitted = "item_autoencoder: 16, engagement_autoencoder: 0, user_engagement_autoencoder: 0, autoencoder_epochs: 10"
+    fitted = f"item_autoencoder: 16, engagement_autoencoder: 0, user_engagement_autoencoder: 0, autoencoder_epochs: {AUTOENCODER_EPOCHS}"
     teacher_yaml.write_text(
         f"text: {{enabled: false}}\nmodel: {{dim: 24, layers: 2, heads: 2, max_history: 20, dropout: 0.0, {fitted}}}\n"
         "train: {epochs: 2, batch_size: 16, lr: 0.01, threads: 1}\n"
