@@ -217,6 +217,9 @@ def test_bench_pretrain_runs_every_configuration_and_grows_by_seeds(tmp_path, ca
     assert main(argv) == 0
     rows = [r.split(" | ")[0] for r in doc.read_text().splitlines() if r.startswith("| ") and not r.startswith("| configuration")]
     assert rows == ["| none", "| mim", "| contrastive", "| all"]  # no text in the tiny config: no text_id, no -notext
+    # The four configurations fitted one item, one user and one engagement autoencoder between
+    # them: pretraining trains no autoencoder, so every configuration of a seed reads the same fits.
+    assert len(list((out / "fit-cache").glob("*.pt"))) == 3
     capsys.readouterr()
     grow = [*argv]
     grow[grow.index("--seeds") + 1] = "0,1"
@@ -224,5 +227,6 @@ def test_bench_pretrain_runs_every_configuration_and_grows_by_seeds(tmp_path, ca
     printed = capsys.readouterr().out
     assert printed.count("seed 0: finished before") == 4 and "seed 1: finished before" not in printed
     assert RunConfig.load(out / "all" / "config.yaml").seeds == [0, 1]
+    assert len(list((out / "fit-cache").glob("*.pt"))) == 6  # seed 1's three
     assert main([*argv[:-5], "--epochs", "2", "--out", str(out), "--doc", str(doc), "--quiet"]) == 2
     assert "use another --out" in capsys.readouterr().err

@@ -7,8 +7,8 @@ trainings of all configurations share one pool of workers (study_runs.py). Then
 ``doc`` gets the table of each task's main metric (mean ± std over seeds), the comparison
 with the single-task models, and plots of the effective λ and the gate weights per epoch
 (first seed, from curves.json) in the folder beside it named like it (``mtl.md`` → ``mtl/``).
-The configurations share their autoencoder fits through ``<out>/fit-cache/`` (see
-train/fit_cache.py) unless the config names another ``train.fit_cache``.
+The configurations share their autoencoder fits through ``<out>/fit-cache/``
+(study_runs.sharing_fits) unless the config names another ``train.fit_cache``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..data.tables import Dataset
 from ..pipeline import load_configured_dataset, trainable
 from ..run_jobs import describe_workers
 from .mtl_choice import Verdict, ranking, validation_metrics, verdict
-from .study_runs import load_result, numbered, run_configurations
+from .study_runs import load_result, numbered, run_configurations, sharing_fits
 
 # Each task's main metric: (task, metrics.json key, column title, higher is better).
 MainMetric = tuple[str, str, str, bool]
@@ -39,7 +39,6 @@ MAIN_METRICS: tuple[MainMetric, ...] = (
     ("next_item", "B.next_item.ndcg@10", "NDCG@10 ↑", True),
 )
 
-FIT_CACHE = "fit-cache"  # under the bench's --out: see train/fit_cache.py
 # The default's time budget: at most this × the study time of shared-bottom + fixed λ.
 BASELINE, AFFORDABLE = "shared_bottom-fixed", 1.1
 
@@ -103,9 +102,7 @@ def bench_mtl(
         if wrong:
             raise ValueError(f"unknown {name} '{wrong[0]}'; {name}s: {', '.join(known)}")
     out = Path(out)
-    if base.train.fit_cache is None:  # the configurations of a seed share its autoencoder fits
-        base = copy.deepcopy(base)
-        base.train.fit_cache = str(out / FIT_CACHE)
+    base = sharing_fits(base, out)
     ds = load_configured_dataset(base)
     tasks, _ = trainable(ds, base.tasks)
     plan = variants(tasks, archs, weightings)
@@ -313,7 +310,7 @@ def choice_lines(verdicts: dict[str, Verdict], walls: dict[str, float], default:
         if affordable:
             lines.append(
                 f"**Best within {AFFORDABLE:.1f} × the time of {_pretty(BASELINE)} "
-                f"({budget / 60:.1f} min here): {_pretty(affordable[0])}.**"
+                f"(at most {budget / 60:.1f} min here): {_pretty(affordable[0])}.**"
             )
     lines += [
         "",

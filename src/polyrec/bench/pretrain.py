@@ -5,7 +5,8 @@ seed, on that split's training side) into ``<out>/<name>/``, reused when that fo
 holds a finished run of the same configuration (the study runs in pieces, like `bench mtl`).
 Then ``doc`` gets each task's main metric (mean ± std over seeds) against no pretraining,
 the pretraining time, and HR@10 on cold test items (≤ ``COLD_MAX`` training interactions
-under protocol B), with and without text features.
+under protocol B), with and without text features. The configurations share their
+autoencoder fits through ``<out>/fit-cache/`` (study_runs.sharing_fits).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..eval.cold_items import COLD_MAX, cold_target_ranks
 from ..pipeline import load_configured_dataset, trainable
 from .mtl import MAIN_METRICS, MainMetric, _cell, main_metrics, provenance
 from .mtl_choice import versus_single
-from .study_runs import load_result, numbered, run_configurations
+from .study_runs import load_result, numbered, run_configurations, sharing_fits
 
 COLD_KEY = "B.next_item.cold_hr@10"
 
@@ -82,6 +83,7 @@ def bench_pretrain(
 ) -> Path:
     """Run (or reuse) every configuration under ``out``; write ``doc``."""
     out = Path(out)
+    base = sharing_fits(base, out)  # pretraining trains no autoencoder: a seed's fits serve every configuration
     ds = load_configured_dataset(base)
     _, protocols = trainable(ds, base.tasks)  # e.g. no protocol B where no user has three interactions
     plan = [dataclasses.replace(v, protocols=tuple(p for p in v.protocols if p in protocols)) for v in variants(base.text.enabled)]

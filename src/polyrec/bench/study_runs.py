@@ -6,11 +6,14 @@ seeds are read back); the others train — all of their jobs in one pool (run_jo
 that the cores stay busy from the first configuration's first job to the last one's last
 job, instead of one core waiting each time a configuration's last job trains alone. Each
 folder's wall time — its share of the elapsed time, in proportion to its own jobs' time —
-goes to ``BENCH_FILE``, so a study run in pieces still adds up.
+goes to ``BENCH_FILE``, so a study run in pieces still adds up. The configurations of a
+seed fit the same autoencoders wherever the layers they differ in come after them, so a
+study shares those fits through ``<out>/fit-cache/`` (:func:`sharing_fits`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -22,6 +25,7 @@ from ..config import RunConfig
 from ..pipeline import PreparedRun, RunData, finish_run, load_run_data, prepare_run, train_runs
 
 BENCH_FILE = "bench.json"
+FIT_CACHE = "fit-cache"  # under a study's --out: see train/fit_cache.py
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,17 @@ class StudyRun:
 def numbered(out: Path, planned: list[tuple[str, RunConfig, str]]) -> list[StudyRun]:
     """A study run per (folder name under ``out``, config, what it trains), labelled "[k/n] name"."""
     return [StudyRun(out / name, cfg, f"[{k}/{len(planned)}] {name}", what) for k, (name, cfg, what) in enumerate(planned, 1)]
+
+
+def sharing_fits(base: RunConfig, out: Path) -> RunConfig:
+    """``base`` with its autoencoder fits kept under ``out`` (``train.fit_cache``), unless it
+    names a cache of its own. Speed only: a fit is read back only where everything it reads,
+    its initial weights and its code are the same (train/fit_cache.py)."""
+    if base.train.fit_cache is not None:
+        return base
+    shared = copy.deepcopy(base)
+    shared.train.fit_cache = str(out / FIT_CACHE)
+    return shared
 
 
 def same_question(done: RunConfig, cfg: RunConfig, seeds: bool = True) -> bool:
