@@ -403,6 +403,9 @@ def test_bench_distill_writes_every_configuration(folder, teacher_run, tmp_path,
     for name in ["teacher", "student", "distilled", *(f"no-{p}" for p in DistillConfig().parts_on())]:
         assert f"| {name} |" in text
     assert "smoke run" in text and "student / teacher" in text and "trainable parameters, protocol B: student / teacher" in text
+    # An item autoencoder a seed for the teacher, and one a seed for all the students together:
+    # alone, distilled and each ablation draw the same one, so they share its fit.
+    assert len(list((tmp_path / "bench" / "fit-cache").glob("*.pt"))) == 4
     assert main(args) == 0 and "done before, reused" in capsys.readouterr().out  # resumable
 
 

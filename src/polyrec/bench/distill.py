@@ -6,7 +6,9 @@ Each configuration is one run folder under ``<out>/`` (``teacher``, ``student``,
 configuration, so the study runs in pieces. ``doc`` gets, per configuration, trainable
 parameters (the frozen language model's vectors excluded), model file size, users scored
 per second, each task's main metric (mean ± std over seeds), and the issue's checks:
-student / teacher quality, size and speed ratios, and distilled vs alone.
+student / teacher quality, size and speed ratios, and distilled vs alone. The students of a
+seed (alone, distilled, each ablation) share their autoencoder fits through
+``<out>/fit-cache/`` (study_runs.sharing_fits).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ..train.learner import catalogue_speed
 from ..train.protocol_data import prepare
 from .mtl import MAIN_METRICS, MainMetric, _cell, main_metrics, provenance
 from .mtl_choice import versus_single
-from .study_runs import StudyRun, load_result, run_configurations
+from .study_runs import StudyRun, load_result, run_configurations, sharing_fits
 
 KEEP = 0.95  # the student keeps ≥ 95 % of the teacher's quality (RMSE: ≤ 1 / 0.95 ≈ 1.03 ×, as the issue states)
 RMSE_LIMIT = 1.03
@@ -82,6 +84,7 @@ def bench_distill(
 ) -> Path:
     """Run (or reuse) every configuration under ``out``; write ``doc``."""
     out = Path(out)
+    teacher, student = sharing_fits(teacher, out), sharing_fits(student, out)
     ds = load_configured_dataset(teacher)
     _, protocols = trainable(ds, teacher.tasks)
     teacher = copy.deepcopy(teacher)  # the protocols the data can split (thin data: A alone)
