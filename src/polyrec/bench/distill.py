@@ -6,9 +6,10 @@ Each configuration is one run folder under ``<out>/`` (``teacher``, ``student``,
 configuration, so the study runs in pieces. ``doc`` gets, per configuration, trainable
 parameters (the frozen language model's vectors excluded), model file size, users scored
 per second, each task's main metric (mean ± std over seeds), and the issue's checks:
-student / teacher quality, size and speed ratios, and distilled vs alone. The students of a
-seed (alone, distilled, each ablation) share their autoencoder fits through
-``<out>/fit-cache/`` (study_runs.sharing_fits).
+student / teacher quality, size and speed ratios, and distilled vs alone. Configurations
+that draw the same autoencoders (the students of a seed, where they differ only in the
+distillation objective) share their fits through ``<out>/fit-cache/``
+(study_runs.sharing_fits).
 """
 
 from __future__ import annotations
