@@ -9,7 +9,7 @@ per second, each task's main metric (mean ± std over seeds), and the issue's ch
 student / teacher quality, size and speed ratios, and distilled vs alone. Configurations
 that draw the same autoencoders (the students of a seed, where they differ only in the
 distillation objective) share their fits through ``<out>/fit-cache/``
-(study_runs.sharing_fits).
+(study_runs.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ..train.learner import catalogue_speed
 from ..train.protocol_data import prepare
 from .mtl import MAIN_METRICS, MainMetric, _cell, main_metrics, provenance
 from .mtl_choice import versus_single
-from .study_runs import StudyRun, load_result, run_configurations, sharing_fits
+from .study_runs import StudyRun, load_result, run_configurations
 
 KEEP = 0.95  # the student keeps ≥ 95 % of the teacher's quality (RMSE: ≤ 1 / 0.95 ≈ 1.03 ×, as the issue states)
 RMSE_LIMIT = 1.03
@@ -85,7 +85,6 @@ def bench_distill(
 ) -> Path:
     """Run (or reuse) every configuration under ``out``; write ``doc``."""
     out = Path(out)
-    teacher, student = sharing_fits(teacher, out), sharing_fits(student, out)
     ds = load_configured_dataset(teacher)
     _, protocols = trainable(ds, teacher.tasks)
     teacher = copy.deepcopy(teacher)  # the protocols the data can split (thin data: A alone)

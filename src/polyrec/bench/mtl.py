@@ -8,7 +8,7 @@ trainings of all configurations share one pool of workers (study_runs.py). Then
 with the single-task models, and plots of the effective λ and the gate weights per epoch
 (first seed, from curves.json) in the folder beside it named like it (``mtl.md`` → ``mtl/``).
 The configurations share their autoencoder fits through ``<out>/fit-cache/``
-(study_runs.sharing_fits) unless the config names another ``train.fit_cache``.
+(study_runs.py) unless the config names another ``train.fit_cache``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..data.tables import Dataset
 from ..pipeline import load_configured_dataset, trainable
 from ..run_jobs import describe_workers
 from .mtl_choice import Verdict, ranking, validation_metrics, verdict
-from .study_runs import load_result, numbered, run_configurations, sharing_fits
+from .study_runs import load_result, numbered, run_configurations
 
 # Each task's main metric: (task, metrics.json key, column title, higher is better).
 MainMetric = tuple[str, str, str, bool]
@@ -102,7 +102,6 @@ def bench_mtl(
         if wrong:
             raise ValueError(f"unknown {name} '{wrong[0]}'; {name}s: {', '.join(known)}")
     out = Path(out)
-    base = sharing_fits(base, out)
     ds = load_configured_dataset(base)
     tasks, _ = trainable(ds, base.tasks)
     plan = variants(tasks, archs, weightings)

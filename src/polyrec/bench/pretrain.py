@@ -6,7 +6,8 @@ holds a finished run of the same configuration (the study runs in pieces, like `
 Then ``doc`` gets each task's main metric (mean ± std over seeds) against no pretraining,
 the pretraining time, and HR@10 on cold test items (≤ ``COLD_MAX`` training interactions
 under protocol B), with and without text features. The configurations share their
-autoencoder fits through ``<out>/fit-cache/`` (study_runs.sharing_fits).
+autoencoder fits through ``<out>/fit-cache/`` (study_runs.py): pretraining trains no
+autoencoder, so a seed's fits serve every configuration.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..eval.cold_items import COLD_MAX, cold_target_ranks
 from ..pipeline import load_configured_dataset, trainable
 from .mtl import MAIN_METRICS, MainMetric, _cell, main_metrics, provenance
 from .mtl_choice import versus_single
-from .study_runs import load_result, numbered, run_configurations, sharing_fits
+from .study_runs import load_result, numbered, run_configurations
 
 COLD_KEY = "B.next_item.cold_hr@10"
 
@@ -83,7 +84,6 @@ def bench_pretrain(
 ) -> Path:
     """Run (or reuse) every configuration under ``out``; write ``doc``."""
     out = Path(out)
-    base = sharing_fits(base, out)  # pretraining trains no autoencoder: a seed's fits serve every configuration
     ds = load_configured_dataset(base)
     _, protocols = trainable(ds, base.tasks)  # e.g. no protocol B where no user has three interactions
     plan = [dataclasses.replace(v, protocols=tuple(p for p in v.protocols if p in protocols)) for v in variants(base.text.enabled)]

@@ -7,8 +7,9 @@ that the cores stay busy from the first configuration's first job to the last on
 job, instead of one core waiting each time a configuration's last job trains alone. Each
 folder's wall time — its share of the elapsed time, in proportion to its own jobs' time —
 goes to ``BENCH_FILE``, so a study run in pieces still adds up. The configurations of a
-seed fit the same autoencoders wherever the layers they differ in come after them, so a
-study shares those fits through ``<out>/fit-cache/`` (:func:`sharing_fits`).
+seed fit the same autoencoders wherever the layers they differ in come after them, so every
+study's runs share those fits through ``fit-cache/`` beside their folders
+(:func:`sharing_fits`), unless a config names a cache of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import RunConfig
@@ -72,6 +73,7 @@ def run_configurations(runs: list[StudyRun], progress: bool, log: Callable[[str]
     """Reuse, grow or train each of ``runs``; the ones to train share one pool, their jobs
     taken in the order of ``runs``. A fit or solve that several configurations share
     (train.fit_cache, train/solve_memo.py) is paid, and timed, by the first to need it."""
+    runs = [replace(r, cfg=sharing_fits(r.cfg, r.folder.parent)) for r in runs]
     start = time.perf_counter()
     earlier: dict[str, float] = {}
     pending: dict[str, PreparedRun] = {}
