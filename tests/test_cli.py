@@ -65,6 +65,8 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
     assert len(lines) == 3
     assert [line.split(".")[0].strip() for line in lines] == ["1", "2", "3"]
     assert all("(item i" in line and "score" in line for line in lines)
+    assert main(["recommend", "--run", str(out), "--user", "u001", "--k", "2"]) == 0  # the long spelling too
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
 
     assert main(["recommend", "--run", str(out), "--user", "nobody"]) == 2
     assert "unknown user 'nobody'" in one_error_line(capsys.readouterr().err)

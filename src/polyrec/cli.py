@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recommend", help="top-k items for a user from a saved run")
     rec.add_argument("--run", required=True, help="run folder written by `polyrec run`")
     rec.add_argument("--user", required=True, help="user id as in the data")
-    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("-k", "--k", type=int, default=10, help="how many items (default 10)")
     rec.add_argument("--include-seen", action="store_true", help="do not filter items the user already has")
 
     srv = sub.add_parser("serve", help="HTTP service over a saved run (needs the extra: pip install 'polyrec[serve]')")
