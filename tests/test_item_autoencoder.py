@@ -107,6 +107,26 @@ def test_a_user_the_model_never_saw_gets_the_items_bias_alone() -> None:
     assert torch.allclose(d, ae.item_bias[torch.tensor([3, 5])].detach())
 
 
+@pytest.mark.parametrize("cls", [ItemAutoencoder, EngagementAutoencoder, UserAutoencoder])
+def test_many_pairs_are_scored_in_parts_that_give_the_whole_passs_values(cls, monkeypatch) -> None:
+    import polyrec.models.item_autoencoder as module
+
+    users, items, ratings = random_ratings()
+    ae = perturbed_autoencoder(cls, users, items, ratings)
+    rng = np.random.default_rng(0)
+    u = torch.from_numpy(rng.integers(0, 14, size=(7, 41)))  # some users beyond the 12 it knows
+    i = torch.from_numpy(rng.integers(0, 9, size=(7, 41)))
+    own = ae.inputs(torch.from_numpy(rng.integers(1, 6, size=(7, 41)).astype(np.float32)))
+    with torch.no_grad():
+        whole = ae(u, i), ae(u, i, own=own)
+        monkeypatch.setattr(module, "PAIRS_AT_ONCE", 64)  # 287 pairs: five parts, the last short
+        parts = ae(u, i), ae(u, i, own=own)
+    for a, b in zip(whole, parts):
+        assert a.shape == (7, 41)
+        assert torch.equal(a, b)  # to the bit, not just close
+    assert not torch.equal(whole[0], whole[1])  # own values were read
+
+
 def test_a_long_epoch_is_judged_every_period_steps(ds, data_a, monkeypatch) -> None:
     """Where an epoch holds more steps than PERIOD_STEPS (large data), the fit is validated
     every PERIOD_STEPS steps (and stops PATIENCE judgements after its best); where it holds

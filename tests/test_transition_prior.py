@@ -46,6 +46,25 @@ def test_items_further_back_than_the_window_count_nothing() -> None:
     assert s.getnnz(axis=1).max() == TRANSITION_WINDOW
 
 
+def test_a_sample_of_positions_gives_the_rows_the_whole_s_has_there() -> None:
+    # Repeats within a window (summed), uncovered items (-1) and one-item users, as real logs have.
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, 70, size=40)
+    items = rng.integers(0, 9, size=int(lengths.sum()))
+    column = np.array([0, 1, 2, -1, 3, 4, 5, -1, 6])
+    whole, whole_targets = transition_rows(lengths, items, column, decay=0.9)
+    k = whole.shape[0] // 3
+    pick = np.sort(np.random.default_rng(0).choice(whole.shape[0], k, replace=False))  # the sample drawn before
+    s, targets = transition_rows(lengths, items, column, decay=0.9, sample=k)
+    expected = whole[pick]
+    assert s.shape == expected.shape and s.has_canonical_format and expected.has_canonical_format
+    for got, want in ((s.indptr, expected.indptr), (s.indices, expected.indices), (s.data, expected.data)):
+        np.testing.assert_array_equal(got, want)  # the same rows to the bit: the solve cannot move
+    np.testing.assert_array_equal(targets, whole_targets[pick])
+    same, _ = transition_rows(lengths, items, column, decay=0.9, sample=whole.shape[0])  # nothing to drop
+    assert (same != whole).nnz == 0
+
+
 def test_the_solve_is_ridge_regression_from_the_rows_to_the_next_item() -> None:
     rng = np.random.default_rng(0)
     seqs = [list(rng.integers(0, 6, size=rng.integers(2, 9))) for _ in range(30)]

