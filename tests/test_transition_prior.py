@@ -14,7 +14,7 @@ from polyrec.data.tables import Dataset
 from polyrec.models.io import load_model, save_model
 from polyrec.models.item_prior import blend_parts, blend_scores
 from polyrec.train.finetune import build_model
-from polyrec.train.item_item_solves import TRANSITION_WINDOW, transition_neighbours, transition_rows
+from polyrec.train.item_item_solves import TRANSITION_WINDOW, count_positions, transition_neighbours, transition_rows
 from polyrec.train.item_prior_fit import fit_item_prior, refit_item_prior
 from polyrec.train.protocol_data import prepare
 from polyrec.train.sequences import Histories
@@ -63,6 +63,12 @@ def test_a_sample_of_positions_gives_the_rows_the_whole_s_has_there() -> None:
     np.testing.assert_array_equal(targets, whole_targets[pick])
     same, _ = transition_rows(lengths, items, column, decay=0.9, sample=whole.shape[0])  # nothing to drop
     assert (same != whole).nnz == 0
+    # The count the sample is drawn from, at the window's edge: a covered item exactly
+    # TRANSITION_WINDOW back makes a row, one further back does not (item 3 is not covered).
+    for gap, rows in ((TRANSITION_WINDOW - 1, 1), (TRANSITION_WINDOW, 0)):
+        seq = np.concatenate([[0], np.full(gap, 3), [1]])
+        edge, _ = transition_rows(np.array([len(seq)]), seq, column, decay=0.9)
+        assert count_positions(np.array([len(seq)]), seq, column) == edge.shape[0] == rows
 
 
 def test_the_solve_is_ridge_regression_from_the_rows_to_the_next_item() -> None:

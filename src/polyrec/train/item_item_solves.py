@@ -111,7 +111,7 @@ def transition_rows(
     seeded sample, the rest never built: the rows the whole S has in those places, to the bit
     (built whole and then sampled, at MovieLens-1M's shape a solve's memory peaked 2.4 GiB
     above its start; 1.0 GiB now)."""
-    total = sum(len(keep) for *_, keep in _user_transitions(lengths, items, column))
+    total = count_positions(lengths, items, column)
     chosen = None
     if sample is not None and total > sample:
         chosen = np.sort(np.random.default_rng(0).choice(total, sample, replace=False))
@@ -138,6 +138,20 @@ def transition_rows(
         return sp.csr_matrix((0, len(column))), np.zeros(0, dtype=np.int64)
     s = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, int(column.max()) + 1))
     return s, np.concatenate(targets)
+
+
+def count_positions(lengths: np.ndarray, items: np.ndarray, column: np.ndarray) -> int:
+    """How many rows :func:`transition_rows` has in all, without building them: a position
+    counts where its item is covered and so is one of the TRANSITION_WINDOW before it (a
+    running count of covered items, where the rows need a (positions × window) grid)."""
+    total = 0
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for start, n in zip(starts, lengths):
+        covered = column[items[start : start + n]] >= 0
+        before = np.concatenate([[0], np.cumsum(covered)])  # covered items before each index
+        pos = np.arange(1, n)
+        total += int(np.count_nonzero(covered[pos] & (before[pos] > before[np.maximum(pos - TRANSITION_WINDOW, 0)])))
+    return total
 
 
 def _user_transitions(lengths: np.ndarray, items: np.ndarray, column: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
