@@ -24,6 +24,7 @@ from polyrec.models.item_prior import blend_scores
 from polyrec.data.loader import load_dataset
 from polyrec.pipeline import item_text_vectors, run
 from polyrec.serve.app import ADMIN_KEY_ENV, ServeSettings, create_app
+from polyrec.serve.blended import BlendedScorer
 from polyrec.serve.events import read_events
 from polyrec.serve.retrieval import IndexSettings
 from polyrec.serve.schemas import MAX_HISTORY, MAX_K, MAX_PAIRS
@@ -477,7 +478,7 @@ def test_with_an_item_prior_requests_score_the_catalogue_exactly(runs) -> None:
         np.testing.assert_allclose(rec.catalogue_scores(np.array([u]))[0], expected_blend[0].numpy(), atol=1e-4)
         history = ["i001", "i005", "i009", "i013"]
         with TestClient(create_app(runs["prior"], runs["root"] / "prior-events.sqlite")) as c:
-            assert c.get("/healthz").json()["index"]["kind"] == "none"
+            assert c.get("/healthz").json()["index"]["kind"] == "blend"
             for params in ({"k": 7}, {"k": 3, "item_type": "ad"}):
                 ranked = rec.recommend("u004", k=40)["item_id"].tolist()
                 if "item_type" in params:
@@ -493,6 +494,47 @@ def test_with_an_item_prior_requests_score_the_catalogue_exactly(runs) -> None:
         expected_blend = blend_scores(by_vectors, prior.history_scores(taken, torch.ones_like(taken, dtype=torch.bool)), 0.4)[0]
         order = [rec.item_index(i) for i in everything["item_id"]]
         np.testing.assert_allclose(everything["score"].to_numpy(), expected_blend.numpy()[order], atol=1e-4)
+
+
+def test_blended_scorer_gives_the_models_scores_with_two_priors(runs) -> None:
+    """What serving keeps at load scores every known user and an ad-hoc history as the model
+    does, with an EASE and a transition part (repeated items, histories past max_history)."""
+    with torch_threads(1):
+        rec = polyrec.load(runs["prior"])
+        model = rec.models_["B"]
+        history = rec._histories["B"]
+        sources, weights = ease_neighbours(taken_matrix(history, model.spec.n_items), 30.0, 4, 100)
+        model.attach_item_prior(sources[::-1].copy(), weights, share=0.2, decay=0.7, part="transition_prior")
+        model.spec.config.max_history = 10  # so that some histories are cut to their latest items
+        priors, histories, max_history = rec.next_item_reading()
+        assert len(priors) == 2 and max(map(len, histories)) > max_history  # some histories are cut
+        scorer = BlendedScorer.for_histories(rec.item_vectors(), rec.user_vectors(), priors, histories, max_history)
+        users = np.arange(len(histories))
+        expected = rec.catalogue_scores(users)
+        got = np.stack([scorer.user_scores(u) for u in users])
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+        for u in users[:10]:  # the same ranking as recommend's, given the same scores
+            seen = rec._seen[u]
+            assert scorer.top_k(expected[u], 8, seen)[0].tolist() == [rec.item_index(i) for i in rec.top_items(expected[u], 8, seen)["item_id"]]
+        adhoc = ["i003", "i007", "i003", "i011", "i002"]  # a repeat: it counts once, at its latest
+        vector = rec.history_vector(adhoc)
+        positions = np.array([rec.item_index(i) for i in adhoc])
+        everything = rec.recommend_history(adhoc, k=rec.n_items, exclude_seen=False)
+        by_scorer = scorer.history_scores(vector, positions)
+        order = [rec.item_index(i) for i in everything["item_id"]]
+        np.testing.assert_allclose(by_scorer[order], everything["score"].to_numpy(), atol=1e-4)
+        # A new item (−1) has no prior part but still takes its place in the history's ages.
+        with_new = scorer.history_scores(vector, np.array([*positions[:2], -1, *positions[2:]]))
+        assert not np.allclose(with_new, by_scorer, atol=1e-4)
+
+
+def test_blended_top_k_filters_and_breaks_ties_in_item_order() -> None:
+    scorer = BlendedScorer(np.zeros((6, 2), np.float32), np.zeros((1, 2), np.float32), [], 10)
+    scores = np.array([0.5, 2.0, 0.5, 1.0, 0.5, -1.0])
+    assert scorer.top_k(scores, 3)[0].tolist() == [1, 3, 0]
+    assert scorer.top_k(scores, 3, exclude=np.array([1]))[0].tolist() == [3, 0, 2]
+    allowed = np.array([True, False, False, False, True, True])
+    assert scorer.top_k(scores, 5, allowed=allowed)[0].tolist() == [0, 4, 5]  # fewer pass: never padded
 
 
 # ---------------------------------------------------------------- an approximate index

@@ -19,6 +19,7 @@ import yaml
 from .data.tables import Dataset
 from .eval.predict import predict_pairs, profile_probabilities, score_users
 from .models.io import load_model
+from .models.item_prior import ItemPrior
 from .models.polyrec import PolyRecModel
 from .recommender_base import RecommenderBase
 from .run_loader import INTERACTIONS, ITEMS, TEXT_FIELDS, USERS, load_tables
@@ -106,6 +107,13 @@ class Recommender(RecommenderBase):
         product of two vectors; the vectors then give the model's own part of the score."""
         _, model = self._model("next_item", ("B", "A"))
         return not model.priors()
+
+    def next_item_reading(self) -> tuple[list[ItemPrior], list[np.ndarray], int]:
+        """What the next-item scores read besides the vectors: the model's priors (none where
+        :attr:`vectors_rank_as_recommend`), each known user's history as item indices, oldest
+        first, and how many of its latest items the model reads."""
+        p, model = self._model("next_item", ("B", "A"))
+        return model.priors(), list(self._histories[p].items), model.spec.config.max_history
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:

@@ -5,9 +5,10 @@ recommender's public methods and FAISS indexes built at load, and appends feedba
 SQLite event store. ``create_app`` builds the app (used by tests with FastAPI's test
 client); ``serve`` runs it with uvicorn.
 
-Latency: a known user's recommendations cost one index search over precomputed vectors
-(endpoints that run the model — ad-hoc histories, predictions, profiles — run in the
-thread pool so they never hold up the event loop).
+Latency: a known user's recommendations cost one index search over precomputed vectors, or,
+where the run blends item-to-item priors into its scores, one exact pass over the catalogue
+from what was kept at load (``blended.py``). Endpoints that run the model (ad-hoc histories,
+predictions, profiles) run in the thread pool so they never hold up the event loop.
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         if run.retrieves:
             exclude = run.rec.seen_items(user_id) if exclude_seen else None  # type: ignore[attr-defined]
             ids, scores = run.items.top_k(run.user_vectors[u], k, exclude, allowed)  # type: ignore[union-attr, index]
+        elif run.blended is not None:
+            exclude = run.rec.seen_items(user_id) if exclude_seen else None  # type: ignore[attr-defined]
+            ids, scores = run.blended.top_k(run.blended.user_scores(u), k, exclude, allowed)
         else:
             ids, scores = await run_in_threadpool(by_recommend, run, user_id, k, exclude_seen, allowed)
         return S.Recommendations(user_id=user_id, items=scored(run, ids, scores))
@@ -179,11 +183,16 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             h.item_id: h.new_item_text for h in body.history if h.new_item_text is not None and h.item_id not in run.item_index
         }
         try:
-            if run.retrieves:
+            if run.retrieves or run.blended is not None:
                 vector = run.rec.history_vector(items, ratings, texts, body.user_text)  # type: ignore[attr-defined]
                 seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
-                ids, scores = run.items.top_k(vector, body.k, seen if body.exclude_seen else None, allowed)  # type: ignore[union-attr]
-            else:  # scores that no index ranks (an item prior): the whole catalogue, exactly
+                exclude = seen if body.exclude_seen else None
+                if run.blended is not None:  # the whole catalogue, exactly: no index ranks a blend with priors
+                    positions = np.array([run.item_index.get(i, -1) for i in items], dtype=np.int64)
+                    ids, scores = run.blended.top_k(run.blended.history_scores(vector, positions), body.k, exclude, allowed)
+                else:
+                    ids, scores = run.items.top_k(vector, body.k, exclude, allowed)  # type: ignore[union-attr]
+            else:  # a run type without vectors: its own recommend_history
 
                 def top(n: int) -> pd.DataFrame:
                     return run.rec.recommend_history(  # type: ignore[attr-defined]
@@ -318,7 +327,11 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         return health_of(holder.current)
 
     def health_of(run: LoadedRun) -> S.Health:
-        index = run.items.describe() if run.items is not None else {"kind": "none", "items": len(run.item_ids)}
+        index = (
+            run.items.describe() if run.items is not None
+            else run.blended.describe() if run.blended is not None
+            else {"kind": "none", "items": len(run.item_ids)}
+        )  # fmt: skip
         return S.Health(
             status="ok",
             run=run.run,

@@ -162,7 +162,7 @@ class ReloadRequest(Strict):
 
 
 class IndexInfo(BaseModel):
-    kind: str = Field(description="'exact' (IndexFlatIP) or 'ivf' (IndexIVFFlat), or 'none' (run type without vectors)")
+    kind: str = Field(description="'exact' (IndexFlatIP) or 'ivf' (IndexIVFFlat); 'blend' (the whole catalogue scored exactly: a run whose scores blend in item-to-item priors); or 'none' (run type without vectors)")
     items: int
     nlist: int | None = None
     nprobe: int | None = None

@@ -4,7 +4,10 @@ The service talks to a recommender only through the small protocols below, so an
 run type with ``recommend / predict / profile`` plugs in (``Recommends``); one that also
 exposes vectors whose inner product is its next-item score (``Retrieves``, as
 ``polyrec.recommender.Recommender`` does) is served from a FAISS index with every known
-user's vector computed once at load, so a request costs one index search.
+user's vector computed once at load, so a request costs one index search. Where those
+scores also blend in item-to-item priors (``ReadsPriors``), no index ranks them: the same
+vectors and the priors' maps are kept at load (``blended.py``) and a request scores the
+whole catalogue exactly from them.
 
 ``ModelHolder`` keeps the current ``LoadedRun``. A reload builds the new one completely,
 then swaps one reference: a request reads the reference once and finishes on the run it
@@ -24,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from .blended import BlendedScorer
 from .retrieval import IndexSettings, VectorIndex
 
 log = logging.getLogger("polyrec.serve")
@@ -60,6 +64,13 @@ class Retrieves(Recommends, Protocol):
     def interests(self, user_id: str, top: int = 5) -> list[tuple[str, float]]: ...
 
 
+@runtime_checkable
+class ReadsPriors(Retrieves, Protocol):
+    """A run whose next-item scores blend its vectors' with item-to-item priors (see Recommender)."""
+
+    def next_item_reading(self) -> tuple[list, list[np.ndarray], int]: ...
+
+
 @dataclass(frozen=True)
 class LoadedRun:
     run: str
@@ -72,6 +83,7 @@ class LoadedRun:
     user_index: dict[str, int]
     user_vectors: np.ndarray | None  # (U, D): Retrieves only
     items: VectorIndex | None  # next-item scores: [e_i, b_i]
+    blended: BlendedScorer | None  # next-item scores where the run blends in priors (no index ranks them)
     similar: VectorIndex | None  # cosine between item vectors
     recall_at_10: float
     loaded_at: float
@@ -93,18 +105,20 @@ def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> Loa
     items = rec.items_
     types = items["item_type"].astype(str).to_numpy() if "item_type" in items.columns else None
     masks = {t: types == t for t in sorted(set(types))} if types is not None else {}
-    user_vecs, index, similar, recall = None, None, None, 1.0
+    user_vecs, index, similar, recall, blended = None, None, None, 1.0, None
     if isinstance(rec, Retrieves):
         item_vecs = rec.item_vectors()
         e = item_vecs[:, :-1]
         similar = VectorIndex(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12), settings)
-        # With an item prior the scores are no inner product: requests score the catalogue
-        # exactly through the run's own recommend methods instead of the index.
+        user_vecs = rec.user_vectors()
         if getattr(rec, "vectors_rank_as_recommend", True):
-            user_vecs = rec.user_vectors()
             index = VectorIndex(item_vecs, settings)
             sample = np.random.default_rng(0).permutation(len(user_vecs))[:RECALL_QUERIES]
             recall = index.recall_at(user_vecs[sample], 10)
+        elif isinstance(rec, ReadsPriors):
+            # With an item prior the scores are no inner product: requests score the whole
+            # catalogue exactly, from the vectors and the priors' maps kept here.
+            blended = BlendedScorer.for_histories(item_vecs, user_vecs, *rec.next_item_reading())
     loaded = LoadedRun(
         run=str(path),
         rec=rec,
@@ -116,12 +130,13 @@ def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> Loa
         user_index={str(v): k for k, v in enumerate(rec.users_["user_id"])},
         user_vectors=user_vecs,
         items=index,
+        blended=blended,
         similar=similar,
         recall_at_10=recall,
         loaded_at=time.time(),
         load_seconds=time.perf_counter() - start,
     )
-    kind = index.describe() if index is not None else {"kind": "none"}
+    kind = index.describe() if index is not None else blended.describe() if blended is not None else {"kind": "none"}
     log.info("loaded %s in %.1f s: %d users, %d items, index %s, recall@10 vs exact %.4f",
              path, loaded.load_seconds, len(loaded.user_index), len(loaded.item_ids), kind, recall)  # fmt: skip
     return loaded
