@@ -183,3 +183,18 @@ def test_a_sample_of_the_validation_users_chooses_where_the_budget_is_small(untr
         chosen = fit_item_prior(model, data, tiny_config().model)
     assert len(data.valid.next_users) > 10 and scored == [10]
     assert chosen["valid_ndcg"] >= chosen["valid_ndcg_alone"]
+
+
+def test_a_blend_ranked_in_parts_scores_what_the_whole_blend_scores(monkeypatch) -> None:
+    g = torch.Generator().manual_seed(0)
+    users, items = 23, 40
+    own, ease, transitions = (torch.randn(users, items, generator=g) for _ in range(3))
+    targets = np.random.default_rng(0).integers(0, items, users)
+    own[np.arange(users), targets] += 2.0  # targets near the top: an NDCG far from 0
+    seen = sp.random(users, items, density=0.2, format="csr", random_state=1)
+    parts = [(ease, 0.3), (transitions, 0.1)]
+    whole = item_prior_fit.ndcg_at(item_prior_fit.blend_standardised(own, parts).numpy(), targets, seen)
+    assert whole > 0.3
+    for cells in (items, 3 * items, 5 * items - 1, 10_000):  # one user a part, a few, the last part short, all at once
+        monkeypatch.setattr(item_prior_fit, "RANK_CELLS", cells)
+        assert item_prior_fit.blend_ndcg(own, parts, targets, seen) == whole
