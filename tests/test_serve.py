@@ -523,9 +523,16 @@ def test_blended_scorer_gives_the_models_scores_with_two_priors(runs) -> None:
         by_scorer = scorer.history_scores(vector, positions)
         order = [rec.item_index(i) for i in everything["item_id"]]
         np.testing.assert_allclose(by_scorer[order], everything["score"].to_numpy(), atol=1e-4)
-        # A new item (−1) has no prior part but still takes its place in the history's ages.
-        with_new = scorer.history_scores(vector, np.array([*positions[:2], -1, *positions[2:]]))
-        assert not np.allclose(with_new, by_scorer, atol=1e-4)
+        # A new item (−1) has no prior part but still takes its place in the history's ages,
+        # as recommend_history reads it (the model's blend with the new item masked out).
+        with_new = np.array([*positions[:2], -1, *positions[2:]])
+        known = torch.from_numpy(with_new >= 0)[None]
+        model_blend = model.blend_priors(
+            torch.from_numpy(rec.item_vectors() @ vector)[None], torch.from_numpy(np.maximum(with_new, 0))[None], known,
+            torch.tensor([len(with_new) - 1]),
+        )[0].detach().numpy()
+        np.testing.assert_allclose(scorer.history_scores(vector, with_new), model_blend, atol=1e-4)
+        assert not np.allclose(model_blend, by_scorer, atol=1e-3)  # the new item moved the others' ages
 
 
 def test_blended_top_k_filters_and_breaks_ties_in_item_order() -> None:
