@@ -151,12 +151,12 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         run = holder.current  # one read: this request finishes on this run even if a reload swaps it
         u = known_user(run, user_id)
         allowed = type_mask(run, item_type)
-        if run.retrieves:
+        if run.retrieves or run.blended is not None:
             exclude = run.rec.seen_items(user_id) if exclude_seen else None  # type: ignore[attr-defined]
-            ids, scores = run.items.top_k(run.user_vectors[u], k, exclude, allowed)  # type: ignore[union-attr, index]
-        elif run.blended is not None:
-            exclude = run.rec.seen_items(user_id) if exclude_seen else None  # type: ignore[attr-defined]
-            ids, scores = run.blended.top_k(run.blended.user_scores(u), k, exclude, allowed)
+            if run.blended is not None:
+                ids, scores = run.blended.top_k(run.blended.user_scores(u), k, exclude, allowed)
+            else:
+                ids, scores = run.items.top_k(run.user_vectors[u], k, exclude, allowed)  # type: ignore[union-attr, index]
         else:
             ids, scores = await run_in_threadpool(by_recommend, run, user_id, k, exclude_seen, allowed)
         return S.Recommendations(user_id=user_id, items=scored(run, ids, scores))

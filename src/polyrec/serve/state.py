@@ -81,7 +81,7 @@ class LoadedRun:
     type_masks: dict[str, np.ndarray]  # item type → (I,) bool
     item_index: dict[str, int]
     user_index: dict[str, int]
-    user_vectors: np.ndarray | None  # (U, D): Retrieves only
+    user_vectors: np.ndarray | None  # (U, D): Retrieves (with an index or a blend) only
     items: VectorIndex | None  # next-item scores: [e_i, b_i]
     blended: BlendedScorer | None  # next-item scores where the run blends in priors (no index ranks them)
     similar: VectorIndex | None  # cosine between item vectors
@@ -110,14 +110,15 @@ def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> Loa
         item_vecs = rec.item_vectors()
         e = item_vecs[:, :-1]
         similar = VectorIndex(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12), settings)
-        user_vecs = rec.user_vectors()
         if getattr(rec, "vectors_rank_as_recommend", True):
+            user_vecs = rec.user_vectors()
             index = VectorIndex(item_vecs, settings)
             sample = np.random.default_rng(0).permutation(len(user_vecs))[:RECALL_QUERIES]
             recall = index.recall_at(user_vecs[sample], 10)
         elif isinstance(rec, ReadsPriors):
             # With an item prior the scores are no inner product: requests score the whole
             # catalogue exactly, from the vectors and the priors' maps kept here.
+            user_vecs = rec.user_vectors()
             blended = BlendedScorer.for_histories(item_vecs, user_vecs, *rec.next_item_reading())
     loaded = LoadedRun(
         run=str(path),
