@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
+
+import polyrec
 
 from polyrec.cli import main
 from polyrec.config import RunConfig
@@ -70,6 +74,26 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
 
     assert main(["recommend", "--run", str(out), "--user", "nobody"]) == 2
     assert "unknown user 'nobody'" in one_error_line(capsys.readouterr().err)
+
+    # Many users into a file: each user's rows are what `recommend` gives that user.
+    ids = tmp_path / "ids.txt"
+    ids.write_text("u003\n\nu001\n")  # a blank line is skipped
+    assert main(["recommend", "--run", str(out), "--users", str(ids), "-k", "4", "--quiet", "--out", str(tmp_path / "r.csv")]) == 0
+    assert "wrote 8 recommendations for 2 users" in capsys.readouterr().out
+    written = pd.read_csv(tmp_path / "r.csv", dtype={"user_id": str, "item_id": str})
+    assert written["user_id"].tolist() == ["u003"] * 4 + ["u001"] * 4 and written["rank"].tolist() == [1, 2, 3, 4] * 2
+    rec = polyrec.load(out)
+    for user, rows in written.groupby("user_id"):
+        alone = rec.recommend(user, k=4)
+        assert rows["item_id"].tolist() == alone["item_id"].tolist()
+        np.testing.assert_allclose(rows["score"], alone["score"], atol=1e-5)
+    assert main(["recommend", "--run", str(out), "--all-users", "--quiet", "--out", str(tmp_path / "all.parquet")]) == 0
+    assert pd.read_parquet(tmp_path / "all.parquet")["user_id"].nunique() == 60
+    ids.write_text("u001\nnobody\n")
+    assert main(["recommend", "--run", str(out), "--users", str(ids), "--out", str(tmp_path / "r.csv")]) == 2
+    assert f"{ids}, line 2: unknown user 'nobody'" in one_error_line(capsys.readouterr().err)
+    assert main(["recommend", "--run", str(out), "--all-users", "--out", str(tmp_path / "r.json")]) == 2
+    assert "--out must name a .csv or .parquet file" in one_error_line(capsys.readouterr().err)
 
 
 def test_recommend_prints_a_long_item_text_on_one_shortened_line() -> None:

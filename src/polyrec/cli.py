@@ -97,11 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     ens.add_argument("--method", default="softmax", choices=["softmax", "stacking"], help="softmax weights (default) or stacking")
     ens.add_argument("--out", default="runs/ensemble", help="run folder (default runs/ensemble)")
 
-    rec = sub.add_parser("recommend", help="top-k items for a user from a saved run")
+    rec = sub.add_parser("recommend", help="top-k items for a user, or for many into a file, from a saved run")
     rec.add_argument("--run", required=True, help="run folder written by `polyrec run`")
-    rec.add_argument("--user", required=True, help="user id as in the data")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="user id as in the data (printed)")
+    who.add_argument("--users", help="a text file of user ids, one a line (written to --out)")
+    who.add_argument("--all-users", action="store_true", help="every known user (written to --out)")
+    rec.add_argument("--out", help="with --users or --all-users: a .csv or .parquet file of user_id, rank, item_id, score")
     rec.add_argument("-k", "--k", type=int, default=10, help="how many items (default 10)")
     rec.add_argument("--include-seen", action="store_true", help="do not filter items the user already has")
+    rec.add_argument("--quiet", action="store_true", help="no progress bar")
 
     srv = sub.add_parser("serve", help="HTTP service over a saved run (needs the extra: pip install 'polyrec[serve]')")
     srv.add_argument("--run", required=True, help="run folder written by `polyrec run`")
@@ -256,9 +261,49 @@ def _describe(args: argparse.Namespace) -> None:
 def _recommend(args: argparse.Namespace) -> None:
     from .recommender import load
 
+    if args.user is None:
+        _recommend_many(args)
+        return
+    if args.out is not None:
+        raise ValueError("--out writes the recommendations of --users or --all-users; --user prints them")
     recs = load(args.run).recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
     for rank, row in enumerate(recs.itertuples(index=False), 1):
         print(f"{rank:>3}. {_shortened(row.text)}  (item {row.item_id}, score {row.score:.3f})")
+
+
+def _recommend_many(args: argparse.Namespace) -> None:
+    from .recommender import load
+
+    from .atomic import replace_atomically
+
+    out = Path(args.out) if args.out else None
+    if out is None or out.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"--out must name a .csv or .parquet file for the recommendations of --users or --all-users, got {args.out!r}")
+    rec = load(args.run)
+    user_ids = None
+    if args.users is not None:
+        lines = _user_id_lines(Path(args.users))
+        for line, user in lines:  # checked before any scoring, each error naming its line
+            try:
+                rec.user_index(user)
+            except KeyError:
+                raise KeyError(f"{args.users}, line {line}: unknown user '{user}' (not in the run's data)") from None
+        user_ids = [user for _, user in lines]
+    recs = rec.recommend_many(user_ids, k=args.k, exclude_seen=not args.include_seen, progress=not args.quiet)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        replace_atomically(out, lambda tmp: recs.to_csv(tmp, index=False))
+    else:
+        replace_atomically(out, lambda tmp: recs.to_parquet(tmp, index=False))
+    print(f"wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {out}")
+
+
+def _user_id_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, user id) of each non-blank line of a text file of user ids."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file of user ids")
+    pairs = [(n, line.strip()) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+    return [(n, user) for n, user in pairs if user]
 
 
 def _shortened(text: str, width: int = 100) -> str:

@@ -8,8 +8,13 @@ class turns them into the public answers by id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+
+from .progress import bar
+from .top_k import top_indices
 
 
 class RecommenderBase:
@@ -66,8 +71,7 @@ class RecommenderBase:
         scores = scores.astype(np.float64, copy=True)
         if exclude is not None:
             scores[exclude] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
-        top = top[np.isfinite(scores[top])]  # k beyond the unseen items: never pad with seen ones
+        top = top_indices(scores, k)  # k beyond the unseen items: never padded with seen ones
         return pd.DataFrame(
             {"item_id": self.items_["item_id"].to_numpy()[top], "text": self.items_["text"].to_numpy()[top], "score": scores[top]}
         )
@@ -76,6 +80,33 @@ class RecommenderBase:
         """Top ``k`` items for a known user: columns item_id, text, score."""
         scores = self.catalogue_scores(np.array([self.user_index(user_id)]))[0]
         return self.top_items(scores, k, self.seen_items(user_id) if exclude_seen else None)
+
+    def recommend_many(
+        self, user_ids: Sequence[str] | None = None, k: int = 10, exclude_seen: bool = True, batch_users: int = 256, progress: bool = False
+    ) -> pd.DataFrame:
+        """Top ``k`` items for many known users, all of them by default (a batch export): one
+        row per user and rank, columns user_id, rank (1 = best), item_id, score. Each user's
+        rows are what ``recommend`` gives them; the catalogue is scored ``batch_users`` users
+        at a time, so memory stays at ``batch_users`` rows of scores whatever the user count."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        users = np.arange(len(self.users_)) if user_ids is None else np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
+        names = self.users_["user_id"].astype(str).to_numpy()
+        item_ids = self.items_["item_id"].to_numpy()
+        columns: dict[str, list[np.ndarray]] = {"user_id": [], "rank": [], "item_id": [], "score": []}
+        for start in bar(range(0, len(users), batch_users), "recommending", progress):
+            batch = users[start : start + batch_users]
+            scores = np.array(self.catalogue_scores(batch))  # a copy: the seen items are masked in it
+            if exclude_seen:
+                seen = [self._seen[u] for u in batch]
+                scores[np.repeat(np.arange(len(batch)), [len(s) for s in seen]), np.concatenate(seen)] = -np.inf
+            for row, user in zip(scores, batch):
+                top = top_indices(row, k)
+                columns["user_id"].append(np.full(len(top), names[user], dtype=object))
+                columns["rank"].append(np.arange(1, len(top) + 1))
+                columns["item_id"].append(item_ids[top])
+                columns["score"].append(row[top].astype(np.float64))
+        return pd.DataFrame({name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in columns.items()})
 
     def predict(self, user_ids: list[str], item_ids: list[str]) -> pd.DataFrame:
         """Predicted rating and/or engagement for each (user, item) pair."""

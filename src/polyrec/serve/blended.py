@@ -19,6 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from ..models.item_prior import ItemPrior
+from ..top_k import top_indices
 
 STD_FLOOR = 1e-6  # as models/item_prior.standardised: a constant row standardises to 0
 
@@ -132,9 +133,5 @@ class BlendedScorer:
             scores[exclude] = -np.inf
         if allowed is not None:
             scores[~allowed] = -np.inf
-        k = min(k, self.n)
-        threshold = np.partition(scores, self.n - k)[self.n - k]  # the k-th best
-        candidates = np.flatnonzero(scores >= threshold)  # ties at the threshold included, in item order
-        top = candidates[np.argsort(-scores[candidates], kind="stable")][:k]
-        top = top[np.isfinite(scores[top])]
+        top = top_indices(scores, k)
         return top, scores[top]

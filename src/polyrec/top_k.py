@@ -1,0 +1,23 @@
+"""The best ``k`` of a row of scores: what every recommendation path returns.
+
+One rule everywhere (``Recommender.recommend``, batch recommendations, the serving blend):
+best first, ties in item order, and an item scored −inf (excluded) is never shown, even where
+fewer than ``k`` remain. A partial sort finds the k-th best score; only the items at or above
+it are sorted, so a row of 100,000 items costs a partition, not a whole sort.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best finite scores of ``scores`` (1-d), best first, ties in index order."""
+    n = len(scores)
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    threshold = np.partition(scores, n - k)[n - k]  # the k-th best
+    candidates = np.flatnonzero(scores >= threshold)  # ties at the threshold included, in index order
+    top = candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+    return top[np.isfinite(scores[top])]

@@ -1,0 +1,68 @@
+"""Batch recommendations (``RecommenderBase.recommend_many``): the same rule as ``recommend``
+for every user, across batch boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from polyrec.recommender_base import RecommenderBase
+from polyrec.top_k import top_indices
+
+
+class FixedScores(RecommenderBase):
+    """A run whose next-item scores are a fixed table (user × item)."""
+
+    def __init__(self, scores: np.ndarray, seen: dict[int, list[int]]):
+        n_users, n_items = scores.shape
+        items = pd.DataFrame({"item_id": [f"i{k}" for k in range(n_items)], "text": [f"item {k}" for k in range(n_items)]})
+        users = pd.DataFrame({"user_id": [f"u{k}" for k in range(n_users)]})
+        pairs = [(u, i) for u, taken in seen.items() for i in taken]
+        inter = pd.DataFrame({"user": [u for u, _ in pairs], "item": [i for _, i in pairs]}, dtype=np.int64)
+        super().__init__(items, users, inter)
+        self.scores = scores
+        self.calls: list[int] = []
+
+    def catalogue_scores(self, users: np.ndarray) -> np.ndarray:
+        self.calls.append(len(users))
+        if np.array_equal(users, np.arange(users[0], users[0] + len(users))):
+            return self.scores[users[0] : users[0] + len(users)]  # a view of the table: not to be written into
+        return self.scores[users]
+
+
+def test_top_indices_breaks_ties_in_item_order_and_never_shows_excluded_items() -> None:
+    scores = np.array([0.5, 2.0, 0.5, 1.0, 0.5, -np.inf])
+    assert top_indices(scores, 3).tolist() == [1, 3, 0]
+    assert top_indices(scores, 5).tolist() == [1, 3, 0, 2, 4]
+    assert top_indices(scores, 10).tolist() == [1, 3, 0, 2, 4]  # never padded with the excluded one
+    assert top_indices(scores, 0).tolist() == []
+
+
+def test_recommend_many_is_recommend_for_every_user_across_batches() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=(7, 9)).astype(np.float32)  # many ties
+    seen = {0: [1, 2], 3: [0, 4, 5, 6, 7, 8], 5: []}
+    run = FixedScores(scores, seen)
+    table = scores.copy()
+    many = run.recommend_many(k=4, batch_users=3)
+    assert run.calls == [3, 3, 1]
+    np.testing.assert_array_equal(run.scores, table)  # the seen items were masked in a copy
+    for u in range(7):
+        rows = many[many["user_id"] == f"u{u}"]
+        alone = run.recommend(f"u{u}", k=4)
+        assert rows["item_id"].tolist() == alone["item_id"].tolist(), u
+        assert rows["score"].tolist() == alone["score"].tolist()
+        assert rows["rank"].tolist() == list(range(1, len(alone) + 1))
+    assert len(many[many["user_id"] == "u3"]) == 3  # six of nine seen: three left, not padded
+    chosen = run.recommend_many(["u5", "u0"], k=2, exclude_seen=False)
+    assert chosen["user_id"].tolist() == ["u5", "u5", "u0", "u0"]
+    assert chosen["item_id"].tolist()[2:] == run.recommend("u0", k=2, exclude_seen=False)["item_id"].tolist()
+
+
+def test_recommend_many_names_an_unknown_user_and_a_bad_k() -> None:
+    run = FixedScores(np.zeros((2, 3), np.float32), {})
+    with pytest.raises(KeyError, match="unknown user 'nobody'"):
+        run.recommend_many(["u0", "nobody"])
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        run.recommend_many(k=0)
