@@ -108,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--include-seen", action="store_true", help="do not filter items the user already has")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    fair = sub.add_parser("fairness", help="a run's test metrics by user attribute and by item popularity")
+    fair.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
+    fair.add_argument("--out", help="Markdown file (default <run>/fairness.md; the figures as JSON beside it)")
+
     srv = sub.add_parser("serve", help="HTTP service over a saved run (needs the extra: pip install 'polyrec[serve]')")
     srv.add_argument("--run", required=True, help="run folder written by `polyrec run`")
     srv.add_argument("--host", default="127.0.0.1")
@@ -306,6 +310,13 @@ def _user_id_lines(path: Path) -> list[tuple[int, str]]:
     return [(n, user) for n, user in pairs if user]
 
 
+def _fairness(args: argparse.Namespace) -> None:
+    from .eval.groups_report import write_groups_report
+
+    path = write_groups_report(args.run, args.out)
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+
+
 def _shortened(text: str, width: int = 100) -> str:
     """One line of at most ``width`` characters: a catalogue's titles and descriptions can
     run to paragraphs (the full text is in the run's items and in the serving API)."""
@@ -405,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     handlers = {
-        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "serve": _serve, "events": _events,
+        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "fairness": _fairness, "serve": _serve, "events": _events,
         "bench": _bench,
         "distill": _distill,
     }
