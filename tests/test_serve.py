@@ -398,7 +398,7 @@ def test_openapi_documents_every_endpoint(client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     expected = {
         "/users/{user_id}/recommendations": "get", "/recommend": "post", "/predict": "post",
-        "/users/{user_id}/profile": "get", "/items/{item_id}/similar": "get", "/events": "post",
+        "/users/{user_id}/profile": "get", "/users/{user_id}/explain": "get", "/items/{item_id}/similar": "get", "/events": "post",
         "/events/count": "get", "/admin/reload": "post", "/healthz": "get", "/metrics": "get",
     }  # fmt: skip
     assert {p: next(iter(m)) for p, m in paths.items()} == expected
@@ -542,6 +542,55 @@ def test_blended_top_k_filters_and_breaks_ties_in_item_order() -> None:
     assert scorer.top_k(scores, 3, exclude=np.array([1]))[0].tolist() == [3, 0, 2]
     allowed = np.array([True, False, False, False, True, True])
     assert scorer.top_k(scores, 5, allowed=allowed)[0].tolist() == [0, 4, 5]  # fewer pass: never padded
+
+
+# ---------------------------------------------------------------- explanations
+
+
+def test_explanation_takes_the_score_apart_exactly_with_two_priors(runs) -> None:
+    """The parts sum to recommend's score; a prior's part is the sum of its history items'
+    contributions; the centering is the same for every item of a user."""
+    with torch_threads(1):
+        rec = polyrec.load(runs["prior"])
+        model = rec.models_["B"]
+        sources, weights = ease_neighbours(taken_matrix(rec._histories["B"], model.spec.n_items), 30.0, 4, 100)
+        model.attach_item_prior(sources[::-1].copy(), weights, share=0.2, decay=0.7, part="transition_prior")
+        model.spec.config.max_history = 10  # histories cut to their latest items, as the priors read them
+        for user in ("u000", "u007"):
+            scores = rec.catalogue_scores(np.array([rec.user_index(user)]))[0]
+            centerings = set()
+            for item in ("i000", "i013", "i029"):
+                e = rec.explain(user, item, top=1000)
+                assert e.score == pytest.approx(float(scores[rec.item_index(item)]), abs=1e-4)
+                assert sum(e.parts.values()) == pytest.approx(e.score, abs=1e-9)
+                assert list(e.parts) == ["model", "item_prior", "transition_prior", "centering"]
+                for prior in ("item_prior", "transition_prior"):
+                    assert e.because.loc[e.because["prior"] == prior, "contribution"].sum() == pytest.approx(e.parts[prior], abs=1e-9)
+                latest = rec._histories["B"].items[rec.user_index(user)][-10:]
+                assert set(e.because["item_id"]) <= {str(rec.items_["item_id"].iloc[i]) for i in latest}
+                assert np.all(np.diff(np.abs(e.because["contribution"].to_numpy())) <= 0)  # largest first
+                centerings.add(round(e.parts["centering"], 9))
+            assert len(centerings) == 1
+        assert len(rec.explain("u000", "i013", top=2).because) <= 2
+
+
+def test_explanation_of_a_run_without_priors_is_the_models_score(rec) -> None:
+    with torch_threads(1):
+        e = rec.explain("u000", "i005")
+        assert e.parts == {"model": e.score} and e.because.empty
+        expected = rec.catalogue_scores(np.array([rec.user_index("u000")]))[0][rec.item_index("i005")]
+        assert e.score == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_explain_endpoint(runs) -> None:
+    with torch_threads(1), TestClient(create_app(runs["prior"], runs["root"] / "explain-events.sqlite")) as c:
+        r = c.get("/users/u000/explain", params={"item_id": "i013", "top": 3})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["item_id"] == "i013" and sum(body["parts"].values()) == pytest.approx(body["score"], abs=1e-6)
+        assert 0 < len(body["because"]) <= 3 and {"item_id", "text", "prior", "steps_back", "contribution"} <= set(body["because"][0])
+        assert "unknown item 'nope'" in detail(c.get("/users/u000/explain", params={"item_id": "nope"}), 404)
+        assert "unknown user" in detail(c.get("/users/nobody/explain", params={"item_id": "i013"}), 404)
 
 
 # ---------------------------------------------------------------- an approximate index

@@ -108,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--include-seen", action="store_true", help="do not filter items the user already has")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    why = sub.add_parser("explain", help="why an item scores as it does for a user: the score's parts and the history behind them")
+    why.add_argument("--run", required=True, help="run folder written by `polyrec run` (polyrec's own model)")
+    why.add_argument("--user", required=True, help="user id as in the data")
+    why.add_argument("--item", required=True, help="item id as in the data")
+    why.add_argument("--top", type=int, default=5, help="history items to name (default 5)")
+
     fair = sub.add_parser("fairness", help="a run's test metrics by user attribute and by item popularity")
     fair.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
     fair.add_argument("--out", help="Markdown file (default <run>/fairness.md; the figures as JSON beside it)")
@@ -310,6 +316,15 @@ def _user_id_lines(path: Path) -> list[tuple[int, str]]:
     return [(n, user) for n, user in pairs if user]
 
 
+def _explain(args: argparse.Namespace) -> None:
+    from .recommender import load
+
+    rec = load(args.run)
+    if not hasattr(rec, "explain"):
+        raise ValueError(f"{args.run}: a {type(rec).__name__} does not explain its scores (polyrec's own runs do)")
+    print(rec.explain(args.user, args.item, args.top).summary(_shortened))
+
+
 def _fairness(args: argparse.Namespace) -> None:
     from .eval.groups_report import write_groups_report
 
@@ -416,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     handlers = {
-        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "fairness": _fairness, "serve": _serve, "events": _events,
+        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "fairness": _fairness, "explain": _explain, "serve": _serve, "events": _events,
         "bench": _bench,
         "distill": _distill,
     }

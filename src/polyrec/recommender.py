@@ -18,6 +18,7 @@ import yaml
 
 from .data.tables import Dataset
 from .eval.predict import predict_pairs, profile_probabilities, score_users
+from .explain import Explanation
 from .models.io import load_model
 from .models.item_prior import ItemPrior
 from .models.polyrec import PolyRecModel
@@ -115,6 +116,13 @@ class Recommender(RecommenderBase):
         p, model = self._model("next_item", ("B", "A"))
         return model.priors(), list(self._histories[p].items), model.spec.config.max_history
 
+    def explain(self, user_id: str, item_id: str, top: int = 5) -> Explanation:
+        """Why ``item_id`` scores as it does for ``user_id`` (explain.py): the score's parts,
+        and the history items behind the priors' parts."""
+        from .explain import explain
+
+        return explain(self, user_id, item_id, top)
+
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
         """(I, d + 1) float32 ``[e_i, b_i]``: item vector and next-item bias, rows by item index."""
@@ -124,8 +132,9 @@ class Recommender(RecommenderBase):
         return torch.cat([model.item_tower.all_items(), bias], dim=1).numpy().astype(np.float32)
 
     @torch.no_grad()
-    def user_vectors(self, batch_users: int = 256) -> np.ndarray:
-        """(U, d + 1) float32 ``[query(h_u), 1]`` after each known user's whole history.
+    def user_vectors(self, batch_users: int = 256, users: np.ndarray | None = None) -> np.ndarray:
+        """(U, d + 1) float32 ``[query(h_u), 1]`` after each known user's whole history (of
+        ``users``, user indices, where given; else of every known user, in index order).
 
         ``user_vectors()[u] @ item_vectors().T`` equals ``recommend``'s scores for user ``u``
         (without an item prior: :attr:`vectors_rank_as_recommend`).
@@ -133,10 +142,11 @@ class Recommender(RecommenderBase):
         p, model = self._model("next_item", ("B", "A"))
         model.eval()
         hist, query = self._histories[p], model.heads["next_item"].query
+        chosen = np.arange(hist.n_users) if users is None else np.asarray(users, dtype=np.int64)
         parts, catalogue = [], model.item_tower.all_items()
-        for s in range(0, hist.n_users, batch_users):
-            users = np.arange(s, min(s + batch_users, hist.n_users))
-            parts.append(query(model.last_state(collate(hist, users, model.spec.config.max_history), catalogue)))
+        for s in range(0, len(chosen), batch_users):
+            batch = chosen[s : s + batch_users]
+            parts.append(query(model.last_state(collate(hist, batch, model.spec.config.max_history), catalogue)))
         q = torch.cat(parts) if parts else torch.zeros(0, model.spec.config.dim)
         return torch.cat([q, torch.ones(len(q), 1)], dim=1).numpy().astype(np.float32)
 

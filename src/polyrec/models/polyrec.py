@@ -383,7 +383,11 @@ class PolyRecModel(nn.Module):
 
     def priors(self) -> list[ItemPrior]:
         """The next-item priors the model joins (none, the item prior, or it and the transition prior)."""
-        return [p for p in (self.item_prior, self.transition_prior) if p is not None]
+        return [prior for _, prior in self.named_priors()]
+
+    def named_priors(self) -> list[tuple[str, ItemPrior]]:
+        """:meth:`priors` with their names ("item_prior", "transition_prior"), in blend order."""
+        return [(name, prior) for name in ("item_prior", "transition_prior") if (prior := getattr(self, name)) is not None]
 
     def blend_priors(
         self, scores: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, ends: torch.Tensor | None = None

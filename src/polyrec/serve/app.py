@@ -222,6 +222,30 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         ids, scores = run.similar.top_k(run.similar.vectors[i], k, np.array([i]), allowed)
         return S.Recommendations(items=scored(run, ids, scores))
 
+    @app.get(
+        "/users/{user_id}/explain",
+        response_model=S.Explanation,
+        responses=_errors(404, 422, 501),
+        summary="Why an item scores as it does for a known user",
+        description="The next-item score taken apart (its parts sum to it), and the history items behind the priors' parts.",
+    )
+    def explain(
+        user_id: UserId,
+        item_id: Annotated[str, Query(min_length=1, max_length=128, description="the item to explain")],
+        top: Annotated[int, Query(ge=0, le=S.MAX_K, description="history items to name")] = 5,
+    ) -> S.Explanation:
+        run = holder.current
+        known_user(run, user_id)
+        known_item(run, item_id)
+        if not hasattr(run.rec, "explain"):
+            raise HTTPException(501, f"the run type of {run.run} does not explain its scores (polyrec's own runs do)")
+        try:
+            e = run.rec.explain(user_id, item_id, top)
+        except ValueError as exc:  # e.g. a run without a next-item model
+            raise HTTPException(422, str(exc)) from None
+        because = [S.Because(**row) for row in e.because.to_dict(orient="records")]
+        return S.Explanation(user_id=e.user_id, item_id=e.item_id, score=e.score, parts=e.parts, because=because)
+
     # ------------------------------------------------------------ predictions and profiles
 
     @app.post(

@@ -122,6 +122,25 @@ class Profile(BaseModel):
     summary: str
 
 
+class Because(BaseModel):
+    item_id: str
+    text: str
+    prior: str = Field(description="the prior part it adds to: item_prior (EASE) or transition_prior")
+    steps_back: int = Field(description="how many items before the end of the history it was taken (0: the latest)")
+    contribution: float = Field(description="what it adds to the score")
+
+
+class Explanation(BaseModel):
+    user_id: str
+    item_id: str
+    score: float = Field(description="the item's next-item score for the user, as recommendations give it")
+    parts: dict[str, float] = Field(
+        description="the score's parts, which sum to it: model (the user vector's match), each prior's, and "
+        "centering (the same for every item of the user: it never changes their order)"
+    )
+    because: list[Because] = Field(description="the history items that add most to the priors' parts, largest first")
+
+
 class EventIn(Strict):
     user_id: Id
     item_id: Id

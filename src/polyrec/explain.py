@@ -1,0 +1,100 @@
+"""Why an item scores as it does for a known user: the next-item score taken apart.
+
+With the next-item priors (the default), a score is a sum of linear parts, each exact:
+
+    score(i) = (1 − Σ s_k) · (m_i − mean m) / std m  +  Σ_k s_k · (p_k,i − mean p_k) / std p_k
+
+where ``m = user vector · item vectors`` is the model's part and ``p_k,i = Σ_h decay_k ** age(h)
+· B_k[h, i]`` is prior k's, a sum over the items ``h`` of the user's history. So the score
+splits into the model's term ``(1 − Σ s_k) · m_i / std m``, each prior's term, itself a sum
+of one contribution per history item ``s_k · decay_k ** age(h) · B_k[h, i] / std p_k``, and
+a **centering** term, ``−Σ s · mean / std``, which is the same for every item of the user and
+so never changes their ranking. The history items with the largest contributions are what
+the explanation names ("because you took …"). The model's own term is one number: how well
+the item matches the user vector learned from the whole history; it is not split by item,
+because no exact split of a Transformer's state exists.
+
+Without priors the score is the model's term alone (``vectors_rank_as_recommend``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .models.prior_maps import by_source, decay_weights, latest_positions
+
+if TYPE_CHECKING:
+    from .recommender import Recommender
+
+STD_FLOOR = 1e-6  # as models/item_prior.standardised: a constant row standardises to 0
+
+
+@dataclass(frozen=True)
+class Explanation:
+    user_id: str
+    item_id: str
+    item_text: str
+    score: float  # the score ``recommend`` gives the item (to float rounding)
+    parts: dict[str, float]  # "model", each prior's name, "centering": they sum to ``score``
+    because: pd.DataFrame  # history items: item_id, text, prior, steps_back, contribution (largest first)
+
+    def summary(self, shorten: Callable[[str], str] = str) -> str:
+        """A few lines a person can read (``shorten``: how to print an item's text)."""
+        lines = [f"item {self.item_id} for user {self.user_id}: score {self.score:.3f}  {shorten(self.item_text)}"]
+        lines += [f"  {name}: {value:+.3f}" for name, value in self.parts.items()]
+        for row in self.because.itertuples(index=False):
+            lines.append(f"  because of item {row.item_id} ({row.prior}, {row.steps_back} back): {row.contribution:+.3f}  {shorten(row.text)}")
+        return "\n".join(lines)
+
+
+def _spread(scores: np.ndarray) -> tuple[float, float]:
+    """Mean and (unbiased, floored) standard deviation over the catalogue, as the blend takes them."""
+    return float(scores.mean()), max(float(scores.std(ddof=1)), STD_FLOOR)
+
+
+def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5) -> Explanation:
+    """The parts of ``item_id``'s next-item score for the known user ``user_id``, and the
+    ``top`` history items that add most to its prior parts."""
+    user, item = rec.user_index(user_id), rec.item_index(item_id)
+    text = str(rec.items_["text"].iloc[item])
+    _, model = rec._model("next_item", ("B", "A"))
+    vector = rec.user_vectors(users=np.array([user]))[0]
+    model_scores = (rec.item_vectors() @ vector).astype(np.float64)
+    named = model.named_priors()
+    if not named:
+        score = float(model_scores[item])
+        empty = pd.DataFrame(columns=["item_id", "text", "prior", "steps_back", "contribution"])
+        return Explanation(str(user_id), str(item_id), text, score, {"model": score}, empty)
+    _, histories, max_history = rec.next_item_reading()
+    _, sources, steps_back = latest_positions([histories[user]], max_history)
+    model_share = 1.0 - sum(float(prior.share) for _, prior in named)
+    mean, std = _spread(model_scores)
+    parts = {"model": model_share * float(model_scores[item]) / std}
+    centering = -model_share * mean / std
+    rows = []
+    for name, prior in named:
+        share, weights = float(prior.share), decay_weights(steps_back, float(prior.decay)).astype(np.float64)
+        by_row = by_source(prior)[sources]  # (history items, I): what each adds to every item
+        mean, std = _spread(np.asarray(by_row.T @ weights).ravel())
+        contributions = share * weights * by_row[:, item].toarray().ravel() / std
+        parts[name] = float(contributions.sum())
+        centering -= share * mean / std
+        rows += [(int(h), name, int(age), float(c)) for h, age, c in zip(sources, steps_back, contributions) if c != 0.0]
+    parts["centering"] = centering
+    rows.sort(key=lambda r: -abs(r[3]))
+    items = rec.items_
+    because = pd.DataFrame(
+        {
+            "item_id": [str(items["item_id"].iloc[h]) for h, *_ in rows[:top]],
+            "text": [str(items["text"].iloc[h]) for h, *_ in rows[:top]],
+            "prior": [r[1] for r in rows[:top]],
+            "steps_back": [r[2] for r in rows[:top]],
+            "contribution": [r[3] for r in rows[:top]],
+        }
+    )
+    return Explanation(str(user_id), str(item_id), text, float(sum(parts.values())), parts, because)
