@@ -95,6 +95,20 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
     assert main(["recommend", "--run", str(out), "--all-users", "--out", str(tmp_path / "r.json")]) == 2
     assert "--out must name a .csv or .parquet file" in one_error_line(capsys.readouterr().err)
 
+    # Pairs from a file: the run's predictions, row by row; an unknown id names its row.
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("who,what\nu002,i005\nu001,i007\n")
+    argv = ["predict", "--run", str(out), "--pairs", str(pairs), "--user-column", "who", "--item-column", "what"]
+    assert main([*argv, "--out", str(tmp_path / "p.parquet")]) == 0
+    assert "wrote 2 predictions (rating, ctr)" in capsys.readouterr().out
+    written = pd.read_parquet(tmp_path / "p.parquet")
+    expected = rec.predict(["u002", "u001"], ["i005", "i007"])
+    assert written["item_id"].tolist() == ["i005", "i007"]
+    np.testing.assert_allclose(written[["rating", "ctr"]].to_numpy(), expected[["rating", "ctr"]].to_numpy())
+    pairs.write_text("who,what\nu002,i005\nu001,nope\n")
+    assert main([*argv, "--out", str(tmp_path / "p.csv")]) == 2
+    assert one_error_line(capsys.readouterr().err) == f"polyrec: error: {pairs}, row 3, column 'what': unknown item 'nope' (not in the run's data)"
+
 
 def test_recommend_prints_a_long_item_text_on_one_shortened_line() -> None:
     from polyrec.cli import _shortened

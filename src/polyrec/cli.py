@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from .process_group import DISTRIBUTED_COMMANDS, launched_rank, launched_world_size
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .config import RunConfig
 
 # Language models load from installed packages or local folders; never reach for a hub.
@@ -107,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("-k", "--k", type=int, default=10, help="how many items (default 10)")
     rec.add_argument("--include-seen", action="store_true", help="do not filter items the user already has")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    pred = sub.add_parser("predict", help="predicted rating and engagement for the (user, item) pairs of a file")
+    pred.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
+    pred.add_argument("--pairs", required=True, help=".csv, .tsv or .parquet file with a user and an item column")
+    pred.add_argument("--user-column", default="user_id", help="its user id column (default user_id)")
+    pred.add_argument("--item-column", default="item_id", help="its item id column (default item_id)")
+    pred.add_argument("--out", required=True, help=".csv or .parquet file: the pairs with rating and/or ctr columns")
 
     why = sub.add_parser("explain", help="why an item scores as it does for a user: the score's parts and the history behind them")
     why.add_argument("--run", required=True, help="run folder written by `polyrec run` (polyrec's own model)")
@@ -284,11 +293,7 @@ def _recommend(args: argparse.Namespace) -> None:
 def _recommend_many(args: argparse.Namespace) -> None:
     from .recommender import load
 
-    from .atomic import replace_atomically
-
-    out = Path(args.out) if args.out else None
-    if out is None or out.suffix not in (".csv", ".parquet"):
-        raise ValueError(f"--out must name a .csv or .parquet file for the recommendations of --users or --all-users, got {args.out!r}")
+    out = _table_path(args.out, "recommendations of --users or --all-users")
     rec = load(args.run)
     user_ids = None
     if args.users is not None:
@@ -300,11 +305,7 @@ def _recommend_many(args: argparse.Namespace) -> None:
                 raise KeyError(f"{args.users}, line {line}: unknown user '{user}' (not in the run's data)") from None
         user_ids = [user for _, user in lines]
     recs = rec.recommend_many(user_ids, k=args.k, exclude_seen=not args.include_seen, progress=not args.quiet)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".csv":
-        replace_atomically(out, lambda tmp: recs.to_csv(tmp, index=False))
-    else:
-        replace_atomically(out, lambda tmp: recs.to_parquet(tmp, index=False))
+    _write_table(recs, out)
     print(f"wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {out}")
 
 
@@ -314,6 +315,44 @@ def _user_id_lines(path: Path) -> list[tuple[int, str]]:
         raise FileNotFoundError(f"{path}: no such file of user ids")
     pairs = [(n, line.strip()) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
     return [(n, user) for n, user in pairs if user]
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from .data.io import read_table
+    from .recommender import load
+
+    out = _table_path(args.out, "predictions")
+    table = read_table(args.pairs, [args.user_column, args.item_column])
+    users = table.required_strings(args.user_column, "user id").tolist()
+    items = table.required_strings(args.item_column, "item id").tolist()
+    rec = load(args.run)
+    for column, ids, lookup in ((args.user_column, users, rec.user_index), (args.item_column, items, rec.item_index)):
+        for pos, value in enumerate(ids):  # checked before any scoring, each error naming its row
+            try:
+                lookup(value)
+            except KeyError as exc:
+                raise table.error(f"{exc.args[0]} (not in the run's data)", pos, column) from None
+    predictions = rec.predict(users, items)
+    _write_table(predictions, out)
+    print(f"wrote {len(predictions)} predictions ({', '.join(c for c in predictions.columns if c not in ('user_id', 'item_id'))}) to {out}")
+
+
+def _table_path(out: str | None, what: str) -> Path:
+    """``out`` as the path of a .csv or .parquet file to write ``what`` to."""
+    if out is None or Path(out).suffix not in (".csv", ".parquet"):
+        raise ValueError(f"--out must name a .csv or .parquet file for the {what}, got {out!r}")
+    return Path(out)
+
+
+def _write_table(frame: pd.DataFrame, out: Path) -> None:
+    """Write ``frame`` whole or not at all, as CSV or Parquet by ``out``'s suffix."""
+    from .atomic import replace_atomically
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        replace_atomically(out, lambda tmp: frame.to_csv(tmp, index=False))
+    else:
+        replace_atomically(out, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _explain(args: argparse.Namespace) -> None:
@@ -431,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     handlers = {
-        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "fairness": _fairness, "explain": _explain, "serve": _serve, "events": _events,
+        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": _recommend, "fairness": _fairness, "explain": _explain, "predict": _predict, "serve": _serve, "events": _events,
         "bench": _bench,
         "distill": _distill,
     }

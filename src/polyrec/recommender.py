@@ -87,6 +87,8 @@ class Recommender(RecommenderBase):
         return score_users(model, self._histories[p], users)
 
     def pair_predictions(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+        if not {"rating", "ctr"} & self.tasks:
+            return super().pair_predictions(users, items)  # says the run predicts neither
         task = "rating" if "rating" in self.tasks else "ctr"
         p, model = self._model(task, ("A", "B"))
         return predict_pairs(model, self._histories[p], users, items)
