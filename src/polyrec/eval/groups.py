@@ -93,11 +93,17 @@ class GroupMetrics:
         return out
 
 
-def _masks(codes: np.ndarray, classes: list[str]) -> Iterator[tuple[str, np.ndarray]]:
-    """(group name, mask over ``codes``) per class, then the users whose value is missing."""
-    for c, name in enumerate(classes):
-        yield name, codes == c
-    yield MISSING, codes < 0
+Attributes = dict[str, tuple[np.ndarray, list[str]]]  # name → (per-user class code, −1 missing; class names)
+
+
+def _grouped(users: np.ndarray, items: np.ndarray, attributes: Attributes, popularity: np.ndarray) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(section, group, mask over the rows) of each non-empty group of (user, item) rows: by
+    each user attribute's classes, then its missing values, then by the item's popularity."""
+    sections = [(name, codes[users], classes) for name, (codes, classes) in attributes.items()]
+    sections.append(("item popularity", popularity[items], list(POPULARITY)))
+    for section, codes, classes in sections:
+        masks = [(name, codes == c) for c, name in enumerate(classes)] + [(MISSING, codes < 0)]
+        yield from ((section, group, mask) for group, mask in masks if mask.any())
 
 
 def score_groups(run: Path, cfg: RunConfig, ds: Dataset) -> GroupMetrics:
@@ -121,9 +127,6 @@ def score_groups(run: Path, cfg: RunConfig, ds: Dataset) -> GroupMetrics:
     return out
 
 
-Attributes = dict[str, tuple[np.ndarray, list[str]]]  # name → (per-user class code, −1 missing; class names)
-
-
 def _pairs_by_group(
     out: GroupMetrics, data: ProtocolData, pred: dict[str, np.ndarray], attributes: Attributes, popularity: np.ndarray,
     rating_range: tuple[float, float] | None,
@@ -131,16 +134,10 @@ def _pairs_by_group(
     pairs = data.test.pairs
     if pairs is None or not len(pairs) or not ({"rating", "ctr"} & set(pred)):
         return
-    by_section = {name: codes[pairs.users] for name, (codes, _) in attributes.items()}
-    by_section["item popularity"] = popularity[pairs.items]
-    classes = {name: cls for name, (_, cls) in attributes.items()} | {"item popularity": list(POPULARITY)}
-    for section, codes in by_section.items():
-        for group, mask in _masks(codes, classes[section]):
-            if not mask.any():
-                continue
-            part = {k: pred[k][mask] for k in ("rating", "ctr") if k in pred}
-            metrics = pair_metrics("A", pairs.ratings[mask], pairs.labels[mask], part, rating_range)
-            out.add(section, group, {k[2:]: v for k, v in metrics.items() if k[2:] in PAIR_METRICS} | {"test pairs": int(mask.sum())})
+    for section, group, mask in _grouped(pairs.users, pairs.items, attributes, popularity):
+        part = {k: pred[k][mask] for k in ("rating", "ctr") if k in pred}
+        metrics = pair_metrics("A", pairs.ratings[mask], pairs.labels[mask], part, rating_range)
+        out.add(section, group, {k[2:]: v for k, v in metrics.items() if k[2:] in PAIR_METRICS} | {"test pairs": int(mask.sum())})
 
 
 def _targets_by_group(
@@ -152,15 +149,9 @@ def _targets_by_group(
     if ranks is None or not len(ranks):
         return
     users = side.next_users
-    by_section = {name: codes[users] for name, (codes, _) in attributes.items()}
-    by_section["item popularity"] = popularity[side.next_items]
-    classes = {name: cls for name, (_, cls) in attributes.items()} | {"item popularity": list(POPULARITY)}
-    for section, codes in by_section.items():
-        for group, mask in _masks(codes, classes[section]):
-            if not mask.any():
-                continue
-            metrics = ranking_metrics(np.asarray(ranks)[mask])
-            out.add(section, group, {f"next_item.{m}": metrics[m] for m in RANK_METRICS} | {"test targets": int(mask.sum())})
+    for section, group, mask in _grouped(users, side.next_items, attributes, popularity):
+        metrics = ranking_metrics(np.asarray(ranks)[mask])
+        out.add(section, group, {f"next_item.{m}": metrics[m] for m in RANK_METRICS} | {"test targets": int(mask.sum())})
     if "next_item" not in pred:  # only the ranks were kept (a large catalogue): no lists to count
         return
     lists = top_lists(pred["next_item"], [side.history.items[u] for u in users])
