@@ -111,11 +111,11 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
 
 
 def test_recommend_prints_a_long_item_text_on_one_shortened_line() -> None:
-    from polyrec.cli import _shortened
+    from polyrec.cli_answers import shortened
 
-    assert _shortened("Toy Story (1995)") == "Toy Story (1995)"
+    assert shortened("Toy Story (1995)") == "Toy Story (1995)"
     long = "title: " + " ".join(["word"] * 60) + "\ndescription: more"
-    line = _shortened(long)
+    line = shortened(long)
     assert len(line) == 100 and line.endswith("…") and "\n" not in line and line.startswith("title: word word")
 
 

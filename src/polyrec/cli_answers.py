@@ -1,0 +1,112 @@
+"""The commands that answer from a saved run: ``polyrec recommend``, ``predict``, ``explain``
+and ``fairness`` (cli.py parses them; each is a thin call into the library)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def recommend(args: argparse.Namespace) -> None:
+    from .recommender import load
+
+    if args.user is None:
+        _recommend_many(args)
+        return
+    if args.out is not None:
+        raise ValueError("--out writes the recommendations of --users or --all-users; --user prints them")
+    recs = load(args.run).recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
+    for rank, row in enumerate(recs.itertuples(index=False), 1):
+        print(f"{rank:>3}. {shortened(row.text)}  (item {row.item_id}, score {row.score:.3f})")
+
+
+def _recommend_many(args: argparse.Namespace) -> None:
+    from .recommender import load
+
+    out = _table_path(args.out, "recommendations of --users or --all-users")
+    rec = load(args.run)
+    user_ids = None
+    if args.users is not None:
+        lines = _user_id_lines(Path(args.users))
+        for line, user in lines:  # checked before any scoring, each error naming its line
+            try:
+                rec.user_index(user)
+            except KeyError:
+                raise KeyError(f"{args.users}, line {line}: unknown user '{user}' (not in the run's data)") from None
+        user_ids = [user for _, user in lines]
+    recs = rec.recommend_many(user_ids, k=args.k, exclude_seen=not args.include_seen, progress=not args.quiet)
+    _write_table(recs, out)
+    print(f"wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {out}")
+
+
+def _user_id_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, user id) of each non-blank line of a text file of user ids."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file of user ids")
+    pairs = [(n, line.strip()) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+    return [(n, user) for n, user in pairs if user]
+
+
+def predict(args: argparse.Namespace) -> None:
+    from .data.io import read_table
+    from .recommender import load
+
+    out = _table_path(args.out, "predictions")
+    table = read_table(args.pairs, [args.user_column, args.item_column])
+    users = table.required_strings(args.user_column, "user id").tolist()
+    items = table.required_strings(args.item_column, "item id").tolist()
+    rec = load(args.run)
+    for column, ids, lookup in ((args.user_column, users, rec.user_index), (args.item_column, items, rec.item_index)):
+        for pos, value in enumerate(ids):  # checked before any scoring, each error naming its row
+            try:
+                lookup(value)
+            except KeyError as exc:
+                raise table.error(f"{exc.args[0]} (not in the run's data)", pos, column) from None
+    predictions = rec.predict(users, items)
+    _write_table(predictions, out)
+    print(f"wrote {len(predictions)} predictions ({', '.join(c for c in predictions.columns if c not in ('user_id', 'item_id'))}) to {out}")
+
+
+def _table_path(out: str | None, what: str) -> Path:
+    """``out`` as the path of a .csv or .parquet file to write ``what`` to."""
+    if out is None or Path(out).suffix not in (".csv", ".parquet"):
+        raise ValueError(f"--out must name a .csv or .parquet file for the {what}, got {out!r}")
+    return Path(out)
+
+
+def _write_table(frame: pd.DataFrame, out: Path) -> None:
+    """Write ``frame`` whole or not at all, as CSV or Parquet by ``out``'s suffix."""
+    from .atomic import replace_atomically
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        replace_atomically(out, lambda tmp: frame.to_csv(tmp, index=False))
+    else:
+        replace_atomically(out, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def explain(args: argparse.Namespace) -> None:
+    from .recommender import load
+
+    rec = load(args.run)
+    if not hasattr(rec, "explain"):
+        raise ValueError(f"{args.run}: a {type(rec).__name__} does not explain its scores (polyrec's own runs do)")
+    print(rec.explain(args.user, args.item, args.top).summary(shortened))
+
+
+def fairness(args: argparse.Namespace) -> None:
+    from .eval.groups_report import write_groups_report
+
+    path = write_groups_report(args.run, args.out)
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+
+
+def shortened(text: str, width: int = 100) -> str:
+    """One line of at most ``width`` characters: a catalogue's titles and descriptions can
+    run to paragraphs (the full text is in the run's items and in the serving API)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
