@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .models.prior_maps import by_source, decay_weights, latest_positions
+from .models.prior_maps import decay_weights, latest_positions
 
 if TYPE_CHECKING:
     from .recommender import Recommender
@@ -78,10 +78,16 @@ def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5) -> Expla
     centering = -model_share * mean / std
     rows = []
     for name, prior in named:
-        share, weights = float(prior.share), decay_weights(steps_back, float(prior.decay)).astype(np.float64)
-        by_row = by_source(prior)[sources]  # (history items, I): what each adds to every item
-        mean, std = _spread(np.asarray(by_row.T @ weights).ravel())
-        contributions = share * weights * by_row[:, item].toarray().ravel() / std
+        share = float(prior.share)
+        weight_of = np.zeros(rec.n_items)  # each history item's weight, 0 for every other item
+        weight_of[sources] = decay_weights(steps_back, float(prior.decay))
+        # Row j of the prior: the items whose presence adds to j's score, and by how much. The
+        # user's whole row (for its spread) and item's sources read from it, in O(I · neighbours).
+        from_sources, by = prior.sources.numpy(), prior.weights.numpy().astype(np.float64)
+        mean, std = _spread((by * weight_of[from_sources]).sum(axis=1))
+        on_item = np.bincount(from_sources[item], weights=by[item], minlength=rec.n_items)  # duplicates summed
+        weights = weight_of[sources]
+        contributions = share * weights * on_item[sources] / std
         parts[name] = float(contributions.sum())
         centering -= share * mean / std
         rows += [(int(h), name, int(age), float(c)) for h, age, c in zip(sources, steps_back, contributions) if c != 0.0]
