@@ -572,6 +572,17 @@ def test_explanation_takes_the_score_apart_exactly_with_two_priors(runs) -> None
                 centerings.add(round(e.parts["centering"], 9))
             assert len(centerings) == 1
         assert len(rec.explain("u000", "i013", top=2).because) <= 2
+        # Occlusion: each change is the score less the score of the history without that item.
+        user = rec.user_index("u007")
+        history = [str(rec.items_["item_id"].iloc[i]) for i in rec._histories["B"].items[user]]
+        ratings = rec._histories["B"].ratings[user].tolist()
+        e = rec.explain("u007", "i013", top=3, occlusion=True)
+        assert len(e.without) == 3 and np.all(np.diff(np.abs(e.without["change"].to_numpy())) <= 0)
+        for row in e.without.itertuples(index=False):
+            j = len(history) - 1 - row.steps_back
+            assert history[j] == row.item_id
+            rest = rec.recommend_history(history[:j] + history[j + 1 :], ratings[:j] + ratings[j + 1 :], k=rec.n_items, exclude_seen=False)
+            assert e.score - float(rest.set_index("item_id").loc["i013", "score"]) == pytest.approx(row.change, abs=1e-4)
 
 
 def test_explanation_of_a_run_without_priors_is_the_models_score(rec) -> None:
@@ -589,6 +600,9 @@ def test_explain_endpoint(runs) -> None:
         body = r.json()
         assert body["item_id"] == "i013" and sum(body["parts"].values()) == pytest.approx(body["score"], abs=1e-6)
         assert 0 < len(body["because"]) <= 3 and {"item_id", "text", "prior", "steps_back", "contribution"} <= set(body["because"][0])
+        assert body["without"] == []
+        occluded = c.get("/users/u000/explain", params={"item_id": "i013", "top": 2, "occlusion": True}).json()
+        assert len(occluded["without"]) == 2 and {"item_id", "steps_back", "change"} <= set(occluded["without"][0])
         assert "unknown item 'nope'" in detail(c.get("/users/u000/explain", params={"item_id": "nope"}), 404)
         assert "unknown user" in detail(c.get("/users/nobody/explain", params={"item_id": "i013"}), 404)
 

@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     why.add_argument("--user", required=True, help="user id as in the data")
     why.add_argument("--item", required=True, help="item id as in the data")
     why.add_argument("--top", type=int, default=5, help="history items to name (default 5)")
+    why.add_argument("--occlusion", action="store_true", help="also: how the score moves without each history item (one model pass per item)")
 
     fair = sub.add_parser("fairness", help="a run's test metrics by user attribute and by item popularity")
     fair.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")

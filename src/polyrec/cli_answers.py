@@ -95,7 +95,7 @@ def explain(args: argparse.Namespace) -> None:
     rec = load(args.run)
     if not hasattr(rec, "explain"):
         raise ValueError(f"{args.run}: a {type(rec).__name__} does not explain its scores (polyrec's own runs do)")
-    print(rec.explain(args.user, args.item, args.top).summary(shortened))
+    print(rec.explain(args.user, args.item, args.top, args.occlusion).summary(shortened))
 
 
 def fairness(args: argparse.Namespace) -> None:

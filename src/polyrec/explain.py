@@ -15,23 +15,33 @@ the item matches the user vector learned from the whole history; it is not split
 because no exact split of a Transformer's state exists.
 
 Without priors the score is the model's term alone (``vectors_rank_as_recommend``).
+
+For the whole score, the model's term included, ``occlusion=True`` also asks a
+counterfactual question of each item the model reads: what would the item's score be with
+that one item left out of the history (everything recomputed, the model and the priors)?
+The changes are exact answers to that question; unlike the parts they are not additive (two
+items that say the same thing each matter less alone than together).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import torch
 
+from .models.polyrec import PolyRecModel
 from .models.prior_maps import decay_weights, latest_positions
+from .train.sequences import Histories, collate
 
 if TYPE_CHECKING:
     from .recommender import Recommender
 
 STD_FLOOR = 1e-6  # as models/item_prior.standardised: a constant row standardises to 0
+WITHOUT_COLUMNS = ["item_id", "text", "steps_back", "change"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,9 @@ class Explanation:
     score: float  # the score ``recommend`` gives the item (to float rounding)
     parts: dict[str, float]  # "model", each prior's name, "centering": they sum to ``score``
     because: pd.DataFrame  # history items: item_id, text, prior, steps_back, contribution (largest first)
+    # With occlusion: history items, item_id, text, steps_back, change (score − score without
+    # it), largest first; empty otherwise.
+    without: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=WITHOUT_COLUMNS))
 
     def summary(self, shorten: Callable[[str], str] = str) -> str:
         """A few lines a person can read (``shorten``: how to print an item's text)."""
@@ -49,6 +62,8 @@ class Explanation:
         lines += [f"  {name}: {value:+.3f}" for name, value in self.parts.items()]
         for row in self.because.itertuples(index=False):
             lines.append(f"  because of item {row.item_id} ({row.prior}, {row.steps_back} back): {row.contribution:+.3f}  {shorten(row.text)}")
+        for row in self.without.itertuples(index=False):
+            lines.append(f"  without item {row.item_id} ({row.steps_back} back) the score moves {-row.change:+.3f}  {shorten(row.text)}")
         return "\n".join(lines)
 
 
@@ -57,19 +72,54 @@ def _spread(scores: np.ndarray) -> tuple[float, float]:
     return float(scores.mean()), max(float(scores.std(ddof=1)), STD_FLOOR)
 
 
-def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5) -> Explanation:
+def occlusion_changes(model: PolyRecModel, hist: Histories, user: int, item: int, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, changes): for each position of ``user``'s history that the model reads (its
+    latest ``max_history``), ``item``'s score less its score with that one position left out,
+    the rest read as the model reads any history (one older item then slides into the window)."""
+    keep = model.spec.config.max_history
+    n = len(hist.items[user])
+    positions = np.arange(max(0, n - keep), n)
+    whole = [hist.items[user]], [hist.ratings[user]], [hist.labels[user]], [hist.tokens[user]]
+    variants = Histories(*([np.delete(arrays[0], j) for j in positions] for arrays in whole))
+    model.eval()
+    with torch.no_grad():
+        base = float(model.score_catalogue(collate(Histories(*whole), np.array([0]), keep))[0, item])
+        left_out = []
+        for s in range(0, len(positions), batch):
+            b = collate(variants, np.arange(s, min(s + batch, len(positions))), keep)
+            b = replace(b, users=torch.full_like(b.users, user))  # the user's own text, where the run reads users' text
+            left_out.append(model.score_catalogue(b)[:, item].numpy())
+    return positions, base - np.concatenate(left_out) if left_out else np.zeros(0)
+
+
+def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5, occlusion: bool = False) -> Explanation:
     """The parts of ``item_id``'s next-item score for the known user ``user_id``, and the
-    ``top`` history items that add most to its prior parts."""
+    ``top`` history items that add most to its prior parts; with ``occlusion``, also the
+    ``top`` history items whose absence would move the score most (:func:`occlusion_changes`)."""
     user, item = rec.user_index(user_id), rec.item_index(item_id)
     text = str(rec.items_["text"].iloc[item])
-    _, model = rec._model("next_item", ("B", "A"))
+    p, model = rec._model("next_item", ("B", "A"))
+    without = pd.DataFrame(columns=WITHOUT_COLUMNS)
+    if occlusion:
+        hist = rec._histories[p]
+        positions, changes = occlusion_changes(model, hist, user, item)
+        order = np.argsort(-np.abs(changes), kind="stable")[:top]
+        taken = hist.items[user][positions[order]]
+        without = pd.DataFrame(
+            {
+                "item_id": rec.items_["item_id"].to_numpy()[taken].astype(str),
+                "text": rec.items_["text"].to_numpy()[taken].astype(str),
+                "steps_back": len(hist.items[user]) - 1 - positions[order],
+                "change": changes[order].astype(np.float64),
+            }
+        )
     vector = rec.user_vectors(users=np.array([user]))[0]
     model_scores = (rec.item_vectors() @ vector).astype(np.float64)
     named = model.named_priors()
     if not named:
         score = float(model_scores[item])
         empty = pd.DataFrame(columns=["item_id", "text", "prior", "steps_back", "contribution"])
-        return Explanation(str(user_id), str(item_id), text, score, {"model": score}, empty)
+        return Explanation(str(user_id), str(item_id), text, score, {"model": score}, empty, without)
     _, histories, max_history = rec.next_item_reading()
     _, sources, steps_back = latest_positions([histories[user]], max_history)
     model_share = 1.0 - sum(float(prior.share) for _, prior in named)
@@ -103,4 +153,4 @@ def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5) -> Expla
             "contribution": [r[3] for r in rows[:top]],
         }
     )
-    return Explanation(str(user_id), str(item_id), text, float(sum(parts.values())), parts, because)
+    return Explanation(str(user_id), str(item_id), text, float(sum(parts.values())), parts, because, without)

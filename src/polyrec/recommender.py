@@ -118,12 +118,13 @@ class Recommender(RecommenderBase):
         p, model = self._model("next_item", ("B", "A"))
         return model.priors(), list(self._histories[p].items), model.spec.config.max_history
 
-    def explain(self, user_id: str, item_id: str, top: int = 5) -> Explanation:
+    def explain(self, user_id: str, item_id: str, top: int = 5, occlusion: bool = False) -> Explanation:
         """Why ``item_id`` scores as it does for ``user_id`` (explain.py): the score's parts,
-        and the history items behind the priors' parts."""
+        the history items behind the priors' parts, and with ``occlusion`` the history items
+        whose absence would move the whole score most."""
         from .explain import explain
 
-        return explain(self, user_id, item_id, top)
+        return explain(self, user_id, item_id, top, occlusion)
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:

@@ -233,6 +233,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         user_id: UserId,
         item_id: Annotated[str, Query(min_length=1, max_length=128, description="the item to explain")],
         top: Annotated[int, Query(ge=0, le=S.MAX_K, description="history items to name")] = 5,
+        occlusion: Annotated[bool, Query(description="also score the history with each item left out (one model pass per item)")] = False,
     ) -> S.Explanation:
         run = holder.current
         known_user(run, user_id)
@@ -240,11 +241,12 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         if not hasattr(run.rec, "explain"):
             raise HTTPException(501, f"the run type of {run.run} does not explain its scores (polyrec's own runs do)")
         try:
-            e = run.rec.explain(user_id, item_id, top)
+            e = run.rec.explain(user_id, item_id, top, occlusion)
         except ValueError as exc:  # e.g. a run without a next-item model
             raise HTTPException(422, str(exc)) from None
         because = [S.Because(**row) for row in e.because.to_dict(orient="records")]
-        return S.Explanation(user_id=e.user_id, item_id=e.item_id, score=e.score, parts=e.parts, because=because)
+        without = [S.Without(**row) for row in e.without.to_dict(orient="records")]
+        return S.Explanation(user_id=e.user_id, item_id=e.item_id, score=e.score, parts=e.parts, because=because, without=without)
 
     # ------------------------------------------------------------ predictions and profiles
 

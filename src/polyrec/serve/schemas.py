@@ -130,6 +130,13 @@ class Because(BaseModel):
     contribution: float = Field(description="what it adds to the score")
 
 
+class Without(BaseModel):
+    item_id: str
+    text: str
+    steps_back: int
+    change: float = Field(description="the score less the score with this item left out of the history")
+
+
 class Explanation(BaseModel):
     user_id: str
     item_id: str
@@ -139,6 +146,7 @@ class Explanation(BaseModel):
         "centering (the same for every item of the user: it never changes their order)"
     )
     because: list[Because] = Field(description="the history items that add most to the priors' parts, largest first")
+    without: list[Without] = Field(description="with occlusion=true: the history items whose absence moves the score most")
 
 
 class EventIn(Strict):
