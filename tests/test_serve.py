@@ -29,6 +29,7 @@ from polyrec.serve.events import read_events
 from polyrec.serve.retrieval import IndexSettings
 from polyrec.serve.schemas import MAX_HISTORY, MAX_K, MAX_PAIRS
 from polyrec.train.item_prior_fit import ease_neighbours, taken_matrix
+from polyrec.train.sequences import collate
 from synthetic import interactions_frame, item_group, item_id, preferred_group, tiny_config, torch_threads, user_id, write_dataset
 
 KEY = "test-admin-key"
@@ -548,8 +549,8 @@ def test_blended_top_k_filters_and_breaks_ties_in_item_order() -> None:
 
 
 def test_explanation_takes_the_score_apart_exactly_with_two_priors(runs) -> None:
-    """The parts sum to recommend's score; a prior's part is the sum of its history items'
-    contributions; the centering is the same for every item of a user."""
+    """The parts sum to recommend's score; a prior's part is its standardised blend term, and
+    its history items' pulls less the average pull over the catalogue."""
     with torch_threads(1):
         rec = polyrec.load(runs["prior"])
         model = rec.models_["B"]
@@ -557,20 +558,24 @@ def test_explanation_takes_the_score_apart_exactly_with_two_priors(runs) -> None
         model.attach_item_prior(sources[::-1].copy(), weights, share=0.2, decay=0.7, part="transition_prior")
         model.spec.config.max_history = 10  # histories cut to their latest items, as the priors read them
         for user in ("u000", "u007"):
-            scores = rec.catalogue_scores(np.array([rec.user_index(user)]))[0]
-            centerings = set()
+            u = rec.user_index(user)
+            scores = rec.catalogue_scores(np.array([u]))[0]
+            batch = collate(rec._histories["B"], np.array([u]), 10)
             for item in ("i000", "i013", "i029"):
                 e = rec.explain(user, item, top=1000)
-                assert e.score == pytest.approx(float(scores[rec.item_index(item)]), abs=1e-4)
+                i = rec.item_index(item)
+                assert e.score == pytest.approx(float(scores[i]), abs=1e-4)
                 assert sum(e.parts.values()) == pytest.approx(e.score, abs=1e-9)
-                assert list(e.parts) == ["model", "item_prior", "transition_prior", "centering"]
-                for prior in ("item_prior", "transition_prior"):
-                    assert e.because.loc[e.because["prior"] == prior, "contribution"].sum() == pytest.approx(e.parts[prior], abs=1e-9)
-                latest = rec._histories["B"].items[rec.user_index(user)][-10:]
-                assert set(e.because["item_id"]) <= {str(rec.items_["item_id"].iloc[i]) for i in latest}
-                assert np.all(np.diff(np.abs(e.because["contribution"].to_numpy())) <= 0)  # largest first
-                centerings.add(round(e.parts["centering"], 9))
-            assert len(centerings) == 1
+                assert list(e.parts) == ["model", "item_prior", "transition_prior"]
+                for name, prior in model.named_priors():
+                    raw = prior.history_scores(batch.items, batch.mask)[0].detach().numpy().astype(np.float64)
+                    share, spread = float(prior.share), raw.std(ddof=1)
+                    assert e.parts[name] == pytest.approx(share * (raw[i] - raw.mean()) / spread, abs=1e-4)
+                    pulls = e.because.loc[e.because["prior"] == name, "pull"].sum()
+                    assert pulls - share * raw.mean() / spread == pytest.approx(e.parts[name], abs=1e-4)
+                latest = rec._histories["B"].items[u][-10:]
+                assert set(e.because["item_id"]) <= {str(rec.items_["item_id"].iloc[j]) for j in latest}
+                assert np.all(np.diff(np.abs(e.because["pull"].to_numpy())) <= 0)  # largest first
         assert len(rec.explain("u000", "i013", top=2).because) <= 2
         # Occlusion: each change is the score less the score of the history without that item.
         user = rec.user_index("u007")
@@ -599,7 +604,7 @@ def test_explain_endpoint(runs) -> None:
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["item_id"] == "i013" and sum(body["parts"].values()) == pytest.approx(body["score"], abs=1e-6)
-        assert 0 < len(body["because"]) <= 3 and {"item_id", "text", "prior", "steps_back", "contribution"} <= set(body["because"][0])
+        assert 0 < len(body["because"]) <= 3 and {"item_id", "text", "prior", "steps_back", "pull"} <= set(body["because"][0])
         assert body["without"] == []
         occluded = c.get("/users/u000/explain", params={"item_id": "i013", "top": 2, "occlusion": True}).json()
         assert len(occluded["without"]) == 2 and {"item_id", "steps_back", "change"} <= set(occluded["without"][0])

@@ -5,14 +5,14 @@ With the next-item priors (the default), a score is a sum of linear parts, each 
     score(i) = (1 − Σ s_k) · (m_i − mean m) / std m  +  Σ_k s_k · (p_k,i − mean p_k) / std p_k
 
 where ``m = user vector · item vectors`` is the model's part and ``p_k,i = Σ_h decay_k ** age(h)
-· B_k[h, i]`` is prior k's, a sum over the items ``h`` of the user's history. So the score
-splits into the model's term ``(1 − Σ s_k) · m_i / std m``, each prior's term, itself a sum
-of one contribution per history item ``s_k · decay_k ** age(h) · B_k[h, i] / std p_k``, and
-a **centering** term, ``−Σ s · mean / std``, which is the same for every item of the user and
-so never changes their ranking. The history items with the largest contributions are what
-the explanation names ("because you took …"). The model's own term is one number: how well
-the item matches the user vector learned from the whole history; it is not split by item,
-because no exact split of a Transformer's state exists.
+· B_k[h, i]`` is prior k's, a sum over the items ``h`` of the user's history (means and stds
+over the catalogue, per user). Each term says how far above this user's average item the
+item stands by that view: the model (how well it matches the user vector learned from the
+whole history), EASE's co-occurrences, the transitions. The terms sum to the score. A prior's
+term is its history items' pulls ``s_k · decay_k ** age(h) · B_k[h, i] / std p_k`` less the
+average pull over the catalogue, so the items with the largest pulls are what the
+explanation names ("because you took …"). The model's term is one number: no exact split of
+a Transformer's state by history item exists.
 
 Without priors the score is the model's term alone (``vectors_rank_as_recommend``).
 
@@ -50,8 +50,8 @@ class Explanation:
     item_id: str
     item_text: str
     score: float  # the score ``recommend`` gives the item (to float rounding)
-    parts: dict[str, float]  # "model", each prior's name, "centering": they sum to ``score``
-    because: pd.DataFrame  # history items: item_id, text, prior, steps_back, contribution (largest first)
+    parts: dict[str, float]  # "model" and each prior's name: each above the user's average item; they sum to ``score``
+    because: pd.DataFrame  # history items: item_id, text, prior, steps_back, pull (largest first)
     # With occlusion: history items, item_id, text, steps_back, change (score − score without
     # it), largest first; empty otherwise.
     without: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=WITHOUT_COLUMNS))
@@ -61,7 +61,7 @@ class Explanation:
         lines = [f"item {self.item_id} for user {self.user_id}: score {self.score:.3f}  {shorten(self.item_text)}"]
         lines += [f"  {name}: {value:+.3f}" for name, value in self.parts.items()]
         for row in self.because.itertuples(index=False):
-            lines.append(f"  because of item {row.item_id} ({row.prior}, {row.steps_back} back): {row.contribution:+.3f}  {shorten(row.text)}")
+            lines.append(f"  because of item {row.item_id} ({row.prior}, {row.steps_back} back): pulls {row.pull:+.3f}  {shorten(row.text)}")
         for row in self.without.itertuples(index=False):
             lines.append(f"  without item {row.item_id} ({row.steps_back} back) the score moves {-row.change:+.3f}  {shorten(row.text)}")
         return "\n".join(lines)
@@ -118,14 +118,13 @@ def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5, occlusio
     named = model.named_priors()
     if not named:
         score = float(model_scores[item])
-        empty = pd.DataFrame(columns=["item_id", "text", "prior", "steps_back", "contribution"])
+        empty = pd.DataFrame(columns=["item_id", "text", "prior", "steps_back", "pull"])
         return Explanation(str(user_id), str(item_id), text, score, {"model": score}, empty, without)
     _, histories, max_history = rec.next_item_reading()
     _, sources, steps_back = latest_positions([histories[user]], max_history)
     model_share = 1.0 - sum(float(prior.share) for _, prior in named)
     mean, std = _spread(model_scores)
-    parts = {"model": model_share * float(model_scores[item]) / std}
-    centering = -model_share * mean / std
+    parts = {"model": model_share * (float(model_scores[item]) - mean) / std}
     rows = []
     for name, prior in named:
         share = float(prior.share)
@@ -137,11 +136,9 @@ def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5, occlusio
         mean, std = _spread((by * weight_of[from_sources]).sum(axis=1))
         on_item = np.bincount(from_sources[item], weights=by[item], minlength=rec.n_items)  # duplicates summed
         weights = weight_of[sources]
-        contributions = share * weights * on_item[sources] / std
-        parts[name] = float(contributions.sum())
-        centering -= share * mean / std
-        rows += [(int(h), name, int(age), float(c)) for h, age, c in zip(sources, steps_back, contributions) if c != 0.0]
-    parts["centering"] = centering
+        pulls = share * weights * on_item[sources] / std
+        parts[name] = float(pulls.sum()) - share * mean / std
+        rows += [(int(h), name, int(age), float(c)) for h, age, c in zip(sources, steps_back, pulls) if c != 0.0]
     rows.sort(key=lambda r: -abs(r[3]))
     items = rec.items_
     because = pd.DataFrame(
@@ -150,7 +147,7 @@ def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5, occlusio
             "text": [str(items["text"].iloc[h]) for h, *_ in rows[:top]],
             "prior": [r[1] for r in rows[:top]],
             "steps_back": [r[2] for r in rows[:top]],
-            "contribution": [r[3] for r in rows[:top]],
+            "pull": [r[3] for r in rows[:top]],
         }
     )
     return Explanation(str(user_id), str(item_id), text, float(sum(parts.values())), parts, because, without)

@@ -127,7 +127,7 @@ class Because(BaseModel):
     text: str
     prior: str = Field(description="the prior part it adds to: item_prior (EASE) or transition_prior")
     steps_back: int = Field(description="how many items before the end of the history it was taken (0: the latest)")
-    contribution: float = Field(description="what it adds to the score")
+    pull: float = Field(description="what it adds to its prior's term before that term is centred on the user's average item")
 
 
 class Without(BaseModel):
@@ -142,8 +142,8 @@ class Explanation(BaseModel):
     item_id: str
     score: float = Field(description="the item's next-item score for the user, as recommendations give it")
     parts: dict[str, float] = Field(
-        description="the score's parts, which sum to it: model (the user vector's match), each prior's, and "
-        "centering (the same for every item of the user: it never changes their order)"
+        description="the score's parts, which sum to it: model (the user vector's match) and each prior's, each "
+        "how far above the user's average item the item stands by that view"
     )
     because: list[Because] = Field(description="the history items that add most to the priors' parts, largest first")
     without: list[Without] = Field(description="with occlusion=true: the history items whose absence moves the score most")
