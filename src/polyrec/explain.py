@@ -89,7 +89,7 @@ def occlusion_changes(model: PolyRecModel, hist: Histories, user: int, item: int
             b = collate(variants, np.arange(s, min(s + batch, len(positions))), keep)
             b = replace(b, users=torch.full_like(b.users, user))  # the user's own text, where the run reads users' text
             left_out.append(model.score_catalogue(b)[:, item].numpy())
-    return positions, base - np.concatenate(left_out) if left_out else np.zeros(0)
+    return positions, (base - np.concatenate(left_out)) if left_out else np.zeros(0)
 
 
 def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5, occlusion: bool = False) -> Explanation:
