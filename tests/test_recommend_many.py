@@ -37,6 +37,7 @@ def test_top_indices_breaks_ties_in_item_order_and_never_shows_excluded_items() 
     assert top_indices(scores, 5).tolist() == [1, 3, 0, 2, 4]
     assert top_indices(scores, 10).tolist() == [1, 3, 0, 2, 4]  # never padded with the excluded one
     assert top_indices(scores, 0).tolist() == []
+    assert top_indices(np.array([np.nan, 1.0, np.nan, 0.5]), 2).tolist() == [1, 3]  # NaN never shown
 
 
 def test_recommend_many_is_recommend_for_every_user_across_batches() -> None:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .models.item_prior import STD_FLOOR
 from .models.polyrec import PolyRecModel
 from .models.prior_maps import decay_weights, latest_positions
 from .train.sequences import Histories, collate
@@ -40,7 +41,6 @@ from .train.sequences import Histories, collate
 if TYPE_CHECKING:
     from .recommender import Recommender
 
-STD_FLOOR = 1e-6  # as models/item_prior.standardised: a constant row standardises to 0
 WITHOUT_COLUMNS = ["item_id", "text", "steps_back", "change"]
 
 
@@ -92,7 +92,7 @@ def occlusion_changes(model: PolyRecModel, hist: Histories, user: int, item: int
     return positions, (base - np.concatenate(left_out)) if left_out else np.zeros(0)
 
 
-def explain(rec: Recommender, user_id: str, item_id: str, top: int = 5, occlusion: bool = False) -> Explanation:
+def explain_score(rec: Recommender, user_id: str, item_id: str, top: int = 5, occlusion: bool = False) -> Explanation:
     """The parts of ``item_id``'s next-item score for the known user ``user_id``, and the
     ``top`` history items that add most to its prior parts; with ``occlusion``, also the
     ``top`` history items whose absence would move the score most (:func:`occlusion_changes`)."""

@@ -18,7 +18,7 @@ import yaml
 
 from .data.tables import Dataset
 from .eval.predict import predict_pairs, profile_probabilities, score_users
-from .explain import Explanation
+from .explain import Explanation, explain_score
 from .models.io import load_model
 from .models.item_prior import ItemPrior
 from .models.polyrec import PolyRecModel
@@ -122,9 +122,7 @@ class Recommender(RecommenderBase):
         """Why ``item_id`` scores as it does for ``user_id`` (explain.py): the score's parts,
         the history items behind the priors' parts, and with ``occlusion`` the history items
         whose absence would move the whole score most."""
-        from .explain import explain
-
-        return explain(self, user_id, item_id, top, occlusion)
+        return explain_score(self, user_id, item_id, top, occlusion)
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:

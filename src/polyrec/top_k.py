@@ -1,7 +1,7 @@
 """The best ``k`` of a row of scores: what every recommendation path returns.
 
 One rule everywhere (``Recommender.recommend``, batch recommendations, the serving blend):
-best first, ties in item order, and an item scored −inf (excluded) is never shown, even where
+best first, ties in item order, and an item scored −inf (excluded) or NaN is never shown, even where
 fewer than ``k`` remain. A partial sort finds the k-th best score; only the items at or above
 it are sorted, so a row of 100,000 items costs a partition, not a whole sort.
 """
@@ -17,6 +17,8 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, n)
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
+    if np.isnan(scores).any():  # a NaN would sort above every score: it is never shown instead
+        scores = np.where(np.isnan(scores), -np.inf, scores)
     threshold = np.partition(scores, n - k)[n - k]  # the k-th best
     candidates = np.flatnonzero(scores >= threshold)  # ties at the threshold included, in index order
     top = candidates[np.argsort(-scores[candidates], kind="stable")][:k]

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 
+STD_FLOOR = 1e-6  # a constant row (an empty history's prior) standardises to 0, not to NaN
+
 class ItemPrior(nn.Module):
     def __init__(self, n_items: int, neighbors: int):
         super().__init__()
@@ -83,7 +85,7 @@ def standardised(scores: torch.Tensor) -> torch.Tensor:
     """Each row to mean 0 and standard deviation 1 (a constant row, e.g. an empty history's
     prior, to 0)."""
     centred = scores - scores.mean(-1, keepdim=True)
-    return centred / scores.std(-1, keepdim=True).clamp(min=1e-6)
+    return centred / scores.std(-1, keepdim=True).clamp(min=STD_FLOOR)
 
 
 def blend_scores(model_scores: torch.Tensor, prior_scores: torch.Tensor, share: float) -> torch.Tensor:

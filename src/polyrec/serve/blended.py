@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..models.item_prior import ItemPrior
+from ..models.item_prior import STD_FLOOR, ItemPrior
 from ..models.prior_maps import by_source, decay_weights, latest_positions
 from ..top_k import top_indices
 
-STD_FLOOR = 1e-6  # as models/item_prior.standardised: a constant row standardises to 0
 
 
 @dataclass(frozen=True)
