@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from polyrec.popularity_penalty import penalised, popularity_scores
 from polyrec.recommender_base import RecommenderBase
 from polyrec.top_k import top_indices
 
@@ -67,3 +68,26 @@ def test_recommend_many_names_an_unknown_user_and_a_bad_k() -> None:
         run.recommend_many(["u0", "nobody"])
     with pytest.raises(ValueError, match="k must be at least 1"):
         run.recommend_many(k=0)
+
+
+def test_popularity_penalty_re_ranks_towards_less_taken_items() -> None:
+    # Items 0-3 taken by 4, 3, 2 and 1 of the users; item 4 by none.
+    seen = {0: [0, 1, 2, 3], 1: [0, 1, 2], 2: [0, 1], 3: [0]}
+    scores = np.tile(np.array([3.0, 2.0, 1.0, 0.5, 0.0], dtype=np.float32), (5, 1))
+    run = FixedScores(scores, seen)
+    popularity = popularity_scores(np.array([4, 3, 2, 1, 0]))
+    assert run.item_popularity() == pytest.approx(popularity)
+    assert np.all(np.diff(popularity) < 0)
+    assert run.recommend("u4", k=5)["item_id"].tolist() == ["i0", "i1", "i2", "i3", "i4"]  # β = 0: the model's order
+    strong = run.recommend("u4", k=5, popularity_penalty=10.0)
+    assert strong["item_id"].tolist() == ["i4", "i3", "i2", "i1", "i0"]  # the penalty outweighs the scores
+    row = scores[4].astype(np.float64)
+    expected = (row - row.mean()) / row.std(ddof=1) - 0.5 * popularity
+    mild = run.recommend("u4", k=5, popularity_penalty=0.5)
+    assert mild["score"].to_numpy() == pytest.approx(np.sort(expected)[::-1])
+    many = run.recommend_many(k=3, popularity_penalty=0.5, batch_users=2)
+    for u in range(5):
+        alone = run.recommend(f"u{u}", k=3, popularity_penalty=0.5)
+        assert many[many["user_id"] == f"u{u}"]["item_id"].tolist() == alone["item_id"].tolist()
+    with pytest.raises(ValueError, match="at least 0"):
+        penalised(scores, popularity, -1.0)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .popularity_penalty import penalised, popularity_scores
 from .progress import bar
 from .top_k import top_indices
 
@@ -31,6 +32,7 @@ class RecommenderBase:
         order = np.argsort(u, kind="stable")
         bounds = np.searchsorted(u[order], np.arange(len(users) + 1))
         self._seen = [i[order[bounds[k] : bounds[k + 1]]] for k in range(len(users))]
+        self._popularity: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -76,18 +78,41 @@ class RecommenderBase:
             {"item_id": self.items_["item_id"].to_numpy()[top], "text": self.items_["text"].to_numpy()[top], "score": scores[top]}
         )
 
-    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
-        """Top ``k`` items for a known user: columns item_id, text, score."""
-        scores = self.catalogue_scores(np.array([self.user_index(user_id)]))[0]
+    def item_popularity(self) -> np.ndarray:
+        """(I,) each item's standardised log count of the run's interactions
+        (``popularity_penalty.popularity_scores``), counted once."""
+        if self._popularity is None:
+            taken = np.concatenate(self._seen) if self._seen else np.zeros(0, dtype=np.int64)
+            self._popularity = popularity_scores(np.bincount(taken, minlength=self.n_items))
+        return self._popularity
+
+    def _ranking_scores(self, users: np.ndarray, popularity_penalty: float) -> np.ndarray:
+        """(len(users), I) what the top k are taken by: the catalogue scores, re-ranked by the
+        popularity penalty where one is given (popularity_penalty.py)."""
+        scores = self.catalogue_scores(users)
+        return penalised(scores, self.item_popularity(), popularity_penalty) if popularity_penalty else scores
+
+    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True, popularity_penalty: float = 0.0) -> pd.DataFrame:
+        """Top ``k`` items for a known user: columns item_id, text, score. ``popularity_penalty``
+        β > 0 re-ranks towards less-taken items (popularity_penalty.py); ``score`` is then the
+        re-ranked one."""
+        scores = self._ranking_scores(np.array([self.user_index(user_id)]), popularity_penalty)[0]
         return self.top_items(scores, k, self.seen_items(user_id) if exclude_seen else None)
 
     def recommend_many(
-        self, user_ids: Sequence[str] | None = None, k: int = 10, exclude_seen: bool = True, batch_users: int = 256, progress: bool = False
+        self,
+        user_ids: Sequence[str] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        batch_users: int = 256,
+        progress: bool = False,
+        popularity_penalty: float = 0.0,
     ) -> pd.DataFrame:
         """Top ``k`` items for many known users, all of them by default (a batch export): one
         row per user and rank, columns user_id, rank (1 = best), item_id, score. Each user's
-        rows are what ``recommend`` gives them; the catalogue is scored ``batch_users`` users
-        at a time, so memory stays at ``batch_users`` rows of scores whatever the user count."""
+        rows are what ``recommend`` gives them (with the same ``popularity_penalty``); the
+        catalogue is scored ``batch_users`` users at a time, so memory stays at ``batch_users``
+        rows of scores whatever the user count."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         users = np.arange(len(self.users_)) if user_ids is None else np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
@@ -96,7 +121,7 @@ class RecommenderBase:
         columns: dict[str, list[np.ndarray]] = {"user_id": [], "rank": [], "item_id": [], "score": []}
         for start in bar(range(0, len(users), batch_users), "recommending", progress):
             batch = users[start : start + batch_users]
-            scores = np.array(self.catalogue_scores(batch))  # a copy: the seen items are masked in it
+            scores = np.array(self._ranking_scores(batch, popularity_penalty))  # a copy: the seen items are masked in it
             if exclude_seen:
                 seen = [self._seen[u] for u in batch]
                 scores[np.repeat(np.arange(len(batch)), [len(s) for s in seen]), np.concatenate(seen)] = -np.inf
