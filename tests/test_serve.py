@@ -545,6 +545,24 @@ def test_blended_top_k_filters_and_breaks_ties_in_item_order() -> None:
     assert scorer.top_k(scores, 5, allowed=allowed)[0].tolist() == [0, 4, 5]  # fewer pass: never padded
 
 
+def test_popularity_penalty_ranks_as_recommend_does_on_both_paths(runs) -> None:
+    """The index path (vectors) and the blend path (priors) re-rank the whole catalogue as the
+    library's recommend does with the same penalty."""
+    for name in ("text", "prior"):
+        with torch_threads(1), TestClient(create_app(runs[name], runs["root"] / f"penalty-{name}.sqlite")) as c:
+            rec = polyrec.load(runs[name])
+            for user in ("u000", "u005"):
+                r = c.get(RECS.format(user), params={"k": 8, "popularity_penalty": 0.7})
+                assert r.status_code == 200, r.text
+                expected = rec.recommend(user, k=8, popularity_penalty=0.7)
+                assert ids(r) == expected["item_id"].tolist()
+                np.testing.assert_allclose([x["score"] for x in r.json()["items"]], expected["score"], atol=1e-4)
+            plain = ids(c.get(RECS.format("u000"), params={"k": 8}))
+            assert plain == rec.recommend("u000", k=8)["item_id"].tolist()
+            assert plain != ids(c.get(RECS.format("u000"), params={"k": 8, "popularity_penalty": 0.7}))  # it did re-rank
+            assert "popularity_penalty" in detail(c.get(RECS.format("u000"), params={"popularity_penalty": -1}), 422)
+
+
 # ---------------------------------------------------------------- explanations
 
 

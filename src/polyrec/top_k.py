@@ -23,3 +23,17 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     candidates = np.flatnonzero(scores >= threshold)  # ties at the threshold included, in index order
     top = candidates[np.argsort(-scores[candidates], kind="stable")][:k]
     return top[np.isfinite(scores[top])]
+
+
+def top_k_allowed(
+    scores: np.ndarray, k: int, exclude: np.ndarray | None = None, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and scores of the best ``k`` items of a whole-catalogue row: ``exclude`` (item
+    indices) never shown, and only items where ``allowed`` (a mask) is True, where given."""
+    scores = scores.astype(np.float64, copy=True)
+    if exclude is not None and len(exclude):
+        scores[exclude] = -np.inf
+    if allowed is not None:
+        scores[~allowed] = -np.inf
+    top = top_indices(scores, k)
+    return top, scores[top]

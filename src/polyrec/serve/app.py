@@ -30,6 +30,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from ..popularity_penalty import penalised
+from ..top_k import top_k_allowed
 from . import schemas as S
 from .events import Event, EventStore
 from .metrics import Metrics, ServiceLayer
@@ -118,9 +120,13 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             for i, s in zip(ids.tolist(), scores.tolist())
         ]
 
-    def by_recommend(run: LoadedRun, user_id: str, k: int, exclude_seen: bool, allowed: np.ndarray | None):
+    def by_recommend(run: LoadedRun, user_id: str, k: int, exclude_seen: bool, allowed: np.ndarray | None, penalty: float):
         """A run type without vectors: its own ``recommend``, asking for more until the type filter leaves k."""
-        return fetch_until(run, lambda fetch: run.rec.recommend(user_id, k=fetch, exclude_seen=exclude_seen), k, allowed)
+
+        def top(fetch: int) -> pd.DataFrame:
+            return run.rec.recommend(user_id, k=fetch, exclude_seen=exclude_seen, popularity_penalty=penalty)
+
+        return fetch_until(run, top, k, allowed)
 
     def fetch_until(run: LoadedRun, top: Callable[[int], pd.DataFrame], k: int, allowed: np.ndarray | None):
         """``top(n)``'s items (a recommend method's frame), asking for more until the type filter leaves k."""
@@ -147,18 +153,25 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         k: KQuery = 10,
         item_type: TypeQuery = None,
         exclude_seen: Annotated[bool, Query(description="leave out items the user already has")] = True,
+        popularity_penalty: Annotated[
+            float, Query(ge=0, le=10, description="re-rank towards less-taken items (0: the model's ranking; README, fairness)")
+        ] = 0.0,
     ) -> S.Recommendations:
         run = holder.current  # one read: this request finishes on this run even if a reload swaps it
         u = known_user(run, user_id)
         allowed = type_mask(run, item_type)
         if run.retrieves or run.blended is not None:
             exclude = run.rec.seen_items(user_id) if exclude_seen else None  # type: ignore[attr-defined]
-            if run.blended is not None:
+            if popularity_penalty:  # no index ranks a re-ranked row: the whole catalogue, exactly
+                row = run.blended.user_scores(u) if run.blended is not None else run.items.vectors @ run.user_vectors[u]  # type: ignore[union-attr, index]
+                row = penalised(row[None], run.rec.item_popularity(), popularity_penalty)[0]
+                ids, scores = top_k_allowed(row, k, exclude, allowed)
+            elif run.blended is not None:
                 ids, scores = run.blended.top_k(run.blended.user_scores(u), k, exclude, allowed)
             else:
                 ids, scores = run.items.top_k(run.user_vectors[u], k, exclude, allowed)  # type: ignore[union-attr, index]
         else:
-            ids, scores = await run_in_threadpool(by_recommend, run, user_id, k, exclude_seen, allowed)
+            ids, scores = await run_in_threadpool(by_recommend, run, user_id, k, exclude_seen, allowed, popularity_penalty)
         return S.Recommendations(user_id=user_id, items=scored(run, ids, scores))
 
     @app.post(

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from ..models.item_prior import STD_FLOOR, ItemPrior
 from ..models.prior_maps import by_source, decay_weights, latest_positions
-from ..top_k import top_indices
+from ..top_k import top_k_allowed
 
 
 
@@ -92,10 +92,4 @@ class BlendedScorer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Ids and scores of the best ``k`` items, best first, ties in item order (as
         ``RecommenderBase.top_items``); ``exclude`` and ``allowed`` as ``VectorIndex.top_k``."""
-        scores = scores.astype(np.float64, copy=True)
-        if exclude is not None and len(exclude):
-            scores[exclude] = -np.inf
-        if allowed is not None:
-            scores[~allowed] = -np.inf
-        top = top_indices(scores, k)
-        return top, scores[top]
+        return top_k_allowed(scores, k, exclude, allowed)
