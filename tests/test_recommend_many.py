@@ -91,3 +91,13 @@ def test_popularity_penalty_re_ranks_towards_less_taken_items() -> None:
         assert many[many["user_id"] == f"u{u}"]["item_id"].tolist() == alone["item_id"].tolist()
     with pytest.raises(ValueError, match="at least 0"):
         penalised(scores, popularity, -1.0)
+
+
+def test_popularity_penalty_keeps_excluded_items_out_of_a_rows_spread() -> None:
+    popularity = np.array([1.0, 0.0, -1.0])
+    rows = np.array([[2.0, 1.0, -np.inf]])
+    out = penalised(rows, popularity, 0.5)
+    finite = np.array([2.0, 1.0])
+    expected = (finite - finite.mean()) / finite.std(ddof=1) - 0.5 * popularity[:2]
+    assert out[0, :2] == pytest.approx(expected) and out[0, 2] == -np.inf
+    assert penalised(rows, popularity, 0.0) is rows

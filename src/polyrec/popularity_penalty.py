@@ -31,8 +31,13 @@ def penalised(scores: np.ndarray, popularity: np.ndarray, beta: float) -> np.nda
         return scores
     if beta < 0:
         raise ValueError(f"a popularity penalty is at least 0, got {beta}")
-    rows = np.asarray(scores, dtype=np.float64)
-    finite = np.where(np.isfinite(rows), rows, np.nan)  # excluded items (−inf) stay excluded
-    centred = rows - np.nanmean(finite, axis=1, keepdims=True)
-    spread = np.maximum(np.nanstd(finite, axis=1, ddof=1, keepdims=True), STD_FLOOR)
-    return centred / spread - beta * popularity[None, :]
+    out = np.array(scores, dtype=np.float64)  # one copy, worked on in place: a batch of rows can be large
+    if np.isfinite(out).all():
+        mean, spread = out.mean(axis=1, keepdims=True), out.std(axis=1, ddof=1, keepdims=True)
+    else:  # excluded items (−inf) stay excluded and do not count in a row's spread
+        finite = np.where(np.isfinite(out), out, np.nan)
+        mean, spread = np.nanmean(finite, axis=1, keepdims=True), np.nanstd(finite, axis=1, ddof=1, keepdims=True)
+    out -= mean
+    out /= np.maximum(spread, STD_FLOOR)
+    out -= beta * popularity[None, :]
+    return out
