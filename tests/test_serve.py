@@ -659,8 +659,8 @@ class PublicMethodsOnly:
     def __init__(self, rec):
         self._rec, self.items_, self.users_ = rec, rec.items_, rec.users_
 
-    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True):
-        return self._rec.recommend(user_id, k, exclude_seen)
+    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True, **options):
+        return self._rec.recommend(user_id, k, exclude_seen, **options)  # options: as RecommenderBase's (the penalty)
 
     def predict(self, user_ids, item_ids):
         return self._rec.predict(user_ids, item_ids)
@@ -674,7 +674,7 @@ def test_a_run_type_without_vectors_is_served_through_its_own_methods(runs, clie
     monkeypatch.setattr(polyrec, "load", lambda path: PublicMethodsOnly(real_load(path)))
     with torch_threads(1), TestClient(create_app(runs["text"], runs["root"] / "plain-events.sqlite")) as c:
         assert c.get("/healthz").json()["index"]["kind"] == "none"
-        for params in ({"k": 5}, {"k": 3, "item_type": "ad"}, {"k": 7, "exclude_seen": "false"}):
+        for params in ({"k": 5}, {"k": 3, "item_type": "ad"}, {"k": 7, "exclude_seen": "false"}, {"k": 6, "popularity_penalty": 0.7}):
             assert ids(c.get(RECS.format("u006"), params=params)) == ids(client.get(RECS.format("u006"), params=params))
         assert c.post("/predict", json={"pairs": [{"user_id": "u000", "item_id": "i001"}]}).status_code == 200
         assert "cannot recommend for an ad-hoc history" in detail(c.post("/recommend", json={"history": [{"item_id": "i001"}]}), 501)

@@ -124,7 +124,9 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         """A run type without vectors: its own ``recommend``, asking for more until the type filter leaves k."""
 
         def top(fetch: int) -> pd.DataFrame:
-            return run.rec.recommend(user_id, k=fetch, exclude_seen=exclude_seen, popularity_penalty=penalty)
+            # Asked for only where given: a run type need not take the penalty to be served.
+            extra = {"popularity_penalty": penalty} if penalty else {}
+            return run.rec.recommend(user_id, k=fetch, exclude_seen=exclude_seen, **extra)
 
         return fetch_until(run, top, k, allowed)
 
@@ -164,7 +166,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             exclude = run.rec.seen_items(user_id) if exclude_seen else None  # type: ignore[attr-defined]
             if popularity_penalty:  # no index ranks a re-ranked row: the whole catalogue, exactly
                 row = run.blended.user_scores(u) if run.blended is not None else run.items.vectors @ run.user_vectors[u]  # type: ignore[union-attr, index]
-                row = penalised(row[None], run.rec.item_popularity(), popularity_penalty)[0]
+                row = penalised(row[None], run.rec.item_popularity(), popularity_penalty)[0]  # type: ignore[attr-defined]
                 ids, scores = top_k_allowed(row, k, exclude, allowed)
             elif run.blended is not None:
                 ids, scores = run.blended.top_k(run.blended.user_scores(u), k, exclude, allowed)
