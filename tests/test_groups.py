@@ -81,3 +81,14 @@ def test_fairness_scores_each_group_on_its_own_pairs_and_targets(fake_run, capsy
 def test_fairness_of_a_folder_without_predictions_is_one_line(tmp_path, capsys) -> None:
     assert main(["fairness", "--run", str(tmp_path)]) == 2
     assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_fairness_of_a_profile_only_run_says_there_is_nothing_to_group(fake_run, tmp_path, capsys) -> None:
+    run, _ = fake_run
+    profile_only = tmp_path / "profile-only"
+    profile_only.mkdir()
+    (profile_only / "config.yaml").write_text((run / "config.yaml").read_text())
+    for seed in (0, 1):
+        save_predictions(profile_only, "A", seed, "test", {"profile.gender": np.full((6, 2), 0.5)})
+    assert main(["fairness", "--run", str(profile_only)]) == 2
+    assert "no rating, ctr or next-item scores to group" in capsys.readouterr().err
