@@ -9,7 +9,7 @@ import pytest
 
 from polyrec.popularity_penalty import penalised, popularity_scores
 from polyrec.recommender_base import RecommenderBase
-from polyrec.top_k import top_indices
+from polyrec.top_k import top_indices, top_k_allowed
 
 
 class FixedScores(RecommenderBase):
@@ -39,6 +39,14 @@ def test_top_indices_breaks_ties_in_item_order_and_never_shows_excluded_items() 
     assert top_indices(scores, 10).tolist() == [1, 3, 0, 2, 4]  # never padded with the excluded one
     assert top_indices(scores, 0).tolist() == []
     assert top_indices(np.array([np.nan, 1.0, np.nan, 0.5]), 2).tolist() == [1, 3]  # NaN never shown
+
+
+def test_top_k_allowed_filters_and_breaks_ties_in_item_order() -> None:
+    scores = np.array([0.5, 2.0, 0.5, 1.0, 0.5, -1.0])
+    assert top_k_allowed(scores, 3)[0].tolist() == [1, 3, 0]
+    assert top_k_allowed(scores, 3, exclude=np.array([1]))[0].tolist() == [3, 0, 2]
+    allowed = np.array([True, False, False, False, True, True])
+    assert top_k_allowed(scores, 5, allowed=allowed)[0].tolist() == [0, 4, 5]  # fewer pass: never padded
 
 
 def test_recommend_many_is_recommend_for_every_user_across_batches() -> None:

@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .models.item_prior import STD_FLOOR
 from .models.polyrec import PolyRecModel
-from .models.prior_maps import decay_weights, latest_positions
+from .models.prior_maps import catalogue_spread, decay_weights, latest_positions
 from .train.sequences import Histories, collate
 
 if TYPE_CHECKING:
@@ -65,11 +64,6 @@ class Explanation:
         for row in self.without.itertuples(index=False):
             lines.append(f"  without item {row.item_id} ({row.steps_back} back) the score moves {-row.change:+.3f}  {shorten(row.text)}")
         return "\n".join(lines)
-
-
-def _spread(scores: np.ndarray) -> tuple[float, float]:
-    """Mean and (unbiased, floored) standard deviation over the catalogue, as the blend takes them."""
-    return float(scores.mean()), max(float(scores.std(ddof=1)), STD_FLOOR)
 
 
 def occlusion_changes(model: PolyRecModel, hist: Histories, user: int, item: int, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +117,7 @@ def explain_score(rec: Recommender, user_id: str, item_id: str, top: int = 5, oc
     _, histories, max_history = rec.next_item_reading()
     _, sources, steps_back = latest_positions([histories[user]], max_history)
     model_share = 1.0 - sum(float(prior.share) for _, prior in named)
-    mean, std = _spread(model_scores)
+    mean, std = catalogue_spread(model_scores)
     parts = {"model": model_share * (float(model_scores[item]) - mean) / std}
     rows = []
     for name, prior in named:
@@ -133,7 +127,7 @@ def explain_score(rec: Recommender, user_id: str, item_id: str, top: int = 5, oc
         # Row j of the prior: the items whose presence adds to j's score, and by how much. The
         # user's whole row (for its spread) and item's sources read from it, in O(I · neighbours).
         from_sources, by = prior.sources.numpy(), prior.weights.numpy().astype(np.float64)
-        mean, std = _spread((by * weight_of[from_sources]).sum(axis=1))
+        mean, std = catalogue_spread((by * weight_of[from_sources]).sum(axis=1))
         on_item = np.bincount(from_sources[item], weights=by[item], minlength=rec.n_items)  # duplicates summed
         weights = weight_of[sources]
         pulls = share * weights * on_item[sources] / std

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .popularity_penalty import penalised, popularity_scores
 from .progress import bar
-from .top_k import top_indices
+from .top_k import top_indices, top_k_allowed
 
 
 class RecommenderBase:
@@ -70,13 +70,8 @@ class RecommenderBase:
 
     def top_items(self, scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> pd.DataFrame:
         """The ``k`` best-scored items (``exclude`` never shown): item_id, text, score."""
-        scores = scores.astype(np.float64, copy=True)
-        if exclude is not None:
-            scores[exclude] = -np.inf
-        top = top_indices(scores, k)  # k beyond the unseen items: never padded with seen ones
-        return pd.DataFrame(
-            {"item_id": self.items_["item_id"].to_numpy()[top], "text": self.items_["text"].to_numpy()[top], "score": scores[top]}
-        )
+        top, best = top_k_allowed(scores, k, exclude)  # k beyond the unseen items: never padded with seen ones
+        return pd.DataFrame({"item_id": self.items_["item_id"].to_numpy()[top], "text": self.items_["text"].to_numpy()[top], "score": best})
 
     def item_popularity(self) -> np.ndarray:
         """(I,) each item's standardised log count of the run's interactions

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-
 STD_FLOOR = 1e-6  # a constant row (an empty history's prior) standardises to 0, not to NaN
+
 
 class ItemPrior(nn.Module):
     def __init__(self, n_items: int, neighbors: int):

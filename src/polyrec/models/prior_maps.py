@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .item_prior import ItemPrior
+from .item_prior import STD_FLOOR, ItemPrior
 
 
 def decay_weights(steps_back: np.ndarray, decay: float) -> np.ndarray:
@@ -49,3 +49,15 @@ def by_source(prior: ItemPrior) -> sp.csr_matrix:
     sources = prior.sources.reshape(-1)[stored].numpy()
     coo = sp.coo_matrix((weights, (sources, (stored // k).numpy())), shape=(n, n))
     return coo.tocsr()  # duplicates sum, as the model's coalesced map does
+
+
+def catalogue_spread(scores: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation (unbiased, as torch's ``std``, floored as
+    ``item_prior.standardised``) of one user's scores over the catalogue."""
+    return float(scores.mean()), max(float(scores.std(ddof=1)), STD_FLOOR)
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    """``item_prior.standardised`` of one user's scores, in numpy."""
+    mean, spread = catalogue_spread(scores)
+    return (scores - mean) / spread

@@ -164,14 +164,13 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         allowed = type_mask(run, item_type)
         if run.retrieves or run.blended is not None:
             exclude = run.rec.seen_items(user_id) if exclude_seen else None  # type: ignore[attr-defined]
-            if popularity_penalty:  # no index ranks a re-ranked row: the whole catalogue, exactly
-                row = run.blended.user_scores(u) if run.blended is not None else run.items.vectors @ run.user_vectors[u]  # type: ignore[union-attr, index]
-                row = penalised(row[None], run.rec.item_popularity(), popularity_penalty)[0]  # type: ignore[attr-defined]
-                ids, scores = top_k_allowed(row, k, exclude, allowed)
-            elif run.blended is not None:
-                ids, scores = run.blended.top_k(run.blended.user_scores(u), k, exclude, allowed)
-            else:
+            if run.blended is None and not popularity_penalty:
                 ids, scores = run.items.top_k(run.user_vectors[u], k, exclude, allowed)  # type: ignore[union-attr, index]
+            else:  # no index ranks a blend with priors, or a re-ranked row: the whole catalogue, exactly
+                row = run.blended.user_scores(u) if run.blended is not None else run.items.vectors @ run.user_vectors[u]  # type: ignore[union-attr, index]
+                if popularity_penalty:
+                    row = penalised(row[None], run.rec.item_popularity(), popularity_penalty)[0]  # type: ignore[attr-defined]
+                ids, scores = top_k_allowed(row, k, exclude, allowed)
         else:
             ids, scores = await run_in_threadpool(by_recommend, run, user_id, k, exclude_seen, allowed, popularity_penalty)
         return S.Recommendations(user_id=user_id, items=scored(run, ids, scores))
@@ -204,7 +203,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
                 exclude = seen if body.exclude_seen else None
                 if run.blended is not None:  # the whole catalogue, exactly: no index ranks a blend with priors
                     positions = np.array([run.item_index.get(i, -1) for i in items], dtype=np.int64)
-                    ids, scores = run.blended.top_k(run.blended.history_scores(vector, positions), body.k, exclude, allowed)
+                    ids, scores = top_k_allowed(run.blended.history_scores(vector, positions), body.k, exclude, allowed)
                 else:
                     ids, scores = run.items.top_k(vector, body.k, exclude, allowed)  # type: ignore[union-attr]
             else:  # a run type without vectors: its own recommend_history
@@ -368,11 +367,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         return health_of(holder.current)
 
     def health_of(run: LoadedRun) -> S.Health:
-        index = (
-            run.items.describe() if run.items is not None
-            else run.blended.describe() if run.blended is not None
-            else {"kind": "none", "items": len(run.item_ids)}
-        )  # fmt: skip
+        index = run.index_info()
         return S.Health(
             status="ok",
             run=run.run,

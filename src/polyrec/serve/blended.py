@@ -17,10 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..models.item_prior import STD_FLOOR, ItemPrior
-from ..models.prior_maps import by_source, decay_weights, latest_positions
-from ..top_k import top_k_allowed
-
+from ..models.item_prior import ItemPrior
+from ..models.prior_maps import by_source, decay_weights, latest_positions, standardised
 
 
 @dataclass(frozen=True)
@@ -29,12 +27,6 @@ class PriorPart:
     decay: float
     by_source: sp.csr_matrix  # (I, I): row i, what item i in a history adds to each item's score
     users: sp.csr_matrix  # (U, I): each known user's history weights (decay ** steps back)
-
-
-def standardised(scores: np.ndarray) -> np.ndarray:
-    """Mean 0 and standard deviation 1 (unbiased, as torch's ``std``) over the catalogue."""
-    centred = scores - scores.mean()
-    return centred / max(float(scores.std(ddof=1)), STD_FLOOR)
 
 
 class BlendedScorer:
@@ -86,10 +78,3 @@ class BlendedScorer:
         where = (np.zeros(known.sum(), dtype=np.int64), ids[known])
         rows = [sp.csr_matrix((decay_weights(steps_back[known], part.decay), where), shape=(1, self.n)) for part in self.parts]
         return self._blend(vector, rows)
-
-    def top_k(
-        self, scores: np.ndarray, k: int, exclude: np.ndarray | None = None, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Ids and scores of the best ``k`` items, best first, ties in item order (as
-        ``RecommenderBase.top_items``); ``exclude`` and ``allowed`` as ``VectorIndex.top_k``."""
-        return top_k_allowed(scores, k, exclude, allowed)

@@ -94,6 +94,14 @@ class LoadedRun:
     def retrieves(self) -> bool:
         return self.items is not None
 
+    def index_info(self) -> dict[str, object]:
+        """How next-item requests are ranked: the index's kind (exact or IVF), "blend", or "none"."""
+        if self.items is not None:
+            return self.items.describe()
+        if self.blended is not None:
+            return self.blended.describe()
+        return {"kind": "none", "items": len(self.item_ids)}
+
 
 def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> LoadedRun:
     """Load a run folder and build everything a request reads (seconds, not per request)."""
@@ -138,7 +146,7 @@ def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> Loa
         loaded_at=time.time(),
         load_seconds=time.perf_counter() - start,
     )
-    kind = index.describe() if index is not None else blended.describe() if blended is not None else {"kind": "none"}
+    kind = loaded.index_info()
     log.info("loaded %s in %.1f s: %d users, %d items, index %s, recall@10 vs exact %.4f",
              path, loaded.load_seconds, len(loaded.user_index), len(loaded.item_ids), kind, recall)  # fmt: skip
     return loaded
