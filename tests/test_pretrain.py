@@ -24,7 +24,7 @@ from polyrec.train.pretrain import (
 )
 from polyrec.train.pretrain_objectives import PretrainExtras, encode_items, sample_mask
 from polyrec.train.protocol_data import prepare
-from polyrec.train.sequences import NO_RATING_TOKEN, PAD_TOKEN
+from polyrec.train.rating_tokens import NO_RATING_TOKEN, PAD_TOKEN
 
 
 def text_vectors(n_items: int) -> np.ndarray:

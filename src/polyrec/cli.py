@@ -129,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     fair.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
     fair.add_argument("--out", help="Markdown file (default <run>/fairness.md; the figures as JSON beside it)")
 
+    exp = sub.add_parser("export", help="the run's next-item recommender as ONNX and numpy files that answer without torch")
+    exp.add_argument("--run", required=True, help="run folder written by `polyrec run` (polyrec's own model)")
+    exp.add_argument("--out", required=True, help="folder to write the export to (new, empty or an earlier export)")
+    exp.add_argument("--int8", action="store_true", help="store the user encoder's matrix weights in 8 bits (dynamic quantization)")
+    exp.add_argument("--check-users", type=int, default=256, help="known users scored both ways to check the export (default 256)")
+
     srv = sub.add_parser("serve", help="HTTP service over a saved run (needs the extra: pip install 'polyrec[serve]')")
     srv.add_argument("--run", required=True, help="run folder written by `polyrec run`")
     srv.add_argument("--host", default="127.0.0.1")
@@ -361,6 +367,7 @@ def _bench(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from .data.errors import DataError
+    from .export.format import MissingExtra
 
     args = _parser().parse_args(argv)
     if launched_world_size() > 1 and args.command not in DISTRIBUTED_COMMANDS:
@@ -371,13 +378,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     handlers = {
-        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": answers.recommend, "fairness": answers.fairness, "explain": answers.explain, "predict": answers.predict, "serve": _serve, "events": _events,
+        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": answers.recommend, "fairness": answers.fairness, "explain": answers.explain, "predict": answers.predict, "export": answers.export, "serve": _serve, "events": _events,
         "bench": _bench,
         "distill": _distill,
     }
     try:
         handlers[args.command](args)
-    except (DataError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (DataError, FileNotFoundError, KeyError, ValueError, MissingExtra) as exc:
         # One clear line, no traceback: the message names the file, row or field at fault.
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"polyrec: error: {message}", file=sys.stderr)

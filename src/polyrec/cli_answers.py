@@ -1,5 +1,7 @@
-"""The commands that answer from a saved run: ``polyrec recommend``, ``predict``, ``explain``
-and ``fairness`` (cli.py parses them; each is a thin call into the library)."""
+"""The commands that answer from a saved run: ``polyrec recommend``, ``predict``, ``explain``,
+``fairness`` and ``export`` (cli.py parses them; each is a thin call into the library).
+Runs load through ``run_loader``, which imports torch only for a run that needs it (an
+exported one does not)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def recommend(args: argparse.Namespace) -> None:
-    from .recommender import load
+    from .run_loader import load_run as load
 
     if args.user is None:
         _recommend_many(args)
@@ -25,7 +27,7 @@ def recommend(args: argparse.Namespace) -> None:
 
 
 def _recommend_many(args: argparse.Namespace) -> None:
-    from .recommender import load
+    from .run_loader import load_run as load
 
     out = _table_path(args.out, "recommendations of --users or --all-users")
     rec = load(args.run)
@@ -55,7 +57,7 @@ def _user_id_lines(path: Path) -> list[tuple[int, str]]:
 
 def predict(args: argparse.Namespace) -> None:
     from .data.io import read_table
-    from .recommender import load
+    from .run_loader import load_run as load
 
     out = _table_path(args.out, "predictions")
     table = read_table(args.pairs, [args.user_column, args.item_column])
@@ -92,11 +94,11 @@ def _write_table(frame: pd.DataFrame, out: Path) -> None:
 
 
 def explain(args: argparse.Namespace) -> None:
-    from .recommender import load
+    from .run_loader import load_run as load
 
     rec = load(args.run)
     if not hasattr(rec, "explain"):
-        raise ValueError(f"{args.run}: a {type(rec).__name__} does not explain its scores (polyrec's own runs do)")
+        raise ValueError(f"{args.run}: this run ({type(rec).__name__}) does not explain its scores (polyrec's own runs do)")
     print(rec.explain(args.user, args.item, args.top, args.occlusion).summary(shortened))
 
 
@@ -105,6 +107,19 @@ def fairness(args: argparse.Namespace) -> None:
 
     path = write_groups_report(args.run, args.out)
     print(f"wrote {path} and {path.with_suffix('.json')}")
+
+
+def export(args: argparse.Namespace) -> None:
+    from .export.writer import export_run
+
+    manifest = export_run(args.run, args.out, int8=args.int8, check_users=args.check_users)
+    check = manifest["check"]
+    print(
+        f"wrote {args.out}: {manifest['items']} items, {len(manifest['priors'])} prior(s), "
+        f"{'int8' if args.int8 else 'float32'} user encoder; checked on {check['users']} users against the run: "
+        f"largest score difference {check['max_abs_difference']:.2g}, top-10 agreement {check['top10_agreement']:.1%}"
+    )
+    print(f"load it with polyrec.load({str(args.out)!r}) or `polyrec recommend --run {args.out}` (needs onnxruntime, not torch)")
 
 
 def shortened(text: str, width: int = 100) -> str:

@@ -34,7 +34,8 @@ import pandas as pd
 import torch
 
 from .models.polyrec import PolyRecModel
-from .models.prior_maps import catalogue_spread, decay_weights, latest_positions
+from .models.prior_maps import decay_weights, latest_positions
+from .standardise import catalogue_spread
 from .train.sequences import Histories, collate
 
 if TYPE_CHECKING:

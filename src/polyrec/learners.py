@@ -18,8 +18,6 @@ from .config import RunConfig
 from .eval.evaluate import SidePredictions
 from .train.protocol_data import EvalSide, ProtocolData
 
-LEARNER_FILE = "learner.yaml"
-
 
 @dataclass
 class FitInfo:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models.item_prior import STD_FLOOR
+from .standardise import STD_FLOOR
 
 
 def popularity_scores(item_counts: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from .learners import LEARNER_FILE
 from .recommender_base import RecommenderBase
 
 ITEMS, USERS, INTERACTIONS = "items.parquet", "users.parquet", "interactions.parquet"
@@ -15,6 +14,7 @@ TEXT_FIELDS = "text_fields"  # key in the items file's attrs: the catalogue's te
 # seeds/<P>/seed<k>/: each seed's model (a later stage, distillation, needs the model of each
 # seed's own split); model/<P>/: a copy of the first seed's, the one a run serves.
 MODEL_DIR, SEED_MODELS_DIR = "model", "seeds"
+LEARNER_FILE = "learner.yaml"  # in a model folder: a baseline's (baselines/learners.py), not polyrec's model
 
 
 def seed_model_folder(run: Path, protocol: str, seed: int) -> Path:
@@ -34,6 +34,12 @@ def load_run(path: str | Path) -> RecommenderBase:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such run folder")
+    from .export.format import MANIFEST
+
+    if (path / MANIFEST).is_file():  # `polyrec export`: read without torch
+        from .export.reader import ExportedRecommender
+
+        return ExportedRecommender.load(path)
     from .ensemble.recommender import ENSEMBLE_FILE, EnsembleRecommender
 
     if (path / ENSEMBLE_FILE).is_file():

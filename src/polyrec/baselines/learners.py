@@ -24,7 +24,8 @@ import yaml
 
 from ..config import PROTOCOL_TASKS
 from ..eval.baseline_runs import rating_matrix
-from ..learners import LEARNER_FILE, FitInfo, Learner, LearnerContext, users_per_second
+from ..learners import FitInfo, Learner, LearnerContext, users_per_second
+from ..run_loader import LEARNER_FILE
 from ..train.protocol_data import EvalSide, ProtocolData
 from .factors import FactorModel, fit_bias, fit_bpr, fit_popularity, fit_surprise
 from .profile import RatingMatrixLogReg

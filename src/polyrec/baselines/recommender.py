@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 
-from ..learners import LEARNER_FILE
+from ..run_loader import LEARNER_FILE
 from ..recommender_base import RecommenderBase
 from .factors import FactorModel
 from .learners import FACTORS, LOGREG

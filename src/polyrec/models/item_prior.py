@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-STD_FLOOR = 1e-6  # a constant row (an empty history's prior) standardises to 0, not to NaN
+from ..standardise import STD_FLOOR
+
 
 
 class ItemPrior(nn.Module):

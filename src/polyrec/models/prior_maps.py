@@ -4,16 +4,23 @@
 serve (serve/blended.py) and to explain (explain.py) a known user's scores, the same sums are
 wanted for one user at a time, or for every user at once, without the model: each history
 item's weight (``decay ** steps back``, at its latest position) times the prior's map with
-sources as rows.
+sources as rows. Nothing here imports torch: an exported run (polyrec/export) blends with it
+where torch is not installed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
-import torch
 
-from .item_prior import STD_FLOOR, ItemPrior
+from ..standardise import standardised
+
+if TYPE_CHECKING:
+    from .item_prior import ItemPrior
 
 
 def decay_weights(steps_back: np.ndarray, decay: float) -> np.ndarray:
@@ -44,20 +51,41 @@ def by_source(prior: ItemPrior) -> sp.csr_matrix:
     n, k = prior.sources.shape
     # Rows are padded with zero weights; they are left out, in torch, which releases the
     # interpreter while it reads the saved arrays (a reload runs beside live requests).
-    stored = torch.nonzero(prior.weights.reshape(-1)).squeeze(1)
+    stored = prior.weights.reshape(-1).nonzero().squeeze(1)
     weights = prior.weights.reshape(-1)[stored].numpy()
     sources = prior.sources.reshape(-1)[stored].numpy()
     coo = sp.coo_matrix((weights, (sources, (stored // k).numpy())), shape=(n, n))
     return coo.tocsr()  # duplicates sum, as the model's coalesced map does
 
 
-def catalogue_spread(scores: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation (unbiased, as torch's ``std``, floored as
-    ``item_prior.standardised``) of one user's scores over the catalogue."""
-    return float(scores.mean()), max(float(scores.std(ddof=1)), STD_FLOOR)
+def blend_rows(model_scores: np.ndarray, parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """``models.item_prior.blend_parts`` in numpy, of one user's (I,) scores or of (B, I)
+    users': ``(1 − Σ s_k)·z(model) + Σ s_k·z(part_k)`` for ``parts`` of (prior scores, share
+    s_k), each standardised per user. Calling the torch one on a single row made a served
+    request 0.50 → 0.73 ms on MovieLens-100K."""
+    out = (1.0 - sum(share for _, share in parts)) * standardised(model_scores)
+    for scores, share in parts:
+        out += share * standardised(scores)
+    return out
 
 
-def standardised(scores: np.ndarray) -> np.ndarray:
-    """``item_prior.standardised`` of one user's scores, in numpy."""
-    mean, spread = catalogue_spread(scores)
-    return (scores - mean) / spread
+@dataclass(frozen=True)
+class PriorMap:
+    """A next-item prior outside the model: its share of the blend, its decay per step back
+    and its (I, I) map with sources as rows (row i: what item i in a history adds to each
+    item's score)."""
+
+    share: float
+    decay: float
+    by_source: sp.csr_matrix
+
+    @classmethod
+    def of(cls, prior: ItemPrior) -> "PriorMap":
+        return cls(float(prior.share), float(prior.decay), by_source(prior))
+
+    def history_weights(self, histories: Sequence[np.ndarray], max_history: int, n_items: int) -> sp.csr_matrix:
+        """(len(histories), I) each history's item weights (``decay ** steps back``, latest
+        position, the last ``max_history`` items read): ``… @ by_source`` is the prior's part."""
+        users, items, steps_back = latest_positions(list(histories), max_history)
+        shape = (len(histories), n_items)
+        return sp.csr_matrix((decay_weights(steps_back, self.decay), (users, items)), shape=shape)

@@ -267,7 +267,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
     @app.post(
         "/predict",
         response_model=S.Predictions,
-        responses=_errors(404, 413, 422),
+        responses=_errors(404, 413, 422, 501),
         summary="Predicted rating and engagement probability for (user, item) pairs",
     )
     def predict(body: S.PredictRequest) -> S.Predictions:
@@ -275,6 +275,8 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         for pair in body.pairs:
             known_user(run, pair.user_id)
             known_item(run, pair.item_id)
+        if not {"rating", "ctr"} & set(getattr(run.rec, "tasks", {"rating", "ctr"})):
+            raise HTTPException(501, f"the run {run.run} predicts neither ratings nor engagement (its tasks: {', '.join(sorted(run.rec.tasks))})")
         pred = run.rec.predict([p.user_id for p in body.pairs], [p.item_id for p in body.pairs])
         rating = pred["rating"].tolist() if "rating" in pred else [None] * len(pred)
         ctr = pred["ctr"].tolist() if "ctr" in pred else [None] * len(pred)

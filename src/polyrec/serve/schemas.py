@@ -46,7 +46,7 @@ class Recommendations(BaseModel):
 
 class HistoryItem(Strict):
     item_id: Id
-    rating: float | None = Field(None, allow_inf_nan=False, description="the user's rating, if any")
+    rating: float | None = Field(None, allow_inf_nan=False, description="the user's rating, if any (its 0/1 label in a run on labels without ratings)")
     text: str | None = Field(
         None, min_length=1, max_length=MAX_TEXT, description="the item's text; needed only for items the model has never seen"
     )

@@ -36,7 +36,8 @@ from .pretrain_objectives import (
     text_id_loss,
 )
 from .protocol_data import ProtocolData
-from .sequences import NO_RATING_TOKEN, PAD_TOKEN, RatingTokens, length_bucketed_batches
+from .rating_tokens import NO_RATING_TOKEN, PAD_TOKEN, RatingTokens
+from .sequences import length_bucketed_batches
 
 INFO = "pretrain.yaml"
 REORDER = 0.3  # share of a history a "reorder" view shuffles (one contiguous stretch)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.polyrec import PolyRecModel
-from .sequences import NO_RATING_TOKEN, PAD_TOKEN
+from .rating_tokens import NO_RATING_TOKEN, PAD_TOKEN
 
 
 class PretrainExtras(nn.Module):

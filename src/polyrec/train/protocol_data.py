@@ -8,7 +8,8 @@ import numpy as np
 
 from ..data.splits import InteractionSplit, UserSplit, profile_split, protocol_a, protocol_b
 from ..data.tables import Dataset
-from .sequences import Histories, RatingTokens, build_histories, concat_histories, ctr_labels
+from .rating_tokens import RatingTokens
+from .sequences import Histories, build_histories, concat_histories, ctr_labels
 
 
 @dataclass

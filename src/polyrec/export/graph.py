@@ -1,0 +1,91 @@
+"""The user encoder of a next-item model as one ONNX graph.
+
+What ``Recommender.user_vectors`` computes — the history's tokens looked up in the
+catalogue's vectors, the causal Transformer's state after the last item, the expert layer
+and the head's query — wrapped as a module of plain tensors, so ``torch.onnx.export`` traces
+it with the batch and the history length left dynamic. The catalogue's vectors are a
+constant of the graph (eval mode: ID dropout is off, so they are fixed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..models.polyrec import PolyRecModel
+from .format import ONNX_EXTRA, MissingExtra
+
+
+class UserVectorGraph(nn.Module):
+    def __init__(self, model: PolyRecModel):
+        super().__init__()
+        self.model = model.eval()
+        self.register_buffer("catalogue", model.item_tower.all_items().detach().clone())
+
+    @property
+    def reads_user_text(self) -> bool:
+        return self.model.user_text_projection is not None
+
+    def forward(self, items: torch.Tensor, rating_tokens: torch.Tensor, lengths: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """(B, L) item indices and rating tokens, right-padded; (B,) lengths (≥ 1); (B,) user
+        indices (−1: none; read only by a model of users described by text) → (B, d) the
+        next-item head's query vectors."""
+        m = self.model
+        tokens = m.user_encoder.tokens(self.catalogue[items], rating_tokens)
+        if self.reads_user_text:
+            tokens = m.with_user_text(tokens, m.user_text_of(users))
+        state = m.user_encoder.forward_at(tokens, (lengths - 1).clamp(min=0))
+        state = m.task_state(state.unsqueeze(1), "next_item").squeeze(1)
+        return m.heads["next_item"].query(state)
+
+
+
+INPUTS = ("items", "rating_tokens", "lengths", "users")
+
+
+def write_graph(model: PolyRecModel, path: Path) -> list[str]:
+    """Export ``model``'s user encoder to ``path`` (ONNX); returns the graph's input names
+    (the exporter leaves out ``users`` where the model does not read it)."""
+    if any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxscript")):  # torch.onnx's exporter needs both
+        raise MissingExtra(f"exporting needs onnx and onnxscript: {ONNX_EXTRA}")
+    graph = UserVectorGraph(model)
+    B, L = 2, 3  # any example: the shapes are declared dynamic
+    example = (
+        torch.zeros(B, L, dtype=torch.long), torch.ones(B, L, dtype=torch.long),
+        torch.full((B,), L, dtype=torch.long), torch.zeros(B, dtype=torch.long),
+    )
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=max(model.spec.config.max_history, 2))
+    shapes = ({0: batch, 1: length}, {0: batch, 1: length}, {0: batch}, {0: batch})
+    with quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            graph, example, dynamo=True, dynamic_shapes=shapes, input_names=list(INPUTS),
+            output_names=["query"], verbose=False,
+        )
+    program.save(str(path))
+    import onnx
+
+    return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+
+
+@contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """The exporter's warnings and logs (torchvision's ops skipped, deprecations) concern
+    torch's internals, not the user: silenced while it runs."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
