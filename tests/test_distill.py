@@ -156,7 +156,7 @@ def test_the_student_defaults_to_the_protocols_the_teacher_has_models_for(teache
     import shutil
 
     from polyrec.distill.run import student_config as distill_config
-    from polyrec.distill.teacher import trained_seeds
+    from polyrec.models.io import trained_seeds
 
     only_a = tmp_path / "teacher-a"
     shutil.copytree(teacher_run, only_a)

@@ -129,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     fair.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
     fair.add_argument("--out", help="Markdown file (default <run>/fairness.md; the figures as JSON beside it)")
 
+    rob = sub.add_parser("robustness", help="a run's next-item metrics with its test histories damaged: items dropped, cut, replaced, shuffled")
+    rob.add_argument("--run", required=True, help="run folder written by `polyrec run` (polyrec's own model, protocol B)")
+    rob.add_argument("--out", help="Markdown file (default <run>/robustness.md; the figures as JSON beside it)")
+    rob.add_argument("--quiet", action="store_true", help="no progress bar")
+
     exp = sub.add_parser("export", help="the run's next-item recommender as ONNX and numpy files that answer without torch")
     exp.add_argument("--run", required=True, help="run folder written by `polyrec run` (polyrec's own model)")
     exp.add_argument("--out", required=True, help="folder to write the export to (new, empty or an earlier export)")
@@ -378,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     handlers = {
-        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": answers.recommend, "fairness": answers.fairness, "explain": answers.explain, "predict": answers.predict, "export": answers.export, "serve": _serve, "events": _events,
+        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": answers.recommend, "fairness": answers.fairness, "robustness": answers.robustness, "explain": answers.explain, "predict": answers.predict, "export": answers.export, "serve": _serve, "events": _events,
         "bench": _bench,
         "distill": _distill,
     }

@@ -1,5 +1,5 @@
 """The commands that answer from a saved run: ``polyrec recommend``, ``predict``, ``explain``,
-``fairness`` and ``export`` (cli.py parses them; each is a thin call into the library).
+``fairness``, ``robustness`` and ``export`` (cli.py parses them; each is a thin call into the library).
 Runs load through ``run_loader``, which imports torch only for a run that needs it (an
 exported one does not)."""
 
@@ -106,6 +106,13 @@ def fairness(args: argparse.Namespace) -> None:
     from .eval.groups_report import write_groups_report
 
     path = write_groups_report(args.run, args.out)
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+
+
+def robustness(args: argparse.Namespace) -> None:
+    from .eval.robustness_report import write_robustness_report
+
+    path = write_robustness_report(args.run, args.out, progress=not args.quiet)
     print(f"wrote {path} and {path.with_suffix('.json')}")
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import RunConfig
+from ..models.io import trained_seeds
 from ..pipeline import RunResult, run
-from .teacher import teacher_config, trained_seeds
+from .teacher import teacher_config
 
 
 def student_config(

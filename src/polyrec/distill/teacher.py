@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import RunConfig
-from ..models.io import WEIGHTS, load_model
+from ..models.io import load_model, trained_seeds
 from ..models.polyrec import PolyRecModel
-from ..run_loader import SEED_MODELS_DIR, seed_model_folder
+from ..run_loader import seed_model_folder
 
 
 def teacher_config(run: str | Path) -> RunConfig:
@@ -18,13 +18,6 @@ def teacher_config(run: str | Path) -> RunConfig:
     if cfg.model.name != "polyrec":
         raise ValueError(f"{run}: a '{cfg.model.name}' run cannot teach; the teacher must be a polyrec model")
     return cfg
-
-
-def trained_seeds(run: str | Path, protocol: str) -> list[int]:
-    """Seeds the teacher has a model for under ``protocol`` (its config's, and any that
-    another process sharing the folder has finished)."""
-    folders = (Path(run) / SEED_MODELS_DIR / protocol).glob("seed*")
-    return sorted(int(f.name[4:]) for f in folders if f.name[4:].isdigit() and (f / WEIGHTS).is_file())
 
 
 def load_teacher(run: str | Path, protocol: str, seed: int) -> PolyRecModel:

@@ -10,6 +10,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from ..config import ModelConfig, config_from_dict
+from ..run_loader import SEED_MODELS_DIR
 from .polyrec import ModelSpec, PolyRecModel
 
 WEIGHTS, SPEC = "model.safetensors", "spec.yaml"
@@ -50,3 +51,10 @@ def _moved_ctr_join(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     moved = {k: v for k, v in state.items() if not k.endswith("autoencoder.ctr_join")}
     moved["ctr_join"] = state["item_autoencoder.ctr_join"]
     return moved
+
+
+def trained_seeds(run: str | Path, protocol: str) -> list[int]:
+    """Seeds a run has a saved model for under ``protocol`` (its config's, and any that
+    another process sharing the folder has finished): ``seeds/<protocol>/seed<k>/``."""
+    folders = (Path(run) / SEED_MODELS_DIR / protocol).glob("seed*")
+    return sorted(int(f.name[4:]) for f in folders if f.name[4:].isdigit() and (f / WEIGHTS).is_file())
