@@ -17,6 +17,7 @@ from synthetic import tiny_config, torch_threads, write_dataset
 from test_user_text import stand_in_encode, with_user_text
 
 import polyrec
+import polyrec.export.writer
 import polyrec.pipeline
 import polyrec.text
 from polyrec.cli import main
@@ -233,3 +234,14 @@ def test_the_service_serves_an_export_as_it_serves_the_run(runs, exported, tmp_p
             assert new_item.status_code == 422 and "no text encoder" in new_item.json()["detail"]
             refused = client.post("/predict", json={"pairs": [{"user_id": "u001", "item_id": "i002"}]})
             assert refused.status_code == 501 and "predicts neither" in refused.json()["detail"]
+
+
+def test_an_export_that_fails_its_check_is_an_error_and_does_not_load(runs, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(polyrec.export.writer, "TOLERANCE", -1.0)  # any difference, even 0, is too much
+    with torch_threads(1):
+        assert main(["export", "--run", str(runs["prior"]), "--out", str(tmp_path / "e"), "--check-users", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "away from the run (tolerance -1.0)" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "e" / GRAPH).is_file() and not (tmp_path / "e" / MANIFEST).exists()
+    with pytest.raises(FileNotFoundError):  # no manifest: not an export, nor a run folder
+        polyrec.load(tmp_path / "e")

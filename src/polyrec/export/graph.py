@@ -22,8 +22,12 @@ from torch import nn
 from ..models.polyrec import PolyRecModel
 from .format import ONNX_EXTRA, MissingExtra
 
+INPUTS = ("items", "rating_tokens", "lengths", "users")  # the graph's inputs, in order
+
 
 class UserVectorGraph(nn.Module):
+    """A next-item model's query vectors from plain tensors (what the graph computes)."""
+
     def __init__(self, model: PolyRecModel):
         super().__init__()
         self.model = model.eval()
@@ -46,13 +50,10 @@ class UserVectorGraph(nn.Module):
         return m.heads["next_item"].query(state)
 
 
-
-INPUTS = ("items", "rating_tokens", "lengths", "users")
-
-
-def write_graph(model: PolyRecModel, path: Path) -> list[str]:
-    """Export ``model``'s user encoder to ``path`` (ONNX); returns the graph's input names
-    (the exporter leaves out ``users`` where the model does not read it)."""
+def write_graph(model: PolyRecModel, path: Path) -> None:
+    """Export ``model``'s user encoder to ``path`` (ONNX). The graph declares every input of
+    :data:`INPUTS`, ``users`` too where the model does not read it; the reader feeds what the
+    graph declares."""
     if any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxscript")):  # torch.onnx's exporter needs both
         raise MissingExtra(f"exporting needs onnx and onnxscript: {ONNX_EXTRA}")
     graph = UserVectorGraph(model)
@@ -69,9 +70,6 @@ def write_graph(model: PolyRecModel, path: Path) -> list[str]:
             output_names=["query"], verbose=False,
         )
     program.save(str(path))
-    import onnx
-
-    return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
 
 
 @contextmanager

@@ -29,8 +29,8 @@ from .reader import ExportedRecommender, KnownHistories
 TOLERANCE = 1e-3  # largest score difference of an fp32 export (scores are standardised with priors)
 
 
-class ExportMismatch(RuntimeError):
-    """The exported files do not score as the run does."""
+class ExportMismatch(ValueError):
+    """The exported files do not score as the run does (a ValueError: the CLI says it in one line)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ def export_run(run: str | Path, out: str | Path, int8: bool = False, check_users
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise ValueError(f"{out}: exists and is not an export folder; give an empty or new folder")
     out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)  # a folder half rewritten is no export until the end
     write_graph(model, out / GRAPH)
     if int8:
         quantize_int8(out / GRAPH)
@@ -70,11 +71,12 @@ def export_run(run: str | Path, out: str | Path, int8: bool = False, check_users
     write_manifest(out, manifest)
     check = check_export(rec, ExportedRecommender.load(out), check_users)
     manifest["check"] = check.__dict__
-    write_manifest(out, manifest)
     if not int8 and check.max_abs_difference > TOLERANCE:
+        (out / MANIFEST).unlink()  # the files stay for a look, but do not load as an export
         raise ExportMismatch(
             f"{out}: the exported files score {check.users} users up to {check.max_abs_difference:.2g} away from the run (tolerance {TOLERANCE})"
         )
+    write_manifest(out, manifest)
     return manifest
 
 
