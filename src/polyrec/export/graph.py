@@ -75,15 +75,13 @@ def write_graph(model: PolyRecModel, path: Path) -> None:
 @contextmanager
 def quiet_exporter() -> Iterator[None]:
     """The exporter's warnings and logs (torchvision's ops skipped, deprecations) concern
-    torch's internals, not the user: silenced while it runs."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
-    levels = [logger.level for logger in loggers]
+    torch's internals, not the user: silenced while it runs. Its loggers set their own levels,
+    so logging is disabled below ERROR for the duration rather than logger by logger."""
+    before = logging.root.manager.disable
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
+        logging.disable(max(before, logging.WARNING))
         try:
             yield
         finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
+            logging.disable(before)

@@ -55,6 +55,9 @@ class ExportedModel:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Idle threads sleep rather than spin between calls: a service's calls are small and
+        # far apart, and a spinning pool takes the cores its other requests need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(folder / GRAPH), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.item_vectors = np.load(folder / ITEM_VECTORS)

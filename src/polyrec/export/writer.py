@@ -9,7 +9,6 @@ the top-10 agreement are written into the manifest. An fp32 export that differs 
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..recommender import Recommender
 from ..run_loader import INTERACTIONS, ITEMS, USERS, load_run
 from ..top_k import top_k_allowed
 from .format import FORMAT, GRAPH, HISTORIES, ITEM_VECTORS, MANIFEST, ONNX_EXTRA, PRIOR_FILE, VERSION, MissingExtra
-from .graph import write_graph
+from .graph import quiet_exporter, write_graph
 from .reader import ExportedRecommender, KnownHistories
 
 TOLERANCE = 1e-3  # largest score difference of an fp32 export (scores are standardised with priors)
@@ -94,13 +93,8 @@ def quantize_int8(graph: Path) -> None:
         raise MissingExtra(f"int8 export needs onnxruntime: {ONNX_EXTRA}") from e
     full = graph.with_suffix(".fp32.onnx")
     graph.replace(full)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # its advice to pre-process image models, on the root logger
-    try:
+    with quiet_exporter():  # its advice to pre-process image models, logged as a warning
         quantize_dynamic(str(full), str(graph), weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
     full.unlink()
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import sys
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -424,7 +425,6 @@ def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, events: st
           settings: ServeSettings = ServeSettings()) -> None:  # fmt: skip
     """Load ``run`` and answer HTTP on ``host:port`` until interrupted."""
     import faiss
-    import torch
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -432,7 +432,9 @@ def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, events: st
     # One request is one small search or one small forward pass: a second thread per
     # operation only adds synchronisation, and the cores are better left to other requests
     # (a reload, too, then loads on one thread while requests are being answered).
-    torch.set_num_threads(1)
+    torch = sys.modules.get("torch")  # imported where loading the run needed it: an export does not
+    if torch is not None:
+        torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
     log.info("events: %s (SQLite, WAL, synchronous=FULL)", Path(events).resolve())
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
