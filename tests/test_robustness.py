@@ -91,8 +91,8 @@ def test_the_intact_history_gives_the_runs_own_test_metrics(trained) -> None:
         for name in ("ndcg@10", "hr@10", "mrr@10"):
             assert intact[name] == pytest.approx(recorded[f"B.next_item.{name}"], abs=1e-9)
         # Perturbations change what the model reads, so their figures differ; and they are seeded.
-        shuffled = perturbed_metrics(model, side, Perturbation("latest", 1), seed=0)
-        assert shuffled != intact and shuffled == perturbed_metrics(model, side, Perturbation("latest", 1), seed=0)
+        latest_only = perturbed_metrics(model, side, Perturbation("latest", 1), seed=0)
+        assert latest_only != intact and latest_only == perturbed_metrics(model, side, Perturbation("latest", 1), seed=0)
 
 
 def test_a_perturbed_ranking_reads_the_damaged_history_and_excludes_the_intact_one(trained) -> None:

@@ -52,7 +52,8 @@ def score_robustness(
 
 def robustness_markdown(run: Path, values: dict[str, list[float]], seeds: list[int], perturbations: tuple[Perturbation, ...]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    none = np.mean(values[json_key(Perturbation("none"), "ndcg@10")]) if json_key(Perturbation("none"), "ndcg@10") in values else None
+    intact = values.get(json_key(Perturbation("none"), "ndcg@10"))
+    none = np.mean(intact) if intact else None
     lines = [
         f"# Next-item ranking under damaged histories: {run}",
         "",

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from ..data.errors import DataError
 from ..interests import category_shares
-from ..models.prior_maps import PriorMap, blend_rows
+from ..models.prior_maps import PriorMap, blend_rows, latest_positions
 from ..recommender_base import RecommenderBase
 from ..run_loader import load_tables
 from ..train.rating_tokens import PAD_TOKEN, RatingTokens
@@ -115,8 +115,9 @@ class ExportedModel:
         model = vectors @ self.item_vectors.T
         if not self.priors:
             return model
-        histories = [np.asarray(h, dtype=np.int64) for h in items]
-        parts = [(prior.history_weights(histories, self.max_history, self.n_items) @ prior.by_source).toarray() for prior in self.priors]
+        positions = latest_positions([np.asarray(h, dtype=np.int64) for h in items], self.max_history)
+        shape = (len(items), self.n_items)
+        parts = [(prior.history_weights(positions, shape) @ prior.by_source).toarray() for prior in self.priors]
         return blend_rows(model, [(part, prior.share) for part, prior in zip(parts, self.priors)])
 
 
@@ -185,8 +186,8 @@ class ExportedRecommender(RecommenderBase):
         self, items: Sequence[str], ratings: Sequence[float | None] | None = None, k: int = 10, exclude_seen: bool = True,
     ) -> pd.DataFrame:
         """Top ``k`` items for an ad-hoc history of catalogue items, oldest first."""
-        vector = self.history_vector(items, ratings)
-        index = np.array([self.item_index(str(i)) for i in items], dtype=np.int64)
+        vector = self.history_vector(items, ratings)  # checks the items, so the lookups below succeed
+        index = np.array([self._item_index[str(i)] for i in items], dtype=np.int64)
         scores = self.model.blend(vector[None], [index])[0]
         if exclude_seen:
             scores[index] = -np.inf

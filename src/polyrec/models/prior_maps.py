@@ -10,7 +10,6 @@ where torch is not installed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,9 +82,9 @@ class PriorMap:
     def of(cls, prior: ItemPrior) -> "PriorMap":
         return cls(float(prior.share), float(prior.decay), by_source(prior))
 
-    def history_weights(self, histories: Sequence[np.ndarray], max_history: int, n_items: int) -> sp.csr_matrix:
-        """(len(histories), I) each history's item weights (``decay ** steps back``, latest
-        position, the last ``max_history`` items read): ``… @ by_source`` is the prior's part."""
-        users, items, steps_back = latest_positions(list(histories), max_history)
-        shape = (len(histories), n_items)
+    def history_weights(self, positions: tuple[np.ndarray, np.ndarray, np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:
+        """(histories, I) each history's item weights (``decay ** steps back``) at the
+        ``positions`` that :func:`latest_positions` found (computed once for all the priors):
+        ``… @ by_source`` is the prior's part."""
+        users, items, steps_back = positions
         return sp.csr_matrix((decay_weights(steps_back, self.decay), (users, items)), shape=shape)

@@ -48,7 +48,8 @@ class BlendedScorer:
     ) -> "BlendedScorer":
         """``histories``: each known user's item indices, oldest first (the last ``max_history`` are read)."""
         maps = [p if isinstance(p, PriorMap) else PriorMap.of(p) for p in priors]
-        parts = [PriorPart(m, m.history_weights(histories, max_history, len(item_vectors))) for m in maps]
+        positions, shape = latest_positions(histories, max_history), (len(histories), len(item_vectors))
+        parts = [PriorPart(m, m.history_weights(positions, shape)) for m in maps]
         return cls(item_vectors, user_vectors, parts, max_history)
 
     def describe(self) -> dict[str, object]:
