@@ -38,6 +38,14 @@ def one_error_line(err: str) -> str:
 # ---------------------------------------------------------------- happy paths
 
 
+def test_data_describe_sets_the_ctr_label_on_the_data_s_own_scale(tmp_path, capsys) -> None:
+    folder = write_dataset(tmp_path / "ten")
+    inter = pd.read_csv(folder / "interactions.csv")
+    inter.assign(rating=inter["rating"] * 2).to_csv(folder / "interactions.csv", index=False)
+    assert main(["data", "describe", "--data", str(folder)]) == 0
+    assert "ctr label: rating >= 8 (data.ctr_threshold; ratings 2 to 10), 75% of" in capsys.readouterr().out
+
+
 def test_data_describe_prints_counts(folder, capsys) -> None:
     assert main(["data", "describe", "--data", str(folder)]) == 0
     out = capsys.readouterr().out
@@ -63,6 +71,7 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
     used = RunConfig.load(out / "config.yaml")
     assert (used.model.dim, used.train.epochs, used.seeds, used.text.enabled) == (16, 2, [0], False)
     assert used.data.path == str(folder) and used.data.dataset is None
+    assert used.data.ctr_threshold is None  # left to the data: 4 on its 1–5 scale, as the note says
 
     assert main(["recommend", "--run", str(out), "--user", "u001", "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

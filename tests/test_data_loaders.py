@@ -19,6 +19,7 @@ from polyrec.data.generic import item_text, load_generic
 from polyrec.data.io import read_table
 from polyrec.data.loader import BUILTIN_DATASETS, load_dataset
 from polyrec.data.movielens import load_ml100k, load_movielens_dat, movie_text
+from synthetic import synthetic_dataset
 
 FULL_YAML = """\
 name: my-shop
@@ -528,3 +529,24 @@ def test_describe_reports_counts_histogram_labels_and_notes(tmp_path) -> None:
     assert [line.split()[0] for line in lines[age + 1 : age + 4]] == ["<18", "25-34", "56+"]
     assert "  - no rating column" not in text and "  - 1 items in items.csv have no interactions: kept" in text
     assert "product" in text and "ad" in text
+
+
+@pytest.mark.parametrize(
+    ("scale", "threshold", "positive"),
+    [
+        ((1, 2, 3, 4, 5), 4.0, (4, 5)),  # MovieLens: 4 of 5 stars
+        ((0.5, 1, 2.5, 3.5, 4, 4.5, 5), 3.875, (4, 4.5, 5)),  # half stars: 4 and up, as there
+        ((2, 4, 6, 8, 10), 8.0, (8, 10)),  # a 10-point scale: where a fixed 4 took 98 %
+        ((1, 3, 7, 8, 10), 7.75, (8, 10)),
+    ],
+)
+def test_ctr_threshold_sits_three_quarters_up_the_rating_scale(scale, threshold, positive) -> None:
+    from polyrec.train.sequences import ctr_labels
+
+    ds = synthetic_dataset()
+    ds.interactions["rating"] = np.resize(np.asarray(scale, dtype=np.float64), len(ds.interactions))
+    assert ds.ctr_threshold(None) == threshold
+    assert ds.ctr_threshold(2.0) == 2.0  # a configured threshold wins
+    labels = ctr_labels(ds, None)
+    assert set(ds.interactions["rating"][labels == 1]) == set(positive)
+    assert synthetic_dataset(ratings=False).ctr_threshold(None) is None

@@ -140,3 +140,22 @@ def test_export_keeps_a_runs_user_text_as_text_not_as_an_attribute(tmp_path) -> 
     ds = load_generic(tmp_path / "data")
     assert ds.attributes == ["gender"] and ds.user_text_columns == ["text"]
     assert ds.user_texts() == ["reads sci-fi", ""]
+
+
+def test_export_with_a_run_labels_ratings_on_the_run_s_own_scale(tmp_path) -> None:
+    """A run on a 2–10 scale that left its ctr threshold to the data counted 8 and up as
+    engaged: its interactions and the events' ratings are labelled so, not at MovieLens' 4."""
+    from polyrec.config import RunConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    RunConfig().save(run / "config.yaml")  # data.ctr_threshold: null
+    pd.DataFrame({"item_id": ["a", "b"], "text": ["Alpha", "Beta"]}).to_parquet(run / "items.parquet")
+    pd.DataFrame({"user_id": ["x", "y"]}).astype("string").to_parquet(run / "users.parquet")
+    pd.DataFrame({"user": [0, 1, 1], "item": [0, 0, 1], "rating": [10.0, 2.0, 8.0], "timestamp": [1.0, 2.0, 3.0]}).to_parquet(
+        run / "interactions.parquet"
+    )
+    _fill(tmp_path / "ev.sqlite", [Event("x", "b", "rating", 10.0, rating=6.0), Event("y", "a", "rating", 11.0, rating=9.0)])
+    export_events(tmp_path / "ev.sqlite", tmp_path / "data", run)
+    ds = load_generic(tmp_path / "data")
+    assert ds.interactions["label"].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0]

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from sklearn.metrics import f1_score, log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
 
 from polyrec.eval.metrics import accuracy, auc, classification_metrics, logloss, macro_f1, mae, rmse
-from polyrec.eval.ranking import ranking_metrics, target_ranks
+from polyrec.eval.ranking import NOT_A_CANDIDATE, ranking_metrics, target_ranks
 
 # ----------------------------------------------------------------------------- point metrics
 
@@ -91,8 +91,8 @@ def test_classification_metrics_binary_and_multiclass() -> None:
 #  user 0: target 1 (0.5). Item 0 (0.9) is excluded, so it does not count although it
 #          scores higher; item 4 (0.7) beats it; item 2 (0.5) ties and counts against.
 #          rank = 1 + |{2, 4}| = 3.
-#  user 1: target 4 (0.5) is in its own exclusion list, yet stays a candidate; item 3
-#          (0.4) is excluded anyway and scores lower. Nothing beats it: rank 1.
+#  user 1: target 4 (0.5) is in its own exclusion list (a re-consumed item): it is not a
+#          candidate either, so it is never a hit, although nothing beats it.
 #  user 2: all five items tie, nothing excluded: rank = 1 + 4 = 5.
 SCORES = np.array(
     [
@@ -103,7 +103,7 @@ SCORES = np.array(
 )
 TARGETS = np.array([1, 4, 0])
 EXCLUDE = [np.array([0, 0]), np.array([4, 3]), np.array([], dtype=np.int64)]  # duplicate on purpose
-HAND_RANKS = np.array([3, 1, 5])
+HAND_RANKS = np.array([3, NOT_A_CANDIDATE, 5])
 
 
 def _as_csr(lists: list[np.ndarray], n_items: int) -> sp.csr_matrix:
@@ -115,7 +115,10 @@ def _as_csr(lists: list[np.ndarray], n_items: int) -> sp.csr_matrix:
 def _brute_force_ranks(scores: np.ndarray, targets: np.ndarray, exclude: list[np.ndarray]) -> np.ndarray:
     ranks = []
     for u, t in enumerate(targets):
-        excluded = set(exclude[u].tolist()) - {int(t)}
+        excluded = set(exclude[u].tolist())
+        if int(t) in excluded:
+            ranks.append(NOT_A_CANDIDATE)
+            continue
         better = sum(1 for j in range(scores.shape[1]) if j != t and j not in excluded and scores[u, j] >= scores[u, t])
         ranks.append(better + 1)
     return np.array(ranks)
@@ -192,6 +195,9 @@ def test_ranking_metrics_hand_values() -> None:
 
 def test_hand_example_end_to_end() -> None:
     out = ranking_metrics(target_ranks(SCORES, TARGETS, EXCLUDE), ks=(1, 3))
-    assert out["hr@1"] == pytest.approx(1 / 3)  # only user 1 at rank 1
-    assert out["hr@3"] == pytest.approx(2 / 3)
-    assert out["ndcg@3"] == pytest.approx((1 / math.log2(4) + 1.0) / 3)
+    assert out["hr@1"] == 0.0  # user 1's re-consumed target, first of its row, is a miss
+    assert out["hr@3"] == pytest.approx(1 / 3)  # user 0, at rank 3
+    assert out["ndcg@3"] == pytest.approx((1 / math.log2(4)) / 3)
+    assert out["mrr@3"] == pytest.approx((1 / 3) / 3)
+    unexcluded = ranking_metrics(target_ranks(SCORES, TARGETS, None), ks=(1,))
+    assert unexcluded["hr@1"] == pytest.approx(1 / 3)  # with nothing excluded, user 1 is first

@@ -490,3 +490,15 @@ def test_ml100k_prepare_a_leaks_nothing(ml100k) -> None:
     for attr in ds.attributes:
         assert (data.profile_labels[attr][np.r_[us.valid, us.test]] == -1).all()
         assert np.array_equal(data.profile_labels[attr][us.train], data.profile_true[attr][us.train])
+
+
+def test_protocol_b_counts_held_out_items_the_user_took_before() -> None:
+    # user 0 takes 5, 6, 5, 7 (test 7, valid 5: taken at the first step); user 1 takes 1, 2, 1
+    # (test 1: taken first); user 2 takes 3, 3 (too few: training only, not counted).
+    users = [0, 0, 0, 0, 1, 1, 1, 2, 2]
+    items = [5, 6, 5, 7, 1, 2, 1, 3, 3]
+    split = protocol_b(make_dataset(users, items, timestamps=list(range(9))))
+    assert split.notes == (
+        "protocol B: 1 of 2 test items and 1 of 2 validation items repeat an item of the user's history; "
+        "history is excluded from the ranking, so they are misses for every model",
+    )

@@ -467,6 +467,19 @@ def test_next_item_softmax_masks_exactly_the_items_taken_so_far() -> None:
             assert set(torch.nonzero(seen[b, t]).flatten().tolist()) == taken
 
 
+def test_a_target_the_user_took_before_is_no_next_item_target() -> None:
+    """Re-consumed items are never candidates in the ranking, so they are not trained for."""
+    from polyrec.tasks import next_item
+
+    head, history, valid = _head_and_histories(7)
+    # Row 0 takes 3, 1, 4, 1: position 2's target, 1, was taken at position 1. Row 1 takes
+    # 2, 0, 2, 5, 6: position 1's target, 2, was taken at position 0.
+    fresh = next_item.fresh_targets(history, history[:, 1:])
+    assert (valid & ~fresh).nonzero().tolist() == [[0, 2], [1, 1]]
+    _, target = next_item.logits(head, torch.randn(2, 5, 8), history[:, 1:], valid, torch.randn(7, 8), history=history)
+    assert target.tolist() == [1, 4, 0, 5, 6]  # the valid positions' targets, less the two
+
+
 def _head_and_histories(n_items: int):
     """A next-item head (width 8) with random item biases; two right-padded histories; the
     positions that have a next item."""
@@ -493,10 +506,11 @@ def test_next_item_logits_and_their_gradients_are_the_plain_masked_softmax_ones(
     fused = [t.grad.clone() for t in (states, vecs, head.item_bias, head.query.weight)]
     for t in (states, vecs, head.item_bias, head.query.weight):
         t.grad = None
-    # The plain computation: product, then bias, then the items taken so far (not the target) out.
-    plain = head.query(states[valid]) @ vecs.T + head.item_bias
-    seen = next_item.seen_before(history, 7, 5)[valid]
-    seen[torch.arange(len(target)), target] = False
+    # The plain computation: the positions whose target is new to the user, product, then
+    # bias, then the items taken so far out.
+    fresh = valid & next_item.fresh_targets(history, history[:, 1:])
+    plain = head.query(states[fresh]) @ vecs.T + head.item_bias
+    seen = next_item.seen_before(history, 7, 5)[fresh]
     plain = plain.masked_fill(seen, float("-inf"))
     torch.nn.functional.cross_entropy(plain, target).backward()
     assert torch.allclose(out, plain, atol=1e-6) and torch.equal(torch.isinf(out), seen)

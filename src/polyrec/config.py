@@ -19,7 +19,11 @@ PROTOCOL_TASKS: dict[str, tuple[str, ...]] = {"A": ("profile", "rating", "ctr"),
 class DataConfig:
     dataset: str | None = "ml-100k"  # a built-in name; ignored when `path` is set
     path: str | None = None  # a folder: dataset.yaml (generic) or MovieLens .dat files
-    ctr_threshold: float = 4.0  # ctr label = rating >= this, when the data has no label column
+    # ctr label = rating >= this, where the data has no label column. None: three quarters of
+    # the way up the data's rating scale (Dataset.ctr_threshold), MovieLens' 4 of 1–5
+    # stars and the same place on another scale (≥ 8 of 1–10, ≥ 4 of 0.5–5): a fixed 4 made
+    # 98 % of a 2–10 scale's ratings positive. The report's notes give the number.
+    ctr_threshold: float | None = None
 
 
 @dataclass

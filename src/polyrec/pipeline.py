@@ -16,7 +16,7 @@ import torch
 
 from .config import PROTOCOL_TASKS, RunConfig
 from .data.loader import load_dataset
-from .data.splits import LEAVE_ONE_OUT_MIN, N_PROFILE_FOLDS
+from .data.splits import LEAVE_ONE_OUT_MIN, N_PROFILE_FOLDS, protocol_b
 from .data.tables import Dataset
 from .eval.evaluate import ProfilePool
 from .eval.prediction_store import load_predictions
@@ -64,10 +64,12 @@ def run_plan(ds: Dataset, cfg: RunConfig) -> tuple[list[str], list[str], list[st
     # The loader may already have said why a task is off; say it once.
     notes += [n for n in task_notes if not any(n.split(":")[0] in m for m in notes)]
     if "ctr" in tasks and not ds.has_label:
-        notes.append(ctr_label_note(ds, cfg.data.ctr_threshold))
+        notes.append(ctr_label_note(ds, ds.ctr_threshold(cfg.data.ctr_threshold)))
     if hint := large_catalogue_note(ds.n_items, cfg):
         notes.append(hint)
     protocols, skipped = runnable_protocols(ds, cfg.protocols, tasks)
+    if "B" in protocols:  # e.g. how many held-out items repeat the history, before any training
+        notes += [n for n in protocol_b(ds).notes if n not in notes]
     return tasks, protocols, notes + skipped
 
 
@@ -102,9 +104,8 @@ def runnable_protocols(ds: Dataset, wanted: list[str], tasks: list[str]) -> tupl
 
 
 def ctr_label_note(ds: Dataset, threshold: float) -> str:
-    """What the ctr task learns where the data has ratings but no label column: the
-    threshold is MovieLens' (4 of 5 stars) unless the config says otherwise, so say how many
-    interactions it makes positive, on whatever scale the ratings are."""
+    """What the ctr task learns where the data has ratings but no label column: say the
+    threshold and how many interactions it makes positive, on whatever scale the ratings are."""
     ratings = ds.interactions["rating"].to_numpy(dtype=np.float64)
     share = float(np.mean(ratings >= threshold))
     return (

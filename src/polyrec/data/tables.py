@@ -8,6 +8,11 @@ import numpy as np
 import pandas as pd
 
 
+def scale_ctr_threshold(low: float, high: float) -> float:
+    """Three quarters of the way from the lowest rating to the highest (``Dataset.ctr_threshold``)."""
+    return low + 0.75 * (high - low)
+
+
 @dataclass
 class Dataset:
     """Users, items and interactions, with dense integer ids.
@@ -78,6 +83,16 @@ class Dataset:
             return None
         r = self.interactions["rating"].to_numpy()
         return float(np.min(r)), float(np.max(r))
+
+    def ctr_threshold(self, configured: float | None) -> float | None:
+        """The rating from which an interaction counts as engaged where the data has no label
+        column: ``configured`` if given, else three quarters of the way from the lowest rating
+        to the highest — 4 on MovieLens' 1–5 stars, 3.875 on 0.5–5 (so 4 and up, as there),
+        7.75 on 1–10 (8 and up). Only the scale's ends are read, as ``rating_range`` reads
+        them for clipping. None without ratings."""
+        if configured is not None or not self.has_rating:
+            return configured
+        return scale_ctr_threshold(*self.rating_range)
 
     @property
     def main_attribute(self) -> str | None:

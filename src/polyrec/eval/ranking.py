@@ -22,6 +22,9 @@ import numpy as np
 import scipy.sparse as sp
 
 DEFAULT_KS: tuple[int, ...] = (10, 20)
+# The rank of a target that is not a candidate (it repeats an item of the user's history):
+# past any K, so it counts as a miss in every metric.
+NOT_A_CANDIDATE = np.iinfo(np.int64).max
 
 
 def _exclusion_pattern(
@@ -64,9 +67,12 @@ def target_ranks(
     ``exclude``: the items that are not candidates for each row (the user's history):
     a list of U integer arrays, or a sparse (U, I) matrix whose stored entries (any
     value, explicit zeros included) mark excluded items; ``None`` excludes nothing.
-    Duplicates are harmless. The target itself is never excluded: if it appears in
-    its row's exclusion set (a re-consumed item) it stays a candidate, because
-    removing it would leave nothing to rank.
+    Duplicates are harmless. A target in its own row's exclusion set (a re-consumed
+    item) is not a candidate either, as PROTOCOLS.md reads: its rank is
+    ``NOT_A_CANDIDATE``, a miss. Keeping it as the one history item left in the ranking
+    would tell a model that scores the history high where the target is, and such a model
+    would hit nearly every re-consumed target (``benchmarks/odd_shop_logs.py``'s
+    ``repeats-iso``, every held-out item a repeat: test NDCG@10 0.75 that way).
 
     Returns shape (U,) int64: ``1 + #{candidates j != target : scores[j] >= scores[target]}``,
     so ties count against the target. Rows are independent: calling this on any subset
@@ -94,12 +100,15 @@ def target_ranks(
     n_ge = np.count_nonzero(s >= target_score, axis=1) - 1
 
     ex_rows, ex_items = _exclusion_pattern(exclude, n_rows, n_items)
-    keep = ex_items != t[ex_rows]  # the target stays a candidate
-    ex_rows, ex_items = ex_rows[keep], ex_items[keep]
+    is_target = ex_items == t[ex_rows]
+    excluded_target = np.bincount(ex_rows[is_target], minlength=n_rows) > 0
+    ex_rows, ex_items = ex_rows[~is_target], ex_items[~is_target]
     # Excluded items were counted above only where they score >= the target: take them back.
     ex_ge = s[ex_rows, ex_items] >= target_score[ex_rows, 0]
     n_ge -= np.bincount(ex_rows[ex_ge], minlength=n_rows)
-    return (n_ge + 1).astype(np.int64)
+    ranks = (n_ge + 1).astype(np.int64)
+    ranks[excluded_target] = NOT_A_CANDIDATE
+    return ranks
 
 
 def ranking_metrics(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:

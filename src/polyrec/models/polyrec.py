@@ -43,7 +43,7 @@ class ModelSpec:
     rating_levels: list[float] = field(default_factory=list)  # see train.sequences.RatingTokens
     labels_only: bool = False
     rating_range: tuple[float, float] | None = None
-    ctr_threshold: float = 4.0
+    ctr_threshold: float | None = None  # the run's data.ctr_threshold; None: data without ratings
     n_users: int = 0  # > 0 with model.item_raters > 0: the item-side view is on
     # Training ratings the item autoencoder reads (0: none is built; see models/item_autoencoder.py).
     autoencoder_ratings: int = 0

@@ -23,6 +23,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..config import RunConfig
+from ..data.tables import scale_ctr_threshold
+from ..run_loader import load_tables
+
 # Engagement label each event type implies; "rating" events take it from the rating.
 EVENT_LABELS: dict[str, float | None] = {
     "view": 0.0,  # shown, not engaged with
@@ -123,8 +127,24 @@ def event_labels(events: pd.DataFrame, ctr_threshold: float = 4.0) -> np.ndarray
     return np.where(np.isnan(by_type), by_rating, by_type)
 
 
+def run_ctr_threshold(run: str | Path | None) -> float:
+    """The rating from which ``run`` counted an interaction as engaged: its config's
+    ``data.ctr_threshold``, or where that is left to the data, the point its ratings' scale
+    gives (``Dataset.ctr_threshold``); MovieLens' 4 without a run or ratings."""
+    config = None if run is None else Path(run) / "config.yaml"
+    if config is None or not config.is_file():
+        return 4.0
+    threshold = RunConfig.load(config).data.ctr_threshold
+    if threshold is not None:
+        return float(threshold)
+    interactions = load_tables(Path(run))[2]
+    if "rating" not in interactions:
+        return 4.0
+    return scale_ctr_threshold(float(interactions["rating"].min()), float(interactions["rating"].max()))
+
+
 def export_events(
-    db: str | Path, out: str | Path, run: str | Path | None = None, ctr_threshold: float = 4.0
+    db: str | Path, out: str | Path, run: str | Path | None = None, ctr_threshold: float | None = None
 ) -> tuple[Path, list[str]]:
     """Write the store as a dataset folder (``dataset.yaml`` + CSVs) for ``polyrec run --data``.
 
@@ -135,8 +155,11 @@ def export_events(
     With ``run`` (a run folder), the run's own interactions come first, and its items (with
     their texts) and users (with their attributes) are written too; items and users that only
     the events name are added with no text or attributes. Returns the folder and notes on
-    what the dataset leaves out.
+    what the dataset leaves out. ``ctr_threshold`` (None: ``run_ctr_threshold(run)``) labels
+    the events and the run's interactions that have a rating but no label.
     """
+    if ctr_threshold is None:
+        ctr_threshold = run_ctr_threshold(run)
     events = read_events(db)
     frame = pd.DataFrame(
         {
@@ -183,8 +206,6 @@ def export_events(
 
 def _with_run(run: Path, events: pd.DataFrame, ctr_threshold: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(interactions, items, users) of ``run`` followed by, or extended with, the events'."""
-    from ..run_loader import load_tables
-
     items, users, past = load_tables(run)
     items, users = items.astype({"item_id": str}), users.astype({"user_id": str})
     rating = past["rating"].astype(float) if "rating" in past else pd.Series(np.nan, index=past.index)

@@ -52,15 +52,17 @@ def logits(
 
     With ``history``, items the user has already taken are masked out (−inf), as they are out
     of the ranking at evaluation: the model spends no capacity on pushing down items that are
-    never candidates. A target seen before stays a candidate.
+    never candidates. For the same reason a position whose target the user took before is no
+    target (:func:`fresh_targets`).
     """
+    if history is not None:
+        valid = valid & fresh_targets(history, next_items)
     h, target = states[valid], next_items[valid]  # (N, d), (N,)
     if h.shape[0] == 0:
         return None
     out = head(h, item_vecs)
     if history is not None:
         seen = seen_before(history, item_vecs.shape[0], states.shape[1])[valid]
-        seen[torch.arange(len(target)), target] = False
         # In place: the product's backward does not read its output, and a copy of an
         # (N, catalogue) tensor was a tenth of the loss's time.
         out.masked_fill_(seen, float("-inf"))
@@ -81,8 +83,11 @@ def sampled_logits(
 
     Only the targets and the negatives get vectors, so a step's cost does not grow with the
     catalogue. A negative that is the target, or that the user took already (with
-    ``history``), is masked out as the full softmax masks it.
+    ``history``), is masked out as the full softmax masks it, and so is a position whose
+    target the user took before.
     """
+    if history is not None:
+        valid = valid & fresh_targets(history, next_items)
     h, target = states[valid], next_items[valid]
     if h.shape[0] == 0:
         return None
@@ -94,6 +99,16 @@ def sampled_logits(
         masked |= negatives_seen_before(history, negatives, states.shape[1])[valid]
     neg = neg.masked_fill(masked, float("-inf"))
     return torch.cat([pos.unsqueeze(1), neg], dim=1), torch.zeros_like(target)
+
+
+def fresh_targets(history: torch.Tensor, next_items: torch.Tensor) -> torch.Tensor:
+    """(B, L) histories and (B, T) next items → (B, T) bool: position t's next item is not
+    among history[:, :t+1]. A re-consumed item is never a candidate in the ranking
+    (eval/ranking.py), so it is no target in training: kept, it would teach the model that
+    scoring the history high pays."""
+    T, L = next_items.shape[1], history.shape[1]
+    earlier = torch.ones(T, L, dtype=torch.bool, device=history.device).tril()  # [t, j]: j <= t
+    return ~((next_items.unsqueeze(2) == history.unsqueeze(1)) & earlier).any(2)
 
 
 def negatives_seen_before(history: torch.Tensor, negatives: torch.Tensor, length: int) -> torch.Tensor:

@@ -35,11 +35,18 @@ def resolve_encoder(name: str, cache_dir: str | Path | None = None) -> str:
     return name
 
 
-def load_sentence_encoder(name: str, cache_dir: str | Path | None = None, max_tokens: int | None = None):  # type: ignore[no-untyped-def]
+def load_sentence_encoder(  # type: ignore[no-untyped-def]
+    name: str, cache_dir: str | Path | None = None, max_tokens: int | None = None, progress: bool = True
+):
     """The sentence-transformers model ``name`` on the CPU, reading at most ``max_tokens``
-    tokens of a text (None: the model's own limit; a larger value never raises it)."""
+    tokens of a text (None: the model's own limit; a larger value never raises it).
+    ``progress=False`` also silences transformers' bar over the weights it loads."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    bars_were_on = transformers_logging.is_progress_bar_enabled()
+    if not progress:
+        transformers_logging.disable_progress_bar()
     try:
         model = SentenceTransformer(resolve_encoder(name, cache_dir), device="cpu")
     except OSError as exc:  # a misspelt name: transformers' message is a page of hub advice
@@ -48,6 +55,9 @@ def load_sentence_encoder(name: str, cache_dir: str | Path | None = None, max_to
             f"text.encoder '{name}' cannot be loaded ({first}); offline, name {MINILM}, "
             f"{MPNET} (the teacher extra) or a sentence-transformers model folder"
         ) from None
+    finally:
+        if bars_were_on:
+            transformers_logging.enable_progress_bar()
     if max_tokens is not None:
         model.max_seq_length = min(model.max_seq_length, max_tokens)
     return model
@@ -88,7 +98,7 @@ def encode_texts(
     keys = [_text_key(t) for t in texts]
     missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
     if missing:
-        model = load_sentence_encoder(encoder, cache_dir, max_tokens)
+        model = load_sentence_encoder(encoder, cache_dir, max_tokens, progress)
         new = model.encode(
             [t for _, t in missing],
             batch_size=batch_size,

@@ -94,7 +94,7 @@ def build_model(
     text_vectors: np.ndarray | None,
     cfg: ModelConfig,
     rating_range: tuple[float, float] | None = None,
-    ctr_threshold: float = 4.0,
+    ctr_threshold: float | None = None,
 ) -> PolyRecModel:
     spec = ModelSpec(
         n_items=n_items,

@@ -59,7 +59,7 @@ class ProtocolData:
     user_vectors: np.ndarray | None = None  # (users, D) text vectors, an input (Dataset.user_vectors)
 
 
-def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float) -> PairTargets:
+def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float | None) -> PairTargets:
     inter = ds.interactions
     ratings = inter["rating"].to_numpy(dtype=np.float64)[rows] if ds.has_rating else np.full(len(rows), np.nan)
     lab = ctr_labels(ds, ctr_threshold)
@@ -67,7 +67,7 @@ def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float) -> PairTargets:
     return PairTargets(inter["user"].to_numpy()[rows], inter["item"].to_numpy()[rows], ratings, labels)
 
 
-def prepare(ds: Dataset, protocol: str, seed: int, ctr_threshold: float, rating_levels: int, profile: bool) -> ProtocolData:
+def prepare(ds: Dataset, protocol: str, seed: int, ctr_threshold: float | None, rating_levels: int, profile: bool) -> ProtocolData:
     """Split ``ds`` under ``protocol`` ("A" or "B") for ``seed``; nothing from test reaches ``train``."""
     if protocol not in ("A", "B"):
         raise ValueError(f"unknown protocol '{protocol}'; protocols: A, B")

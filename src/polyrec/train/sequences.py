@@ -36,16 +36,17 @@ class Histories:
         return users, np.concatenate(self.items), np.concatenate(self.ratings).astype(np.float64)
 
 
-def ctr_labels(ds: Dataset, threshold: float) -> np.ndarray | None:
-    """The engagement label of every interaction: the label column, else rating ≥ threshold."""
+def ctr_labels(ds: Dataset, threshold: float | None) -> np.ndarray | None:
+    """The engagement label of every interaction: the label column, else rating ≥ threshold
+    (None: the data's own, ``Dataset.ctr_threshold``)."""
     if ds.has_label:
         return ds.interactions["label"].to_numpy(dtype=np.float64)
     if ds.has_rating:
-        return (ds.interactions["rating"].to_numpy() >= threshold).astype(np.float64)
+        return (ds.interactions["rating"].to_numpy() >= ds.ctr_threshold(threshold)).astype(np.float64)
     return None
 
 
-def build_histories(ds: Dataset, rows: np.ndarray, tokens: RatingTokens, ctr_threshold: float) -> Histories:
+def build_histories(ds: Dataset, rows: np.ndarray, tokens: RatingTokens, ctr_threshold: float | None) -> Histories:
     """Histories from the interactions at ``rows`` only (one side of a split)."""
     order = chronological_order(ds)
     order = order[np.isin(order, rows)]
