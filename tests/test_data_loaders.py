@@ -550,3 +550,13 @@ def test_ctr_threshold_sits_three_quarters_up_the_rating_scale(scale, threshold,
     labels = ctr_labels(ds, None)
     assert set(ds.interactions["rating"][labels == 1]) == set(positive)
     assert synthetic_dataset(ratings=False).ctr_threshold(None) is None
+
+
+def test_exact_copies_of_an_interaction_are_counted_apart_from_repeats(tmp_path) -> None:
+    (tmp_path / "inter.csv").write_text("u,i,ts\na,x,1\na,x,5\na,x,5\nb,y,2\nb,z,2\n")
+    (tmp_path / "dataset.yaml").write_text("interactions: {path: inter.csv, user: u, item: i, timestamp: ts}\n")
+    notes = load_generic(tmp_path).notes
+    assert "2 interactions repeat an earlier (user, item) pair: kept" in notes
+    assert any(n.startswith("1 of them copy an earlier interaction exactly, time included") for n in notes)
+    (tmp_path / "inter.csv").write_text("u,i,ts\na,x,1\na,x,5\nb,y,2\n")  # a second purchase, later
+    assert not any("copy an earlier" in n for n in load_generic(tmp_path).notes)

@@ -135,6 +135,12 @@ def assemble(
     repeats = int(interactions.duplicated(["user", "item"]).sum())
     if repeats:
         notes.append(f"{repeats} interactions repeat an earlier (user, item) pair: kept")
+    copies = int(interactions.duplicated().sum()) if "timestamp" in interactions else 0
+    if copies:  # the same time and values: more likely a log written twice than a second purchase
+        notes.append(
+            f"{copies} of them copy an earlier interaction exactly, time included: if the log wrote them twice, "
+            "drop them before training (kept, a copy can land on the other side of a split from its original)"
+        )
     return Dataset(
         name=name, users=users.reset_index(drop=True), items=items.reset_index(drop=True),
         interactions=interactions, attributes=list(attributes), text_columns=list(text_columns),
