@@ -20,6 +20,7 @@ from polyrec.data.splits import (
     profile_split,
     protocol_a,
     protocol_b,
+    repeated_held_out,
 )
 from polyrec.data.tables import Dataset
 from polyrec.train.protocol_data import prepare
@@ -497,8 +498,7 @@ def test_protocol_b_counts_held_out_items_the_user_took_before() -> None:
     # (test 1: taken first); user 2 takes 3, 3 (too few: training only, not counted).
     users = [0, 0, 0, 0, 1, 1, 1, 2, 2]
     items = [5, 6, 5, 7, 1, 2, 1, 3, 3]
-    split = protocol_b(make_dataset(users, items, timestamps=list(range(9))))
-    assert split.notes == (
-        "protocol B: 1 of 2 test items and 1 of 2 validation items repeat an item of the user's history; "
-        "history is excluded from the ranking, so they are misses for every model",
-    )
+    ds = make_dataset(users, items, timestamps=list(range(9)))
+    assert repeated_held_out(ds, protocol_b(ds)) == (1, 1)
+    fresh = make_dataset(users, [5, 6, 8, 7, 1, 2, 4, 3, 3], timestamps=list(range(9)))
+    assert repeated_held_out(fresh, protocol_b(fresh)) == (0, 0)

@@ -24,6 +24,12 @@ class DataConfig:
     # stars and the same place on another scale (≥ 8 of 1–10, ≥ 4 of 0.5–5): a fixed 4 made
     # 98 % of a 2–10 scale's ratings positive. The report's notes give the number.
     ctr_threshold: float | None = None
+    # true where users take items again (groceries, music, re-watches): a user's own history
+    # stays among the next-item candidates in training and in protocol B's ranking (ask
+    # recommendations for them with `--include-seen` / `exclude_seen=false`). PROTOCOLS.md's
+    # ranking leaves the history out, so a held-out item the user took before is a miss for
+    # every model; the report says which ranking a run used.
+    repeat_items: bool = False
 
 
 @dataclass

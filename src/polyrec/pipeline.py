@@ -16,7 +16,7 @@ import torch
 
 from .config import PROTOCOL_TASKS, RunConfig
 from .data.loader import load_dataset
-from .data.splits import LEAVE_ONE_OUT_MIN, N_PROFILE_FOLDS, protocol_b
+from .data.splits import LEAVE_ONE_OUT_MIN, N_PROFILE_FOLDS, protocol_b, repeated_held_out
 from .data.tables import Dataset
 from .eval.evaluate import ProfilePool
 from .eval.prediction_store import load_predictions
@@ -68,9 +68,24 @@ def run_plan(ds: Dataset, cfg: RunConfig) -> tuple[list[str], list[str], list[st
     if hint := large_catalogue_note(ds.n_items, cfg):
         notes.append(hint)
     protocols, skipped = runnable_protocols(ds, cfg.protocols, tasks)
-    if "B" in protocols:  # e.g. how many held-out items repeat the history, before any training
-        notes += [n for n in protocol_b(ds).notes if n not in notes]
+    if "B" in protocols:
+        notes += repeats_notes(ds, cfg.data.repeat_items)
     return tasks, protocols, notes + skipped
+
+
+def repeats_notes(ds: Dataset, repeat_items: bool) -> list[str]:
+    """What protocol B's ranking does with the user's history, where it matters: how many
+    held-out items the user took before, and whether they can be found."""
+    split = protocol_b(ds)
+    test, valid = repeated_held_out(ds, split)
+    counts = f"{test} of {len(split.test)} test items and {valid} of {len(split.valid)} validation items repeat an item of the user's history"
+    if repeat_items:
+        return [f"protocol B ranks the whole catalogue, the user's history included (data.repeat_items), "
+                f"not PROTOCOLS.md's ranking without it; {counts}"]  # fmt: skip
+    if not (test or valid):
+        return []
+    return [f"protocol B: {counts}; history is excluded from the ranking, so they are misses for every model "
+            "(data.repeat_items: true ranks it)"]  # fmt: skip
 
 
 def trainable(ds: Dataset, wanted: list[str]) -> tuple[list[str], list[str]]:

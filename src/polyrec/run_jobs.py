@@ -36,7 +36,7 @@ from .learners import Learner, LearnerContext, make_learner
 from .progress import set_bar_line
 from .run_loader import seed_model_folder
 from .train.data_parallel import process_group_size
-from .train.protocol_data import ProtocolData, prepare
+from .train.protocol_data import ProtocolData, prepare_configured
 
 
 @dataclass
@@ -54,7 +54,7 @@ class RunInputs:
 
     def prepare(self, protocol: str, seed: int) -> ProtocolData:
         c = self.cfg
-        return prepare(self.ds, protocol, seed, c.data.ctr_threshold, c.model.rating_levels, "profile" in self.tasks)
+        return prepare_configured(self.ds, protocol, seed, c, "profile" in self.tasks)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ..pipeline import aggregate, load_configured_dataset, trainable
 from ..run_loader import MODEL_DIR
 from ..run_progress import PROGRESS_DIR
 from ..train.learner import catalogue_speed
-from ..train.protocol_data import prepare
+from ..train.protocol_data import prepare_configured
 from .mtl import MAIN_METRICS, MainMetric, _cell, main_metrics, provenance
 from .mtl_choice import versus_single
 from .study_runs import StudyRun, load_result, run_configurations
@@ -111,7 +111,7 @@ def side_by_side_speed(base: RunConfig, ds: Dataset, folders: dict[str, Path], r
     process on the same test users, best of ``repeats`` (the runs' own figures were timed
     in different processes, perhaps beside other work)."""
     protocol = "B" if "B" in base.protocols else base.protocols[0]
-    data = prepare(ds, protocol, base.seeds[0], base.data.ctr_threshold, base.model.rating_levels, profile=False)
+    data = prepare_configured(ds, protocol, base.seeds[0], base, profile=False)
     speeds = {}
     for name, folder in folders.items():
         model = load_model(folder / MODEL_DIR / protocol)

@@ -85,22 +85,19 @@ def protocol_b(ds: Dataset, seed: int = 0) -> InteractionSplit:
     test = np.sort(order[eligible & (from_end == 0)])
     valid = np.sort(order[eligible & (from_end == 1)])
     train = np.sort(order[~(eligible & (from_end <= 1))])
-    notes: list[str] = []
+    notes: tuple[str, ...] = ()
     if not ds.has_timestamp:
-        notes.append("no timestamp column: protocol B orders each user's interactions by file order")
-    # A held-out item the user took before is no candidate in the ranking (excluded as history):
-    # a miss for every model, which the report should say.
-    keys = users * ds.n_items + ds.interactions["item"].to_numpy()[order]
-    repeats = [
-        int(np.isin(keys[eligible & (from_end == side)], keys[eligible & (from_end > side)]).sum())
-        for side in (0, 1)
-    ]
-    if any(repeats):
-        notes.append(
-            f"protocol B: {repeats[0]} of {len(test)} test items and {repeats[1]} of {len(valid)} validation items "
-            "repeat an item of the user's history; history is excluded from the ranking, so they are misses for every model"
-        )
-    return InteractionSplit("B", seed, train, valid, test, tuple(notes))
+        notes = ("no timestamp column: protocol B orders each user's interactions by file order",)
+    return InteractionSplit("B", seed, train, valid, test, notes)
+
+
+def repeated_held_out(ds: Dataset, split: InteractionSplit) -> tuple[int, int]:
+    """How many of protocol B's test items, and of its validation items, the user took before
+    (on the side's input: training and validation for test, training for validation)."""
+    keys = ds.interactions["user"].to_numpy() * ds.n_items + ds.interactions["item"].to_numpy()
+    test = np.isin(keys[split.test], keys[np.concatenate([split.train, split.valid])])
+    valid = np.isin(keys[split.valid], keys[split.train])
+    return int(test.sum()), int(valid.sum())
 
 
 def profile_folds(ds: Dataset) -> np.ndarray:

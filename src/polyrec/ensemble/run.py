@@ -23,7 +23,7 @@ from ..eval.evaluate import SidePredictions, ProfilePool, side_metrics
 from ..eval.prediction_store import load_predictions, predictions_folder, save_predictions
 from ..pipeline import RunResult, aggregate, load_configured_dataset
 from ..recommender import save_tables
-from ..train.protocol_data import EvalSide, ProtocolData, prepare
+from ..train.protocol_data import EvalSide, ProtocolData, prepare_configured
 from .combine import METHODS, Combiner
 from .report import write_ensemble_report
 
@@ -54,9 +54,10 @@ def check_members(runs: list[Path]) -> list[RunConfig]:
 
 
 def seen_mask(side: EvalSide, n_items: int) -> np.ndarray:
+    """(users, items) bool: what the side's ranking leaves out for each next-item user."""
     mask = np.zeros((len(side.next_users), n_items), dtype=bool)
-    for row, u in enumerate(side.next_users):
-        mask[row, side.history.items[u]] = True
+    for row, items in enumerate(side.excluded(side.next_users) or []):
+        mask[row, items] = True
     return mask
 
 
@@ -120,7 +121,7 @@ def ensemble(
         metrics: dict[str, float] = {}
         for p in protocols:
             members = [m for m, r in enumerate(runs) if p in _member_protocols(r, [p], seed)]
-            data = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, bool(ds.attributes))
+            data = prepare_configured(ds, p, seed, cfg, bool(ds.attributes))
             valid = [load_predictions(runs[m], p, seed, "valid") for m in members]
             test = [load_predictions(runs[m], p, seed, "test") for m in members]
             start = time.perf_counter()

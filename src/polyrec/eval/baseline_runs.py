@@ -63,6 +63,6 @@ def baseline_metrics(
         pop = Popularity().fit(users, items, n_users, n_items)
         t = data.test
         scores = pop.score_users(t.next_users)
-        ranks = target_ranks(scores, t.next_items, [t.history.items[u] for u in t.next_users])
+        ranks = target_ranks(scores, t.next_items, t.excluded(t.next_users))
         put("popularity", {f"{p}.next_item.{k}": v for k, v in ranking_metrics(ranks).items()})
     return out

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..data.tables import Dataset
-from ..train.protocol_data import prepare
+from ..train.protocol_data import prepare_configured
 from .evaluate import next_item_side_ranks
 from .prediction_store import load_predictions
 from .stored import Splits
@@ -30,7 +30,7 @@ def ranks_and_train_counts(
     side. ``splits``, when given, caches the splits for other runs on the same data."""
     splits = {} if splits is None else splits
     if ("B", seed) not in splits:
-        splits["B", seed] = prepare(ds, "B", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile=False)
+        splits["B", seed] = prepare_configured(ds, "B", seed, cfg, profile=False)
     data = splits["B", seed]
     ranks = next_item_side_ranks(data.test, load_predictions(folder, "B", seed, "test"))
     if ranks is None:

@@ -64,12 +64,13 @@ def profile_part(pred: SidePredictions) -> dict[str, np.ndarray]:
 
 
 def next_item_side_ranks(side: EvalSide, pred: SidePredictions) -> np.ndarray | None:
-    """Target ranks of the side's next-item users (history items excluded), if predicted."""
+    """Target ranks of the side's next-item users (history items excluded unless the side
+    ranks them, ``EvalSide.excluded``), if predicted."""
     if "next_item.ranks" in pred:
         return pred["next_item.ranks"]
     if "next_item" not in pred or side.next_users is None:
         return None
-    return target_ranks(pred["next_item"], side.next_items, [side.history.items[u] for u in side.next_users])
+    return target_ranks(pred["next_item"], side.next_items, side.excluded(side.next_users))
 
 
 def side_metrics(

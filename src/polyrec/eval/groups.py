@@ -25,7 +25,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..data.tables import Dataset
-from ..train.protocol_data import ProtocolData, prepare
+from ..train.protocol_data import ProtocolData, prepare_configured
 from .evaluate import next_item_side_ranks, pair_metrics
 from .prediction_store import load_predictions, predictions_folder
 from .ranking import ranking_metrics
@@ -49,10 +49,11 @@ def popularity_groups(train_counts: np.ndarray) -> np.ndarray:
     return groups
 
 
-def top_lists(scores: np.ndarray, histories: list[np.ndarray], k: int = TOP) -> np.ndarray:
-    """(U, k) each row's k best items, its history excluded (as the ranks exclude it)."""
+def top_lists(scores: np.ndarray, histories: list[np.ndarray] | None, k: int = TOP) -> np.ndarray:
+    """(U, k) each row's k best items, its history excluded as the ranks exclude it (None:
+    nothing excluded)."""
     scores = np.array(scores, dtype=np.float64)
-    for row, seen in zip(scores, histories):
+    for row, seen in zip(scores, histories or []):
         row[seen] = -np.inf
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
@@ -116,7 +117,7 @@ def score_groups(run: Path, cfg: RunConfig, ds: Dataset) -> GroupMetrics:
         raise FileNotFoundError(f"{run}: no kept test predictions (predictions/<protocol>/seed{cfg.seeds[0]}/test.npz)")
     for seed in cfg.seeds:
         for protocol in protocols:
-            data = prepare(ds, protocol, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile=False)
+            data = prepare_configured(ds, protocol, seed, cfg, profile=False)
             pred = load_predictions(run, protocol, seed, "test")
             train_counts = np.bincount(np.concatenate([np.asarray(x) for x in data.train.items]), minlength=ds.n_items)
             popularity = popularity_groups(train_counts)
@@ -154,7 +155,7 @@ def _targets_by_group(
         out.add(section, group, {f"next_item.{m}": metrics[m] for m in RANK_METRICS} | {"test targets": int(mask.sum())})
     if "next_item" not in pred:  # only the ranks were kept (a large catalogue): no lists to count
         return
-    lists = top_lists(pred["next_item"], [side.history.items[u] for u in users])
+    lists = top_lists(pred["next_item"], side.excluded(users))
     shown = np.bincount(popularity[lists.ravel()], minlength=3) / lists.size
     catalogue = np.bincount(popularity, minlength=3) / len(popularity)
     taken = np.bincount(popularity, weights=train_counts, minlength=3) / max(float(train_counts.sum()), 1.0)

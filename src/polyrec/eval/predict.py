@@ -61,16 +61,19 @@ def score_users(model: PolyRecModel, history: Histories, users: np.ndarray, batc
 
 @torch.no_grad()
 def next_item_ranks(
-    model: PolyRecModel, history: Histories, users: np.ndarray, targets: np.ndarray, batch_users: int = 256
+    model: PolyRecModel, history: Histories, users: np.ndarray, targets: np.ndarray, batch_users: int = 256,
+    exclude_history: bool = True,
 ) -> np.ndarray:
-    """Full-catalogue rank of each user's target, items in ``history`` excluded (chunked)."""
+    """Full-catalogue rank of each user's target, items in ``history`` excluded unless
+    ``exclude_history`` is off (``data.repeat_items``) (chunked)."""
     model.eval()
     item_vecs = model.item_tower.all_items()
     ranks = []
     for s in range(0, len(users), batch_users):
         u = users[s : s + batch_users]
         scores = model.score_catalogue(collate(history, u, model.spec.config.max_history), item_vecs).numpy()
-        ranks.append(target_ranks(scores, targets[s : s + batch_users], [history.items[x] for x in u]))
+        excluded = [history.items[x] for x in u] if exclude_history else None
+        ranks.append(target_ranks(scores, targets[s : s + batch_users], excluded))
     return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
 
 
@@ -112,5 +115,7 @@ def predict_side(model: PolyRecModel, data: ProtocolData, side: EvalSide) -> dic
         if len(side.next_users) * model.item_tower.n_items <= MAX_KEPT_SCORES:
             out["next_item"] = score_users(model, side.history, side.next_users)
         else:
-            out["next_item.ranks"] = next_item_ranks(model, side.history, side.next_users, side.next_items)
+            out["next_item.ranks"] = next_item_ranks(
+                model, side.history, side.next_users, side.next_items, exclude_history=not side.repeat_items
+            )
     return out

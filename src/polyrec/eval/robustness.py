@@ -108,5 +108,5 @@ def perturbed_metrics(
     for s in range(0, len(users), batch_users):
         batch = users[s : s + batch_users]
         scores = model.score_catalogue(collate(history, batch, model.spec.config.max_history), catalogue).numpy()
-        ranks.append(target_ranks(scores, targets[s : s + batch_users], [side.history.items[u] for u in batch]))
+        ranks.append(target_ranks(scores, targets[s : s + batch_users], side.excluded(batch)))
     return ranking_metrics(np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64))

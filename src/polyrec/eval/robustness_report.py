@@ -13,7 +13,7 @@ from ..models.io import load_model, trained_seeds
 from ..pipeline import load_configured_dataset
 from ..progress import bar
 from ..run_loader import seed_model_folder
-from ..train.protocol_data import prepare
+from ..train.protocol_data import prepare_configured
 from .robustness import PERTURBATIONS, Perturbation, perturbed_metrics
 
 TARGETS = "test_targets"  # per seed: how many test users' targets were ranked
@@ -40,7 +40,7 @@ def score_robustness(
     ds = load_configured_dataset(cfg)
     values: dict[str, list[float]] = {}
     for seed in seeds:
-        side = prepare(ds, "B", seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile=False).test
+        side = prepare_configured(ds, "B", seed, cfg, profile=False).test
         values.setdefault(TARGETS, []).append(float(len(side.next_users)))
         model = load_model(seed_model_folder(run, "B", seed))
         for how in bar(perturbations, f"robustness, seed {seed}", progress):

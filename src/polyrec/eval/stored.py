@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..data.tables import Dataset
-from ..train.protocol_data import ProtocolData, prepare
+from ..train.protocol_data import ProtocolData, prepare_configured
 from .evaluate import side_metrics
 from .prediction_store import load_predictions
 
@@ -29,7 +29,7 @@ def stored_metrics(
     metrics: dict[str, float] = {}
     for p in cfg.protocols:
         if (p, seed) not in splits:
-            splits[p, seed] = prepare(ds, p, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, bool(ds.attributes))
+            splits[p, seed] = prepare_configured(ds, p, seed, cfg, bool(ds.attributes))
         data = splits[p, seed]
         metrics.update(side_metrics(data, getattr(data, side), load_predictions(folder, p, seed, side), ds.rating_range))
     return metrics

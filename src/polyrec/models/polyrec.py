@@ -44,6 +44,7 @@ class ModelSpec:
     labels_only: bool = False
     rating_range: tuple[float, float] | None = None
     ctr_threshold: float | None = None  # the run's data.ctr_threshold; None: data without ratings
+    repeat_items: bool = False  # the run's data.repeat_items: next item trains over the history too
     n_users: int = 0  # > 0 with model.item_raters > 0: the item-side view is on
     # Training ratings the item autoencoder reads (0: none is built; see models/item_autoencoder.py).
     autoencoder_ratings: int = 0

@@ -95,6 +95,7 @@ def build_model(
     cfg: ModelConfig,
     rating_range: tuple[float, float] | None = None,
     ctr_threshold: float | None = None,
+    repeat_items: bool = False,
 ) -> PolyRecModel:
     spec = ModelSpec(
         n_items=n_items,
@@ -107,6 +108,7 @@ def build_model(
         labels_only=data.rating_tokens.labels_only,
         rating_range=rating_range,
         ctr_threshold=ctr_threshold,
+        repeat_items=repeat_items,
         n_users=data.train.n_users,
         user_text_dim=None if data.user_vectors is None else int(data.user_vectors.shape[1]),
         config=cfg,

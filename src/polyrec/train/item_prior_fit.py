@@ -73,7 +73,7 @@ def blend_ndcg(own: torch.Tensor, parts: list[tuple[torch.Tensor, float]], targe
     for s in range(0, len(own), step):
         rows = slice(s, s + step)
         blend = blend_standardised(own[rows], [(z[rows], share) for z, share in parts])
-        ranks.append(target_ranks(blend.numpy(), targets[rows], seen[rows]))
+        ranks.append(target_ranks(blend.numpy(), targets[rows], None if seen is None else seen[rows]))
     return ranking_metrics(np.concatenate(ranks), ks=(10,))["ndcg@10"]
 
 
@@ -158,7 +158,8 @@ def fit_item_prior(model: PolyRecModel, data: ProtocolData, cfg: ModelConfig, pr
     if len(pick) > choosing:
         pick = np.sort(np.random.default_rng(data.seed).choice(pick, choosing, replace=False))
     users, targets = side.next_users[pick], side.next_items[pick]
-    seen = taken_matrix(side.history, n_items)[users]  # one exclusion pattern for every choice
+    # One exclusion pattern for every choice (none where users take items again).
+    seen = None if side.repeat_items else taken_matrix(side.history, n_items)[users]
     own = torch.from_numpy(score_users(model, side.history, users))
     base = ndcg_at(own.numpy(), targets, seen)
     own = standardised(own)  # the blend's model part, the same for every choice

@@ -37,7 +37,8 @@ class PolyRecLearner:
     def fit(self, data: ProtocolData) -> FitInfo:
         c = self.ctx
         tasks = c.cfg.train.tasks_for(self.tasks, data.protocol)
-        self.model = build_model(data, tasks, c.n_items, c.text_vectors, c.cfg.model, c.rating_range, c.cfg.data.ctr_threshold)
+        self.model = build_model(data, tasks, c.n_items, c.text_vectors, c.cfg.model, c.rating_range, c.cfg.data.ctr_threshold,
+                                 c.cfg.data.repeat_items)  # fmt: skip
         # Off by default: `--pretrain` pretrains on this split's training side, `--init` loads.
         pretrain_seconds = init_from_pretraining(self.model, data, c.cfg, c.text_vectors, c.progress, c.item_texts)
         start = time.perf_counter()

@@ -122,13 +122,15 @@ def _task_outputs(
         if not replay and draws.next_valid.any():
             draws.negatives = next_item.draw_negatives(model.spec.n_items, sampled_negatives, states.device)
         head, next_items = model.heads["next_item"], batch.items[:, 1:]
+        # Where users take items again, the history stays a candidate: nothing is masked.
+        history = None if model.spec.repeat_items else batch.items
         if draws.negatives is None:
             out.next_item = next_item.logits(
-                head, states, next_items, draws.next_valid, model.item_tower.all_items(), history=batch.items
+                head, states, next_items, draws.next_valid, model.item_tower.all_items(), history=history
             )
         else:  # the targets' and the negatives' vectors only: no pass over the catalogue
             out.next_item = next_item.sampled_logits(
-                head, states, next_items, draws.next_valid, model.item_tower, draws.negatives, history=batch.items
+                head, states, next_items, draws.next_valid, model.item_tower, draws.negatives, history=history
             )
     if profile and "profile" in model.heads:
         out.profile = model.profile_logits(enc)

@@ -308,7 +308,7 @@ def init_from_pretraining(
 def pretrain_run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> Path:
     """`polyrec pretrain`: one checkpoint per protocol and seed of ``cfg`` under ``out``."""
     from ..pipeline import item_text_vectors, item_texts, load_configured_dataset
-    from .protocol_data import prepare
+    from .protocol_data import prepare_configured
 
     out = Path(out)
     if cfg.train.threads:
@@ -318,7 +318,7 @@ def pretrain_run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Ca
     texts = item_texts(ds) if text_vectors is not None else None
     for seed in cfg.seeds:
         for protocol in cfg.protocols:
-            data = prepare(ds, protocol, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile=False)
+            data = prepare_configured(ds, protocol, seed, cfg, profile=False)
             seqs = training_sequences(data, cfg.model.max_history)
             model = pretrain_model(ds.n_items, text_vectors, cfg.model)
             shuffle = cfg.train.shuffle_history_in_a and protocol == "A"

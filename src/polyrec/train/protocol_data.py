@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import RunConfig
 from ..data.splits import InteractionSplit, UserSplit, profile_split, protocol_a, protocol_b
 from ..data.tables import Dataset
 from .rating_tokens import RatingTokens
@@ -31,7 +32,8 @@ class EvalSide:
 
     ``history`` is what the model reads for each user; ``pairs`` are scored interactions
     (protocol A); ``next_items`` are one held-out item per user (protocol B), ranked against
-    the catalogue minus ``history``.
+    the catalogue minus ``history`` — or the whole catalogue with ``repeat_items``
+    (``data.repeat_items``: users take items again).
     """
 
     history: Histories
@@ -39,6 +41,12 @@ class EvalSide:
     next_users: np.ndarray | None = None
     next_items: np.ndarray | None = None
     profile_users: np.ndarray | None = None
+    repeat_items: bool = False
+
+    def excluded(self, users: np.ndarray) -> list[np.ndarray] | None:
+        """The items each of ``users`` is not ranked or recommended: their history, or none
+        where users take items again."""
+        return None if self.repeat_items else [self.history.items[u] for u in users]
 
 
 @dataclass
@@ -59,6 +67,11 @@ class ProtocolData:
     user_vectors: np.ndarray | None = None  # (users, D) text vectors, an input (Dataset.user_vectors)
 
 
+def prepare_configured(ds: Dataset, protocol: str, seed: int, cfg: RunConfig, profile: bool) -> ProtocolData:
+    """:func:`prepare` with the settings a run's config gives it."""
+    return prepare(ds, protocol, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile, cfg.data.repeat_items)
+
+
 def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float | None) -> PairTargets:
     inter = ds.interactions
     ratings = inter["rating"].to_numpy(dtype=np.float64)[rows] if ds.has_rating else np.full(len(rows), np.nan)
@@ -67,8 +80,12 @@ def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float | None) -> PairTa
     return PairTargets(inter["user"].to_numpy()[rows], inter["item"].to_numpy()[rows], ratings, labels)
 
 
-def prepare(ds: Dataset, protocol: str, seed: int, ctr_threshold: float | None, rating_levels: int, profile: bool) -> ProtocolData:
-    """Split ``ds`` under ``protocol`` ("A" or "B") for ``seed``; nothing from test reaches ``train``."""
+def prepare(
+    ds: Dataset, protocol: str, seed: int, ctr_threshold: float | None, rating_levels: int, profile: bool,
+    repeat_items: bool = False,
+) -> ProtocolData:
+    """Split ``ds`` under ``protocol`` ("A" or "B") for ``seed``; nothing from test reaches
+    ``train``. ``repeat_items``: protocol B ranks the history too (``EvalSide.excluded``)."""
     if protocol not in ("A", "B"):
         raise ValueError(f"unknown protocol '{protocol}'; protocols: A, B")
     split = protocol_a(ds, seed) if protocol == "A" else protocol_b(ds, seed)
@@ -84,12 +101,14 @@ def prepare(ds: Dataset, protocol: str, seed: int, ctr_threshold: float | None, 
         test_hist = build_histories(ds, split.test, tokens, ctr_threshold)
         v_users = np.flatnonzero(valid_hist.lengths() > 0)
         t_users = np.flatnonzero(test_hist.lengths() > 0)
-        valid = EvalSide(train, next_users=v_users, next_items=np.array([valid_hist.items[u][0] for u in v_users]))
+        valid = EvalSide(train, next_users=v_users, next_items=np.array([valid_hist.items[u][0] for u in v_users]),
+                         repeat_items=repeat_items)  # fmt: skip
         # The test input holds the valid item too: it is known by then, and it is not test data.
         test = EvalSide(
             concat_histories(train, valid_hist),
             next_users=t_users,
             next_items=np.array([test_hist.items[u][0] for u in t_users]),
+            repeat_items=repeat_items,
         )
     data = ProtocolData(protocol, seed, split, train, valid, test, tokens, global_mean, notes=list(split.notes),
                         user_vectors=ds.user_vectors)  # fmt: skip

@@ -39,13 +39,14 @@ def validation_losses(model: PolyRecModel, data: ProtocolData, parallel: DataPar
     if side.next_users is not None and len(side.next_users) and "next_item" in model.heads:
         users = side.next_users
         scores = parallel.gather_rows(lambda s: score_users(model, side.history, users[s]), len(users))
-        seen = [side.history.items[u] for u in side.next_users]
+        seen = side.excluded(side.next_users)
         # The task's main metric, for early stopping: a ranking can improve while CE does not.
         out[NEXT_ITEM_SELECTION] = ndcg_at(scores, side.next_items, seen)
-        # Cross-entropy over the candidates of that ranking: the history is not one (the target always is).
+        # Cross-entropy over the candidates of that ranking: the history is not one (the target
+        # always is, or the loss of a re-consumed target would be infinite).
         masked = torch.from_numpy(scores)
         targets = torch.from_numpy(side.next_items)
-        for row, items in enumerate(seen):
+        for row, items in enumerate(seen or []):
             masked[row, items[items != side.next_items[row]]] = float("-inf")
         out["next_item"] = float(torch.nn.functional.cross_entropy(masked, targets))
     if side.profile_users is not None and len(side.profile_users) and "profile" in model.heads:

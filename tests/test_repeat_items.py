@@ -1,0 +1,73 @@
+"""`data.repeat_items`: where users take items again, the history stays a next-item candidate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from synthetic import TINY_YAML, write_dataset
+
+from polyrec.cli import main
+from polyrec.data.generic import load_generic
+from polyrec.eval.ranking import NOT_A_CANDIDATE
+from polyrec.tasks import next_item
+from polyrec.train.finetune import build_model
+from polyrec.train.losses import task_losses
+from polyrec.train.protocol_data import prepare
+from polyrec.train.sequences import collate
+
+
+def repeat_buyers(folder):
+    """The synthetic shop, each user then buying their first two items again, last."""
+    write_dataset(folder)
+    inter = pd.read_csv(folder / "interactions.csv").sort_values(["user_id", "ts"], kind="stable")
+    again = inter.groupby("user_id").head(2).assign(ts=lambda d: d.ts + 10_000)
+    pd.concat([inter, again]).to_csv(folder / "interactions.csv", index=False)
+    return folder
+
+
+def test_the_ranking_excludes_the_history_unless_users_take_items_again(tmp_path) -> None:
+    ds = load_generic(repeat_buyers(tmp_path / "shop"))
+    plain, again = (prepare(ds, "B", 0, None, 10, False, repeat_items=r).test for r in (False, True))
+    users = plain.next_users
+    assert [list(e) for e in plain.excluded(users)] == [list(plain.history.items[u]) for u in users]
+    assert again.excluded(users) is None
+    # Every test item is a repeat: a miss under PROTOCOLS.md's ranking, ranked where it may be taken again.
+    from polyrec.eval.ranking import target_ranks
+
+    scores = np.random.default_rng(0).random((len(users), ds.n_items))
+    assert (target_ranks(scores, plain.next_items, plain.excluded(users)) == NOT_A_CANDIDATE).all()
+    assert (target_ranks(scores, again.next_items, again.excluded(users)) <= ds.n_items).all()
+
+
+def test_next_item_trains_over_the_history_where_users_take_items_again(tmp_path, monkeypatch) -> None:
+    ds = load_generic(repeat_buyers(tmp_path / "shop"))
+    data = prepare(ds, "B", 0, None, 10, False, repeat_items=True)
+    batch = collate(data.train, np.arange(8), 20)
+    read: list[object] = []
+    original = next_item.logits
+    monkeypatch.setattr(next_item, "logits", lambda *a, **k: read.append(k["history"]) or original(*a, **k))
+    from synthetic import tiny_config
+
+    for repeat_items in (False, True):
+        model = build_model(data, ["next_item"], ds.n_items, None, tiny_config().model, repeat_items=repeat_items)
+        task_losses(model, batch, {})
+    assert read[0] is batch.items and read[1] is None  # masked as the ranking is, then not at all
+
+
+def test_a_run_where_users_take_items_again_ranks_their_repeats(tmp_path, capsys) -> None:
+    data = repeat_buyers(tmp_path / "shop")
+    config = tmp_path / "again.yaml"
+    config.write_text(TINY_YAML + "data: {repeat_items: true}\nprotocols: [B]\n")
+    assert main(["run", "--data", str(data), "--config", str(config), "--epochs", "2", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "protocol B ranks the whole catalogue, the user's history included (data.repeat_items)" in printed
+    assert "60 of 60 test items and 60 of 60 validation items repeat" in printed
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # Under PROTOCOLS.md's ranking every one of these targets is a miss (exactly 0): on test,
+    # in the priors' choice on validation, and in the validation that stops training.
+    assert metrics["B.next_item.hr@20"] > 0 and metrics["item_prior.B.valid_ndcg_alone"] > 0
+    assert metrics["baseline.popularity.B.next_item.hr@20"] > 0  # the baseline ranks them alike
+    curves = json.loads((tmp_path / "run" / "curves.json").read_text())
+    assert max(curves["B"]["next_item"]["valid_ndcg@10"]) > 0
