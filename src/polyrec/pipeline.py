@@ -78,7 +78,10 @@ def repeats_notes(ds: Dataset, repeat_items: bool) -> list[str]:
     held-out items the user took before, and whether they can be found."""
     split = protocol_b(ds)
     test, valid = repeated_held_out(ds, split)
-    counts = f"{test} of {len(split.test)} test items and {valid} of {len(split.valid)} validation items repeat an item of the user's history"
+    counts = (
+        f"{test} of {len(split.test)} test items and {valid} of {len(split.valid)} validation items "
+        "repeat an item of the user's history"
+    )
     if repeat_items:
         return [f"protocol B ranks the whole catalogue, the user's history included (data.repeat_items), "
                 f"not PROTOCOLS.md's ranking without it; {counts}"]  # fmt: skip
