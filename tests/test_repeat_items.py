@@ -69,5 +69,18 @@ def test_a_run_where_users_take_items_again_ranks_their_repeats(tmp_path, capsys
     # in the priors' choice on validation, and in the validation that stops training.
     assert metrics["B.next_item.hr@20"] > 0 and metrics["item_prior.B.valid_ndcg_alone"] > 0
     assert metrics["baseline.popularity.B.next_item.hr@20"] > 0  # the baseline ranks them alike
+    # Beside it, the user's own latest items again: each user's test item is one of their history's.
+    assert metrics["baseline.recent.B.next_item.hr@20"] == 1.0
+    assert "| metric | polyrec | popularity | recent |" in printed
     curves = json.loads((tmp_path / "run" / "curves.json").read_text())
     assert max(curves["B"]["next_item"]["valid_ndcg@10"]) > 0
+
+
+def test_recent_then_popular_ranks_the_history_by_recency_and_count_then_the_rest_by_popularity() -> None:
+    from polyrec.baselines.recent import recent_then_popular
+
+    counts = np.array([5, 9, 1, 7, 0])
+    scores = recent_then_popular([np.array([2, 0, 2]), np.array([], dtype=np.int64)], counts, decay=0.5)
+    # Row 0: item 2 taken twice (0.25 + 1 steps back weights), item 0 once in between (0.5).
+    assert np.argsort(-scores[0]).tolist() == [2, 0, 1, 3, 4]
+    assert np.argsort(-scores[1]).tolist() == [1, 3, 0, 2, 4]  # no history: popularity

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from ..baselines.popularity import Popularity
 from ..baselines.profile import MajorityClass, RatingMatrixLogReg, sparse_ratings
 from ..baselines.rating import GlobalMean, UserItemBias
+from ..baselines.recent import recent_then_popular
 from ..run_progress import BASELINE_PREFIX
 from ..train.protocol_data import ProtocolData
 from ..train.sequences import Histories
@@ -65,4 +66,8 @@ def baseline_metrics(
         scores = pop.score_users(t.next_users)
         ranks = target_ranks(scores, t.next_items, t.excluded(t.next_users))
         put("popularity", {f"{p}.next_item.{k}": v for k, v in ranking_metrics(ranks).items()})
+        if t.repeat_items:  # the history is ranked too: what repeating it alone scores
+            recent = recent_then_popular([t.history.items[u] for u in t.next_users], pop.score_items())
+            ranks = target_ranks(recent, t.next_items, None)
+            put("recent", {f"{p}.next_item.{k}": v for k, v in ranking_metrics(ranks).items()})
     return out

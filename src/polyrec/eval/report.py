@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..data.tables import Dataset
 
-BASELINES = ("global_mean", "bias", "popularity", "majority", "logreg")
+BASELINES = ("global_mean", "bias", "popularity", "recent", "majority", "logreg")
 HIGHER_IS_BETTER = ("auc", "accuracy", "macro_f1", "hr@", "ndcg@", "mrr@")
 
 
