@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from synthetic import TINY_YAML, write_dataset
 
+import polyrec
 from polyrec.cli import main
 from polyrec.data.generic import load_generic
 from polyrec.eval.ranking import NOT_A_CANDIDATE
@@ -74,6 +75,30 @@ def test_a_run_where_users_take_items_again_ranks_their_repeats(tmp_path, capsys
     assert "| metric | polyrec | popularity | recent |" in printed
     curves = json.loads((tmp_path / "run" / "curves.json").read_text())
     assert max(curves["B"]["next_item"]["valid_ndcg@10"]) > 0
+
+    # Recommendations too leave the user's own items in by default, out where asked.
+    rec = polyrec.load(tmp_path / "run")
+    seen = set(rec.items_["item_id"].to_numpy()[rec.seen_items("u001")])
+    assert rec.repeat_items and seen <= set(rec.recommend("u001", k=rec.n_items)["item_id"])
+    assert not seen & set(rec.recommend("u001", k=rec.n_items, exclude_seen=True)["item_id"])
+    assert main(["recommend", "--run", str(tmp_path / "run"), "--user", "u001", "-k", "40", "--exclude-seen"]) == 0
+    shown = {line.split("(item ")[1].split(",")[0] for line in capsys.readouterr().out.strip().splitlines()}
+    assert shown and not shown & seen
+    # And so does the service, for a known user and for an ad-hoc history.
+    from fastapi.testclient import TestClient
+
+    from polyrec.serve.app import create_app
+
+    with TestClient(create_app(tmp_path / "run", tmp_path / "events.sqlite")) as client:
+        def served(url: str, body: dict | None = None) -> set[str]:
+            answer = client.get(url) if body is None else client.post(url, json=body)
+            return {item["item_id"] for item in answer.json()["items"]}
+
+        assert seen <= served("/users/u001/recommendations?k=40")
+        assert not seen & served("/users/u001/recommendations?k=40&exclude_seen=true")
+        history = [{"item_id": i} for i in sorted(seen)[:3]]
+        assert set(sorted(seen)[:3]) <= served("/recommend", {"history": history, "k": 40})
+        assert not set(sorted(seen)[:3]) & served("/recommend", {"history": history, "k": 40, "exclude_seen": True})
 
 
 def test_recent_then_popular_ranks_the_history_by_recency_and_count_then_the_rest_by_popularity() -> None:

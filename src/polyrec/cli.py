@@ -106,7 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--all-users", action="store_true", help="every known user (written to --out)")
     rec.add_argument("--out", help="with --users or --all-users: a .csv or .parquet file of user_id, rank, item_id, score")
     rec.add_argument("-k", "--k", type=int, default=10, help="how many items (default 10)")
-    rec.add_argument("--include-seen", action="store_true", help="do not filter items the user already has")
+    seen = rec.add_mutually_exclusive_group()
+    seen.add_argument("--include-seen", action="store_true", help="do not filter items the user already has")
+    seen.add_argument(
+        "--exclude-seen", action="store_true", help="filter them (the default, unless the run has data.repeat_items)"
+    )
     rec.add_argument("--popularity-penalty", type=float, default=0.0, metavar="BETA",
                      help="re-rank towards less-taken items by BETA (in a user's score spreads; default 0: the model's ranking)")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -21,9 +21,14 @@ def recommend(args: argparse.Namespace) -> None:
         return
     if args.out is not None:
         raise ValueError("--out writes the recommendations of --users or --all-users; --user prints them")
-    recs = load(args.run).recommend(args.user, k=args.k, exclude_seen=not args.include_seen, popularity_penalty=args.popularity_penalty)
+    recs = load(args.run).recommend(args.user, k=args.k, exclude_seen=_exclude_seen(args), popularity_penalty=args.popularity_penalty)
     for rank, row in enumerate(recs.itertuples(index=False), 1):
         print(f"{rank:>3}. {shortened(row.text)}  (item {row.item_id}, score {row.score:.3f})")
+
+
+def _exclude_seen(args: argparse.Namespace) -> bool | None:
+    """``--include-seen`` / ``--exclude-seen`` as asked; neither: the run's default."""
+    return True if args.exclude_seen else False if args.include_seen else None
 
 
 def _recommend_many(args: argparse.Namespace) -> None:
@@ -41,7 +46,7 @@ def _recommend_many(args: argparse.Namespace) -> None:
                 raise KeyError(f"{args.users}, line {line}: unknown user '{user}' (not in the run's data)") from None
         user_ids = [user for _, user in lines]
     recs = rec.recommend_many(
-        user_ids, k=args.k, exclude_seen=not args.include_seen, progress=not args.quiet, popularity_penalty=args.popularity_penalty
+        user_ids, k=args.k, exclude_seen=_exclude_seen(args), progress=not args.quiet, popularity_penalty=args.popularity_penalty
     )
     _write_table(recs, out)
     print(f"wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {out}")

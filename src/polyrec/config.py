@@ -25,8 +25,8 @@ class DataConfig:
     # 98 % of a 2–10 scale's ratings positive. The report's notes give the number.
     ctr_threshold: float | None = None
     # true where users take items again (groceries, music, re-watches): a user's own history
-    # stays among the next-item candidates in training and in protocol B's ranking (ask
-    # recommendations for them with `--include-seen` / `exclude_seen=false`). PROTOCOLS.md's
+    # stays among the next-item candidates in training, in protocol B's ranking and in the
+    # run's recommendations (`--exclude-seen` / `exclude_seen=true` leave it out). PROTOCOLS.md's
     # ranking leaves the history out, so a held-out item the user took before is a miss for
     # every model; the report says which ranking a run used.
     repeat_items: bool = False

@@ -243,7 +243,7 @@ class Recommender(RecommenderBase):
         ratings: Sequence[float | None] | None = None,
         texts: Mapping[str, NewItemText] | None = None,
         k: int = 10,
-        exclude_seen: bool = True,
+        exclude_seen: bool | None = None,
         user_text: str | None = None,
     ) -> pd.DataFrame:
         """Top ``k`` items for an ad-hoc history (cold start): columns item_id, text, score.
@@ -258,7 +258,7 @@ class Recommender(RecommenderBase):
             with torch.no_grad():
                 blended = model.blend_priors(torch.from_numpy(scores)[None], index, known, torch.tensor([len(keep) - 1]))
             scores = blended[0].numpy()
-        if exclude_seen:
+        if self.excludes_seen(exclude_seen):
             scores[[self._item_index[str(i)] for i in items if str(i) in self._item_index]] = -np.inf
         return self.top_items(scores, k)
 

@@ -22,6 +22,14 @@ class RecommenderBase:
     tasks: set[str] = set()
     rating_range: tuple[float, float] | None = None
     attribute_classes: dict[str, list[str]] = {}
+    # The run's data.repeat_items (run_loader sets it): its users take items again, so a
+    # user's own items are recommended unless a caller asks otherwise.
+    repeat_items: bool = False
+
+    def excludes_seen(self, exclude_seen: bool | None) -> bool:
+        """Whether a recommendation leaves out the user's own items: as asked, or by default
+        unless the run's users take items again."""
+        return not self.repeat_items if exclude_seen is None else exclude_seen
 
     def __init__(self, items: pd.DataFrame, users: pd.DataFrame, interactions: pd.DataFrame):
         self.items_ = items
@@ -87,18 +95,21 @@ class RecommenderBase:
         scores = self.catalogue_scores(users)
         return penalised(scores, self.item_popularity(), popularity_penalty) if popularity_penalty else scores
 
-    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True, popularity_penalty: float = 0.0) -> pd.DataFrame:
-        """Top ``k`` items for a known user: columns item_id, text, score. ``popularity_penalty``
-        β > 0 re-ranks towards less-taken items (popularity_penalty.py); ``score`` is then the
-        re-ranked one."""
+    def recommend(
+        self, user_id: str, k: int = 10, exclude_seen: bool | None = None, popularity_penalty: float = 0.0
+    ) -> pd.DataFrame:
+        """Top ``k`` items for a known user: columns item_id, text, score. ``exclude_seen``
+        (None: :meth:`excludes_seen`'s default) leaves out the user's own items.
+        ``popularity_penalty`` β > 0 re-ranks towards less-taken items (popularity_penalty.py);
+        ``score`` is then the re-ranked one."""
         scores = self._ranking_scores(np.array([self.user_index(user_id)]), popularity_penalty)[0]
-        return self.top_items(scores, k, self.seen_items(user_id) if exclude_seen else None)
+        return self.top_items(scores, k, self.seen_items(user_id) if self.excludes_seen(exclude_seen) else None)
 
     def recommend_many(
         self,
         user_ids: Sequence[str] | None = None,
         k: int = 10,
-        exclude_seen: bool = True,
+        exclude_seen: bool | None = None,
         batch_users: int = 256,
         progress: bool = False,
         popularity_penalty: float = 0.0,
@@ -117,7 +128,7 @@ class RecommenderBase:
         for start in bar(range(0, len(users), batch_users), "recommending", progress):
             batch = users[start : start + batch_users]
             scores = np.array(self._ranking_scores(batch, popularity_penalty))  # a copy: the seen items are masked in it
-            if exclude_seen:
+            if self.excludes_seen(exclude_seen):
                 seen = [self._seen[u] for u in batch]
                 scores[np.repeat(np.arange(len(batch)), [len(s) for s in seen]), np.concatenate(seen)] = -np.inf
             for row, user in zip(scores, batch):

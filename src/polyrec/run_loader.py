@@ -31,7 +31,16 @@ def load_tables(path: Path) -> list[pd.DataFrame]:
 
 
 def load_run(path: str | Path) -> RecommenderBase:
-    path = Path(path)
+    rec = _load_run(Path(path))
+    config = Path(path) / "config.yaml"
+    if config.is_file():  # an export has none: it recommends as PROTOCOLS.md ranks
+        from .config import RunConfig
+
+        rec.repeat_items = RunConfig.load(config).data.repeat_items
+    return rec
+
+
+def _load_run(path: Path) -> RecommenderBase:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such run folder")
     from .export.format import MANIFEST

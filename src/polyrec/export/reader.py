@@ -183,13 +183,14 @@ class ExportedRecommender(RecommenderBase):
         return self.model.query_vectors([index], [self.model.tokens_of(values)])[0]
 
     def recommend_history(
-        self, items: Sequence[str], ratings: Sequence[float | None] | None = None, k: int = 10, exclude_seen: bool = True,
+        self, items: Sequence[str], ratings: Sequence[float | None] | None = None, k: int = 10,
+        exclude_seen: bool | None = None,
     ) -> pd.DataFrame:
         """Top ``k`` items for an ad-hoc history of catalogue items, oldest first."""
         vector = self.history_vector(items, ratings)  # checks the items, so the lookups below succeed
         index = np.array([self._item_index[str(i)] for i in items], dtype=np.int64)
         scores = self.model.blend(vector[None], [index])[0]
-        if exclude_seen:
+        if self.excludes_seen(exclude_seen):
             scores[index] = -np.inf
         return self.top_items(scores, k)
 

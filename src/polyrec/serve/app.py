@@ -121,6 +121,11 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             for i, s in zip(ids.tolist(), scores.tolist())
         ]
 
+    def seen_excluded(run: LoadedRun, asked: bool | None) -> bool:
+        """Whether an answer leaves out the user's own items: as asked, or by default unless the
+        run's users take items again (``data.repeat_items``; any run type may lack the flag)."""
+        return asked if asked is not None else not getattr(run.rec, "repeat_items", False)
+
     def by_recommend(run: LoadedRun, user_id: str, k: int, exclude_seen: bool, allowed: np.ndarray | None, penalty: float):
         """A run type without vectors: its own ``recommend``, asking for more until the type filter leaves k."""
 
@@ -155,7 +160,9 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         user_id: UserId,
         k: KQuery = 10,
         item_type: TypeQuery = None,
-        exclude_seen: Annotated[bool, Query(description="leave out items the user already has")] = True,
+        exclude_seen: Annotated[
+            bool | None, Query(description="leave out items the user already has (default: yes, unless the run's users take items again)")
+        ] = None,
         popularity_penalty: Annotated[
             float, Query(ge=0, le=10, description="re-rank towards less-taken items (0: the model's ranking; README, fairness)")
         ] = 0.0,
@@ -163,6 +170,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         run = holder.current  # one read: this request finishes on this run even if a reload swaps it
         u = known_user(run, user_id)
         allowed = type_mask(run, item_type)
+        exclude_seen = seen_excluded(run, exclude_seen)
         if run.retrieves or run.blended is not None:
             exclude = run.rec.seen_items(user_id) if exclude_seen else None  # type: ignore[attr-defined]
             if run.blended is None and not popularity_penalty:
@@ -201,7 +209,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             if run.retrieves or run.blended is not None:
                 vector = run.rec.history_vector(items, ratings, texts, body.user_text)  # type: ignore[attr-defined]
                 seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
-                exclude = seen if body.exclude_seen else None
+                exclude = seen if seen_excluded(run, body.exclude_seen) else None
                 if run.blended is not None:  # the whole catalogue, exactly: no index ranks a blend with priors
                     positions = np.array([run.item_index.get(i, -1) for i in items], dtype=np.int64)
                     ids, scores = top_k_allowed(run.blended.history_scores(vector, positions), body.k, exclude, allowed)
@@ -211,7 +219,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
 
                 def top(n: int) -> pd.DataFrame:
                     return run.rec.recommend_history(  # type: ignore[attr-defined]
-                        items, ratings, texts, k=n, exclude_seen=body.exclude_seen, user_text=body.user_text
+                        items, ratings, texts, k=n, exclude_seen=seen_excluded(run, body.exclude_seen), user_text=body.user_text
                     )
 
                 ids, scores = fetch_until(run, top, body.k, allowed)

@@ -76,7 +76,9 @@ class RecommendRequest(Strict):
         min_length=1, max_length=MAX_HISTORY, description=f"the user's items, oldest first (1 to {MAX_HISTORY})"
     )
     k: K = 10
-    exclude_seen: bool = Field(True, description="leave out the history's own items")
+    exclude_seen: bool | None = Field(
+        None, description="leave out the history's own items (default: yes, unless the run's users take items again)"
+    )
     item_type: str | None = Field(None, max_length=128, description="only items of this type")
     user_text: str | None = Field(
         None,
