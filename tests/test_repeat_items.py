@@ -84,6 +84,12 @@ def test_a_run_where_users_take_items_again_ranks_their_repeats(tmp_path, capsys
     assert main(["recommend", "--run", str(tmp_path / "run"), "--user", "u001", "-k", "40", "--exclude-seen"]) == 0
     shown = {line.split("(item ")[1].split(",")[0] for line in capsys.readouterr().out.strip().splitlines()}
     assert shown and not shown & seen
+    # An export keeps the run's setting.
+    from polyrec.export.writer import export_run
+
+    export_run(tmp_path / "run", tmp_path / "export", check_users=16)
+    exported = polyrec.load(tmp_path / "export")
+    assert exported.repeat_items and seen <= set(exported.recommend("u001", k=rec.n_items)["item_id"])
     # And so does the service, for a known user and for an ad-hoc history.
     from fastapi.testclient import TestClient
 

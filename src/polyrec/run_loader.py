@@ -33,7 +33,7 @@ def load_tables(path: Path) -> list[pd.DataFrame]:
 def load_run(path: str | Path) -> RecommenderBase:
     rec = _load_run(Path(path))
     config = Path(path) / "config.yaml"
-    if config.is_file():  # an export has none: it recommends as PROTOCOLS.md ranks
+    if config.is_file():  # an export has none: its manifest carries the setting
         from .config import RunConfig
 
         rec.repeat_items = RunConfig.load(config).data.repeat_items

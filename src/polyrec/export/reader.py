@@ -132,6 +132,7 @@ class ExportedRecommender(RecommenderBase):
         super().__init__(items, users, interactions)
         self.model = model
         self.histories = histories
+        self.repeat_items = bool(model.manifest.get("repeat_items", False))  # exports before it: False
 
     @classmethod
     def load(cls, folder: str | Path, threads: int | None = None) -> "ExportedRecommender":

@@ -66,6 +66,7 @@ def export_run(run: str | Path, out: str | Path, int8: bool = False, check_users
         "format": FORMAT, "version": VERSION, "polyrec": __version__, "run": str(run), "int8": int8,
         "items": spec.n_items, "dim": spec.config.dim, "max_history": spec.config.max_history,
         "rating_levels": [float(v) for v in spec.rating_levels], "labels_only": bool(spec.labels_only), "priors": priors,
+        "repeat_items": bool(spec.repeat_items),  # the run's users take items again: recommend them too
     }
     write_manifest(out, manifest)
     check = check_export(rec, ExportedRecommender.load(out), check_users)
