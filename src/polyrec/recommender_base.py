@@ -18,6 +18,12 @@ from .progress import bar
 from .top_k import top_indices, top_k_allowed
 
 
+def seen_left_out(asked: bool | None, repeat_items: bool) -> bool:
+    """Whether a recommendation leaves out the user's own items: as asked, or by default
+    unless the run's users take items again (``data.repeat_items``)."""
+    return not repeat_items if asked is None else asked
+
+
 class RecommenderBase:
     tasks: set[str] = set()
     rating_range: tuple[float, float] | None = None
@@ -27,9 +33,8 @@ class RecommenderBase:
     repeat_items: bool = False
 
     def excludes_seen(self, exclude_seen: bool | None) -> bool:
-        """Whether a recommendation leaves out the user's own items: as asked, or by default
-        unless the run's users take items again."""
-        return not self.repeat_items if exclude_seen is None else exclude_seen
+        """:func:`seen_left_out` for this run."""
+        return seen_left_out(exclude_seen, self.repeat_items)
 
     def __init__(self, items: pd.DataFrame, users: pd.DataFrame, interactions: pd.DataFrame):
         self.items_ = items

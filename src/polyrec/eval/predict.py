@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -61,19 +63,19 @@ def score_users(model: PolyRecModel, history: Histories, users: np.ndarray, batc
 
 @torch.no_grad()
 def next_item_ranks(
-    model: PolyRecModel, history: Histories, users: np.ndarray, targets: np.ndarray, batch_users: int = 256,
-    exclude_history: bool = True,
+    model: PolyRecModel, history: Histories, users: np.ndarray, targets: np.ndarray,
+    excluded: Sequence[np.ndarray] | None, batch_users: int = 256,
 ) -> np.ndarray:
-    """Full-catalogue rank of each user's target, items in ``history`` excluded unless
-    ``exclude_history`` is off (``data.repeat_items``) (chunked)."""
+    """Full-catalogue rank of each user's target from what the model reads in ``history``,
+    each user's ``excluded`` items (``EvalSide.excluded``; None: none) not candidates (chunked)."""
     model.eval()
     item_vecs = model.item_tower.all_items()
     ranks = []
     for s in range(0, len(users), batch_users):
         u = users[s : s + batch_users]
         scores = model.score_catalogue(collate(history, u, model.spec.config.max_history), item_vecs).numpy()
-        excluded = [history.items[x] for x in u] if exclude_history else None
-        ranks.append(target_ranks(scores, targets[s : s + batch_users], excluded))
+        left_out = None if excluded is None else excluded[s : s + batch_users]
+        ranks.append(target_ranks(scores, targets[s : s + batch_users], left_out))
     return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
 
 
@@ -116,6 +118,6 @@ def predict_side(model: PolyRecModel, data: ProtocolData, side: EvalSide) -> dic
             out["next_item"] = score_users(model, side.history, side.next_users)
         else:
             out["next_item.ranks"] = next_item_ranks(
-                model, side.history, side.next_users, side.next_items, exclude_history=not side.repeat_items
+                model, side.history, side.next_users, side.next_items, side.excluded(side.next_users)
             )
     return out

@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..models.polyrec import PolyRecModel
 from ..train.protocol_data import EvalSide
-from ..train.sequences import Histories, collate
-from .ranking import ranking_metrics, target_ranks
+from ..train.sequences import Histories
+from .predict import next_item_ranks
+from .ranking import ranking_metrics
 
 
 @dataclass(frozen=True)
@@ -95,18 +95,11 @@ def perturbation_rng(how: Perturbation, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, *map(ord, how.name)])
 
 
-@torch.no_grad()
 def perturbed_metrics(
     model: PolyRecModel, side: EvalSide, how: Perturbation, seed: int, batch_users: int = 256
 ) -> dict[str, float]:
     """Ranking metrics of ``side``'s targets with the histories perturbed ``how`` (the
     ranking's exclusions from the unperturbed history)."""
-    model.eval()
     users, targets = np.asarray(side.next_users), np.asarray(side.next_items)
     history = perturbed(side.history, users, how, perturbation_rng(how, seed), model.spec.n_items)
-    catalogue, ranks = model.item_tower.all_items(), []
-    for s in range(0, len(users), batch_users):
-        batch = users[s : s + batch_users]
-        scores = model.score_catalogue(collate(history, batch, model.spec.config.max_history), catalogue).numpy()
-        ranks.append(target_ranks(scores, targets[s : s + batch_users], side.excluded(batch)))
-    return ranking_metrics(np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64))
+    return ranking_metrics(next_item_ranks(model, history, users, targets, side.excluded(users), batch_users))

@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ..popularity_penalty import penalised
+from ..recommender_base import seen_left_out
 from ..top_k import top_k_allowed
 from . import schemas as S
 from .events import Event, EventStore
@@ -122,9 +123,8 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         ]
 
     def seen_excluded(run: LoadedRun, asked: bool | None) -> bool:
-        """Whether an answer leaves out the user's own items: as asked, or by default unless the
-        run's users take items again (``data.repeat_items``; any run type may lack the flag)."""
-        return asked if asked is not None else not getattr(run.rec, "repeat_items", False)
+        """:func:`seen_left_out` for the served run (any run type may lack the flag)."""
+        return seen_left_out(asked, getattr(run.rec, "repeat_items", False))
 
     def by_recommend(run: LoadedRun, user_id: str, k: int, exclude_seen: bool, allowed: np.ndarray | None, penalty: float):
         """A run type without vectors: its own ``recommend``, asking for more until the type filter leaves k."""

@@ -127,18 +127,18 @@ def event_labels(events: pd.DataFrame, ctr_threshold: float = 4.0) -> np.ndarray
     return np.where(np.isnan(by_type), by_rating, by_type)
 
 
-def run_ctr_threshold(run: str | Path | None) -> float:
+def run_ctr_threshold(run: Path | None, interactions: pd.DataFrame | None) -> float:
     """The rating from which ``run`` counted an interaction as engaged: its config's
-    ``data.ctr_threshold``, or where that is left to the data, the point its ratings' scale
-    gives (``Dataset.ctr_threshold``); MovieLens' 4 without a run or ratings."""
-    config = None if run is None else Path(run) / "config.yaml"
+    ``data.ctr_threshold``, or where that is left to the data, the point the scale of its
+    ``interactions``' ratings gives (``Dataset.ctr_threshold``); MovieLens' 4 without a run or
+    ratings."""
+    config = None if run is None else run / "config.yaml"
     if config is None or not config.is_file():
         return 4.0
     threshold = RunConfig.load(config).data.ctr_threshold
     if threshold is not None:
         return float(threshold)
-    interactions = load_tables(Path(run))[2]
-    if "rating" not in interactions:
+    if interactions is None or "rating" not in interactions:
         return 4.0
     return scale_ctr_threshold(float(interactions["rating"].min()), float(interactions["rating"].max()))
 
@@ -155,11 +155,13 @@ def export_events(
     With ``run`` (a run folder), the run's own interactions come first, and its items (with
     their texts) and users (with their attributes) are written too; items and users that only
     the events name are added with no text or attributes. Returns the folder and notes on
-    what the dataset leaves out. ``ctr_threshold`` (None: ``run_ctr_threshold(run)``) labels
-    the events and the run's interactions that have a rating but no label.
+    what the dataset leaves out. ``ctr_threshold`` (None: ``run_ctr_threshold``) labels the
+    events and the run's interactions that have a rating but no label.
     """
+    run = None if run is None else Path(run)
+    tables = None if run is None else load_tables(run)  # items, users, interactions: read once
     if ctr_threshold is None:
-        ctr_threshold = run_ctr_threshold(run)
+        ctr_threshold = run_ctr_threshold(run, None if tables is None else tables[2])
     events = read_events(db)
     frame = pd.DataFrame(
         {
@@ -174,8 +176,8 @@ def export_events(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spec: dict[str, object] = {"name": out.name}
-    if run is not None:
-        frame, items, users = _with_run(Path(run), frame, ctr_threshold)
+    if tables is not None:
+        frame, items, users = _with_run(tables, frame, ctr_threshold)
         items.to_csv(out / "items.csv", index=False)
         users.to_csv(out / "users.csv", index=False)
         item_spec: dict[str, object] = {"path": "items.csv", "id": "item_id", "text": ["text"]}
@@ -204,9 +206,12 @@ def export_events(
     return out, notes
 
 
-def _with_run(run: Path, events: pd.DataFrame, ctr_threshold: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(interactions, items, users) of ``run`` followed by, or extended with, the events'."""
-    items, users, past = load_tables(run)
+def _with_run(
+    tables: list[pd.DataFrame], events: pd.DataFrame, ctr_threshold: float
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(interactions, items, users) of a run (its ``tables``: ``run_loader.load_tables``)
+    followed by, or extended with, the events'."""
+    items, users, past = tables
     items, users = items.astype({"item_id": str}), users.astype({"user_id": str})
     rating = past["rating"].astype(float) if "rating" in past else pd.Series(np.nan, index=past.index)
     if "label" in past:
