@@ -117,6 +117,27 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
     pairs.write_text("who,what\nu002,i005\nu001,nope\n")
     assert main([*argv, "--out", str(tmp_path / "p.csv")]) == 2
     assert one_error_line(capsys.readouterr().err) == f"polyrec: error: {pairs}, row 3, column 'what': unknown item 'nope' (not in the run's data)"
+    # Users the run has not seen, with their histories from a file: predicted from those,
+    # the known users as before, the rows in the pairs file's order.
+    pairs.write_text("who,what\nnew1,i005\nu002,i005\nnew1,i009\nnew2,i001\n")
+    histories = tmp_path / "histories.csv"
+    histories.write_text("who,what,rating\nnew1,i001,5\nnew2,i002,\nnew1,i003,2\n")
+    assert main([*argv, "--histories", str(histories), "--out", str(tmp_path / "p.csv")]) == 0
+    written = pd.read_csv(tmp_path / "p.csv", dtype={"user_id": str, "item_id": str})
+    assert written[["user_id", "item_id"]].values.tolist() == [["new1", "i005"], ["u002", "i005"], ["new1", "i009"], ["new2", "i001"]]
+    np.testing.assert_allclose(written.loc[[0, 2], "rating"], rec.predict_history(["i001", "i003"], ["i005", "i009"], [5.0, 2.0])["rating"])
+    np.testing.assert_allclose(written.loc[3, "ctr"], rec.predict_history(["i002"], ["i001"])["ctr"][0])
+    np.testing.assert_allclose(written.loc[1, "rating"], expected["rating"][0])
+    assert main([*argv, "--out", str(tmp_path / "p.csv")]) == 2  # without the histories: one line naming the row
+    assert "row 2, column 'who': unknown user 'new1' (not in the run's data; give their history with --histories)" in one_error_line(
+        capsys.readouterr().err
+    )
+    histories.write_text("who,what,rating\nnew1,i001,five\n")
+    assert main([*argv, "--histories", str(histories), "--out", str(tmp_path / "p.csv")]) == 2
+    assert f"{histories}, row 2, column 'rating': rating 'five' is not a number" in one_error_line(capsys.readouterr().err)
+    histories.write_text("who,what\nnew1,ghost\n")
+    assert main([*argv, "--histories", str(histories), "--out", str(tmp_path / "p.csv")]) == 2
+    assert f"{histories}, row 2, column 'what': unknown item 'ghost' (not in the run's catalogue)" in one_error_line(capsys.readouterr().err)
 
 
 def test_recommend_prints_a_long_item_text_on_one_shortened_line() -> None:

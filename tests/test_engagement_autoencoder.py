@@ -55,6 +55,9 @@ def test_its_fit_lowers_the_validation_log_loss_it_returns(ds, data_a, view) -> 
     before = _validation_logloss(ae, data_a)
     returned = fit_engagement_autoencoder(ae, data_a, l2=1.0, progress=False)
     assert returned is not None and returned < before
+    if view == "engagement_autoencoder":  # it keeps the offset its fit added, for new users' rows
+        mean = engagement_targets(data_a)[3].mean()
+        assert float(ae.offset) == pytest.approx(np.log(mean / (1 - mean)), abs=1e-6) and bool(ae.offset_kept)
     assert returned == pytest.approx(_validation_logloss(ae, data_a), abs=1e-5)  # the kept state's
 
 
@@ -88,3 +91,46 @@ def test_a_model_saved_before_it_loads_without_it(ds, data_a, tmp_path, view) ->
 def test_a_negative_width_is_refused_by_name(view) -> None:
     with pytest.raises(ValueError, match=f"'model.{view}'"):
         ModelConfig(**{view: -1})
+
+
+def test_a_new_users_engagement_row_is_the_penalised_log_loss_optimum() -> None:
+    """``fold_in`` of the item-side view: the row and bias minimising the log-loss of the
+    user's labels plus the fit's prior on the row and a prior on the bias at the trained
+    users' mean and spread; zero gradient at its answer. No offset kept: no row."""
+    from synthetic import perturbed_autoencoder, random_ratings
+
+    from polyrec.models.engagement_autoencoder import EngagementAutoencoder
+
+    users, items, ratings = random_ratings()
+    ae = perturbed_autoencoder(EngagementAutoencoder, users, items, ratings)
+    history, labels = torch.tensor([[2, 5, 7, 1, 9]]), torch.tensor([[1.0, 0.0, float("nan"), 1.0, 0.0]])
+    assert ae.fold_in(history, labels, 0.0, 3.0) is None  # saved before the offset was kept
+    ae.keep_offset(0.4)
+    rows = ae.fold_in(history, labels, 0.0, 3.0)
+    bias = rows.bias.detach().clone().requires_grad_()
+    decoder = rows.decoder.detach().clone().requires_grad_()
+    read, y = torch.tensor([2, 5, 1]), torch.tensor([1.0, 0.0, 1.0])  # 9: beyond the catalogue
+    with torch.no_grad():
+        codes, item_bias, trained = ae.codes(read), ae.item_bias[read], ae.user_bias.double()
+    logit = 0.4 + item_bias + bias + codes @ decoder[0]
+    prior = (bias - float(trained.mean())) ** 2 / (2 * float(trained.var()))
+    objective = torch.nn.functional.binary_cross_entropy_with_logits(logit, y, reduction="sum") + 1.5 * (decoder**2).sum() + prior.sum()
+    objective.backward()
+    assert float(bias.grad.abs().max()) < 1e-4 and float(decoder.grad.abs().max()) < 1e-4
+    # Labels all alike: the bias stays finite, drawn to the trained users'.
+    same = ae.fold_in(torch.tensor([[2, 5, 1]]), torch.ones(1, 3), 0.0, 3.0)
+    assert abs(float(same.bias[0])) < 10
+
+
+def test_a_model_saved_before_the_offset_was_kept_loads_and_folds_no_row_in(ds, data_a, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    model = _model(ds, data_a, 8)
+    model.engagement_autoencoder.keep_offset(0.3)
+    save_model(model, tmp_path)
+    kept = load_model(tmp_path).engagement_autoencoder
+    assert float(kept.offset) == pytest.approx(0.3) and kept.fold_in(torch.tensor([[1, 2]]), torch.tensor([[1.0, 0.0]]), 0.0, 1.0)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    save_file({k: v for k, v in weights.items() if not k.endswith(("offset", "offset_kept"))}, str(tmp_path / "model.safetensors"))
+    old = load_model(tmp_path).engagement_autoencoder
+    assert not old.offset_kept and old.fold_in(torch.tensor([[1, 2]]), torch.tensor([[1.0, 0.0]]), 0.0, 1.0) is None

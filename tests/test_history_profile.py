@@ -13,7 +13,8 @@ from polyrec.eval.metrics import classification_metrics
 from polyrec.eval.predict import profile_probabilities
 from polyrec.models.history_profile import tfidf_rows
 from polyrec.train.finetune import build_model
-from polyrec.train.join_fit import HISTORY_PROFILE_C, fit_history_profile, history_profile_logits
+from polyrec.train.join_fit import HISTORY_PROFILE_C, fit_history_profile, history_profile_logits, history_profile_parts
+from polyrec.train.sequences import collate
 
 
 def test_a_row_weighs_each_rating_by_its_height_and_the_items_rarity_at_unit_length() -> None:
@@ -67,6 +68,22 @@ def test_the_view_is_a_logistic_regression_on_the_training_users_labels_alone(ds
     assert all((v == 0).all() for v in unknown.values())  # a user it does not know adds nothing
 
 
+def test_a_history_given_ad_hoc_gets_the_logits_its_user_has_in_the_table(data_a, fitted) -> None:
+    """The kept regression gives a user read from their training history (as a user the
+    model was not trained with) the very logits the fit tabled for them, held-out users too."""
+    model, kept = fitted
+    view = model.history_profile
+    assert kept and view.n_items
+    users = np.arange(data_a.train.n_users)
+    batch = collate(data_a.train, users, max(len(h) for h in data_a.train.items))
+    folded = view.folded(batch.items, batch.ratings, batch.mask)
+    for name in view.names:
+        torch.testing.assert_close(folded[name], view.table(name), atol=1e-4, rtol=1e-4)
+    view.clear(kept[0])
+    assert (view.folded(batch.items, batch.ratings, batch.mask)[kept[0]] == 0).all()  # cleared: nothing
+    model.history_profile.set_attribute(kept[0], *history_profile_parts(data_a, model.spec.n_items, data_a.attribute_classes)[kept[0]])
+
+
 def test_the_view_is_kept_exactly_where_it_raises_validation_auc(data_a, fitted) -> None:
     model, kept = fitted
     users, view = data_a.valid.profile_users, model.history_profile
@@ -93,7 +110,12 @@ def test_a_model_saved_before_the_view_still_loads(ds, data_a, tmp_path) -> None
     torch.manual_seed(0)
     model = build_model(data_a, list(TASKS), ds.n_items, None, tiny_config().model, ds.rating_range)
     save_model(model, tmp_path)
-    assert load_model(tmp_path).history_profile is not None
+    assert load_model(tmp_path).history_profile.n_items == ds.n_items
+    # Saved before the regression was kept: the view loads without it, and folds nothing in.
+    strip_saved_field(tmp_path, "history_profile_weights", *(f"history_profile.{b}" for b in ("weight_", "bias_", "idf", "lowest")))
+    view = load_model(tmp_path).history_profile
+    assert view is not None and view.n_items == 0
+    assert view.folded(torch.tensor([[1, 2]]), torch.tensor([[4.0, 5.0]]), torch.ones(1, 2, dtype=torch.bool)) is None
     strip_saved_field(tmp_path, "history_profile", "history_profile.")
     assert load_model(tmp_path).history_profile is None
 

@@ -312,3 +312,33 @@ def test_the_profile_join_leaves_out_validation_users_whose_attributes_are_unkno
     assert fit_profile_join(first, with_unknown) == fit_profile_join(second, without_them)
     for a, b in zip(first.user_row_profile.state_dict().values(), second.user_row_profile.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_new_users_rows_are_the_fits_own_optimum_for_their_ratings() -> None:
+    """``fold_in`` solves the fit's objective for one new user's rows, every other weight
+    held: squared error of their ratings plus l2 / 2 · ‖V‖², the bias free. At its answer the
+    objective's gradient is zero; unrated positions and items beyond the catalogue are not read."""
+    users, items, ratings = random_ratings()
+    ae = perturbed_autoencoder(ItemAutoencoder, users, items, ratings)
+    mean, l2 = 3.1, 4.0
+    history = torch.tensor([[2, 5, 7, 9, 1]])  # 9: beyond the 9-item catalogue (a new item by text)
+    given = torch.tensor([[4.0, 1.0, float("nan"), 5.0, 2.0]])
+    rows = ae.fold_in(history, given, mean, l2)
+    bias = rows.bias.detach().clone().requires_grad_()
+    decoder = rows.decoder.detach().clone().requires_grad_()
+    read = torch.tensor([2, 5, 1])
+    with torch.no_grad():
+        codes = ae.codes(read)
+    error = torch.tensor([4.0, 1.0, 2.0]) - mean - ae.item_bias[read].detach() - bias - codes @ decoder[0]
+    objective = (error**2).sum() + l2 / 2 * (decoder**2).sum()
+    objective.backward()
+    assert float(bias.grad.abs().max()) < 1e-4 and float(decoder.grad.abs().max()) < 1e-4
+    assert float(rows.decoder.abs().sum()) > 1e-3  # a real answer, not the zero start
+    alone = ae.fold_in(torch.tensor([[2, 5, 1]]), torch.tensor([[4.0, 1.0, 2.0]]), mean, l2)
+    torch.testing.assert_close(alone.decoder, rows.decoder)
+    # Nothing rated: no row beyond the item's bias, as a fit starts one.
+    empty = ae.fold_in(torch.tensor([[3]]), torch.tensor([[float("nan")]]), mean, l2)
+    assert float(empty.bias.abs().sum() + empty.decoder.abs().sum()) == 0.0
+    deviation = ae.folded_deviation(rows, torch.tensor([[0, 4]]))
+    expected = rows.bias[0] + ae.item_bias[torch.tensor([0, 4])] + ae.codes(torch.tensor([0, 4])) @ rows.decoder[0]
+    torch.testing.assert_close(deviation[0], expected)

@@ -291,6 +291,74 @@ def test_bad_predict_requests(client, pairs, status: int, message: str) -> None:
     assert message in detail(client.post("/predict", json={"pairs": pairs}), status)
 
 
+def test_predict_for_a_history_matches_the_library(client, rec) -> None:
+    inter = interactions_frame()
+    mine = inter[inter["user_id"] == "u006"]
+    history = [{"item_id": i, "rating": float(r)} for i, r in zip(mine["item_id"], mine["rating"])]
+    new = {"item_id": "brand-new", "rating": 2.0, "text": "title: Romance story number 98. categories: romance|drama"}
+    targets = ["i003", "i030", "i012"]
+    r = client.post("/predict/history", json={"history": history + [new], "items": targets})
+    assert r.status_code == 200, r.text
+    expected = rec.predict_history([h["item_id"] for h in history + [new]], targets, [h["rating"] for h in history + [new]],
+                                   {"brand-new": new["text"]})  # fmt: skip
+    got = r.json()["predictions"]
+    assert [(p["user_id"], p["item_id"]) for p in got] == [(None, t) for t in targets]
+    np.testing.assert_allclose([p["rating"] for p in got], expected["rating"], rtol=1e-5)
+    np.testing.assert_allclose([p["ctr"] for p in got], expected["ctr"], rtol=1e-5)
+    without_new = client.post("/predict/history", json={"history": history, "items": targets}).json()["predictions"]
+    assert [p["rating"] for p in without_new] != [p["rating"] for p in got]  # the new item was read
+
+
+def test_a_new_item_in_a_history_reads_as_its_catalogue_twin_without_an_id(runs) -> None:
+    """A new item is its text alone: with a catalogue item's ID vector zeroed, that item and a
+    new one given by its fields are the same history token, for every answer to a history
+    that reads the tokens (the item autoencoder's rows, folded in from the rated catalogue
+    items, read no new item: its part is taken out of the predictions compared)."""
+    rec = polyrec.load(runs["text"])
+    ds = load_dataset(None, runs["root"] / "data")
+    fields = {"title": ds.items["title"][3], "categories": ds.items["categories"][3]}
+    with torch.no_grad():
+        for model in rec.models_.values():
+            model.item_tower.ids.weight[3] = 0.0
+            if model.item_autoencoder is not None:
+                model.item_autoencoder.rating_share.zero_()
+                model.ctr_join[1] = 0.0
+    as_new, as_catalogue = ([item_id(20), twin] for twin in ("twin", item_id(3)))
+    texts = {"twin": fields}
+    np.testing.assert_allclose(rec.history_vector(as_new, [5.0, 4.0], texts), rec.history_vector(as_catalogue, [5.0, 4.0]), atol=1e-5)
+    cold, twin = rec.predict_history(as_new, ["i007", "i011"], [5.0, 4.0], texts), rec.predict_history(as_catalogue, ["i007", "i011"], [5.0, 4.0])
+    np.testing.assert_allclose(cold[["rating", "ctr"]].to_numpy(), twin[["rating", "ctr"]].to_numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"history": [{"item_id": "i001"}], "items": ["ghost"]}, 404, "unknown item 'ghost'"),
+        ({"history": [{"item_id": "ghost"}], "items": ["i002"]}, 404, "unknown item 'ghost'"),
+        ({"history": [{"item_id": "i001"}], "items": []}, 422, "body.items: List should have at least 1 item"),
+        ({"history": [{"item_id": "i001"}]}, 422, "body.items: Field required"),
+        ({"history": [{"item_id": "i001"}], "items": ["i002"], "user_text": "x"}, 422, "this model reads no user text"),
+    ],
+)
+def test_bad_predict_history_requests(client, body, status: int, message: str) -> None:
+    assert message in detail(client.post("/predict/history", json=body), status)
+
+
+def test_profile_of_a_history_is_the_librarys(client, rec) -> None:
+    inter = interactions_frame()
+    mine = inter[inter["user_id"] == "u001"]
+    history = [{"item_id": i, "rating": float(r)} for i, r in zip(mine["item_id"], mine["rating"])]
+    body = client.post("/profile", json={"history": history}).json()
+    assert body["user_id"] is None
+    expected = rec.profile_history(mine["item_id"].tolist(), mine["rating"].tolist())
+    for name, attribute in body["attributes"].items():
+        np.testing.assert_allclose(list(attribute["probabilities"].values()), list(expected[name].values()), rtol=1e-5)
+    # Interests read the history's liked items, as the known user's do.
+    assert body["interests"] == client.get(f"/users/{user_id(1)}/profile").json()["interests"]
+    assert body["summary"].startswith("Likely gender ")
+    assert "unknown item 'new'" in detail(client.post("/profile", json={"history": [{"item_id": "new", "text": "a film"}]}), 404)
+
+
 def test_profile_gives_attributes_interests_and_summary(client) -> None:
     for u in (0, 1):
         body = client.get(f"/users/{user_id(u)}/profile").json()
@@ -399,8 +467,8 @@ def test_metrics_count_requests_by_route_and_status(client) -> None:
 def test_openapi_documents_every_endpoint(client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     expected = {
-        "/users/{user_id}/recommendations": "get", "/recommend": "post", "/predict": "post",
-        "/users/{user_id}/profile": "get", "/users/{user_id}/explain": "get", "/items/{item_id}/similar": "get", "/events": "post",
+        "/users/{user_id}/recommendations": "get", "/recommend": "post", "/predict": "post", "/predict/history": "post",
+        "/users/{user_id}/profile": "get", "/profile": "post", "/users/{user_id}/explain": "get", "/items/{item_id}/similar": "get", "/events": "post",
         "/events/count": "get", "/admin/reload": "post", "/healthz": "get", "/metrics": "get",
     }  # fmt: skip
     assert {p: next(iter(m)) for p, m in paths.items()} == expected
@@ -670,6 +738,9 @@ def test_a_run_type_without_vectors_is_served_through_its_own_methods(runs, clie
             assert ids(c.get(RECS.format("u006"), params=params)) == ids(client.get(RECS.format("u006"), params=params))
         assert c.post("/predict", json={"pairs": [{"user_id": "u000", "item_id": "i001"}]}).status_code == 200
         assert "cannot recommend for an ad-hoc history" in detail(c.post("/recommend", json={"history": [{"item_id": "i001"}]}), 501)
+        cold = {"history": [{"item_id": "i001"}], "items": ["i002"]}
+        assert "cannot predict for an ad-hoc history" in detail(c.post("/predict/history", json=cold), 501)
+        assert "cannot profile an ad-hoc history" in detail(c.post("/profile", json={"history": [{"item_id": "i001"}]}), 501)
         assert "has no item vectors" in detail(c.get("/items/i001/similar"), 501)
         assert c.get("/users/u000/profile").json()["interests"] == []
 

@@ -610,3 +610,19 @@ def test_attention_dropout_acts_on_the_attention_weights_alone() -> None:
         assert (not torch.equal(first, second)) is random
     with pytest.raises(ValueError, match="attention_dropout"):
         RunConfig.from_dict({"model": {"attention_dropout": 1.0}})
+
+
+def test_item_side_raters_read_an_unknown_user_through_the_history_alone() -> None:
+    """A user the model was not trained with has no embedding: the query is the history's
+    summary alone, as for a trained user whose embedding is zero and who rated none of the items."""
+    from polyrec.models.item_raters import ItemRaters
+    from polyrec.models.polyrec import UNKNOWN_USER
+
+    torch.manual_seed(0)
+    raters = ItemRaters(n_users=4, n_items=3, dim=8, n_rating_tokens=5, max_raters=2)
+    raters.set_raters(np.array([[0, 1], [1, 2], [2, 0]]), np.array([[2, 3], [4, 0], [2, 2]]))
+    summary, targets = torch.randn(1, 3, 8), torch.tensor([[0, 1, 2]])
+    unknown = raters(torch.tensor([UNKNOWN_USER]), summary, targets)
+    with torch.no_grad():
+        raters.users.weight[3] = 0.0  # user 3 rated nothing here
+    np.testing.assert_allclose(unknown.detach(), raters(torch.tensor([3]), summary, targets).detach(), atol=1e-6)

@@ -120,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--pairs", required=True, help=".csv, .tsv or .parquet file with a user and an item column")
     pred.add_argument("--user-column", default="user_id", help="its user id column (default user_id)")
     pred.add_argument("--item-column", default="item_id", help="its item id column (default item_id)")
+    pred.add_argument("--histories", help=(
+        "a .csv, .tsv or .parquet file of the histories of users the run has not seen (the same user and item "
+        "columns, an optional rating column; oldest first): their pairs are predicted from these, as a user "
+        "listed there is even where the run knows them"))  # fmt: skip
     pred.add_argument("--out", required=True, help=".csv or .parquet file: the pairs with rating and/or ctr columns")
 
     why = sub.add_parser("explain", help="why an item scores as it does for a user: the score's parts and the history behind them")

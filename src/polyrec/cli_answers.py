@@ -69,15 +69,72 @@ def predict(args: argparse.Namespace) -> None:
     users = table.required_strings(args.user_column, "user id").tolist()
     items = table.required_strings(args.item_column, "item id").tolist()
     rec = load(args.run)
+    histories = {} if args.histories is None else _histories(args, rec)
     for column, ids, lookup in ((args.user_column, users, rec.user_index), (args.item_column, items, rec.item_index)):
         for pos, value in enumerate(ids):  # checked before any scoring, each error naming its row
+            if column == args.user_column and value in histories:
+                continue
             try:
                 lookup(value)
             except KeyError as exc:
-                raise table.error(f"{exc.args[0]} (not in the run's data)", pos, column) from None
-    predictions = rec.predict(users, items)
+                hint = "; give their history with --histories" if column == args.user_column else ""
+                raise table.error(f"{exc.args[0]} (not in the run's data{hint})", pos, column) from None
+    predictions = _predictions(rec, users, items, histories)
     _write_table(predictions, out)
     print(f"wrote {len(predictions)} predictions ({', '.join(c for c in predictions.columns if c not in ('user_id', 'item_id'))}) to {out}")
+
+
+def _histories(args: argparse.Namespace, rec) -> dict[str, tuple[list[str], list[float | None]]]:
+    """``--histories``: each user's items and ratings (None where there is none), in file
+    order, oldest first; every item checked against the catalogue, an error naming its row."""
+    import pandas as pd
+
+    from .data.io import read_table
+
+    if not hasattr(rec, "predict_history"):
+        raise ValueError(f"{args.run}: this run ({type(rec).__name__}) cannot predict for histories (polyrec's own runs can)")
+    table = read_table(args.histories)
+    users = table.required_strings(args.user_column, "user id").tolist()
+    items = table.required_strings(args.item_column, "item id").tolist()
+    ratings: list[float | None] = [None] * len(items)
+    if "rating" in table.frame.columns:
+        text = table.strings("rating")
+        values = pd.to_numeric(text, errors="coerce")
+        bad = (text.notna() & values.isna()).to_numpy().nonzero()[0]
+        if len(bad):
+            raise table.error(f"rating '{text.iloc[bad[0]]}' is not a number", int(bad[0]), "rating")
+        ratings = [None if pd.isna(v) else float(v) for v in values]
+    histories: dict[str, tuple[list[str], list[float | None]]] = {}
+    for pos, (user, item, rating) in enumerate(zip(users, items, ratings)):
+        try:
+            rec.item_index(item)
+        except KeyError as exc:
+            raise table.error(f"{exc.args[0]} (not in the run's catalogue)", pos, args.item_column) from None
+        mine = histories.setdefault(user, ([], []))
+        mine[0].append(item)
+        mine[1].append(rating)
+    return histories
+
+
+def _predictions(rec, users: list[str], items: list[str], histories: dict[str, tuple[list[str], list[float | None]]]) -> pd.DataFrame:
+    """Each pair's prediction, in the file's order: a user of ``histories`` from that history
+    (``predict_history``), any other as the run knows them."""
+    import pandas as pd
+
+    cold: dict[str, list[int]] = {}
+    for k, user in enumerate(users):
+        if user in histories:
+            cold.setdefault(user, []).append(k)
+    known = [k for k, user in enumerate(users) if user not in cold]
+    rows, parts = list(known), [rec.predict([users[k] for k in known], [items[k] for k in known])]
+    for user, mine in cold.items():
+        history, ratings = histories[user]
+        frame = rec.predict_history(history, [items[k] for k in mine], ratings)
+        parts.append(frame.assign(user_id=user)[["user_id", *frame.columns]])
+        rows.extend(mine)
+    joined = pd.concat(parts, ignore_index=True)
+    joined.index = rows
+    return joined.sort_index().reset_index(drop=True)
 
 
 def _table_path(out: str | None, what: str) -> Path:

@@ -16,18 +16,18 @@ import pandas as pd
 import torch
 import yaml
 
-from .data.tables import Dataset
+from .data.tables import Dataset, scale_ctr_threshold
 from .eval.predict import predict_pairs, profile_probabilities, score_users
 from .explain import Explanation, explain_score
 from .interests import category_shares
 from .models.io import load_model
 from .models.item_prior import ItemPrior
-from .models.polyrec import PolyRecModel
+from .models.polyrec import UNKNOWN_USER, ModelSpec, PolyRecModel, UserEncoding
 from .recommender_base import RecommenderBase
 from .run_loader import INTERACTIONS, ITEMS, TEXT_FIELDS, USERS, load_tables
 from .text.new_items import NewItemEncoder, NewItemText
 from .train.rating_tokens import RatingTokens
-from .train.sequences import Histories, build_histories, collate
+from .train.sequences import HistoryBatch, Histories, build_histories, collate
 
 
 def save_tables(ds: Dataset, out: Path) -> None:
@@ -195,40 +195,112 @@ class Recommender(RecommenderBase):
         loader joins them); only a model trained on users described by text reads it. Given
         a known user's history and text, the vector is that user's in ``user_vectors``.
         """
+        _, model = self._model("next_item", ("B", "A"))
+        enc = self._adhoc_encoding(model, items, ratings, texts, user_text, fold=False)
+        q = model.heads["next_item"].query(enc.state("next_item")[0, -1])
+        return np.append(q.numpy(), 1.0).astype(np.float32)
+
+    @torch.no_grad()
+    def predict_history(
+        self,
+        items: Sequence[str],
+        targets: Sequence[str],
+        ratings: Sequence[float | None] | None = None,
+        texts: Mapping[str, NewItemText] | None = None,
+        user_text: str | None = None,
+    ) -> pd.DataFrame:
+        """Predicted rating and/or engagement of catalogue items ``targets`` for a user given
+        by an ad-hoc history (cold start): columns item_id, rating, ctr, as :meth:`predict`.
+
+        The history is read as in :meth:`history_vector`, as a user the model was not trained
+        with: the item autoencoder and its engagement twin read rows folded in from the
+        history's ratings and labels (every rated catalogue item given, ``fold_in``), and the
+        other ctr views fitted per trained user (the user-side engagement autoencoder, the kNN
+        views) add nothing.
+        docs/results/cold-users.md measures what that costs against a known user.
+        """
+        if not {"rating", "ctr"} & self.tasks:
+            raise ValueError("this run predicts neither ratings nor engagement")
+        _, model = self._model("rating" if "rating" in self.tasks else "ctr", ("A", "B"))
+        if len(targets) == 0:
+            raise ValueError("no items to predict: give at least one target")
+        wanted = torch.tensor([[self.item_index(t) for t in targets]], dtype=torch.long)
+        enc = self._adhoc_encoding(model, items, ratings, texts, user_text)
+        pred = {name: value[0].numpy().astype(np.float64) for name, value in model.predict_pairs(enc, wanted).items()}
+        return pd.DataFrame({"item_id": list(map(str, targets)), **self.clipped(pred)})
+
+    @torch.no_grad()
+    def profile_history(
+        self,
+        items: Sequence[str],
+        ratings: Sequence[float | None] | None = None,
+        user_text: str | None = None,
+    ) -> dict[str, dict[str, float]]:
+        """Each attribute's class probabilities for a user given by an ad-hoc history of
+        catalogue items (cold start), as :meth:`profile` gives a known user's. The tf-idf
+        view reads the history's ratings through its regression; the item autoencoder's
+        user-row view has no row for a new user and adds nothing."""
+        _, model = self._model("profile", ("A", "B"))
+        for item in items:
+            self.item_index(item)  # the profile head has weights per catalogue item: no new items here
+        logits = model.profile_logits(self._adhoc_encoding(model, items, ratings, None, user_text))
+        return {name: dict(zip(self.attribute_classes[name], map(float, torch.softmax(lg[0], -1)))) for name, lg in logits.items()}
+
+    def _adhoc_encoding(
+        self,
+        model: PolyRecModel,
+        items: Sequence[str],
+        ratings: Sequence[float | None] | None,
+        texts: Mapping[str, NewItemText] | None,
+        user_text: str | None,
+        fold: bool = True,
+    ) -> UserEncoding:
+        """``model``'s encoding of one ad-hoc history (see :meth:`history_vector`) as a user it
+        was not trained with (``UNKNOWN_USER``), with what the parts fitted per trained user
+        give it (``PolyRecModel.fold_in``) unless ``fold`` is False (the next-item query
+        reads none of them). Its ``items`` are catalogue indices, a new item's beyond them."""
         if len(items) == 0:
             raise ValueError("a history needs at least one item")
-        p, model = self._model("next_item", ("B", "A"))
         model.eval()
         if ratings is not None and len(ratings) != len(items):
             raise ValueError(f"{len(items)} items but {len(ratings)} ratings")
         if user_text is not None and model.user_text_projection is None:
             raise ValueError("this model reads no user text (its data described no users by text, or text.users was off)")
         spec, texts, keep = model.spec, texts or {}, model.spec.config.max_history
-        values = np.array([np.nan if r is None else float(r) for r in (ratings or [None] * len(items))])[-keep:]
-        items = list(items)[-keep:]  # the encoder reads the most recent items
-        known = [self._item_index.get(str(i)) for i in items]
-        new = sorted({str(i) for i, k in zip(items, known) if k is None})
+        given = np.array([np.nan if r is None else float(r) for r in (ratings or [None] * len(items))])
+        whole = [str(i) for i in items]
+        values, items = given[-keep:], whole[-keep:]  # the encoder reads the most recent items
+        new = sorted({i for i in items if i not in self._item_index})
         missing = [i for i in new if i not in texts]
         if missing:
             raise KeyError(f"unknown item '{missing[0]}': not in the catalogue, and no text was given to embed it")
         tower = model.item_tower
-        vecs = tower(torch.tensor([0 if k is None else k for k in known]))  # (L, d)
+        # The vectors the history is looked up in: its catalogue items' (not the whole
+        # catalogue's, which a large one makes costly), then its new items' from their text.
+        taken = sorted({self._item_index[i] for i in items if i in self._item_index})
+        vectors = tower(torch.tensor(taken, dtype=torch.long))
         if new:
             if tower.text_proj is None:
                 raise ValueError("this model reads no item text (trained with --no-text): new items cannot be embedded")
             embedded = torch.from_numpy(self.embed_texts([texts[i] for i in new]))
-            new_vecs = dict(zip(new, tower.norm(tower.text_proj(embedded))))  # text only: no ID vector
-            for pos, (i, k) in enumerate(zip(items, known)):
-                if k is None:
-                    vecs[pos] = new_vecs[str(i)]
+            vectors = torch.cat([vectors, tower.norm(tower.text_proj(embedded))])  # text only: no ID vector
+        beyond = len(self._item_index)  # the index of every new item: no part reads one by index
+        index = [self._item_index.get(i, beyond) for i in items]
+        row = {k: r for r, k in enumerate(taken)}
+        looked_up = [row[k] if k < beyond else len(taken) + new.index(i) for i, k in zip(items, index)]
         tokens = RatingTokens(tuple(spec.rating_levels), spec.labels_only).encode_values(values)
-        history = model.user_encoder.tokens(vecs[None], torch.from_numpy(tokens)[None])
+        labels_only = spec.labels_only  # a run on labels reads no ratings: its values are labels
+        batch = _one_history(looked_up, tokens, np.full(len(values), np.nan) if labels_only else values)
+        user_vectors = None
         if model.user_text_projection is not None:  # no text reads as a zero vector, as in training
-            history = model.with_user_text(history, self._user_text_vector(user_text, model.user_text.shape[1]))
-        states = model.user_encoder(history)
-        states = model.task_state(states, "next_item")  # through the expert layer, as in encode
-        q = model.heads["next_item"].query(states[0, -1])
-        return np.append(q.numpy(), 1.0).astype(np.float32)
+            user_vectors = self._user_text_vector(user_text, model.user_text.shape[1])
+        # The item autoencoder's rows read every rated catalogue item given, not only the
+        # window (an item beyond the catalogue has no column: ItemAutoencoder.fold_in skips it).
+        whole_batch = _one_history([self._item_index.get(i, beyond) for i in whole], np.zeros(len(whole), dtype=np.int64),
+                                   np.full(len(whole), np.nan) if labels_only else given, engaged(given, spec))  # fmt: skip
+        enc = model.encode(batch, vectors, user_vectors, model.fold_in(whole_batch) if fold else None)
+        enc.items = torch.tensor([index])  # what the parts reading items by index see (the profile head's)
+        return enc
 
     def _user_text_vector(self, user_text: str | None, width: int) -> torch.Tensor:
         """(1, D) the text vector of an ad-hoc user, as the run encoded its users' texts:
@@ -271,12 +343,48 @@ class Recommender(RecommenderBase):
         scores[i] = -np.inf
         return self.top_items(scores, k)
 
+    def interests_history(self, items: Sequence[str], ratings: Sequence[float | None] | None = None, top: int = 5) -> list[tuple[str, float]]:
+        """:meth:`interests` of an ad-hoc history of catalogue items: an item is liked where its
+        rating clears the run's engagement threshold (its 0/1 label in a run on labels)."""
+        _, model = self._model("next_item", ("B", "A"))
+        index = np.array([self.item_index(i) for i in items], dtype=np.int64)
+        values = np.array([np.nan if r is None else float(r) for r in (ratings or [None] * len(items))])
+        return category_shares(self.items_, index, engaged(values, model.spec), top)
+
     def interests(self, user_id: str, top: int = 5) -> list[tuple[str, float]]:
         """The categories a user engages with most (``interests.category_shares``)."""
         p, _ = self._model("next_item", ("B", "A"))
         u = self.user_index(user_id)
         hist = self._histories[p]
         return category_shares(self.items_, hist.items[u], hist.labels[u], top)
+
+
+def engaged(values: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """The ctr labels of an ad-hoc history's values (NaN: none), as the run's data gave its
+    own: the values themselves in a run on 0/1 labels, else rating ≥ the run's threshold
+    (``data.ctr_threshold``, or the data's own, ``Dataset.ctr_threshold``)."""
+    threshold = spec.ctr_threshold
+    if spec.labels_only:
+        return values.astype(np.float64)
+    if threshold is None and spec.rating_range is not None:
+        threshold = scale_ctr_threshold(*spec.rating_range)
+    if threshold is None:
+        return np.full(len(values), np.nan)
+    return np.where(np.isnan(values), np.nan, (values >= threshold).astype(np.float64))
+
+
+def _one_history(items: Sequence[int], tokens: np.ndarray, ratings: np.ndarray, labels: np.ndarray | None = None) -> HistoryBatch:
+    """One ad-hoc history as a batch of one, its user one the model was not trained with."""
+    values = torch.from_numpy(np.asarray(ratings, dtype=np.float32))[None]
+    return HistoryBatch(
+        users=torch.tensor([UNKNOWN_USER]),
+        items=torch.tensor([list(items)], dtype=torch.long),
+        tokens=torch.from_numpy(tokens)[None],
+        ratings=values,
+        labels=torch.full_like(values, float("nan")) if labels is None else torch.from_numpy(labels).float()[None],
+        mask=torch.ones(1, len(items), dtype=torch.bool),
+        lengths=torch.tensor([len(items)]),
+    )
 
 
 def load(path: str | Path) -> RecommenderBase:

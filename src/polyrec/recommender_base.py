@@ -148,10 +148,14 @@ class RecommenderBase:
         """Predicted rating and/or engagement for each (user, item) pair."""
         users = np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
         items = np.array([self.item_index(i) for i in item_ids], dtype=np.int64)
-        pred = self.pair_predictions(users, items)
-        if "rating" in pred and self.rating_range is not None:
-            pred["rating"] = np.clip(pred["rating"], *self.rating_range)
+        pred = self.clipped(self.pair_predictions(users, items))
         return pd.DataFrame({"user_id": list(map(str, user_ids)), "item_id": list(map(str, item_ids)), **pred})
+
+    def clipped(self, pred: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Pair predictions with the rating kept inside the data's rating scale."""
+        if "rating" in pred and self.rating_range is not None:
+            pred = {**pred, "rating": np.clip(pred["rating"], *self.rating_range)}
+        return pred
 
     def profile(self, user_id: str) -> dict[str, dict[str, float]]:
         """Each attribute's class probabilities for a user."""

@@ -13,8 +13,10 @@ against 0.780 / 0.774 / 0.772 for a regression on the autoencoder's rows.
 
 Its logits, less the training users' prior log-odds (the head's logits carry the prior
 already), are computed for the training users once, when it is fitted (held-out users
-included: from their training ratings only, never from an attribute), and kept as a table:
-a user unknown to it adds nothing, as with the autoencoder's rows.
+included: from their training ratings only, never from an attribute), and kept as a table.
+The regression itself (its weight per item and class, and the idf) is kept too, so a user
+given by an ad-hoc history gets the logits their ratings give (``folded``); a model saved
+before it was kept has none, and adds nothing for such a user.
 """
 
 from __future__ import annotations
@@ -28,14 +30,22 @@ from torch import nn
 def tfidf_rows(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int, lowest: float) -> sp.csr_matrix:
     """(n_users, n_items) rows of the training ratings, each rating counted as its height
     above one step below the scale's ``lowest`` (1 … 5 stay 1 … 5; an interaction without a
-    rating counts 1), times the item's smoothed idf ``ln((1 + U) / (1 + raters)) + 1``, each
-    row scaled to unit length."""
-    values = np.where(np.isnan(ratings), 1.0, ratings - lowest + 1.0)
-    rows = sp.csr_matrix((values, (users, items)), shape=(n_users, n_items))
-    raters = np.bincount(items, minlength=n_items)
-    rows = rows @ sp.diags(np.log((1.0 + n_users) / (1.0 + raters)) + 1.0)
+    rating counts 1), times the item's smoothed idf (:func:`item_idf`), each row scaled to
+    unit length."""
+    rows = sp.csr_matrix((heights(ratings, lowest), (users, items)), shape=(n_users, n_items))
+    rows = rows @ sp.diags(item_idf(items, n_users, n_items))
     norms = np.sqrt(np.asarray(rows.multiply(rows).sum(1)).ravel())
     return sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ rows)
+
+
+def heights(ratings: np.ndarray, lowest: float) -> np.ndarray:
+    """What a rating counts in a row: its height above one step below ``lowest``; 1 without one."""
+    return np.where(np.isnan(ratings), 1.0, ratings - lowest + 1.0)
+
+
+def item_idf(items: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
+    """(n_items,) ``ln((1 + U) / (1 + raters)) + 1`` of the training interactions' items."""
+    return np.log((1.0 + n_users) / (1.0 + np.bincount(items, minlength=n_items))) + 1.0
 
 
 class HistoryProfile(nn.Module):
@@ -43,22 +53,62 @@ class HistoryProfile(nn.Module):
     attribute it was not kept for (all zeros until ``set_attribute``; train/join_fit.py).
     ``classes``: each attribute's number of classes."""
 
-    def __init__(self, n_users: int, classes: dict[str, int]):
+    def __init__(self, n_users: int, classes: dict[str, int], n_items: int = 0):
         super().__init__()
         self.n_users = n_users
         self.names = list(classes)
         # Buffers by position: an attribute's name may hold characters a buffer name may not.
         for k, c in enumerate(classes.values()):
             self.register_buffer(f"logits_{k}", torch.zeros(n_users, c))
+        # The regression, for users given ad hoc (n_items 0: a model saved before it was kept).
+        self.n_items = n_items
+        if n_items:
+            self.register_buffer("idf", torch.zeros(n_items))
+            self.register_buffer("lowest", torch.tensor(1.0))
+            for k, c in enumerate(classes.values()):
+                self.register_buffer(f"weight_{k}", torch.zeros(c, n_items))
+                self.register_buffer(f"bias_{k}", torch.zeros(c))
 
     def table(self, name: str) -> torch.Tensor:
         return getattr(self, f"logits_{self.names.index(name)}")
 
-    def set_attribute(self, name: str, logits: np.ndarray) -> None:
+    def set_scale(self, idf: np.ndarray, lowest: float) -> None:
+        """The training ratings' idf and lowest rating, which an ad-hoc history's row reads."""
+        if self.n_items:
+            self.idf.copy_(torch.from_numpy(idf).float())
+            self.lowest.fill_(float(lowest))
+
+    def set_attribute(self, name: str, logits: np.ndarray, weight: np.ndarray | None = None, bias: np.ndarray | None = None) -> None:
+        """The training users' ``logits`` and the (C, I) ``weight`` and (C,) ``bias`` that
+        give any user's logits from their tf-idf row."""
         self.table(name).copy_(torch.from_numpy(logits).float())
+        if self.n_items and weight is not None and bias is not None:
+            k = self.names.index(name)
+            getattr(self, f"weight_{k}").copy_(torch.from_numpy(weight).float())
+            getattr(self, f"bias_{k}").copy_(torch.from_numpy(bias).float())
 
     def clear(self, name: str) -> None:
         self.table(name).zero_()
+        if self.n_items:
+            k = self.names.index(name)
+            getattr(self, f"weight_{k}").zero_()
+            getattr(self, f"bias_{k}").zero_()
+
+    def folded(self, items: torch.Tensor, ratings: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """Attribute → (B, C) logits of (B, L) histories of users it was not trained with, from
+        their tf-idf rows as the fit made the training users' (an item beyond the catalogue
+        counts nothing; an item given twice counts both times, as in ``tfidf_rows``). None:
+        not kept."""
+        if not self.n_items:
+            return None
+        B = items.shape[0]
+        inside = mask & (items < self.n_items)
+        at = torch.where(inside, items, torch.zeros_like(items))
+        height = torch.from_numpy(heights(ratings.double().numpy(), float(self.lowest))).float()
+        rows = torch.zeros(B, self.n_items).index_put_((torch.arange(B).unsqueeze(1).expand_as(at), at), height * inside, accumulate=True)
+        rows = rows * self.idf
+        rows = rows / rows.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        return {name: rows @ getattr(self, f"weight_{k}").T + getattr(self, f"bias_{k}") for k, name in enumerate(self.names)}
 
     def forward(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
         known = (users < self.n_users).unsqueeze(-1)

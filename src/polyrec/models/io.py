@@ -37,7 +37,7 @@ def load_model(folder: str | Path) -> PolyRecModel:
     if raw.get("rating_range") is not None:
         raw["rating_range"] = tuple(raw["rating_range"])
     model = PolyRecModel(ModelSpec(**raw))
-    model.load_state_dict(_moved_ctr_join(load_file(str(folder / WEIGHTS))))
+    model.load_state_dict(_engagement_offset(_moved_ctr_join(load_file(str(folder / WEIGHTS)))))
     model.eval()
     return model
 
@@ -51,6 +51,14 @@ def _moved_ctr_join(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     moved = {k: v for k, v in state.items() if not k.endswith("autoencoder.ctr_join")}
     moved["ctr_join"] = state["item_autoencoder.ctr_join"]
     return moved
+
+
+def _engagement_offset(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights saved before the engagement autoencoder kept its fit's offset: none kept, so
+    no new user's row is folded in (EngagementAutoencoder.fold_in)."""
+    if "engagement_autoencoder.weight" not in state or "engagement_autoencoder.offset" in state:
+        return state
+    return {**state, "engagement_autoencoder.offset": torch.tensor(0.0), "engagement_autoencoder.offset_kept": torch.tensor(False)}
 
 
 def trained_seeds(run: str | Path, protocol: str) -> list[int]:

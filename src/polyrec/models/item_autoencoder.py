@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -133,6 +135,49 @@ class ItemAutoencoder(nn.Module):
         d = self.user_bias[u] + self.item_bias[items] + (self.decoder[u] * code).sum(-1)
         return torch.where(known, d, self.item_bias[items])
 
+    @torch.no_grad()
+    def fold_in(self, items: torch.Tensor, ratings: torch.Tensor, mean: float, l2: float) -> FoldedRows:
+        """Rows for (B, L) histories of users it was not trained with, from their ratings
+        (NaN: none; items beyond the catalogue, new ones given by text, have no column).
+
+        What the fit would learn for such a user with every other weight held: the decoder
+        row and bias minimising the squared error of the user's ratings plus the fit's own
+        prior on the row (``l2`` / 2 · ‖V_u‖², as ``penalty`` weighs it against the summed
+        squared error; the bias is not penalised, as in the fit), a ridge regression on the
+        codes of the items they rated. Their ratings are in no item's column, so every code
+        is the one training left them. On MovieLens-100K's validation pairs (protocol A,
+        seeds 0–2) the model reading known users' rows folded in from their training ratings
+        predicts about as with the rows the fit learned (rating RMSE 0.8808 / 0.8721 / 0.8866
+        against 0.8797 / 0.8714 / 0.8858; docs/results/cold-users.md)."""
+        return self._fold_in(items, ratings - mean, l2, _least_squares)
+
+    def _fold_in(self, items: torch.Tensor, targets: torch.Tensor, l2: float, solve: RowSolve) -> FoldedRows:
+        """Rows of (B, L) histories fitted to their ``targets`` (NaN: none) less the fit's
+        offset, each by ``solve`` on ``[1, codes]`` with the fit's prior on the row."""
+        B, H = items.shape[0], self.code_bias.shape[0]
+        bias, decoder = torch.zeros(B, dtype=torch.float64), torch.zeros(B, H, dtype=torch.float64)
+        rated = ~torch.isnan(targets) & (items < self.n_items)
+        inside = items.clamp(max=self.n_items - 1)
+        codes, item_bias = self.codes(inside).double(), self.item_bias[inside].double()
+        ridge = torch.full((H + 1,), l2 / 2, dtype=torch.float64)
+        ridge[0] = 0.0  # the user's bias is not penalised, as in the fit
+        for b in range(B):
+            keep = rated[b]
+            if not bool(keep.any()):
+                continue  # nothing rated: the item bias alone, as the fit starts a row
+            x = torch.cat([torch.ones(int(keep.sum()), 1, dtype=torch.float64), codes[b][keep]], dim=1)
+            w = solve(x, item_bias[b][keep], targets[b][keep].double(), torch.diag(ridge))
+            bias[b], decoder[b] = w[0], w[1:]
+        return FoldedRows(bias.to(self.item_bias.dtype), decoder.to(self.decoder.dtype))
+
+    def codes(self, items: torch.Tensor) -> torch.Tensor:
+        """(..., H) the codes of ``items`` from every stored training rating."""
+        return torch.sigmoid(self.item_inputs()[items] + self.code_bias)
+
+    def folded_deviation(self, rows: FoldedRows, items: torch.Tensor) -> torch.Tensor:
+        """(B, T) deviation of (B, T) ``items`` for the users of ``rows`` (``fold_in``)."""
+        return rows.bias.unsqueeze(1) + self.item_bias[items] + (rows.decoder.unsqueeze(1) * self.codes(items)).sum(-1)
+
     def join_rating(self, rating: torch.Tensor, deviation: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         """The model's ``rating`` joined with this view's ``deviation`` of the same pairs."""
         return (1 - self.rating_share) * rating + self.rating_share * (mean + deviation)
@@ -144,6 +189,23 @@ class ItemAutoencoder(nn.Module):
     def user_rows(self) -> torch.Tensor:
         """(U, 2H) each user's encoder and decoder rows: a user vector learned from ratings alone."""
         return torch.cat([self.decoder, self.encoder], dim=-1).detach()
+
+
+# A row's solve: (x (n, 1 + H), the items' biases (n,), targets (n,), ridge (1 + H, 1 + H)) → [bias, row].
+RowSolve = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _least_squares(x: torch.Tensor, item_bias: torch.Tensor, targets: torch.Tensor, ridge: torch.Tensor) -> torch.Tensor:
+    """The ridge regression of ``targets − item_bias`` on ``x``: squared error's row."""
+    return torch.linalg.solve(x.T @ x + ridge, x.T @ (targets - item_bias))
+
+
+@dataclass
+class FoldedRows:
+    """An item autoencoder's user rows for users it was not trained with (``fold_in``)."""
+
+    bias: torch.Tensor  # (B,)
+    decoder: torch.Tensor  # (B, H)
 
 
 class _NotCopied:

@@ -44,7 +44,11 @@ class ItemRaters(nn.Module):
         ru, rt = self.rater_users[target_items], self.rater_tokens[target_items]  # (B, T, K)
         visible = (rt != 0) & (ru != users.view(-1, 1, 1))
         tokens = self.users(ru) + self.ratings(rt)  # (B, T, K, d)
-        q = self.q(self.users(users).unsqueeze(1) + summary)  # (B, T, d)
+        # A user the model was not trained with (models/polyrec.UNKNOWN_USER) has no embedding:
+        # the query reads the history's summary alone.
+        known = (users < self.users.num_embeddings).unsqueeze(-1)
+        own = torch.where(known, self.users(users.clamp(max=self.users.num_embeddings - 1)), torch.zeros(()))
+        q = self.q(own.unsqueeze(1) + summary)  # (B, T, d)
         scores = torch.einsum("btd,btkd->btk", q, self.k(tokens)) / math.sqrt(d)
         scores = scores.masked_fill(~visible, float("-inf"))
         null = (q * self.null_k).sum(-1, keepdim=True) / math.sqrt(d)

@@ -18,7 +18,7 @@ from ..train.sequences import HistoryBatch
 from .engagement_autoencoder import EngagementAutoencoder, EngagementLogit, UserEngagementAutoencoder
 from .experts import build_experts
 from .history_profile import HistoryProfile
-from .item_autoencoder import ItemAutoencoder, UserRowProfile
+from .item_autoencoder import FoldedRows, ItemAutoencoder, UserRowProfile
 from .item_neighbors import ItemNeighbors
 from .item_prior import ItemPrior, blend_parts
 from .item_raters import ItemRaters
@@ -28,6 +28,12 @@ from .user_autoencoder import UserAutoencoder
 from .user_encoder import UserEncoder
 
 PAIR_TASKS = ("rating", "ctr")  # the tasks that score a (user, item) pair through PairEncoder
+
+# A user index beyond every trained user: each part keyed by user (the autoencoders' rows, the
+# kNN views, the profile views, the users' texts) reads it as a user it has no row for, so a
+# history given ad hoc is read through the history alone. Small enough that a kNN view's
+# (user × items + item) key cannot overflow.
+UNKNOWN_USER = 2**31 - 1
 
 
 @dataclass
@@ -54,6 +60,9 @@ class ModelSpec:
     # The tf-idf view of the user's training ratings joins the profile head
     # (models/history_profile.py); False in a spec saved before it could.
     history_profile: bool = False
+    # Its regression is kept beside the training users' logits, so that a user given ad hoc
+    # gets logits too (HistoryProfile.folded); False in a spec saved before it was.
+    history_profile_weights: bool = False
     # True: the item (rating) autoencoder is built only for a model with the rating task, so a
     # model trained for ctr alone reads nothing fitted to ratings; False in a spec saved
     # before, where a ctr model without the rating task built one too.
@@ -84,6 +93,18 @@ class ModelSpec:
 
 
 @dataclass
+class FoldedUsers:
+    """What the parts fitted per trained user give users the model was not trained with,
+    from their whole histories (``PolyRecModel.fold_in``): the item autoencoder's and its
+    engagement twin's rows and the tf-idf profile view's logits (None where the model has
+    no such part, or, for the engagement twin, a model saved before its offset was kept)."""
+
+    autoencoder: FoldedRows | None = None
+    history_profile: dict[str, torch.Tensor] | None = None
+    engagement: FoldedRows | None = None  # the item-side engagement autoencoder's
+
+
+@dataclass
 class UserEncoding:
     """A batch of encoded histories."""
 
@@ -99,6 +120,8 @@ class UserEncoding:
     # shared-bottom every entry is ``states`` itself. Gates: task → (B, L, E) softmax weights.
     task_states: dict[str, torch.Tensor] = field(default_factory=dict)
     gates: dict[str, torch.Tensor] = field(default_factory=dict)
+    # What the parts fitted per trained user read for the batch's UNKNOWN_USERs (fold_in).
+    folded: FoldedUsers | None = None
 
     def state(self, task: str) -> torch.Tensor:
         """(B, L, d) the states ``task`` reads."""
@@ -191,7 +214,8 @@ class PolyRecModel(nn.Module):
             self.user_row_profile = UserRowProfile(spec.n_users, width, {k: len(v) for k, v in spec.attribute_classes.items()})
         self.history_profile: HistoryProfile | None = None
         if spec.history_profile and "profile" in heads:
-            self.history_profile = HistoryProfile(spec.n_users, {k: len(v) for k, v in spec.attribute_classes.items()})
+            classes = {k: len(v) for k, v in spec.attribute_classes.items()}
+            self.history_profile = HistoryProfile(spec.n_users, classes, spec.n_items if spec.history_profile_weights else 0)
         self.item_prior: ItemPrior | None = None
         if spec.item_prior_neighbors > 0 and "next_item" in heads:
             self.item_prior = ItemPrior(spec.n_items, spec.item_prior_neighbors)
@@ -201,22 +225,50 @@ class PolyRecModel(nn.Module):
         # Shared-bottom (the default) has no parameters: the model is exactly the one without it.
         self.experts = build_experts(cfg.mtl, list(heads), d, cfg.dropout)
 
-    def encode(self, batch: HistoryBatch, catalogue: torch.Tensor | None = None) -> UserEncoding:
+    def encode(
+        self,
+        batch: HistoryBatch,
+        catalogue: torch.Tensor | None = None,
+        user_vectors: torch.Tensor | None = None,
+        folded: FoldedUsers | None = None,
+    ) -> UserEncoding:
         """``catalogue``: the (I, d) ``item_tower.all_items()`` of a caller that encodes many
         batches in eval mode; history items are then looked up in it rather than built again
         token by token (the same vectors — ID dropout acts in training only — at a fraction of
-        the cost where the text projection outweighs a small user encoder)."""
-        tokens = self._history_tokens(batch, catalogue)
+        the cost where the text projection outweighs a small user encoder). ``user_vectors``:
+        the (B, D) text vectors of users given ad hoc, in place of the trained users' (a model
+        reading user text only); ``folded``: what the parts fitted per trained user give them
+        (:meth:`fold_in`), which their rating, ctr and profile predictions need."""
+        tokens = self._history_tokens(batch, catalogue, user_vectors)
         states = self.user_encoder(tokens)
         rated = ~torch.isnan(batch.ratings)
         centered = torch.where(rated, batch.ratings - self.global_mean, torch.zeros_like(batch.ratings))
         per_task = self.experts(states)
         return UserEncoding(
             batch.users, batch.items, tokens, states, batch.mask, batch.lengths, centered, rated & batch.mask,
-            per_task.states, per_task.gates,
+            per_task.states, per_task.gates, folded,
         )
 
-    def _history_tokens(self, batch: HistoryBatch, catalogue: torch.Tensor | None) -> torch.Tensor:
+    @torch.no_grad()
+    def fold_in(self, histories: HistoryBatch) -> FoldedUsers:
+        """What the parts fitted per trained user give the users of ``histories`` read as
+        users they were not trained with: the item autoencoder's and its engagement twin's
+        rows (``fold_in`` of each) and the tf-idf profile view's logits
+        (``HistoryProfile.folded``). Give it the whole histories, not only the
+        ``max_history`` the user encoder reads: these parts read every training rating of a
+        known user."""
+        nan = torch.full_like(histories.ratings, float("nan"))
+        ratings = torch.where(histories.mask, histories.ratings, nan)
+        labels = torch.where(histories.mask, histories.labels, nan)
+        cfg, ae, view, ee = self.spec.config, self.item_autoencoder, self.history_profile, self.engagement_autoencoder
+        rows = None if ae is None else ae.fold_in(histories.items, ratings, float(self.global_mean), cfg.item_autoencoder_l2)
+        logits = None if view is None else view.folded(histories.items, ratings, histories.mask)
+        engagement = None if ee is None else ee.fold_in(histories.items, labels, 0.0, cfg.engagement_autoencoder_l2)
+        return FoldedUsers(rows, logits, engagement)
+
+    def _history_tokens(
+        self, batch: HistoryBatch, catalogue: torch.Tensor | None, user_vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B, L, d) the user encoder's input tokens of ``batch``'s histories."""
         if catalogue is not None and self.training:
             raise ValueError("encode(catalogue=...) is for eval mode: in training ID dropout draws per token")
@@ -224,7 +276,7 @@ class PolyRecModel(nn.Module):
         tokens = self.user_encoder.tokens(item_vecs, batch.tokens)
         if self.user_text_projection is None:
             return tokens
-        return self.with_user_text(tokens, self.user_text_of(batch.users))
+        return self.with_user_text(tokens, self.user_text_of(batch.users) if user_vectors is None else user_vectors)
 
     def with_user_text(self, tokens: torch.Tensor, user_vectors: torch.Tensor) -> torch.Tensor:
         """(B, L, d) history ``tokens`` with each user's (B, D) text vector added to every
@@ -301,33 +353,53 @@ class PolyRecModel(nn.Module):
         state_index = (enc.lengths - 1).unsqueeze(1).expand(-1, T)
         pair = self.pair_features(enc, target_items, visible, state_index)
         out = {task: self.heads[task](pair[task], target_items) for task in PAIR_TASKS if task in self.heads}
-        return self.join_autoencoder(enc.users.unsqueeze(1).expand(-1, T), target_items, out)
+        return self.join_autoencoder(enc.users.unsqueeze(1).expand(-1, T), target_items, out, folded=enc.folded)
 
     def join_autoencoder(
-        self, users: torch.Tensor, items: torch.Tensor, outputs: dict[str, torch.Tensor], own_ratings: torch.Tensor | None = None
+        self, users: torch.Tensor, items: torch.Tensor, outputs: dict[str, torch.Tensor], own_ratings: torch.Tensor | None = None,
+        folded: FoldedUsers | None = None,
     ) -> dict[str, torch.Tensor]:
         """The heads' ``outputs`` (rating, ctr logit) of (users, items) pairs joined with the
         item autoencoder's deviation, and the ctr logit with the engagement autoencoders' where
         the model has them: the model's whole prediction (unchanged without them).
         ``own_ratings`` (NaN: none), for training pairs the heads read leave-one-out: each
         pair's own rating is left out of its item's code too, so the result is what the
-        model predicts for a pair it did not see."""
+        model predicts for a pair it did not see.
+
+        A user it was not trained with (``UNKNOWN_USER``, (B, T) ``users`` a row per user)
+        reads the item autoencoder and the item-side engagement autoencoder through the rows
+        ``folded`` in from their history (``fold_in``). The other ctr views have no row for
+        such a user and add nothing: their fallback for a user without a row (an item bias)
+        is no engagement logit of this user, and joined at the weights fitted for known
+        users it lowered validation ctr AUC on every seed of MovieLens-100K (docs/results/cold-users.md)."""
         if self.ctr_join is None:  # neither an item autoencoder nor a ctr view
             return outputs
         ae, views = self.item_autoencoder, self.ctr_views()
+        unknown = users == UNKNOWN_USER
         # Every autoencoder reads the same training ratings, so any of them turns ratings into
         # inputs (the kNN views read none: an item is never its own neighbour).
         fitted = self.autoencoders()
         own = None if own_ratings is None or not fitted else fitted[0].inputs(own_ratings)
         d = None if ae is None else self.autoencoder_deviation(users, items, own)
+        cold = bool(unknown.any())
+        if cold and folded is None:
+            raise ValueError("pairs of users the model was not trained with need their rows folded in (encode a history)")
+        if d is not None and cold:  # (a user autoencoder beside it has no row to mix in)
+            d = torch.where(unknown, ae.folded_deviation(folded.autoencoder, items), d)
         out = dict(outputs)
         if ae is not None and "rating" in out:
             out["rating"] = ae.join_rating(out["rating"], d, self.global_mean)
         if "ctr" in out:
             a, b, c = self.ctr_join
             logit = a * out["ctr"] + c if d is None else a * out["ctr"] + b * d + c
-            for view in views.values():
-                logit = view.joined(logit, users, items, own)
+            for name, view in views.items():
+                joined = view.joined(logit, users, items, own)
+                if cold:  # a new user: the engagement view through folded rows, the others nothing
+                    rows = folded.engagement if name == "engagement" else None
+                    ee = self.engagement_autoencoder
+                    new_user = logit if rows is None or ee is None else logit + view.weight * ee.folded_deviation(rows, items)
+                    joined = torch.where(unknown, new_user, joined)
+                logit = joined
             out["ctr"] = logit
         return out
 
@@ -422,6 +494,10 @@ class PolyRecModel(nn.Module):
             logits = {k: v + extra[k] for k, v in logits.items()}
         if self.history_profile is not None:
             extra = self.history_profile(enc.users)
+            cold = None if enc.folded is None else enc.folded.history_profile
+            if cold is not None:  # users given ad hoc: the logits their histories give
+                unknown = (enc.users == UNKNOWN_USER).unsqueeze(-1)
+                extra = {k: torch.where(unknown, cold[k], v) for k, v in extra.items()}
             logits = {k: v + extra[k] for k, v in logits.items()}
         return logits
 

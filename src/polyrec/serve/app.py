@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Callable
+from typing import Annotated, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -122,6 +122,23 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             for i, s in zip(ids.tolist(), scores.tolist())
         ]
 
+    def history_parts(run: LoadedRun, body: S.HistoryRequest) -> tuple[list[str], list[float | None], dict[str, str | dict[str, str]]]:
+        """An ad-hoc history's items, ratings and the texts of its items new to the catalogue."""
+        texts = {
+            h.item_id: h.new_item_text for h in body.history if h.new_item_text is not None and h.item_id not in run.item_index
+        }
+        return [h.item_id for h in body.history], [h.rating for h in body.history], texts
+
+    def answered(call: Callable[[], Any]) -> Any:
+        """``call()``, its one-line errors as the client's: an unknown id 404, a history the
+        run cannot read 422."""
+        try:
+            return call()
+        except KeyError as exc:
+            raise HTTPException(404, exc.args[0]) from None
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+
     def seen_excluded(run: LoadedRun, asked: bool | None) -> bool:
         """:func:`seen_left_out` for the served run (any run type may lack the flag)."""
         return seen_left_out(asked, getattr(run.rec, "repeat_items", False))
@@ -200,33 +217,26 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         if not hasattr(run.rec, "recommend_history"):
             raise HTTPException(501, f"the run type of {run.run} cannot recommend for an ad-hoc history")
         allowed = type_mask(run, body.item_type)
-        items = [h.item_id for h in body.history]
-        ratings = [h.rating for h in body.history]
-        texts = {
-            h.item_id: h.new_item_text for h in body.history if h.new_item_text is not None and h.item_id not in run.item_index
-        }
-        try:
+        items, ratings, texts = history_parts(run, body)
+
+        def ranked() -> tuple[np.ndarray, np.ndarray]:
             if run.retrieves or run.blended is not None:
                 vector = run.rec.history_vector(items, ratings, texts, body.user_text)  # type: ignore[attr-defined]
                 seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
                 exclude = seen if seen_excluded(run, body.exclude_seen) else None
                 if run.blended is not None:  # the whole catalogue, exactly: no index ranks a blend with priors
                     positions = np.array([run.item_index.get(i, -1) for i in items], dtype=np.int64)
-                    ids, scores = top_k_allowed(run.blended.history_scores(vector, positions), body.k, exclude, allowed)
-                else:
-                    ids, scores = run.items.top_k(vector, body.k, exclude, allowed)  # type: ignore[union-attr]
-            else:  # a run type without vectors: its own recommend_history
+                    return top_k_allowed(run.blended.history_scores(vector, positions), body.k, exclude, allowed)
+                return run.items.top_k(vector, body.k, exclude, allowed)  # type: ignore[union-attr]
 
-                def top(n: int) -> pd.DataFrame:
-                    return run.rec.recommend_history(  # type: ignore[attr-defined]
-                        items, ratings, texts, k=n, exclude_seen=seen_excluded(run, body.exclude_seen), user_text=body.user_text
-                    )
+            def top(n: int) -> pd.DataFrame:  # a run type without vectors: its own recommend_history
+                return run.rec.recommend_history(  # type: ignore[attr-defined]
+                    items, ratings, texts, k=n, exclude_seen=seen_excluded(run, body.exclude_seen), user_text=body.user_text
+                )
 
-                ids, scores = fetch_until(run, top, body.k, allowed)
-        except KeyError as exc:
-            raise HTTPException(404, exc.args[0]) from None
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            return fetch_until(run, top, body.k, allowed)
+
+        ids, scores = answered(ranked)
         return S.Recommendations(items=scored(run, ids, scores))
 
     @app.get(
@@ -287,13 +297,34 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         if not {"rating", "ctr"} & set(getattr(run.rec, "tasks", {"rating", "ctr"})):
             raise HTTPException(501, f"the run {run.run} predicts neither ratings nor engagement (its tasks: {', '.join(sorted(run.rec.tasks))})")
         pred = run.rec.predict([p.user_id for p in body.pairs], [p.item_id for p in body.pairs])
+        return predictions(pred, [(p.user_id, p.item_id) for p in body.pairs])
+
+    @app.post(
+        "/predict/history",
+        response_model=S.Predictions,
+        responses=_errors(404, 413, 422, 501),
+        summary="Predicted rating and engagement probability of items for an ad-hoc history (cold start)",
+        description=(
+            "For a user the model has never seen, given by their history as in `POST /recommend`. The model reads "
+            "the history; the autoencoders fitted per user read rows folded in from its ratings, and the views with "
+            "no row for a new user add nothing (README, \"Users the model has never seen\")."
+        ),
+    )
+    def predict_history(body: S.PredictHistoryRequest) -> S.Predictions:
+        run = holder.current
+        if not hasattr(run.rec, "predict_history"):
+            raise HTTPException(501, f"the run type of {run.run} cannot predict for an ad-hoc history")
+        for item_id in body.items:
+            known_item(run, item_id)
+        items, ratings, texts = history_parts(run, body)
+        pred = answered(lambda: run.rec.predict_history(items, body.items, ratings, texts, body.user_text))  # type: ignore[attr-defined]
+        return predictions(pred, [(None, item_id) for item_id in body.items])
+
+    def predictions(pred: pd.DataFrame, pairs: list[tuple[str | None, str]]) -> S.Predictions:
+        """The answer for ``pairs`` (user id or None, item id) from a frame of their predictions."""
         rating = pred["rating"].tolist() if "rating" in pred else [None] * len(pred)
         ctr = pred["ctr"].tolist() if "ctr" in pred else [None] * len(pred)
-        return S.Predictions(
-            predictions=[
-                S.Prediction(user_id=p.user_id, item_id=p.item_id, rating=r, ctr=c) for p, r, c in zip(body.pairs, rating, ctr)
-            ]
-        )
+        return S.Predictions(predictions=[S.Prediction(user_id=u, item_id=i, rating=r, ctr=c) for (u, i), r, c in zip(pairs, rating, ctr)])
 
     @app.get(
         "/users/{user_id}/profile",
@@ -308,10 +339,39 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             probabilities = run.rec.profile(user_id)
         except ValueError:  # the run learned no profile task: interests only
             probabilities = {}
+        interests = run.rec.interests(user_id) if hasattr(run.rec, "interests") else []
+        return profile_answer(user_id, probabilities, interests)
+
+    @app.post(
+        "/profile",
+        response_model=S.Profile,
+        responses=_errors(404, 413, 422, 501),
+        summary="Predicted attributes, top interests and a readable summary for an ad-hoc history (cold start)",
+        description=(
+            "For a user the model has never seen, given by their history of catalogue items (with ratings where "
+            "known). The tf-idf profile view reads the history through its regression; the autoencoder's user-row "
+            "view has no row for a new user and adds nothing."
+        ),
+    )
+    def profile_history(body: S.HistoryRequest) -> S.Profile:
+        run = holder.current
+        if not hasattr(run.rec, "profile_history"):
+            raise HTTPException(501, f"the run type of {run.run} cannot profile an ad-hoc history")
+        items, ratings, _ = history_parts(run, body)
+        for item_id in items:
+            known_item(run, item_id)
+        probabilities = {}  # a run without the profile task: interests only, as for a known user
+        if "profile" in getattr(run.rec, "tasks", {"profile"}):
+            probabilities = answered(lambda: run.rec.profile_history(items, ratings, body.user_text))  # type: ignore[attr-defined]
+        interests = answered(lambda: run.rec.interests_history(items, ratings))  # type: ignore[attr-defined]
+        return profile_answer(None, probabilities, interests)
+
+    def profile_answer(
+        user_id: str | None, probabilities: dict[str, dict[str, float]], interests: list[tuple[str, float]]
+    ) -> S.Profile:
         attributes = {
             name: S.Attribute(prediction=max(p, key=p.get), probabilities=p) for name, p in probabilities.items() if p
         }
-        interests = run.rec.interests(user_id) if hasattr(run.rec, "interests") else []
         return S.Profile(
             user_id=user_id,
             attributes=attributes,

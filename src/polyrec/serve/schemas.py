@@ -71,20 +71,29 @@ class HistoryItem(Strict):
         return self.text if self.fields is None else self.fields
 
 
-class RecommendRequest(Strict):
+class HistoryRequest(Strict):
+    """A user the model has never seen, given by their history."""
+
     history: list[HistoryItem] = Field(
         min_length=1, max_length=MAX_HISTORY, description=f"the user's items, oldest first (1 to {MAX_HISTORY})"
     )
-    k: K = 10
-    exclude_seen: bool | None = Field(
-        None, description="leave out the history's own items (default: yes, unless the run's users take items again)"
-    )
-    item_type: str | None = Field(None, max_length=128, description="only items of this type")
     user_text: str | None = Field(
         None,
         max_length=MAX_TEXT,
         description="the user's own description, as the run's users.text columns read; only for runs trained on it",
     )
+
+
+class RecommendRequest(HistoryRequest):
+    k: K = 10
+    exclude_seen: bool | None = Field(
+        None, description="leave out the history's own items (default: yes, unless the run's users take items again)"
+    )
+    item_type: str | None = Field(None, max_length=128, description="only items of this type")
+
+
+class PredictHistoryRequest(HistoryRequest):
+    items: list[Id] = Field(min_length=1, max_length=MAX_PAIRS, description=f"1 to {MAX_PAIRS} catalogue items to predict")
 
 
 class Pair(Strict):
@@ -97,7 +106,7 @@ class PredictRequest(Strict):
 
 
 class Prediction(BaseModel):
-    user_id: str
+    user_id: str | None = Field(None, description="None for a user given by their history")
     item_id: str
     rating: float | None = Field(None, description="predicted rating (None where the run learned no ratings)")
     ctr: float | None = Field(None, description="probability that the user engages with the item")
@@ -118,7 +127,7 @@ class Interest(BaseModel):
 
 
 class Profile(BaseModel):
-    user_id: str
+    user_id: str | None = Field(None, description="None for a user given by their history")
     attributes: dict[str, Attribute]
     interests: list[Interest]
     summary: str

@@ -124,6 +124,7 @@ def build_model(
         spec.text_neighbors = cfg.text_neighbors
     # The tf-idf profile view, where this protocol evaluates profile (its join needs validation users).
     spec.history_profile = cfg.history_profile and "profile" in PROTOCOL_TASKS[data.protocol] and "profile" in tasks
+    spec.history_profile_weights = spec.history_profile
     users = None if data.user_vectors is None else torch.from_numpy(data.user_vectors)
     model = PolyRecModel(spec, None if text_vectors is None else torch.from_numpy(text_vectors), users)
     if model.item_raters is not None:

@@ -148,7 +148,11 @@ def fit_engagement_autoencoder(
     train = engagement_targets(data)
     if valid is None or not 0 < train[3].mean() < 1:
         return None
-    return _cached(ae, data, AutoencoderFit(train, valid, "label", l2, f"{name} autoencoder", max_epochs), progress, cache)
+    logloss = _cached(ae, data, AutoencoderFit(train, valid, "label", l2, f"{name} autoencoder", max_epochs), progress, cache)
+    if hasattr(ae, "keep_offset"):  # the item-side view keeps the offset its fit added, for new users' rows
+        mean = float(train[3].mean())
+        ae.keep_offset(float(np.log(mean / (1 - mean))))
+    return logloss
 
 
 def _cached(ae: ItemAutoencoder, data: ProtocolData, fit: AutoencoderFit, progress: bool, cache: str | Path | None) -> float:

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ..eval.evaluate import profile_metrics
 from ..eval.predict import predict_pairs, profile_probabilities
-from ..models.history_profile import tfidf_rows
+from ..models.history_profile import item_idf, tfidf_rows
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
 from .solve_memo import remembered
@@ -123,35 +123,52 @@ def fit_history_profile(model: PolyRecModel, data: ProtocolData) -> list[str]:
         return []
     for name in head.names:
         head.clear(name)
-    logits = history_profile_logits(data, model.spec.n_items, model.spec.attribute_classes)
-    return _kept_where_better(model, data, list(logits), lambda name: head.set_attribute(name, logits[name]), head.clear)
+    users, items, ratings = data.train.flat()
+    lowest = training_lowest(ratings)
+    head.set_scale(item_idf(items, data.train.n_users, model.spec.n_items), lowest)
+    parts = history_profile_parts(data, model.spec.n_items, model.spec.attribute_classes)
+    return _kept_where_better(model, data, list(parts), lambda name: head.set_attribute(name, *parts[name]), head.clear)
+
+
+def training_lowest(ratings: np.ndarray) -> float:
+    """The lowest training rating (1 where there is none), which a tf-idf row counts from."""
+    return float(np.nanmin(ratings)) if not np.isnan(ratings).all() else 1.0
 
 
 def history_profile_logits(data: ProtocolData, n_items: int, classes: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """Per attribute with at least two classes known, (users, classes) logits of every training-side
-    user from a logistic regression on the tf-idf rows of the training ratings
+    """Per attribute with at least two classes known, (users, classes) logits of every
+    training-side user (:func:`history_profile_parts`)."""
+    return {name: logits for name, (logits, _, _) in history_profile_parts(data, n_items, classes).items()}
+
+
+def history_profile_parts(
+    data: ProtocolData, n_items: int, classes: dict[str, list[str]]
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per attribute with at least two classes known: (users, classes) logits of every
+    training-side user from a logistic regression on the tf-idf rows of the training ratings
     (models/history_profile.py), fitted to the training users' labels only, less each class's
     log prior share among them: the head's logits carry the prior already, and counted twice it
     pushed every user toward the majority class (MovieLens-100K, seeds 0-1: test gender
     accuracy 0.800 / 0.789 → 0.779 / 0.758; AUC is blind to it). A class no training user has
-    gets −30."""
+    gets −30. With them the (classes, items) weights and (classes,) biases that give those
+    logits from any tf-idf row."""
     users, items, ratings = data.train.flat()
-    lowest = float(np.nanmin(ratings)) if not np.isnan(ratings).all() else 1.0
-    rows = tfidf_rows(users, items, ratings, data.train.n_users, n_items, lowest)
-    logits = {}
+    rows = tfidf_rows(users, items, ratings, data.train.n_users, n_items, training_lowest(ratings))
+    parts = {}
     for name, labels in data.profile_labels.items():
         known = labels >= 0
         if len(np.unique(labels[known])) < 2:
             continue
         lr = LogisticRegression(C=HISTORY_PROFILE_C, max_iter=2000).fit(rows[known], labels[known])
-        scores = lr.decision_function(rows)
-        if scores.ndim == 1:  # two classes: the second's log-odds against the first
-            scores = np.column_stack([np.zeros_like(scores), scores])
+        coef, intercept = lr.coef_, lr.intercept_
+        if len(lr.classes_) == 2:  # one row: the second class's log-odds against the first
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
         log_prior = np.log(np.bincount(labels[known], minlength=len(classes[name]))[lr.classes_] / known.sum())
-        out = np.full((len(scores), len(classes[name])), -30.0)
-        out[:, lr.classes_] = scores - (log_prior - log_prior[0])  # per-row constants cancel in a softmax
-        logits[name] = out
-    return logits
+        weight, bias = np.zeros((len(classes[name]), n_items)), np.full(len(classes[name]), -30.0)
+        weight[lr.classes_] = coef
+        bias[lr.classes_] = intercept - (log_prior - log_prior[0])  # per-row constants cancel in a softmax
+        parts[name] = (np.asarray(rows @ weight.T) + bias, weight, bias)
+    return parts
 
 
 def _kept_where_better(

@@ -1,0 +1,166 @@
+"""A user the model was not trained with, given by a history: predictions and profiles.
+
+Two tiny runs: the default's shape (autoencoders, kNN and profile views, which are fitted per
+trained user) and one without any part fitted per user, whose whole prediction reads the
+history, so that a known user's history given ad hoc must give exactly that user's answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import polyrec
+from polyrec.eval.predict import predict_pairs, profile_probabilities
+from polyrec.pipeline import run
+from synthetic import interactions_frame, tiny_config, torch_threads, write_dataset
+
+TARGETS = ["i001", "i005", "i012", "i030"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cold-users")
+    data = write_dataset(root / "data")
+    with torch_threads(1):
+        run(tiny_config(data, epochs=3), root / "per-user", progress=False, log=lambda _: None)
+        cfg = tiny_config(data, epochs=3)
+        m = cfg.model
+        m.item_autoencoder = m.user_autoencoder = m.engagement_autoencoder = 0
+        m.item_neighbors = m.text_neighbors = 0
+        m.history_profile = False
+        run(cfg, root / "history-only", progress=False, log=lambda _: None)
+    return {"per-user": root / "per-user", "history-only": root / "history-only"}
+
+
+def history_of(user: str) -> tuple[list[str], list[float]]:
+    mine = interactions_frame()  # chronological file order = the run's timestamp order
+    mine = mine[mine["user_id"] == user]
+    return mine["item_id"].tolist(), mine["rating"].tolist()
+
+
+@pytest.mark.parametrize("user", ["u003", "u010"])
+def test_without_parts_per_user_a_known_history_given_ad_hoc_answers_as_that_user(runs, user) -> None:
+    rec = polyrec.load(runs["history-only"])
+    items, ratings = history_of(user)
+    with torch_threads(1):
+        cold = rec.predict_history(items, TARGETS, ratings)
+        known = rec.predict([user] * len(TARGETS), TARGETS)
+        np.testing.assert_allclose(cold["rating"], known["rating"], atol=1e-5)
+        np.testing.assert_allclose(cold["ctr"], known["ctr"], atol=1e-5)
+        cold_profile, known_profile = rec.profile_history(items, ratings), rec.profile(user)
+    assert list(cold["item_id"]) == TARGETS
+    for name, probabilities in known_profile.items():
+        np.testing.assert_allclose(list(cold_profile[name].values()), list(probabilities.values()), atol=1e-5)
+
+
+def test_with_parts_per_user_a_history_is_read_as_a_new_users(runs) -> None:
+    """The parts fitted per trained user give a history given ad hoc only what they give any
+    new user: the batched path reading the same history as an unknown user, not the user's."""
+    rec = polyrec.load(runs["per-user"])
+    p, model = rec._model("rating", ("A", "B"))
+    assert model.item_autoencoder is not None and float(model.item_autoencoder.rating_share) > 0
+    user = "u003"
+    items, ratings = history_of(user)
+    users = np.full(len(TARGETS), rec.user_index(user))
+    wanted = np.array([rec.item_index(t) for t in TARGETS])
+    with torch_threads(1):
+        cold = rec.predict_history(items, TARGETS, ratings)
+        as_new = predict_pairs(model, rec._histories[p], users, wanted, as_unknown=True)
+        known = rec.predict([user] * len(TARGETS), TARGETS)
+    np.testing.assert_allclose(cold["rating"], np.clip(as_new["rating"], *rec.rating_range), atol=1e-5)
+    np.testing.assert_allclose(cold["ctr"], as_new["ctr"], atol=1e-5)
+    assert np.abs(cold["rating"].to_numpy() - known["rating"].to_numpy()).max() > 1e-3  # the user's rows were not read
+
+
+def test_predictions_for_a_history_stay_on_the_data_s_rating_scale(runs) -> None:
+    rec = polyrec.load(runs["history-only"])
+    items, ratings = history_of("u003")
+    free = rec.predict_history(items, TARGETS, ratings)["rating"]
+    rec.rating_range = (float(free.min()) + 0.01, float(free.max()) - 0.01)  # a scale narrower than the predictions
+    clipped = rec.predict_history(items, TARGETS, ratings)["rating"]
+    assert clipped.min() == rec.rating_range[0] and clipped.max() == rec.rating_range[1]
+
+
+def test_a_new_user_never_reads_a_trained_users_profile_logits(runs) -> None:
+    rec = polyrec.load(runs["per-user"])
+    p, model = rec._model("profile", ("A", "B"))
+    assert model.history_profile is not None
+    user = "u007"
+    u = rec.user_index(user)
+    # A view's tabled logits of the user made large: they move the known user and not the
+    # same history given ad hoc, which reads the view's regression (HistoryProfile.folded).
+    for name in model.history_profile.names:
+        table = model.history_profile.table(name)
+        table[u] = torch.linspace(-5, 5, table.shape[1])
+    items, ratings = history_of(user)
+    with torch_threads(1):
+        cold = rec.profile_history(items, ratings)
+        known = profile_probabilities(model, rec._histories[p], np.array([u]))
+        as_new = profile_probabilities(model, rec._histories[p], np.array([u]), as_unknown=True)
+    for name, probabilities in cold.items():
+        np.testing.assert_allclose(list(probabilities.values()), as_new[name][0], atol=1e-5)
+        assert np.abs(as_new[name][0] - known[name][0]).max() > 1e-3
+
+
+def test_interests_of_a_history_count_its_liked_items(runs) -> None:
+    rec = polyrec.load(runs["history-only"])
+    items, ratings = history_of("u003")
+    assert rec.interests_history(items, ratings) == rec.interests("u003")
+    # Liked: a rating at the data's threshold (4 on its 1–5 scale) and above.
+    assert rec.interests_history(["i001", "i030"], [4.0, 3.5]) == [("action", 1.0), ("thriller", 1.0)]
+    # Nothing liked: every item of the history counts, as for a known user.
+    assert rec.interests_history(["i001", "i030"], [3.5, 1.0]) == rec.interests_history(["i001", "i030"])
+    assert dict(rec.interests_history(["i001", "i030"])) == {"action": 0.5, "thriller": 0.5, "romance": 0.5, "drama": 0.5}
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda rec: rec.predict_history(["i001"], []), ValueError, "at least one target"),
+        (lambda rec: rec.predict_history(["i001"], ["ghost"]), KeyError, "unknown item 'ghost'"),
+        (lambda rec: rec.predict_history([], ["i001"]), ValueError, "at least one item"),
+        (lambda rec: rec.predict_history(["i001", "i002"], ["i003"], [4.0]), ValueError, "2 items but 1 ratings"),
+        (lambda rec: rec.predict_history(["new"], ["i003"]), KeyError, "no text was given"),
+        (lambda rec: rec.profile_history(["i001", "new"]), KeyError, "unknown item 'new'"),
+    ],
+)
+def test_bad_histories_get_one_line_errors(runs, call, error, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call(polyrec.load(runs["history-only"]))
+
+
+def test_a_new_user_reads_folded_rows_and_no_view_without_one(runs) -> None:
+    """The ctr views with no row for a new user add nothing; the item-side engagement
+    autoencoder and the item autoencoder read rows folded in from every rated item of the
+    history, beyond the window the encoder reads."""
+    rec = polyrec.load(runs["per-user"])
+    _, model = rec._model("ctr", ("A", "B"))
+    views = model.ctr_views()
+    assert "engagement" in views and len(views) > 1 and bool(model.engagement_autoencoder.offset_kept)
+    items = [f"i{i:03d}" for i in range(30)]  # longer than the encoder's window of 20
+    ratings = [float(1 + (i * 7) % 5) for i in range(30)]
+
+    def both() -> tuple[np.ndarray, np.ndarray]:
+        return rec.predict_history(items, TARGETS, ratings)["ctr"].to_numpy(), rec.predict(["u003"] * len(TARGETS), TARGETS)["ctr"].to_numpy()
+
+    with torch_threads(1):
+        cold, known = both()
+        with torch.no_grad():
+            for name, view in views.items():
+                if name != "engagement":
+                    view.weight.add_(3.0)
+        rowless_cold, rowless_known = both()
+        with torch.no_grad():
+            views["engagement"].weight.add_(3.0)
+        folded_cold, _ = both()
+        window = rec.predict_history(items[-20:], TARGETS, ratings[-20:])
+        np.testing.assert_allclose(rec.history_vector(items[-20:], ratings[-20:]), rec.history_vector(items, ratings), atol=1e-6)
+        whole = rec.predict_history(items, TARGETS, ratings)
+    np.testing.assert_allclose(rowless_cold, cold, atol=1e-6)
+    assert np.abs(rowless_known - known).max() > 1e-3
+    assert np.abs(folded_cold - cold).max() > 1e-3
+    assert np.abs(window["rating"].to_numpy() - whole["rating"].to_numpy()).max() > 1e-4
