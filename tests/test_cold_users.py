@@ -164,3 +164,41 @@ def test_a_new_user_reads_folded_rows_and_no_view_without_one(runs) -> None:
     assert np.abs(rowless_known - known).max() > 1e-3
     assert np.abs(folded_cold - cold).max() > 1e-3
     assert np.abs(window["rating"].to_numpy() - whole["rating"].to_numpy()).max() > 1e-4
+
+
+def test_a_new_users_profile_reads_the_tf_idf_views_regression(runs) -> None:
+    rec = polyrec.load(runs["per-user"])
+    _, model = rec._model("profile", ("A", "B"))
+    view = model.history_profile
+    assert view is not None and view.n_items
+    items, ratings = history_of("u005")
+    k = view.names.index("gender")
+    with torch_threads(1):
+        before = rec.profile_history(items, ratings)["gender"]
+        with torch.no_grad():
+            getattr(view, f"weight_{k}")[1, [rec.item_index(i) for i in items]] += 20.0  # the second class, for these items
+        after = rec.profile_history(items, ratings)["gender"]
+    second = rec.attribute_classes["gender"][1]
+    assert after[second] > 0.99 > before[second]
+
+
+def test_the_batched_path_reads_a_long_history_as_the_library_does(runs) -> None:
+    """``predict_pairs(..., as_unknown=True)`` (what benchmarks/cold_users.py scores) folds the
+    parts in from the whole history, as ``predict_history`` does, beyond the encoder's window."""
+    from polyrec.train.rating_tokens import RatingTokens
+    from polyrec.train.sequences import Histories
+
+    rec = polyrec.load(runs["per-user"])
+    p, model = rec._model("rating", ("A", "B"))
+    assert model.spec.config.max_history < 30
+    ids = [f"i{i:03d}" for i in range(30)]
+    ratings = np.array([float(1 + (i * 3) % 5) for i in range(30)])
+    labels = (ratings >= 4).astype(np.float64)
+    tokens = RatingTokens(tuple(model.spec.rating_levels), model.spec.labels_only).encode(ratings, labels)
+    history = Histories([np.array([rec.item_index(i) for i in ids])], [ratings], [labels], [tokens])
+    wanted = np.array([rec.item_index(t) for t in TARGETS])
+    with torch_threads(1):
+        batched = predict_pairs(model, history, np.zeros(len(TARGETS), dtype=np.int64), wanted, as_unknown=True)
+        library = rec.predict_history(ids, TARGETS, ratings.tolist())
+    np.testing.assert_allclose(np.clip(batched["rating"], *rec.rating_range), library["rating"], atol=1e-5)
+    np.testing.assert_allclose(batched["ctr"], library["ctr"], atol=1e-5)
