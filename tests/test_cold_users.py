@@ -26,7 +26,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cold-users")
     data = write_dataset(root / "data")
     with torch_threads(1):
-        run(tiny_config(data, epochs=3), root / "per-user", progress=False, log=lambda _: None)
+        cfg = tiny_config(data, epochs=3)
+        cfg.model.user_engagement_autoencoder = 8  # a view with nothing to fold in
+        run(cfg, root / "per-user", progress=False, log=lambda _: None)
         cfg = tiny_config(data, epochs=3)
         m = cfg.model
         m.item_autoencoder = m.user_autoencoder = m.engagement_autoencoder = 0
@@ -134,13 +136,13 @@ def test_bad_histories_get_one_line_errors(runs, call, error, message: str) -> N
 
 
 def test_a_new_user_reads_folded_rows_and_no_view_without_one(runs) -> None:
-    """The ctr views with no row for a new user add nothing; the item-side engagement
-    autoencoder and the item autoencoder read rows folded in from every rated item of the
-    history, beyond the window the encoder reads."""
+    """The user-side engagement autoencoder has no row for a new user and adds nothing; the
+    item-side one, the kNN view and the item autoencoder read what is folded in from every
+    rated item of the history, beyond the window the encoder reads."""
     rec = polyrec.load(runs["per-user"])
     _, model = rec._model("ctr", ("A", "B"))
     views = model.ctr_views()
-    assert "engagement" in views and len(views) > 1 and bool(model.engagement_autoencoder.offset_kept)
+    assert set(views) == {"engagement", "user_engagement", "item_neighbors"} and bool(model.engagement_autoencoder.offset_kept)
     items = [f"i{i:03d}" for i in range(30)]  # longer than the encoder's window of 20
     ratings = [float(1 + (i * 7) % 5) for i in range(30)]
 
@@ -150,19 +152,21 @@ def test_a_new_user_reads_folded_rows_and_no_view_without_one(runs) -> None:
     with torch_threads(1):
         cold, known = both()
         with torch.no_grad():
-            for name, view in views.items():
-                if name != "engagement":
-                    view.weight.add_(3.0)
+            views["user_engagement"].weight.add_(3.0)
         rowless_cold, rowless_known = both()
-        with torch.no_grad():
-            views["engagement"].weight.add_(3.0)
-        folded_cold, _ = both()
+        moved = {}
+        for name in ("engagement", "item_neighbors"):
+            with torch.no_grad():
+                views[name].weight.add_(3.0)
+            moved[name], _ = both()
         window = rec.predict_history(items[-20:], TARGETS, ratings[-20:])
         np.testing.assert_allclose(rec.history_vector(items[-20:], ratings[-20:]), rec.history_vector(items, ratings), atol=1e-6)
         whole = rec.predict_history(items, TARGETS, ratings)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731 (the probabilities here sit near 0 and 1)
     np.testing.assert_allclose(rowless_cold, cold, atol=1e-6)
-    assert np.abs(rowless_known - known).max() > 1e-3
-    assert np.abs(folded_cold - cold).max() > 1e-3
+    assert np.abs(logit(rowless_known) - logit(known)).max() > 1e-2
+    assert np.abs(logit(moved["engagement"]) - logit(rowless_cold)).max() > 1e-2
+    assert np.abs(logit(moved["item_neighbors"]) - logit(moved["engagement"])).max() > 1e-2
     assert np.abs(window["rating"].to_numpy() - whole["rating"].to_numpy()).max() > 1e-4
 
 

@@ -11,8 +11,14 @@ from synthetic import assert_joined_at_its_weight, strip_saved_field, tiny_confi
 
 from polyrec.config import TASKS, ModelConfig
 from polyrec.models.io import load_model, save_model
-from polyrec.models.item_neighbors import SHRINK, ItemNeighbors, _baseline
+from polyrec.models.item_neighbors import SHRINK, ItemNeighbors, baseline
 from polyrec.train.finetune import build_model, finetune
+
+
+def _baseline(u, i, r, n_users: int, n_items: int) -> np.ndarray:
+    """``μ + b_u + b_i`` of each rating."""
+    mean, b_user, b_item = baseline(u, i, r, n_users, n_items)
+    return mean + b_user[u] + b_item[i]
 
 
 def _ratings(seed: int = 0, users: int = 30, items: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,3 +136,36 @@ def test_the_text_view_is_built_with_text_vectors_and_joins_by_name(ds, data_a) 
 def test_a_negative_count_is_refused_by_name(name: str) -> None:
     with pytest.raises(ValueError, match=f"'model.{name}'"):
         ModelConfig(**{name: -1})
+
+
+def test_a_new_user_reads_the_view_as_a_trained_user_with_the_same_ratings_would() -> None:
+    """A new user's residuals come from the kept baseline (the user's bias by its last step,
+    the item biases held): a trained user's ratings given as a new user's history give back
+    that user's values, and what they did not rate reads nothing."""
+    u, i, r = _ratings()
+    view = ItemNeighbors(30, 12, len(u), 3, kept=11)
+    view.set_ratings(u, i, r)
+    for user in (0, 7):
+        mine = u == user
+        history = torch.from_numpy(i[mine])[None]
+        residuals = view.new_users_residuals(history, torch.from_numpy(r[mine]).float()[None])
+        targets = torch.arange(12)[None]
+        with torch.no_grad():
+            trained = view(torch.full((12,), user), torch.arange(12))
+        torch.testing.assert_close(view.folded(residuals, targets)[0], trained, atol=1e-5, rtol=1e-5)
+    nothing = view.new_users_residuals(torch.tensor([[3, 13]]), torch.tensor([[float("nan"), 4.0]]))  # 13: beyond
+    assert torch.isnan(nothing).all() and (view.folded(nothing, torch.arange(12)[None]) == 0).all()
+    unkept = ItemNeighbors(30, 12, len(u), 3, kept=11)
+    assert unkept.new_users_residuals(history, torch.ones(1, 1)) is None  # no baseline kept (a model saved before)
+
+
+def test_a_model_saved_before_the_baseline_was_kept_loads_and_folds_nothing_in(ds, data_a, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    model = _model(ds, data_a, 5)
+    save_model(model, tmp_path)
+    assert bool(load_model(tmp_path).item_neighbors.baseline_kept)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    save_file({k: v for k, v in weights.items() if "baseline" not in k}, str(tmp_path / "model.safetensors"))
+    old = load_model(tmp_path).item_neighbors
+    assert not old.baseline_kept and old.new_users_residuals(torch.tensor([[1, 2]]), torch.tensor([[4.0, 2.0]])) is None

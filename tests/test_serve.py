@@ -312,8 +312,8 @@ def test_predict_for_a_history_matches_the_library(client, rec) -> None:
 def test_a_new_item_in_a_history_reads_as_its_catalogue_twin_without_an_id(runs) -> None:
     """A new item is its text alone: with a catalogue item's ID vector zeroed, that item and a
     new one given by its fields are the same history token, for every answer to a history
-    that reads the tokens (the item autoencoder's rows, folded in from the rated catalogue
-    items, read no new item: its part is taken out of the predictions compared)."""
+    that reads the tokens (the parts folded in from the rated catalogue items read no new
+    item: theirs are taken out of the predictions compared)."""
     rec = polyrec.load(runs["text"])
     ds = load_dataset(None, runs["root"] / "data")
     fields = {"title": ds.items["title"][3], "categories": ds.items["categories"][3]}
@@ -323,6 +323,8 @@ def test_a_new_item_in_a_history_reads_as_its_catalogue_twin_without_an_id(runs)
             if model.item_autoencoder is not None:
                 model.item_autoencoder.rating_share.zero_()
                 model.ctr_join[1] = 0.0
+            for view in model.ctr_views().values():
+                view.weight.zero_()
     as_new, as_catalogue = ([item_id(20), twin] for twin in ("twin", item_id(3)))
     texts = {"twin": fields}
     np.testing.assert_allclose(rec.history_vector(as_new, [5.0, 4.0], texts), rec.history_vector(as_catalogue, [5.0, 4.0]), atol=1e-5)

@@ -214,9 +214,9 @@ class Recommender(RecommenderBase):
 
         The history is read as in :meth:`history_vector`, as a user the model was not trained
         with: the item autoencoder and its engagement twin read rows folded in from the
-        history's ratings and labels (every rated catalogue item given, ``fold_in``), and the
-        other ctr views fitted per trained user (the user-side engagement autoencoder, the kNN
-        views) add nothing.
+        history's ratings and labels, and the kNN views its residuals (every rated catalogue
+        item given, ``PolyRecModel.fold_in``); the user-side engagement autoencoder, which
+        has no row for a new user, adds nothing.
         docs/results/cold-users.md measures what that costs against a known user.
         """
         if not {"rating", "ctr"} & self.tasks:

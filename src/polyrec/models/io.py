@@ -37,7 +37,7 @@ def load_model(folder: str | Path) -> PolyRecModel:
     if raw.get("rating_range") is not None:
         raw["rating_range"] = tuple(raw["rating_range"])
     model = PolyRecModel(ModelSpec(**raw))
-    model.load_state_dict(_engagement_offset(_moved_ctr_join(load_file(str(folder / WEIGHTS)))))
+    model.load_state_dict(_kept_for_new_users(_moved_ctr_join(load_file(str(folder / WEIGHTS)))))
     model.eval()
     return model
 
@@ -53,12 +53,19 @@ def _moved_ctr_join(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return moved
 
 
-def _engagement_offset(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Weights saved before the engagement autoencoder kept its fit's offset: none kept, so
-    no new user's row is folded in (EngagementAutoencoder.fold_in)."""
-    if "engagement_autoencoder.weight" not in state or "engagement_autoencoder.offset" in state:
-        return state
-    return {**state, "engagement_autoencoder.offset": torch.tensor(0.0), "engagement_autoencoder.offset_kept": torch.tensor(False)}
+def _kept_for_new_users(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights saved before the parts kept what a new user's rows are folded in from (the
+    engagement autoencoder's offset, the kNN views' baseline): none kept, so those parts fold
+    nothing in (``PolyRecModel.fold_in``)."""
+    state = dict(state)
+    if "engagement_autoencoder.weight" in state and "engagement_autoencoder.offset" not in state:
+        state.update({"engagement_autoencoder.offset": torch.tensor(0.0), "engagement_autoencoder.offset_kept": torch.tensor(False)})
+    for view in ("item_neighbors", "text_neighbors"):
+        if f"{view}.weight" in state and f"{view}.baseline_kept" not in state:
+            n_items = len(state[f"{view}.neighbors"])
+            state.update({f"{view}.baseline_mean": torch.tensor(0.0), f"{view}.item_baseline": torch.zeros(n_items),
+                          f"{view}.baseline_kept": torch.tensor(False)})  # fmt: skip
+    return state
 
 
 def trained_seeds(run: str | Path, protocol: str) -> list[int]:

@@ -55,13 +55,55 @@ class ItemNeighbors(EngagementLogit, nn.Module):
         self.register_buffer("keys", torch.zeros(n_ratings, dtype=torch.long))
         self.register_buffer("residual", torch.zeros(n_ratings))
         self.register_buffer("weight", torch.tensor(0.0))  # its share of the ctr logit
+        # The baseline's mean and item biases, from which a new user's residuals are counted
+        # (``folded``); not kept in a model saved before.
+        self.register_buffer("baseline_mean", torch.tensor(0.0))
+        self.register_buffer("item_baseline", torch.zeros(n_items))
+        self.register_buffer("baseline_kept", torch.tensor(False))
+
+    def set_baseline(self, mean: float, item_bias: np.ndarray) -> None:
+        self.baseline_mean.fill_(mean)
+        self.item_baseline.copy_(torch.from_numpy(item_bias).float())
+        self.baseline_kept.fill_(True)
+
+    def new_users_residuals(self, items: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor | None:
+        """(B, I) the baseline residuals of (B, L) histories of users it was not trained with
+        over the catalogue, NaN where a user rated nothing (an item beyond the catalogue, or a
+        missing rating, counts nothing; an item rated twice, its latest rating). The user's bias
+        is the one the baseline's last step would give them, the item biases held. None: no
+        baseline kept."""
+        if not bool(self.baseline_kept):
+            return None
+        B = items.shape[0]
+        rated = ~torch.isnan(ratings) & (items < self.n_items)
+        at = torch.where(rated, items, torch.zeros_like(items))
+        deviation = torch.where(rated, ratings - self.baseline_mean - self.item_baseline[at], torch.zeros_like(ratings))
+        user_bias = deviation.sum(1, keepdim=True) / (USER_BIAS_L2 + rated.sum(1, keepdim=True))
+        out = torch.full((B, self.n_items), float("nan"))
+        for b in range(B):  # in order: a later rating of an item replaces an earlier one
+            out[b, at[b][rated[b]]] = (deviation[b] - user_bias[b])[rated[b]]
+        return out
+
+    def folded(self, residuals: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(B, T) this view's value of (B, T) ``items`` for users given by their (B, I)
+        ``residuals`` (``new_users_residuals``): as ``forward`` reads a trained user's."""
+        neighbors, similarity = self.neighbors[items], self.similarity[items]  # (B, T, kept)
+        own = torch.gather(residuals.unsqueeze(1).expand(-1, items.shape[1], -1), 2, neighbors)
+        rated = ~torch.isnan(own) & (similarity > 0)
+        rated &= rated.cumsum(-1) <= self.k  # the k most similar of those the user rated
+        w = similarity * rated
+        total = (w * torch.nan_to_num(own)).sum(-1)
+        mass = w.sum(-1)
+        return torch.where(mass > 0, total / mass.clamp(min=1e-12), torch.zeros_like(total))
 
     def set_ratings(
         self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, item_vectors: np.ndarray | None = None
     ) -> None:
         """Count biases, residuals and neighbour lists from the training side's ratings; with
         ``item_vectors`` (I, D), neighbours are the items nearest in them (cosine) instead."""
-        self.set_residuals(users, items, baseline_residuals(users, items, ratings, self.n_users, self.n_items), item_vectors)
+        mean, b_user, b_item = baseline(users, items, ratings, self.n_users, self.n_items)
+        self.set_baseline(mean, b_item)
+        self.set_residuals(users, items, ratings - (mean + b_user[users] + b_item[items]), item_vectors)
 
     def set_residuals(
         self, users: np.ndarray, items: np.ndarray, residual: np.ndarray, item_vectors: np.ndarray | None = None
@@ -98,11 +140,13 @@ class ItemNeighbors(EngagementLogit, nn.Module):
 
 def baseline_residuals(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
     """Each training rating minus its baseline, what the kNN views average."""
-    return ratings - _baseline(users, items, ratings, n_users, n_items)
+    mean, b_user, b_item = baseline(users, items, ratings, n_users, n_items)
+    return ratings - (mean + b_user[users] + b_item[items])
 
 
-def _baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
-    """``μ + b_u + b_i`` of each rating, the biases fitted by alternating ridge steps."""
+def baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """``μ``, ``b_u`` and ``b_i`` of the baseline ``μ + b_u + b_i``, the biases fitted by
+    alternating ridge steps (the users' last)."""
     mean = float(ratings.mean())
     b_user, b_item = np.zeros(n_users), np.zeros(n_items)
     per_user = np.bincount(users, minlength=n_users)
@@ -110,7 +154,7 @@ def _baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users
     for _ in range(BIAS_ITERATIONS):
         b_item = np.bincount(items, ratings - mean - b_user[users], n_items) / (ITEM_BIAS_L2 + per_item)
         b_user = np.bincount(users, ratings - mean - b_item[items], n_users) / (USER_BIAS_L2 + per_user)
-    return mean + b_user[users] + b_item[items]
+    return mean, b_user, b_item
 
 
 def _rating_similarity(

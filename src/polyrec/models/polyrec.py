@@ -96,12 +96,15 @@ class ModelSpec:
 class FoldedUsers:
     """What the parts fitted per trained user give users the model was not trained with,
     from their whole histories (``PolyRecModel.fold_in``): the item autoencoder's and its
-    engagement twin's rows and the tf-idf profile view's logits (None where the model has
-    no such part, or, for the engagement twin, a model saved before its offset was kept)."""
+    engagement twin's rows, the tf-idf profile view's logits and the kNN views' residuals
+    (None, or left out, where the model has no such part or one saved before what it folds
+    in from was kept)."""
 
     autoencoder: FoldedRows | None = None
     history_profile: dict[str, torch.Tensor] | None = None
     engagement: FoldedRows | None = None  # the item-side engagement autoencoder's
+    # The kNN views' baseline residuals of each user over the catalogue, by view name.
+    residuals: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -253,8 +256,9 @@ class PolyRecModel(nn.Module):
     def fold_in(self, histories: HistoryBatch) -> FoldedUsers:
         """What the parts fitted per trained user give the users of ``histories`` read as
         users they were not trained with: the item autoencoder's and its engagement twin's
-        rows (``fold_in`` of each) and the tf-idf profile view's logits
-        (``HistoryProfile.folded``). Give it the whole histories, not only the
+        rows (``fold_in`` of each), the tf-idf profile view's logits
+        (``HistoryProfile.folded``) and the kNN views' residuals
+        (``ItemNeighbors.new_users_residuals``). Give it the whole histories, not only the
         ``max_history`` the user encoder reads: these parts read every training rating of a
         known user."""
         nan = torch.full_like(histories.ratings, float("nan"))
@@ -264,7 +268,13 @@ class PolyRecModel(nn.Module):
         rows = None if ae is None else ae.fold_in(histories.items, ratings, float(self.global_mean), cfg.item_autoencoder_l2)
         logits = None if view is None else view.folded(histories.items, ratings, histories.mask)
         engagement = None if ee is None else ee.fold_in(histories.items, labels, 0.0, cfg.engagement_autoencoder_l2)
-        return FoldedUsers(rows, logits, engagement)
+        residuals = {}
+        for name in ("item_neighbors", "text_neighbors"):
+            knn = getattr(self, name)
+            counted = None if knn is None else knn.new_users_residuals(histories.items, ratings)
+            if counted is not None:
+                residuals[name] = counted
+        return FoldedUsers(rows, logits, engagement, residuals)
 
     def _history_tokens(
         self, batch: HistoryBatch, catalogue: torch.Tensor | None, user_vectors: torch.Tensor | None = None
@@ -367,11 +377,12 @@ class PolyRecModel(nn.Module):
         model predicts for a pair it did not see.
 
         A user it was not trained with (``UNKNOWN_USER``, (B, T) ``users`` a row per user)
-        reads the item autoencoder and the item-side engagement autoencoder through the rows
-        ``folded`` in from their history (``fold_in``). The other ctr views have no row for
-        such a user and add nothing: their fallback for a user without a row (an item bias)
-        is no engagement logit of this user, and joined at the weights fitted for known
-        users it lowered validation ctr AUC on every seed of MovieLens-100K (docs/results/cold-users.md)."""
+        reads the item autoencoder, the item-side engagement autoencoder and the kNN views
+        through what is ``folded`` in from their history (``fold_in``). The user-side
+        engagement autoencoder has no row for such a user and adds nothing: its fallback for
+        a user without a row (an item bias) is no engagement logit of this user, and the
+        fallbacks joined at the weights fitted for known users lowered validation ctr AUC on
+        every seed of MovieLens-100K (docs/results/cold-users.md)."""
         if self.ctr_join is None:  # neither an item autoencoder nor a ctr view
             return outputs
         ae, views = self.item_autoencoder, self.ctr_views()
@@ -394,14 +405,23 @@ class PolyRecModel(nn.Module):
             logit = a * out["ctr"] + c if d is None else a * out["ctr"] + b * d + c
             for name, view in views.items():
                 joined = view.joined(logit, users, items, own)
-                if cold:  # a new user: the engagement view through folded rows, the others nothing
-                    rows = folded.engagement if name == "engagement" else None
-                    ee = self.engagement_autoencoder
-                    new_user = logit if rows is None or ee is None else logit + view.weight * ee.folded_deviation(rows, items)
-                    joined = torch.where(unknown, new_user, joined)
+                if cold:  # a new user: the views folded in, the others nothing
+                    joined = torch.where(unknown, logit + view.weight * self._folded_view(name, folded, items), joined)
                 logit = joined
             out["ctr"] = logit
         return out
+
+    def _folded_view(self, name: str, folded: FoldedUsers, items: torch.Tensor) -> torch.Tensor:
+        """(B, T) ctr view ``name``'s value of ``items`` for the users of ``folded``: the
+        engagement autoencoder's through its folded rows, a kNN view's through the users'
+        residuals, 0 for a view with nothing folded in (the user-side engagement autoencoder,
+        or a part saved before what it folds in from was kept)."""
+        ee = self.engagement_autoencoder
+        if name == "engagement" and ee is not None and folded.engagement is not None:
+            return ee.folded_deviation(folded.engagement, items)
+        if name in folded.residuals:
+            return getattr(self, name).folded(folded.residuals[name], items)
+        return torch.zeros(items.shape)
 
     def autoencoders(self) -> list[ItemAutoencoder]:
         """The model's autoencoders (each fitted on its own before fine-tuning), in fitting order."""

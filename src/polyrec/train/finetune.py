@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..config import PROTOCOL_TASKS, ModelConfig, TrainConfig
-from ..models.item_neighbors import baseline_residuals
+from ..models.item_neighbors import baseline
 from ..models.item_raters import sample_raters
 from ..models.polyrec import ModelSpec, PolyRecModel
 from ..progress import bar as progress_bar
@@ -137,9 +137,11 @@ def build_model(
             ae.set_ratings(*rated)  # the training side's ratings only
         knn = [(v, vectors) for v, vectors in ((model.item_neighbors, None), (model.text_neighbors, text_vectors)) if v is not None]
         if knn:  # both kNN views read the same residuals: counted once
-            residual = baseline_residuals(*rated, spec.n_users, spec.n_items)
+            users, items, ratings = rated
+            mean, b_user, b_item = baseline(users, items, ratings, spec.n_users, spec.n_items)
             for view, vectors in knn:
-                view.set_residuals(*rated[:2], residual, vectors)
+                view.set_baseline(mean, b_item)  # a new user's residuals are counted from it
+                view.set_residuals(users, items, ratings - (mean + b_user[users] + b_item[items]), vectors)
     return model
 
 
