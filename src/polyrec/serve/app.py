@@ -306,8 +306,8 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         summary="Predicted rating and engagement probability of items for an ad-hoc history (cold start)",
         description=(
             "For a user the model has never seen, given by their history as in `POST /recommend`. The model reads "
-            "the history; the autoencoders fitted per user read rows folded in from its ratings, and the views with "
-            "no row for a new user add nothing (README, \"Users the model has never seen\")."
+            "the history; the parts fitted per trained user are folded in from it where they can be, and the others "
+            "add nothing (README, \"Users the model has never seen\")."
         ),
     )
     def predict_history(body: S.PredictHistoryRequest) -> S.Predictions:
