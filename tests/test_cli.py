@@ -134,7 +134,7 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
     )
     histories.write_text("who,what,rating\nnew1,i001,five\n")
     assert main([*argv, "--histories", str(histories), "--out", str(tmp_path / "p.csv")]) == 2
-    assert f"{histories}, row 2, column 'rating': rating 'five' is not a number" in one_error_line(capsys.readouterr().err)
+    assert f"{histories}, row 2, column 'rating': cannot read rating 'five': expected a number" in one_error_line(capsys.readouterr().err)
     histories.write_text("who,what\nnew1,ghost\n")
     assert main([*argv, "--histories", str(histories), "--out", str(tmp_path / "p.csv")]) == 2
     assert f"{histories}, row 2, column 'what': unknown item 'ghost' (not in the run's catalogue)" in one_error_line(capsys.readouterr().err)

@@ -104,9 +104,9 @@ def test_a_new_users_engagement_row_is_the_penalised_log_loss_optimum() -> None:
     users, items, ratings = random_ratings()
     ae = perturbed_autoencoder(EngagementAutoencoder, users, items, ratings)
     history, labels = torch.tensor([[2, 5, 7, 1, 9]]), torch.tensor([[1.0, 0.0, float("nan"), 1.0, 0.0]])
-    assert ae.fold_in(history, labels, 0.0, 3.0) is None  # saved before the offset was kept
+    assert ae.fold_in(history, labels, 3.0) is None  # saved before the offset was kept
     ae.keep_offset(0.4)
-    rows = ae.fold_in(history, labels, 0.0, 3.0)
+    rows = ae.fold_in(history, labels, 3.0)
     bias = rows.bias.detach().clone().requires_grad_()
     decoder = rows.decoder.detach().clone().requires_grad_()
     read, y = torch.tensor([2, 5, 1]), torch.tensor([1.0, 0.0, 1.0])  # 9: beyond the catalogue
@@ -118,7 +118,7 @@ def test_a_new_users_engagement_row_is_the_penalised_log_loss_optimum() -> None:
     objective.backward()
     assert float(bias.grad.abs().max()) < 1e-4 and float(decoder.grad.abs().max()) < 1e-4
     # Labels all alike: the bias stays finite, drawn to the trained users'.
-    same = ae.fold_in(torch.tensor([[2, 5, 1]]), torch.ones(1, 3), 0.0, 3.0)
+    same = ae.fold_in(torch.tensor([[2, 5, 1]]), torch.ones(1, 3), 3.0)
     assert abs(float(same.bias[0])) < 10
 
 
@@ -129,8 +129,8 @@ def test_a_model_saved_before_the_offset_was_kept_loads_and_folds_no_row_in(ds, 
     model.engagement_autoencoder.keep_offset(0.3)
     save_model(model, tmp_path)
     kept = load_model(tmp_path).engagement_autoencoder
-    assert float(kept.offset) == pytest.approx(0.3) and kept.fold_in(torch.tensor([[1, 2]]), torch.tensor([[1.0, 0.0]]), 0.0, 1.0)
+    assert float(kept.offset) == pytest.approx(0.3) and kept.fold_in(torch.tensor([[1, 2]]), torch.tensor([[1.0, 0.0]]), 1.0)
     weights = load_file(str(tmp_path / "model.safetensors"))
     save_file({k: v for k, v in weights.items() if not k.endswith(("offset", "offset_kept"))}, str(tmp_path / "model.safetensors"))
     old = load_model(tmp_path).engagement_autoencoder
-    assert not old.offset_kept and old.fold_in(torch.tensor([[1, 2]]), torch.tensor([[1.0, 0.0]]), 0.0, 1.0) is None
+    assert not old.offset_kept and old.fold_in(torch.tensor([[1, 2]]), torch.tensor([[1.0, 0.0]]), 1.0) is None

@@ -13,7 +13,7 @@ from polyrec.eval.metrics import classification_metrics
 from polyrec.eval.predict import profile_probabilities
 from polyrec.models.history_profile import tfidf_rows
 from polyrec.train.finetune import build_model
-from polyrec.train.join_fit import HISTORY_PROFILE_C, fit_history_profile, history_profile_logits, history_profile_parts
+from polyrec.train.join_fit import HISTORY_PROFILE_C, fit_history_profile, history_profile_parts
 from polyrec.train.sequences import collate
 
 
@@ -42,7 +42,7 @@ def fitted(ds, data_a):
 def test_the_view_is_a_logistic_regression_on_the_training_users_labels_alone(ds, data_a, fitted) -> None:
     users, items, ratings = data_a.train.flat()
     rows = tfidf_rows(users, items, ratings, data_a.train.n_users, ds.n_items, float(np.nanmin(ratings)))
-    logits = history_profile_logits(data_a, ds.n_items, data_a.attribute_classes)
+    logits = {name: part[0] for name, part in history_profile_parts(data_a, ds.n_items, data_a.attribute_classes).items()}
     assert set(logits) == {"gender", "age"}
     us = data_a.user_split
     for name, labels in data_a.profile_labels.items():

@@ -323,7 +323,7 @@ def test_a_new_users_rows_are_the_fits_own_optimum_for_their_ratings() -> None:
     mean, l2 = 3.1, 4.0
     history = torch.tensor([[2, 5, 7, 9, 1]])  # 9: beyond the 9-item catalogue (a new item by text)
     given = torch.tensor([[4.0, 1.0, float("nan"), 5.0, 2.0]])
-    rows = ae.fold_in(history, given, mean, l2)
+    rows = ae.fold_in(history, given - mean, l2)
     bias = rows.bias.detach().clone().requires_grad_()
     decoder = rows.decoder.detach().clone().requires_grad_()
     read = torch.tensor([2, 5, 1])
@@ -334,10 +334,10 @@ def test_a_new_users_rows_are_the_fits_own_optimum_for_their_ratings() -> None:
     objective.backward()
     assert float(bias.grad.abs().max()) < 1e-4 and float(decoder.grad.abs().max()) < 1e-4
     assert float(rows.decoder.abs().sum()) > 1e-3  # a real answer, not the zero start
-    alone = ae.fold_in(torch.tensor([[2, 5, 1]]), torch.tensor([[4.0, 1.0, 2.0]]), mean, l2)
+    alone = ae.fold_in(torch.tensor([[2, 5, 1]]), torch.tensor([[4.0, 1.0, 2.0]]) - mean, l2)
     torch.testing.assert_close(alone.decoder, rows.decoder)
     # Nothing rated: no row beyond the item's bias, as a fit starts one.
-    empty = ae.fold_in(torch.tensor([[3]]), torch.tensor([[float("nan")]]), mean, l2)
+    empty = ae.fold_in(torch.tensor([[3]]), torch.tensor([[float("nan")]]), l2)
     assert float(empty.bias.abs().sum() + empty.decoder.abs().sum()) == 0.0
     deviation = ae.folded_deviation(rows, torch.tensor([[0, 4]]))
     expected = rows.bias[0] + ae.item_bias[torch.tensor([0, 4])] + ae.codes(torch.tensor([0, 4])) @ rows.decoder[0]

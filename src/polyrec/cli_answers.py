@@ -87,9 +87,7 @@ def predict(args: argparse.Namespace) -> None:
 def _histories(args: argparse.Namespace, rec) -> dict[str, tuple[list[str], list[float | None]]]:
     """``--histories``: each user's items and ratings (None where there is none), in file
     order, oldest first; every item checked against the catalogue, an error naming its row."""
-    import pandas as pd
-
-    from .data.io import read_table
+    from .data.io import parse_numbers, read_table
 
     if not hasattr(rec, "predict_history"):
         raise ValueError(f"{args.run}: this run ({type(rec).__name__}) cannot predict for histories (polyrec's own runs can)")
@@ -98,12 +96,7 @@ def _histories(args: argparse.Namespace, rec) -> dict[str, tuple[list[str], list
     items = table.required_strings(args.item_column, "item id").tolist()
     ratings: list[float | None] = [None] * len(items)
     if "rating" in table.frame.columns:
-        text = table.strings("rating")
-        values = pd.to_numeric(text, errors="coerce")
-        bad = (text.notna() & values.isna()).to_numpy().nonzero()[0]
-        if len(bad):
-            raise table.error(f"rating '{text.iloc[bad[0]]}' is not a number", int(bad[0]), "rating")
-        ratings = [None if pd.isna(v) else float(v) for v in values]
+        ratings = [None if v != v else float(v) for v in parse_numbers(table, "rating", "rating", missing_ok=True)]  # NaN: none
     histories: dict[str, tuple[list[str], list[float | None]]] = {}
     for pos, (user, item, rating) in enumerate(zip(users, items, ratings)):
         try:

@@ -346,10 +346,10 @@ class Recommender(RecommenderBase):
     def interests_history(self, items: Sequence[str], ratings: Sequence[float | None] | None = None, top: int = 5) -> list[tuple[str, float]]:
         """:meth:`interests` of an ad-hoc history of catalogue items: an item is liked where its
         rating clears the run's engagement threshold (its 0/1 label in a run on labels)."""
-        _, model = self._model("next_item", ("B", "A"))
+        spec = next(iter(self.models_.values())).spec  # every model of a run reads its data alike
         index = np.array([self.item_index(i) for i in items], dtype=np.int64)
         values = np.array([np.nan if r is None else float(r) for r in (ratings or [None] * len(items))])
-        return category_shares(self.items_, index, engaged(values, model.spec), top)
+        return category_shares(self.items_, index, engaged(values, spec), top)
 
     def interests(self, user_id: str, top: int = 5) -> list[tuple[str, float]]:
         """The categories a user engages with most (``interests.category_shares``)."""

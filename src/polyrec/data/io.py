@@ -273,15 +273,19 @@ def read_parquet_folder(folder: Path, columns: Collection[str] | None = None) ->
 # ---------------------------------------------------------------- parsing values
 
 
-def parse_numbers(table: Table, column: str, what: str) -> np.ndarray:
-    """Column as float64; a missing or non-numeric value is an error naming its row."""
+def parse_numbers(table: Table, column: str, what: str, missing_ok: bool = False) -> np.ndarray:
+    """Column as float64; a non-numeric value is an error naming its row, and so is a missing
+    one unless ``missing_ok`` (then NaN)."""
     col = table.column(column)
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         values = col.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         numbers = pd.to_numeric(table.strings(column), errors="coerce")
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
-    _raise_first_bad(table, column, ~np.isfinite(values), what, "expected a number")
+    bad = ~np.isfinite(values)
+    if missing_ok:
+        bad &= table.strings(column).notna().to_numpy()
+    _raise_first_bad(table, column, bad, what, "expected a number")
     return values
 
 

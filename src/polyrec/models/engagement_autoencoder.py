@@ -47,9 +47,9 @@ class EngagementAutoencoder(EngagementLogit, ItemAutoencoder):
         self.offset_kept.fill_(True)
 
     @torch.no_grad()
-    def fold_in(self, items: torch.Tensor, labels: torch.Tensor, mean: float, l2: float) -> FoldedRows | None:  # type: ignore[override]
+    def fold_in(self, items: torch.Tensor, labels: torch.Tensor, l2: float) -> FoldedRows | None:  # type: ignore[override]
         """Rows for (B, L) histories of users it was not trained with, from their ctr
-        ``labels`` (NaN: none; ``mean`` is unused, the offset is the fit's own): the decoder
+        ``labels`` (NaN: none), against the offset its fit kept: the decoder
         row and bias that minimise the log-loss of the user's labels plus the fit's prior
         ``l2`` / 2 · ‖V_u‖², every other weight held (Newton's method on a logistic ridge).
         Unlike a squared error, a log-loss leaves the bias of a user whose labels are all

@@ -136,9 +136,10 @@ class ItemAutoencoder(nn.Module):
         return torch.where(known, d, self.item_bias[items])
 
     @torch.no_grad()
-    def fold_in(self, items: torch.Tensor, ratings: torch.Tensor, mean: float, l2: float) -> FoldedRows:
-        """Rows for (B, L) histories of users it was not trained with, from their ratings
-        (NaN: none; items beyond the catalogue, new ones given by text, have no column).
+    def fold_in(self, items: torch.Tensor, deviations: torch.Tensor, l2: float) -> FoldedRows:
+        """Rows for (B, L) histories of users it was not trained with, from their ratings'
+        ``deviations`` from the mean its fit was offset by (NaN: no rating; items beyond the
+        catalogue, new ones given by text, have no column).
 
         What the fit would learn for such a user with every other weight held: the decoder
         row and bias minimising the squared error of the user's ratings plus the fit's own
@@ -149,11 +150,11 @@ class ItemAutoencoder(nn.Module):
         seeds 0–2) the model reading known users' rows folded in from their training ratings
         predicts about as with the rows the fit learned (rating RMSE 0.8808 / 0.8721 / 0.8866
         against 0.8797 / 0.8714 / 0.8858; docs/results/cold-users.md)."""
-        return self._fold_in(items, ratings - mean, l2, _least_squares)
+        return self._fold_in(items, deviations, l2, _least_squares)
 
     def _fold_in(self, items: torch.Tensor, targets: torch.Tensor, l2: float, solve: RowSolve) -> FoldedRows:
-        """Rows of (B, L) histories fitted to their ``targets`` (NaN: none) less the fit's
-        offset, each by ``solve`` on ``[1, codes]`` with the fit's prior on the row."""
+        """Rows of (B, L) histories fitted to their ``targets`` (NaN: none), each by ``solve``
+        on ``[1, codes]`` of the items read, with the fit's prior on the row."""
         B, H = items.shape[0], self.code_bias.shape[0]
         bias, decoder = torch.zeros(B, dtype=torch.float64), torch.zeros(B, H, dtype=torch.float64)
         rated = ~torch.isnan(targets) & (items < self.n_items)

@@ -22,6 +22,7 @@ MovieLens-100K's validation ctr AUC on every seed (protocol A, seeds 0-2; docs/m
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,7 +79,7 @@ class ItemNeighbors(EngagementLogit, nn.Module):
         rated = ~torch.isnan(ratings) & (items < self.n_items)
         at = torch.where(rated, items, torch.zeros_like(items))
         deviation = torch.where(rated, ratings - self.baseline_mean - self.item_baseline[at], torch.zeros_like(ratings))
-        user_bias = deviation.sum(1, keepdim=True) / (USER_BIAS_L2 + rated.sum(1, keepdim=True))
+        user_bias = _user_bias(deviation.sum(1, keepdim=True), rated.sum(1, keepdim=True))
         out = torch.full((B, self.n_items), float("nan"))
         for b in range(B):  # in order: a later rating of an item replaces an earlier one
             out[b, at[b][rated[b]]] = (deviation[b] - user_bias[b])[rated[b]]
@@ -89,12 +90,7 @@ class ItemNeighbors(EngagementLogit, nn.Module):
         ``residuals`` (``new_users_residuals``): as ``forward`` reads a trained user's."""
         neighbors, similarity = self.neighbors[items], self.similarity[items]  # (B, T, kept)
         own = torch.gather(residuals.unsqueeze(1).expand(-1, items.shape[1], -1), 2, neighbors)
-        rated = ~torch.isnan(own) & (similarity > 0)
-        rated &= rated.cumsum(-1) <= self.k  # the k most similar of those the user rated
-        w = similarity * rated
-        total = (w * torch.nan_to_num(own)).sum(-1)
-        mass = w.sum(-1)
-        return torch.where(mass > 0, total / mass.clamp(min=1e-12), torch.zeros_like(total))
+        return self._neighbourhood_mean(similarity, ~torch.isnan(own), torch.nan_to_num(own))
 
     def set_ratings(
         self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, item_vectors: np.ndarray | None = None
@@ -129,13 +125,18 @@ class ItemNeighbors(EngagementLogit, nn.Module):
         neighbors, similarity = self.neighbors[items], self.similarity[items]  # (P, kept)
         keys = users.unsqueeze(-1) * self.n_items + neighbors
         at = torch.searchsorted(self.keys, keys).clamp(max=max(len(self.keys) - 1, 0))
-        rated = (self.keys[at] == keys) & (similarity > 0) & (users < self.n_users).unsqueeze(-1)
+        rated = (self.keys[at] == keys) & (users < self.n_users).unsqueeze(-1)
+        return self._neighbourhood_mean(similarity, rated, self.residual[at]).reshape(shape)
+
+    def _neighbourhood_mean(self, similarity: torch.Tensor, rated: torch.Tensor, residuals: torch.Tensor) -> torch.Tensor:
+        """(...,) the similarity-weighted mean of the user's ``residuals`` on the ``k`` most
+        similar of an item's kept neighbours that they ``rated`` (all (..., kept)); 0 where none."""
+        rated = rated & (similarity > 0)
         rated &= rated.cumsum(-1) <= self.k  # the k most similar of those the user rated
         w = similarity * rated
-        total = (w * self.residual[at]).sum(-1)
+        total = (w * residuals).sum(-1)
         mass = w.sum(-1)
-        out = torch.where(mass > 0, total / mass.clamp(min=1e-12), torch.zeros_like(total))
-        return out.reshape(shape)
+        return torch.where(mass > 0, total / mass.clamp(min=1e-12), torch.zeros_like(total))
 
 
 def baseline_residuals(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
@@ -153,8 +154,14 @@ def baseline(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users:
     per_item = np.bincount(items, minlength=n_items)
     for _ in range(BIAS_ITERATIONS):
         b_item = np.bincount(items, ratings - mean - b_user[users], n_items) / (ITEM_BIAS_L2 + per_item)
-        b_user = np.bincount(users, ratings - mean - b_item[items], n_users) / (USER_BIAS_L2 + per_user)
+        b_user = _user_bias(np.bincount(users, ratings - mean - b_item[items], n_users), per_user)
     return mean, b_user, b_item
+
+
+def _user_bias(deviation: Any, count: Any) -> Any:
+    """A user's bias from the sum of their ratings' deviations from ``μ + b_i`` and their
+    count, shrunk towards 0 (arrays or tensors alike: training's and a new user's)."""
+    return deviation / (USER_BIAS_L2 + count)
 
 
 def _rating_similarity(

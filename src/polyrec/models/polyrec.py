@@ -265,9 +265,9 @@ class PolyRecModel(nn.Module):
         ratings = torch.where(histories.mask, histories.ratings, nan)
         labels = torch.where(histories.mask, histories.labels, nan)
         cfg, ae, view, ee = self.spec.config, self.item_autoencoder, self.history_profile, self.engagement_autoencoder
-        rows = None if ae is None else ae.fold_in(histories.items, ratings, float(self.global_mean), cfg.item_autoencoder_l2)
+        rows = None if ae is None else ae.fold_in(histories.items, ratings - self.global_mean, cfg.item_autoencoder_l2)
         logits = None if view is None else view.folded(histories.items, ratings, histories.mask)
-        engagement = None if ee is None else ee.fold_in(histories.items, labels, 0.0, cfg.engagement_autoencoder_l2)
+        engagement = None if ee is None else ee.fold_in(histories.items, labels, cfg.engagement_autoencoder_l2)
         residuals = {}
         for name in ("item_neighbors", "text_neighbors"):
             knn = getattr(self, name)

@@ -115,7 +115,7 @@ HISTORY_PROFILE_C = 1.0  # scikit-learn's default (0.3 did worse and 3 as well i
 
 def fit_history_profile(model: PolyRecModel, data: ProtocolData) -> list[str]:
     """Fit ``model.history_profile``: per attribute, the logits of
-    :func:`history_profile_logits`, kept only where they raise the attribute's main validation
+    :func:`history_profile_parts`, kept only where they raise the attribute's main validation
     metric (AUC for two classes, else accuracy) beside what the profile already joins.
     Returns the attributes that kept them."""
     head = model.history_profile
@@ -133,12 +133,6 @@ def fit_history_profile(model: PolyRecModel, data: ProtocolData) -> list[str]:
 def training_lowest(ratings: np.ndarray) -> float:
     """The lowest training rating (1 where there is none), which a tf-idf row counts from."""
     return float(np.nanmin(ratings)) if not np.isnan(ratings).all() else 1.0
-
-
-def history_profile_logits(data: ProtocolData, n_items: int, classes: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """Per attribute with at least two classes known, (users, classes) logits of every
-    training-side user (:func:`history_profile_parts`)."""
-    return {name: logits for name, (logits, _, _) in history_profile_parts(data, n_items, classes).items()}
 
 
 def history_profile_parts(
