@@ -1,4 +1,5 @@
-"""A user the model was not trained with, given by a history: predictions and profiles.
+"""A user the model was not trained with, given by a history: predictions and profiles, in
+Python and through ``polyrec profile`` (which profiles known users too).
 
 Two tiny runs: the default's shape (autoencoders, kNN and profile views, which are fitted per
 trained user) and one without any part fitted per user, whose whole prediction reads the
@@ -10,13 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import polyrec
+from polyrec.cli import main
 from polyrec.eval.predict import predict_pairs, profile_probabilities
 from polyrec.pipeline import run
 from synthetic import interactions_frame, tiny_config, torch_threads, write_dataset
+from test_cli import one_error_line
 
 TARGETS = ["i001", "i005", "i012", "i030"]
 
@@ -206,3 +210,66 @@ def test_the_batched_path_reads_a_long_history_as_the_library_does(runs) -> None
         library = rec.predict_history(ids, TARGETS, ratings.tolist())
     np.testing.assert_allclose(np.clip(batched["rating"], *rec.rating_range), library["rating"], atol=1e-5)
     np.testing.assert_allclose(batched["ctr"], library["ctr"], atol=1e-5)
+
+
+def test_profile_command_writes_every_class_of_every_attribute_as_the_library_gives_it(runs, tmp_path, capsys) -> None:
+    rec = polyrec.load(runs["history-only"])
+    run = str(runs["history-only"])
+    ids = tmp_path / "ids.txt"
+    ids.write_text("u010\n\nu003 \n")  # a blank line is skipped, spaces around an id too
+    assert main(["profile", "--run", run, "--users", str(ids), "--quiet", "--out", str(tmp_path / "known.csv")]) == 0
+    known = pd.read_csv(tmp_path / "known.csv", dtype={"user_id": str, "value": str})
+    widths = {name: len(classes) for name, classes in rec.attribute_classes.items()}
+    assert f"wrote {2 * sum(widths.values())} probabilities for 2 users" in capsys.readouterr().out
+    assert list(known.columns) == ["user_id", "attribute", "rank", "value", "probability"]
+    assert known["user_id"].tolist() == ["u010"] * sum(widths.values()) + ["u003"] * sum(widths.values())
+    for (user, name), rows in known.groupby(["user_id", "attribute"], sort=False):
+        assert rows["rank"].tolist() == list(range(1, widths[name] + 1))
+        assert rows["probability"].is_monotonic_decreasing
+        expected = rec.profile(user)[name]
+        np.testing.assert_allclose(rows["probability"], [expected[v] for v in rows["value"]], atol=1e-6)
+        assert sorted(rows["value"]) == sorted(expected)
+
+    # Histories from a file: in the run whose answers all read the history, each known
+    # user's history under a new name gives that user's rows.
+    histories = tmp_path / "histories.csv"
+    frame = pd.concat([interactions_frame().query("user_id == @u").assign(user_id=f"new-{u}") for u in ("u010", "u003")])
+    frame[["user_id", "item_id", "rating"]].to_csv(histories, index=False)
+    assert main(["profile", "--run", run, "--histories", str(histories), "--quiet", "--out", str(tmp_path / "new.parquet")]) == 0
+    new = pd.read_parquet(tmp_path / "new.parquet")
+    assert new["user_id"].drop_duplicates().tolist() == ["new-u010", "new-u003"]
+    assert new[["attribute", "rank", "value"]].values.tolist() == known[["attribute", "rank", "value"]].values.tolist()
+    np.testing.assert_allclose(new["probability"], known["probability"], atol=1e-5)
+
+    assert main(["profile", "--run", run, "--all-users", "--quiet", "--out", str(tmp_path / "all.csv")]) == 0
+    assert pd.read_csv(tmp_path / "all.csv")["user_id"].nunique() == 60
+
+
+def test_profile_command_prints_a_users_likeliest_classes_and_interests(runs, capsys) -> None:
+    rec = polyrec.load(runs["per-user"])
+    assert main(["profile", "--run", str(runs["per-user"]), "--user", "u003", "--top", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    profile = rec.profile("u003")
+    assert lines[: len(profile)] == [
+        f"{name}: {max(p, key=p.get)} {max(p.values()):.2f}" + (", …" if len(p) > 1 else "") for name, p in profile.items()
+    ]
+    assert lines[len(profile)] == "interests: " + ", ".join(f"{n} {s:.2f}" for n, s in rec.interests("u003"))
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--user", "nobody"], "unknown user 'nobody'"),
+        (["--user", "u001", "--out", "p.csv"], "--out writes the profiles of --users, --all-users or --histories; --user prints them"),
+        (["--all-users", "--out", "p.json"], "--out must name a .csv or .parquet file for the profiles"),
+        (["--users", "{ids}", "--out", "p.csv"], "{ids}, line 2: unknown user 'nobody' (not in the run's data)"),
+        (["--histories", "{histories}", "--out", "p.csv"], "{histories}, row 3, column 'item_id': unknown item 'ghost' (not in the run's catalogue)"),
+    ],
+)
+def test_profile_command_errors_are_one_line(runs, tmp_path, capsys, arguments: list[str], message: str) -> None:
+    files = {"ids": tmp_path / "ids.txt", "histories": tmp_path / "h.csv"}
+    files["ids"].write_text("u001\nnobody\n")
+    files["histories"].write_text("user_id,item_id\nnew,i001\nnew,ghost\n")
+    argv = [a.format(**files) if a.startswith("{") else str(tmp_path / a) if a.startswith("p.") else a for a in arguments]
+    assert main(["profile", "--run", str(runs["history-only"]), *argv]) == 2
+    assert message.format(**files) in one_error_line(capsys.readouterr().err)

@@ -100,6 +100,8 @@ def test_ensemble_run_keys_weights_and_reload(members, tmp_path) -> None:
     pred = rec.predict(["u000"], ["i005"])
     assert 1 <= pred["rating"][0] <= 5 and 0 < pred["ctr"][0] < 1
     assert set(rec.profile("u001")["gender"]) == {"F", "M"}
+    rows = rec.profiles(["u001"]).query("attribute == 'gender'")  # the batch table of any run type
+    assert dict(zip(rows["value"], rows["probability"])) == pytest.approx(rec.profile("u001")["gender"])
 
 
 def test_ensemble_cli_and_mismatched_members(members, tmp_path, capsys) -> None:

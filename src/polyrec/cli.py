@@ -126,6 +126,21 @@ def _parser() -> argparse.ArgumentParser:
         "listed there is even where the run knows them"))  # fmt: skip
     pred.add_argument("--out", required=True, help=".csv or .parquet file: the pairs with rating and/or ctr columns")
 
+    prof = sub.add_parser("profile", help="predicted attributes of users, known or given by a history; their interests with --user")
+    prof.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
+    who = prof.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="user id as in the data (printed, with the user's interests)")
+    who.add_argument("--users", help="a text file of user ids, one a line (written to --out)")
+    who.add_argument("--all-users", action="store_true", help="every known user (written to --out)")
+    who.add_argument("--histories", help=(
+        "a .csv, .tsv or .parquet file of the histories of users the run has not seen (a user and an item column, "
+        "an optional rating column; oldest first): each user profiled from theirs alone (written to --out)"))  # fmt: skip
+    prof.add_argument("--user-column", default="user_id", help="with --histories: its user id column (default user_id)")
+    prof.add_argument("--item-column", default="item_id", help="with --histories: its item id column (default item_id)")
+    prof.add_argument("--out", help="a .csv or .parquet file of user_id, attribute, rank, value, probability (every class of every attribute)")
+    prof.add_argument("--top", type=int, default=3, help="with --user: the most likely classes to print per attribute (default 3)")
+    prof.add_argument("--quiet", action="store_true", help="no progress bar")
+
     why = sub.add_parser("explain", help="why an item scores as it does for a user: the score's parts and the history behind them")
     why.add_argument("--run", required=True, help="run folder written by `polyrec run` (polyrec's own model)")
     why.add_argument("--user", required=True, help="user id as in the data")
@@ -391,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     handlers = {
-        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": answers.recommend, "fairness": answers.fairness, "robustness": answers.robustness, "explain": answers.explain, "predict": answers.predict, "export": answers.export, "serve": _serve, "events": _events,
+        "run": _run, "finetune": _run, "pretrain": _pretrain, "ensemble": _ensemble, "data": _describe, "recommend": answers.recommend, "fairness": answers.fairness, "robustness": answers.robustness, "explain": answers.explain, "predict": answers.predict, "profile": answers.profile, "export": answers.export, "serve": _serve, "events": _events,
         "bench": _bench,
         "distill": _distill,
     }

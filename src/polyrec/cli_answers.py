@@ -1,4 +1,4 @@
-"""The commands that answer from a saved run: ``polyrec recommend``, ``predict``, ``explain``,
+"""The commands that answer from a saved run: ``polyrec recommend``, ``predict``, ``profile``, ``explain``,
 ``fairness``, ``robustness`` and ``export`` (cli.py parses them; each is a thin call into the library).
 Runs load through ``run_loader``, which imports torch only for a run that needs it (an
 exported one does not)."""
@@ -36,15 +36,7 @@ def _recommend_many(args: argparse.Namespace) -> None:
 
     out = _table_path(args.out, "recommendations of --users or --all-users")
     rec = load(args.run)
-    user_ids = None
-    if args.users is not None:
-        lines = _user_id_lines(Path(args.users))
-        for line, user in lines:  # checked before any scoring, each error naming its line
-            try:
-                rec.user_index(user)
-            except KeyError:
-                raise KeyError(f"{args.users}, line {line}: unknown user '{user}' (not in the run's data)") from None
-        user_ids = [user for _, user in lines]
+    user_ids = None if args.users is None else _known_user_lines(args.users, rec)
     recs = rec.recommend_many(
         user_ids, k=args.k, exclude_seen=_exclude_seen(args), progress=not args.quiet, popularity_penalty=args.popularity_penalty
     )
@@ -52,12 +44,21 @@ def _recommend_many(args: argparse.Namespace) -> None:
     print(f"wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {out}")
 
 
-def _user_id_lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, user id) of each non-blank line of a text file of user ids."""
-    if not path.is_file():
+def _known_user_lines(path: str, rec) -> list[str]:
+    """The user ids of a text file, one a non-blank line, each checked against the run
+    before any scoring, an unknown one an error naming its line."""
+    if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such file of user ids")
-    pairs = [(n, line.strip()) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
-    return [(n, user) for n, user in pairs if user]
+    users = []
+    for line, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not (user := text.strip()):
+            continue
+        try:
+            rec.user_index(user)
+        except KeyError:
+            raise KeyError(f"{path}, line {line}: unknown user '{user}' (not in the run's data)") from None
+        users.append(user)
+    return users
 
 
 def predict(args: argparse.Namespace) -> None:
@@ -69,7 +70,7 @@ def predict(args: argparse.Namespace) -> None:
     users = table.required_strings(args.user_column, "user id").tolist()
     items = table.required_strings(args.item_column, "item id").tolist()
     rec = load(args.run)
-    histories = {} if args.histories is None else _histories(args, rec)
+    histories = {} if args.histories is None else _histories(args, rec, "predict_history")
     for column, ids, lookup in ((args.user_column, users, rec.user_index), (args.item_column, items, rec.item_index)):
         for pos, value in enumerate(ids):  # checked before any scoring, each error naming its row
             if column == args.user_column and value in histories:
@@ -84,13 +85,14 @@ def predict(args: argparse.Namespace) -> None:
     print(f"wrote {len(predictions)} predictions ({', '.join(c for c in predictions.columns if c not in ('user_id', 'item_id'))}) to {out}")
 
 
-def _histories(args: argparse.Namespace, rec) -> dict[str, tuple[list[str], list[float | None]]]:
+def _histories(args: argparse.Namespace, rec, answer: str) -> dict[str, tuple[list[str], list[float | None]]]:
     """``--histories``: each user's items and ratings (None where there is none), in file
-    order, oldest first; every item checked against the catalogue, an error naming its row."""
+    order, oldest first; every item checked against the catalogue, an error naming its row.
+    ``answer``: the run's method that reads them (``predict_history``, ``profile_history``)."""
     from .data.io import parse_numbers, read_table
 
-    if not hasattr(rec, "predict_history"):
-        raise ValueError(f"{args.run}: this run ({type(rec).__name__}) cannot predict for histories (polyrec's own runs can)")
+    if not hasattr(rec, answer):
+        raise ValueError(f"{args.run}: this run ({type(rec).__name__}) cannot answer for histories (polyrec's own runs can)")
     table = read_table(args.histories)
     users = table.required_strings(args.user_column, "user id").tolist()
     items = table.required_strings(args.item_column, "item id").tolist()
@@ -128,6 +130,60 @@ def _predictions(rec, users: list[str], items: list[str], histories: dict[str, t
     joined = pd.concat(parts, ignore_index=True)
     joined.index = rows
     return joined.sort_index().reset_index(drop=True)
+
+
+def profile(args: argparse.Namespace) -> None:
+    from .run_loader import load_run as load
+
+    if args.user is not None:
+        if args.out is not None:
+            raise ValueError("--out writes the profiles of --users, --all-users or --histories; --user prints them")
+        _print_profile(load(args.run), args.user, args.top)
+        return
+    out = _table_path(args.out, "profiles")
+    rec = load(args.run)
+    if args.histories is not None:
+        table = _profiles_of_histories(rec, _histories(args, rec, "profile_history"), progress=not args.quiet)
+    else:
+        user_ids = None if args.all_users else _known_user_lines(args.users, rec)
+        table = rec.profiles(user_ids, progress=not args.quiet)
+    _write_table(table, out)
+    print(f"wrote {len(table)} probabilities for {table['user_id'].nunique()} users to {out}")
+
+
+def _print_profile(rec, user: str, top: int) -> None:
+    """A known user's attributes (the ``top`` most likely classes of each) and interests."""
+    try:
+        probabilities = rec.profile(user)
+    except ValueError:  # the run learned no profile: its interests alone, where it has them
+        if not hasattr(rec, "interests"):
+            raise
+        probabilities = {}
+    for name, p in probabilities.items():
+        ranked = sorted(p.items(), key=lambda kv: -kv[1])
+        more = ", …" if len(ranked) > top else ""
+        print(f"{name}: " + ", ".join(f"{value} {q:.2f}" for value, q in ranked[:top]) + more)
+    interests = rec.interests(user) if hasattr(rec, "interests") else []
+    if interests:
+        print("interests: " + ", ".join(f"{shortened(name, 40)} {share:.2f}" for name, share in interests))
+    elif not probabilities:
+        print(f"no attributes or interests for user {user}: the run learned no profile and its items have no categories")
+
+
+def _profiles_of_histories(rec, histories: dict[str, tuple[list[str], list[float | None]]], progress: bool) -> pd.DataFrame:
+    """``profile_rows`` of each user of ``--histories``, profiled from that history alone."""
+    import numpy as np
+    import pandas as pd
+
+    from .progress import bar
+    from .recommender_base import profile_rows
+
+    parts = []
+    for user in bar(list(histories), "profiling", progress):
+        items, ratings = histories[user]
+        p = rec.profile_history(items, ratings)
+        parts.append(profile_rows([user], {name: np.array([list(q.values())]) for name, q in p.items()}, {n: list(q) for n, q in p.items()}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _table_path(out: str | None, what: str) -> Path:

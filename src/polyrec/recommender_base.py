@@ -161,3 +161,42 @@ class RecommenderBase:
         """Each attribute's class probabilities for a user."""
         proba = self.profile_probabilities(np.array([self.user_index(user_id)]))
         return {name: dict(zip(self.attribute_classes[name], map(float, p[0]))) for name, p in proba.items()}
+
+    def profiles(self, user_ids: Sequence[str] | None = None, batch_users: int = 256, progress: bool = False) -> pd.DataFrame:
+        """:meth:`profile` of many known users, all of them by default (a batch export), as
+        :func:`profile_rows`' table. Users are profiled ``batch_users`` at a time."""
+        users = np.arange(len(self.users_)) if user_ids is None else np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
+        names = self.users_["user_id"].astype(str).to_numpy()
+        parts = [
+            profile_rows(names[batch], self.profile_probabilities(batch), self.attribute_classes)
+            for batch in (users[s : s + batch_users] for s in bar(range(0, len(users), batch_users), "profiling", progress))
+        ]
+        return pd.concat(parts, ignore_index=True) if parts else profile_rows([], {}, {})
+
+
+PROFILE_COLUMNS = ("user_id", "attribute", "rank", "value", "probability")
+
+
+def profile_rows(user_ids: Sequence[str], probabilities: dict[str, np.ndarray], classes: dict[str, list[str]]) -> pd.DataFrame:
+    """One row per user, attribute and class, in the order of ``user_ids``, then of the
+    attributes, then by probability (rank 1: the most likely class; ties in the classes'
+    order): columns user_id, attribute, rank, value, probability. ``probabilities``: per
+    attribute, (len(user_ids), C) class probabilities in the order of ``classes[attribute]``."""
+    users = np.asarray(user_ids, dtype=object)
+    frames = []
+    for name, p in probabilities.items():
+        order = np.argsort(-p, axis=1, kind="stable")
+        width = p.shape[1]
+        frames.append(pd.DataFrame({
+            "user_id": np.repeat(users, width),
+            "attribute": name,
+            "rank": np.tile(np.arange(1, width + 1), len(users)),
+            "value": np.asarray(classes[name], dtype=object)[order].ravel(),
+            "probability": np.take_along_axis(p, order, axis=1).ravel().astype(np.float64),
+            "_user": np.repeat(np.arange(len(users)), width),
+        }))  # fmt: skip
+    if not frames:
+        return pd.DataFrame(columns=list(PROFILE_COLUMNS))
+    # The attributes are concatenated in order; a stable sort by user interleaves them per user.
+    table = pd.concat(frames, ignore_index=True).sort_values("_user", kind="stable")
+    return table.drop(columns="_user").reset_index(drop=True)
