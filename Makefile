@@ -32,8 +32,11 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/polyrec run --dataset ml-100k --seeds 0 --out runs/quickstart
 
+# Two pytest workers, a test file each at a time (pytest-xdist): each test trains on one torch
+# thread, so the suite takes about half the wall time of one process on 2 cores, and a file's
+# module fixtures (its tiny runs) are built once.
 test: install-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Knowledge distillation (docs/results/distill.md): the teacher's extra (all-mpnet-base-v2,
 # ~420 MB), then teacher, student alone, distilled student and each part removed.
