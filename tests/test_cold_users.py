@@ -273,3 +273,18 @@ def test_profile_command_errors_are_one_line(runs, tmp_path, capsys, arguments: 
     argv = [a.format(**files) if a.startswith("{") else str(tmp_path / a) if a.startswith("p.") else a for a in arguments]
     assert main(["profile", "--run", str(runs["history-only"]), *argv]) == 2
     assert message.format(**files) in one_error_line(capsys.readouterr().err)
+
+
+def test_explain_command_reads_a_new_users_history_from_a_file(runs, tmp_path, capsys) -> None:
+    from polyrec.cli_answers import shortened
+
+    rec, run = polyrec.load(runs["per-user"]), str(runs["per-user"])
+    histories = tmp_path / "h.csv"
+    histories.write_text("user_id,item_id,rating\nnew,i001,5\nother,i002,4\nnew,i003,2\n")
+    argv = ["explain", "--run", run, "--histories", str(histories), "--item", "i005", "--occlusion"]
+    assert main([*argv, "--user", "new"]) == 0
+    with torch_threads(1):
+        expected = rec.explain_history(["i001", "i003"], "i005", [5.0, 2.0], occlusion=True).summary(shortened)
+    assert capsys.readouterr().out.strip() == expected
+    assert main([*argv, "--user", "nobody"]) == 2
+    assert f"{histories}: no history of user 'nobody'" in one_error_line(capsys.readouterr().err)

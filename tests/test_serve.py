@@ -470,7 +470,7 @@ def test_openapi_documents_every_endpoint(client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     expected = {
         "/users/{user_id}/recommendations": "get", "/recommend": "post", "/predict": "post", "/predict/history": "post",
-        "/users/{user_id}/profile": "get", "/profile": "post", "/users/{user_id}/explain": "get", "/items/{item_id}/similar": "get", "/events": "post",
+        "/users/{user_id}/profile": "get", "/profile": "post", "/users/{user_id}/explain": "get", "/explain": "post", "/items/{item_id}/similar": "get", "/events": "post",
         "/events/count": "get", "/admin/reload": "post", "/healthz": "get", "/metrics": "get",
     }  # fmt: skip
     assert {p: next(iter(m)) for p, m in paths.items()} == expected
@@ -670,6 +670,47 @@ def test_explanation_takes_the_score_apart_exactly_with_two_priors(runs) -> None
             assert e.score - float(rest.set_index("item_id").loc["i013", "score"]) == pytest.approx(row.change, abs=1e-4)
 
 
+def test_an_ad_hoc_history_is_explained_as_the_known_user_it_repeats(runs) -> None:
+    with torch_threads(1):
+        rec = polyrec.load(runs["prior"])
+        rec.models_["B"].spec.config.max_history = 5  # histories cut to their latest items, occlusion too
+        u = rec.user_index("u007")
+        history = [str(rec.items_["item_id"].iloc[i]) for i in rec._histories["B"].items[u]]
+        ratings = rec._histories["B"].ratings[u].tolist()
+        known = rec.explain("u007", "i013", top=10, occlusion=True)
+        given = rec.explain_history(history, "i013", ratings, top=10, occlusion=True)
+        alone = rec.explain_history(history[:1], "i013", ratings[:1], occlusion=True)
+    assert len(history) > 5 and len(known.without) == 5
+    assert alone.without.empty  # one item: nothing to leave out
+    assert given.user_id is None and given.summary().startswith("item i013 for the given history: score")
+    assert given.score == pytest.approx(known.score, abs=1e-4)
+    assert given.parts == pytest.approx(known.parts, abs=1e-4)
+    pd.testing.assert_frame_equal(given.because, known.because, atol=1e-4)
+    pd.testing.assert_frame_equal(given.without, known.without, atol=1e-4)
+
+
+def test_a_new_item_in_an_ad_hoc_history_takes_its_place_and_no_prior_part(runs) -> None:
+    """Given by its text, it moves the older items one step back and is named where its
+    absence moves the score; no prior reads it."""
+    with torch_threads(1):
+        rec = polyrec.load(runs["prior"])
+        u = rec.user_index("u007")
+        history = [str(rec.items_["item_id"].iloc[i]) for i in rec._histories["B"].items[u]][-6:]
+        with_new = [*history[:-1], "brand-new", history[-1]]
+        texts = {"brand-new": "Quiet Harbour: a slow drama about a lighthouse keeper"}
+        e = rec.explain_history(with_new, "i013", texts=texts, top=1000, occlusion=True)
+        plain = rec.explain_history(history, "i013", top=1000)
+        expected = rec.history_scores(with_new, texts=texts)[rec.item_index("i013")]
+    assert e.score == pytest.approx(float(expected), abs=1e-4) and sum(e.parts.values()) == pytest.approx(e.score, abs=1e-9)
+    assert "brand-new" not in set(e.because["item_id"])
+    steps = dict(zip(e.because["item_id"], e.because["steps_back"]))
+    for item, back in zip(plain.because["item_id"], plain.because["steps_back"]):
+        assert steps[item] == back + (back > 0)  # every item before the new one is a step further back
+    row = e.without.set_index("item_id").loc["brand-new"]
+    assert (row["steps_back"], row["text"]) == (1, texts["brand-new"])
+    assert len(e.without) == len(with_new)
+
+
 def test_explanation_of_a_run_without_priors_is_the_models_score(rec) -> None:
     with torch_threads(1):
         e = rec.explain("u000", "i005")
@@ -678,7 +719,7 @@ def test_explanation_of_a_run_without_priors_is_the_models_score(rec) -> None:
         assert e.score == pytest.approx(float(expected), abs=1e-5)
 
 
-def test_explain_endpoint(runs) -> None:
+def test_explain_endpoint(runs, history) -> None:
     with torch_threads(1), TestClient(create_app(runs["prior"], runs["root"] / "explain-events.sqlite")) as c:
         r = c.get("/users/u000/explain", params={"item_id": "i013", "top": 3})
         assert r.status_code == 200, r.text
@@ -690,6 +731,15 @@ def test_explain_endpoint(runs) -> None:
         assert len(occluded["without"]) == 2 and {"item_id", "steps_back", "change"} <= set(occluded["without"][0])
         assert "unknown item 'nope'" in detail(c.get("/users/u000/explain", params={"item_id": "nope"}), 404)
         assert "unknown user" in detail(c.get("/users/nobody/explain", params={"item_id": "i013"}), 404)
+        # An ad-hoc history: the library's explanation of it, with no user id.
+        given = [{"item_id": i, "rating": 4.0} for i in history["u003"]]
+        body = c.post("/explain", json={"history": given, "item_id": "i013", "top": 2, "occlusion": True}).json()
+        expected = polyrec.load(runs["prior"]).explain_history(history["u003"], "i013", [4.0] * len(given), top=2, occlusion=True)
+        assert body["user_id"] is None and body["score"] == pytest.approx(expected.score, abs=1e-5)
+        assert [w["item_id"] for w in body["without"]] == expected.without["item_id"].tolist()
+        assert [b["item_id"] for b in body["because"]] == expected.because["item_id"].tolist()
+        assert "unknown item 'nope'" in detail(c.post("/explain", json={"history": given, "item_id": "nope"}), 404)
+        assert "unknown item 'ghost'" in detail(c.post("/explain", json={"history": [{"item_id": "ghost"}], "item_id": "i013"}), 404)
 
 
 # ---------------------------------------------------------------- an approximate index

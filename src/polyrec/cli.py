@@ -147,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     why.add_argument("--item", required=True, help="item id as in the data")
     why.add_argument("--top", type=int, default=5, help="history items to name (default 5)")
     why.add_argument("--occlusion", action="store_true", help="also: how the score moves without each history item (one model pass per item)")
+    why.add_argument("--histories", help=(
+        "a .csv, .tsv or .parquet file of the histories of users the run has not seen (a user and an item column, "
+        "an optional rating column; oldest first): --user is explained from theirs"))  # fmt: skip
+    why.add_argument("--user-column", default="user_id", help="with --histories: its user id column (default user_id)")
+    why.add_argument("--item-column", default="item_id", help="with --histories: its item id column (default item_id)")
 
     fair = sub.add_parser("fairness", help="a run's test metrics by user attribute and by item popularity")
     fair.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")

@@ -210,7 +210,14 @@ def explain(args: argparse.Namespace) -> None:
     rec = load(args.run)
     if not hasattr(rec, "explain"):
         raise ValueError(f"{args.run}: this run ({type(rec).__name__}) does not explain its scores (polyrec's own runs do)")
-    print(rec.explain(args.user, args.item, args.top, args.occlusion).summary(shortened))
+    if args.histories is None:
+        print(rec.explain(args.user, args.item, args.top, args.occlusion).summary(shortened))
+        return
+    histories = _histories(args, rec, "explain_history")
+    if args.user not in histories:
+        raise KeyError(f"{args.histories}: no history of user '{args.user}'")
+    items, ratings = histories[args.user]
+    print(rec.explain_history(items, args.item, ratings, top=args.top, occlusion=args.occlusion).summary(shortened))
 
 
 def fairness(args: argparse.Namespace) -> None:

@@ -1,4 +1,5 @@
-"""Why an item scores as it does for a known user: the next-item score taken apart.
+"""Why an item scores as it does for a user, known or given by a history: the next-item
+score taken apart.
 
 With the next-item priors (the default), a score is a sum of linear parts, each exact:
 
@@ -25,7 +26,7 @@ items that say the same thing each matter less alone than together).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -40,13 +41,14 @@ from .train.sequences import Histories, collate
 
 if TYPE_CHECKING:
     from .recommender import Recommender
+    from .text.new_items import NewItemText
 
 WITHOUT_COLUMNS = ["item_id", "text", "steps_back", "change"]
 
 
 @dataclass(frozen=True)
 class Explanation:
-    user_id: str
+    user_id: str | None  # None: a user given by an ad-hoc history
     item_id: str
     item_text: str
     score: float  # the score ``recommend`` gives the item (to float rounding)
@@ -58,7 +60,8 @@ class Explanation:
 
     def summary(self, shorten: Callable[[str], str] = str) -> str:
         """A few lines a person can read (``shorten``: how to print an item's text)."""
-        lines = [f"item {self.item_id} for user {self.user_id}: score {self.score:.3f}  {shorten(self.item_text)}"]
+        who = "the given history" if self.user_id is None else f"user {self.user_id}"
+        lines = [f"item {self.item_id} for {who}: score {self.score:.3f}  {shorten(self.item_text)}"]
         lines += [f"  {name}: {value:+.3f}" for name, value in self.parts.items()]
         for row in self.because.itertuples(index=False):
             lines.append(f"  because of item {row.item_id} ({row.prior}, {row.steps_back} back): pulls {row.pull:+.3f}  {shorten(row.text)}")
@@ -92,31 +95,87 @@ def explain_score(rec: Recommender, user_id: str, item_id: str, top: int = 5, oc
     ``top`` history items that add most to its prior parts; with ``occlusion``, also the
     ``top`` history items whose absence would move the score most (:func:`occlusion_changes`)."""
     user, item = rec.user_index(user_id), rec.item_index(item_id)
-    text = str(rec.items_["text"].iloc[item])
     p, model = rec._model("next_item", ("B", "A"))
+    history = rec._histories[p].items[user]
     without = pd.DataFrame(columns=WITHOUT_COLUMNS)
     if occlusion:
-        hist = rec._histories[p]
-        positions, changes = occlusion_changes(model, hist, user, item)
-        order = np.argsort(-np.abs(changes), kind="stable")[:top]
-        taken = hist.items[user][positions[order]]
-        without = pd.DataFrame(
-            {
-                "item_id": rec.items_["item_id"].to_numpy()[taken].astype(str),
-                "text": rec.items_["text"].to_numpy()[taken].astype(str),
-                "steps_back": len(hist.items[user]) - 1 - positions[order],
-                "change": changes[order].astype(np.float64),
-            }
-        )
+        positions, changes = occlusion_changes(model, rec._histories[p], user, item)
+        ids, texts = rec.items_["item_id"].to_numpy().astype(str), rec.items_["text"].to_numpy().astype(str)
+        without = _without(ids[history], texts[history], positions, changes, top)
     vector = rec.user_vectors(users=np.array([user]))[0]
+    return _explained(rec, model, str(user_id), item, history, vector, top, without)
+
+
+def explain_history_score(
+    rec: Recommender,
+    items: Sequence[str],
+    item_id: str,
+    ratings: Sequence[float | None] | None = None,
+    texts: Mapping[str, NewItemText] | None = None,
+    user_text: str | None = None,
+    top: int = 5,
+    occlusion: bool = False,
+) -> Explanation:
+    """:func:`explain_score` for a user given by an ad-hoc history, oldest first, read as
+    ``Recommender.recommend_history`` reads it (new items given by ``texts`` have no prior
+    part). With ``occlusion`` the history is scored again without each item the model reads."""
+    item = rec.item_index(item_id)
+    _, model = rec._model("next_item", ("B", "A"))
+    beyond = -1  # a new item's index: no prior reads it
+    history = np.array([rec._item_index.get(str(i), beyond) for i in items], dtype=np.int64)
+    without = pd.DataFrame(columns=WITHOUT_COLUMNS)
+    if occlusion:
+        whole = rec.history_scores(items, ratings, texts, user_text)[item]
+        # Each item the model reads left out in turn (a one-item history has none to spare).
+        positions = np.arange(max(0, len(items) - model.spec.config.max_history), len(items) if len(items) > 1 else 0)
+        changes = np.array([whole - rec.history_scores(*_left_out(items, ratings, j), texts, user_text)[item] for j in positions])
+        catalogue_texts = rec.items_["text"].to_numpy().astype(str)
+        shown = [catalogue_texts[h] if h != beyond else _new_item_text((texts or {})[str(i)]) for i, h in zip(items, history)]
+        without = _without(np.array([str(i) for i in items]), np.array(shown, dtype=object), positions, changes, top)
+    vector = rec.history_vector(items, ratings, texts, user_text)
+    return _explained(rec, model, None, item, history, vector, top, without)
+
+
+def _left_out(
+    items: Sequence[str], ratings: Sequence[float | None] | None, j: int
+) -> tuple[list[str], list[float | None] | None]:
+    """The history without its ``j``-th item (and rating)."""
+    kept = [k for k in range(len(items)) if k != j]
+    return [items[k] for k in kept], None if ratings is None else [ratings[k] for k in kept]
+
+
+def _new_item_text(text: NewItemText) -> str:
+    """A new item's text as given: one string, or its fields joined."""
+    return text if isinstance(text, str) else " ".join(str(v) for v in text.values())
+
+
+def _without(ids: np.ndarray, texts: np.ndarray, positions: np.ndarray, changes: np.ndarray, top: int) -> pd.DataFrame:
+    """The ``top`` history items (``ids``, ``texts``: the whole history's) whose absence moves
+    the score most, from their ``positions`` and ``changes`` (:func:`occlusion_changes`)."""
+    order = np.argsort(-np.abs(changes), kind="stable")[:top]
+    taken = positions[order]
+    return pd.DataFrame(
+        {"item_id": ids[taken], "text": texts[taken], "steps_back": len(ids) - 1 - taken, "change": changes[order].astype(np.float64)}
+    )
+
+
+def _explained(
+    rec: Recommender, model: PolyRecModel, user_id: str | None, item: int, history: np.ndarray, vector: np.ndarray, top: int,
+    without: pd.DataFrame,
+) -> Explanation:
+    """The score of catalogue item ``item`` for the user whose ``vector`` (``user_vectors``'
+    format) and ``history`` (catalogue indices, oldest first; −1: a new item, which no prior
+    reads) are given, taken apart as the module's docstring says."""
+    text = str(rec.items_["text"].iloc[item])
     model_scores = (rec.item_vectors() @ vector).astype(np.float64)
     named = model.named_priors()
     if not named:
         score = float(model_scores[item])
         empty = pd.DataFrame(columns=["item_id", "text", "prior", "steps_back", "pull"])
-        return Explanation(str(user_id), str(item_id), text, score, {"model": score}, empty, without)
-    _, histories, max_history = rec.next_item_reading()
-    _, sources, steps_back = latest_positions([histories[user]], max_history)
+        return Explanation(user_id, str(rec.items_["item_id"].iloc[item]), text, score, {"model": score}, empty, without)
+    _, sources, steps_back = latest_positions([history], model.spec.config.max_history)
+    catalogue = sources >= 0  # new items take their place in the order, and no prior reads them
+    sources, steps_back = sources[catalogue], steps_back[catalogue]
     model_share = 1.0 - sum(float(prior.share) for _, prior in named)
     mean, std = catalogue_spread(model_scores)
     parts = {"model": model_share * (float(model_scores[item]) - mean) / std}
@@ -145,4 +204,4 @@ def explain_score(rec: Recommender, user_id: str, item_id: str, top: int = 5, oc
             "pull": [r[3] for r in rows[:top]],
         }
     )
-    return Explanation(str(user_id), str(item_id), text, float(sum(parts.values())), parts, because, without)
+    return Explanation(user_id, str(items["item_id"].iloc[item]), text, float(sum(parts.values())), parts, because, without)

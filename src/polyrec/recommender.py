@@ -18,7 +18,7 @@ import yaml
 
 from .data.tables import Dataset, scale_ctr_threshold
 from .eval.predict import predict_pairs, profile_probabilities, score_users
-from .explain import Explanation, explain_score
+from .explain import Explanation, explain_history_score, explain_score
 from .interests import category_shares
 from .models.io import load_model
 from .models.item_prior import ItemPrior
@@ -321,6 +321,21 @@ class Recommender(RecommenderBase):
         """Top ``k`` items for an ad-hoc history (cold start): columns item_id, text, score.
         ``user_text``: as in :meth:`history_vector`. With an item prior, its part reads the
         history's catalogue items (new ones have none)."""
+        scores = self.history_scores(items, ratings, texts, user_text)
+        if self.excludes_seen(exclude_seen):
+            scores[[self._item_index[str(i)] for i in items if str(i) in self._item_index]] = -np.inf
+        return self.top_items(scores, k)
+
+    def history_scores(
+        self,
+        items: Sequence[str],
+        ratings: Sequence[float | None] | None = None,
+        texts: Mapping[str, NewItemText] | None = None,
+        user_text: str | None = None,
+    ) -> np.ndarray:
+        """(I,) the catalogue's next-item scores for an ad-hoc history, as
+        :meth:`recommend_history` ranks them (its own items included). With an item prior,
+        its part reads the history's catalogue items (new ones have none)."""
         scores = self.item_vectors() @ self.history_vector(items, ratings, texts, user_text)
         _, model = self._model("next_item", ("B", "A"))
         if model.priors():
@@ -330,9 +345,21 @@ class Recommender(RecommenderBase):
             with torch.no_grad():
                 blended = model.blend_priors(torch.from_numpy(scores)[None], index, known, torch.tensor([len(keep) - 1]))
             scores = blended[0].numpy()
-        if self.excludes_seen(exclude_seen):
-            scores[[self._item_index[str(i)] for i in items if str(i) in self._item_index]] = -np.inf
-        return self.top_items(scores, k)
+        return scores
+
+    def explain_history(
+        self,
+        items: Sequence[str],
+        item_id: str,
+        ratings: Sequence[float | None] | None = None,
+        texts: Mapping[str, NewItemText] | None = None,
+        user_text: str | None = None,
+        top: int = 5,
+        occlusion: bool = False,
+    ) -> Explanation:
+        """:meth:`explain` for a user given by an ad-hoc history, read as in
+        :meth:`recommend_history`; its ``user_id`` is None."""
+        return explain_history_score(self, items, item_id, ratings, texts, user_text, top, occlusion)
 
     def similar_items(self, item_id: str, k: int = 10) -> pd.DataFrame:
         """The ``k`` items whose vectors are closest (cosine) to ``item_id``'s, itself excluded."""

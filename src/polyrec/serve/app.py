@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from .events import Event, EventStore
 from .metrics import Metrics, ServiceLayer
 from .retrieval import IndexSettings
 from .state import LoadedRun, ModelHolder, ReloadBusy, load_run
+
+if TYPE_CHECKING:
+    from ..explain import Explanation
 
 log = logging.getLogger("polyrec.serve")
 
@@ -277,6 +280,29 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             e = run.rec.explain(user_id, item_id, top, occlusion)
         except ValueError as exc:  # e.g. a run without a next-item model
             raise HTTPException(422, str(exc)) from None
+        return explanation(e)
+
+    @app.post(
+        "/explain",
+        response_model=S.Explanation,
+        responses=_errors(404, 413, 422, 501),
+        summary="Why an item scores as it does for an ad-hoc history (cold start)",
+        description=(
+            "As `GET /users/{user_id}/explain` for a user the model has never seen, given by their history (read as "
+            "`POST /recommend` reads it: new items with their text, which no prior reads)."
+        ),
+    )
+    def explain_history(body: S.ExplainHistoryRequest) -> S.Explanation:
+        run = holder.current
+        if not hasattr(run.rec, "explain_history"):
+            raise HTTPException(501, f"the run type of {run.run} does not explain its scores (polyrec's own runs do)")
+        known_item(run, body.item_id)
+        items, ratings, texts = history_parts(run, body)
+        return explanation(answered(lambda: run.rec.explain_history(  # type: ignore[attr-defined]
+            items, body.item_id, ratings, texts, body.user_text, body.top, body.occlusion
+        )))  # fmt: skip
+
+    def explanation(e: Explanation) -> S.Explanation:
         because = [S.Because(**row) for row in e.because.to_dict(orient="records")]
         without = [S.Without(**row) for row in e.without.to_dict(orient="records")]
         return S.Explanation(user_id=e.user_id, item_id=e.item_id, score=e.score, parts=e.parts, because=because, without=without)

@@ -96,6 +96,12 @@ class PredictHistoryRequest(HistoryRequest):
     items: list[Id] = Field(min_length=1, max_length=MAX_PAIRS, description=f"1 to {MAX_PAIRS} catalogue items to predict")
 
 
+class ExplainHistoryRequest(HistoryRequest):
+    item_id: Id = Field(description="the catalogue item to explain")
+    top: int = Field(5, ge=0, le=MAX_K, description="history items to name")
+    occlusion: bool = Field(False, description="also score the history with each item left out (one model pass per item)")
+
+
 class Pair(Strict):
     user_id: Id
     item_id: Id
@@ -149,7 +155,7 @@ class Without(BaseModel):
 
 
 class Explanation(BaseModel):
-    user_id: str
+    user_id: str | None = Field(description="the user; null for an ad-hoc history")
     item_id: str
     score: float = Field(description="the item's next-item score for the user, as recommendations give it")
     parts: dict[str, float] = Field(
