@@ -59,6 +59,25 @@ def _add_run_args(run: argparse.ArgumentParser) -> None:
                      help="train every seed again (default: seeds finished before in --out with this config and data are read back)")
 
 
+HISTORIES_FILE = (
+    "a .csv, .tsv or .parquet file of the histories of users the run has not seen (a user and an item column, "
+    "an optional rating column; oldest first)"
+)
+
+
+def _add_known_users(group: argparse._MutuallyExclusiveGroup, printed: str = "printed") -> None:
+    """--user (printed), --users and --all-users (written to --out): who a command answers for."""
+    group.add_argument("--user", help=f"user id as in the data ({printed})")
+    group.add_argument("--users", help="a text file of user ids, one a line (written to --out)")
+    group.add_argument("--all-users", action="store_true", help="every known user (written to --out)")
+
+
+def _add_id_columns(p: argparse.ArgumentParser, of: str) -> None:
+    """--user-column and --item-column of the file ``of`` names."""
+    p.add_argument("--user-column", default="user_id", help=f"{of}: its user id column (default user_id)")
+    p.add_argument("--item-column", default="item_id", help=f"{of}: its item id column (default item_id)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polyrec", description="Multi-task recommendation on language-model features.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,10 +119,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("recommend", help="top-k items for a user, or for many into a file, from a saved run")
     rec.add_argument("--run", required=True, help="run folder written by `polyrec run`")
-    who = rec.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", help="user id as in the data (printed)")
-    who.add_argument("--users", help="a text file of user ids, one a line (written to --out)")
-    who.add_argument("--all-users", action="store_true", help="every known user (written to --out)")
+    _add_known_users(rec.add_mutually_exclusive_group(required=True))
     rec.add_argument("--out", help="with --users or --all-users: a .csv or .parquet file of user_id, rank, item_id, score")
     rec.add_argument("-k", "--k", type=int, default=10, help="how many items (default 10)")
     seen = rec.add_mutually_exclusive_group()
@@ -118,25 +134,18 @@ def _parser() -> argparse.ArgumentParser:
     pred = sub.add_parser("predict", help="predicted rating and engagement for the (user, item) pairs of a file")
     pred.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
     pred.add_argument("--pairs", required=True, help=".csv, .tsv or .parquet file with a user and an item column")
-    pred.add_argument("--user-column", default="user_id", help="its user id column (default user_id)")
-    pred.add_argument("--item-column", default="item_id", help="its item id column (default item_id)")
+    _add_id_columns(pred, "--pairs and --histories")
     pred.add_argument("--histories", help=(
-        "a .csv, .tsv or .parquet file of the histories of users the run has not seen (the same user and item "
-        "columns, an optional rating column; oldest first): their pairs are predicted from these, as a user "
-        "listed there is even where the run knows them"))  # fmt: skip
+        f"{HISTORIES_FILE}: their pairs are predicted from these, as a user listed there is even where the run knows them"
+    ))  # fmt: skip
     pred.add_argument("--out", required=True, help=".csv or .parquet file: the pairs with rating and/or ctr columns")
 
     prof = sub.add_parser("profile", help="predicted attributes of users, known or given by a history; their interests with --user")
     prof.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
     who = prof.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", help="user id as in the data (printed, with the user's interests)")
-    who.add_argument("--users", help="a text file of user ids, one a line (written to --out)")
-    who.add_argument("--all-users", action="store_true", help="every known user (written to --out)")
-    who.add_argument("--histories", help=(
-        "a .csv, .tsv or .parquet file of the histories of users the run has not seen (a user and an item column, "
-        "an optional rating column; oldest first): each user profiled from theirs alone (written to --out)"))  # fmt: skip
-    prof.add_argument("--user-column", default="user_id", help="with --histories: its user id column (default user_id)")
-    prof.add_argument("--item-column", default="item_id", help="with --histories: its item id column (default item_id)")
+    _add_known_users(who, "printed, with the user's interests")
+    who.add_argument("--histories", help=f"{HISTORIES_FILE}: each user profiled from theirs alone (written to --out)")
+    _add_id_columns(prof, "with --histories")
     prof.add_argument("--out", help="a .csv or .parquet file of user_id, attribute, rank, value, probability (every class of every attribute)")
     prof.add_argument("--top", type=int, default=3, help="with --user: the most likely classes to print per attribute (default 3)")
     prof.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -147,11 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     why.add_argument("--item", required=True, help="item id as in the data")
     why.add_argument("--top", type=int, default=5, help="history items to name (default 5)")
     why.add_argument("--occlusion", action="store_true", help="also: how the score moves without each history item (one model pass per item)")
-    why.add_argument("--histories", help=(
-        "a .csv, .tsv or .parquet file of the histories of users the run has not seen (a user and an item column, "
-        "an optional rating column; oldest first): --user is explained from theirs"))  # fmt: skip
-    why.add_argument("--user-column", default="user_id", help="with --histories: its user id column (default user_id)")
-    why.add_argument("--item-column", default="item_id", help="with --histories: its item id column (default item_id)")
+    why.add_argument("--histories", help=f"{HISTORIES_FILE}: --user is explained from theirs")
+    _add_id_columns(why, "with --histories")
 
     fair = sub.add_parser("fairness", help="a run's test metrics by user attribute and by item popularity")
     fair.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
