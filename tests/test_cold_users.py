@@ -288,3 +288,22 @@ def test_explain_command_reads_a_new_users_history_from_a_file(runs, tmp_path, c
     assert capsys.readouterr().out.strip() == expected
     assert main([*argv, "--user", "nobody"]) == 2
     assert f"{histories}: no history of user 'nobody'" in one_error_line(capsys.readouterr().err)
+
+
+def test_recommend_command_ranks_new_users_from_their_histories(runs, tmp_path, capsys) -> None:
+    """In the run whose answers all read the history, a known user's history under a new name
+    gets that user's top k, re-ranked by the popularity penalty as theirs is."""
+    rec, run = polyrec.load(runs["history-only"]), str(runs["history-only"])
+    histories = tmp_path / "histories.csv"
+    frame = pd.concat([interactions_frame().query("user_id == @u").assign(user_id=f"new-{u}") for u in ("u010", "u003")])
+    frame[["user_id", "item_id", "rating"]].to_csv(histories, index=False)
+    argv = ["recommend", "--run", run, "--histories", str(histories), "-k", "4", "--popularity-penalty", "0.5", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "r.csv")]) == 0
+    assert "wrote 8 recommendations for 2 users" in capsys.readouterr().out
+    written = pd.read_csv(tmp_path / "r.csv", dtype={"user_id": str, "item_id": str})
+    assert written["user_id"].tolist() == ["new-u010"] * 4 + ["new-u003"] * 4 and written["rank"].tolist() == [1, 2, 3, 4] * 2
+    with torch_threads(1):
+        for user in ("u010", "u003"):
+            rows, alone = written[written["user_id"] == f"new-{user}"], rec.recommend(user, k=4, popularity_penalty=0.5)
+            assert rows["item_id"].tolist() == alone["item_id"].tolist()
+            np.testing.assert_allclose(rows["score"], alone["score"], atol=1e-4)

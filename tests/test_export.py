@@ -82,6 +82,11 @@ def test_the_export_scores_every_user_as_the_run_with_two_priors_and_cut_histori
         expected = rec.recommend_history(items, ratings, k=rec.n_items, exclude_seen=False)
         assert ad_hoc["item_id"].tolist()[:10] == expected["item_id"].tolist()[:10]
         np.testing.assert_allclose(ad_hoc["score"].to_numpy(), expected["score"].to_numpy(), atol=1e-4)
+        # Re-ranked by the popularity penalty, as the run re-ranks it.
+        ad_hoc = back.recommend_history(items, ratings, k=5, popularity_penalty=0.7)
+        expected = rec.recommend_history(items, ratings, k=5, popularity_penalty=0.7)
+        assert ad_hoc["item_id"].tolist() == expected["item_id"].tolist()
+        np.testing.assert_allclose(ad_hoc["score"].to_numpy(), expected["score"].to_numpy(), atol=1e-4)
     manifest = json.loads((exported / MANIFEST).read_text())
     assert manifest["check"]["max_abs_difference"] < 1e-3 and manifest["check"]["top10_agreement"] == 1.0
     assert manifest["max_history"] == MAX_HISTORY and [p["name"] for p in manifest["priors"]] == ["item_prior", "transition_prior"]

@@ -119,8 +119,11 @@ def _parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("recommend", help="top-k items for a user, or for many into a file, from a saved run")
     rec.add_argument("--run", required=True, help="run folder written by `polyrec run`")
-    _add_known_users(rec.add_mutually_exclusive_group(required=True))
-    rec.add_argument("--out", help="with --users or --all-users: a .csv or .parquet file of user_id, rank, item_id, score")
+    who = rec.add_mutually_exclusive_group(required=True)
+    _add_known_users(who)
+    who.add_argument("--histories", help=f"{HISTORIES_FILE}: each user's top k from theirs alone (written to --out)")
+    _add_id_columns(rec, "with --histories")
+    rec.add_argument("--out", help="with --users, --all-users or --histories: a .csv or .parquet file of user_id, rank, item_id, score")
     rec.add_argument("-k", "--k", type=int, default=10, help="how many items (default 10)")
     seen = rec.add_mutually_exclusive_group()
     seen.add_argument("--include-seen", action="store_true", help="do not filter items the user already has")

@@ -20,7 +20,7 @@ def recommend(args: argparse.Namespace) -> None:
         _recommend_many(args)
         return
     if args.out is not None:
-        raise ValueError("--out writes the recommendations of --users or --all-users; --user prints them")
+        raise ValueError("--out writes the recommendations of --users, --all-users or --histories; --user prints them")
     recs = load(args.run).recommend(args.user, k=args.k, exclude_seen=_exclude_seen(args), popularity_penalty=args.popularity_penalty)
     for rank, row in enumerate(recs.itertuples(index=False), 1):
         print(f"{rank:>3}. {shortened(row.text)}  (item {row.item_id}, score {row.score:.3f})")
@@ -34,14 +34,37 @@ def _exclude_seen(args: argparse.Namespace) -> bool | None:
 def _recommend_many(args: argparse.Namespace) -> None:
     from .run_loader import load_run as load
 
-    out = _table_path(args.out, "recommendations of --users or --all-users")
+    out = _table_path(args.out, "recommendations of --users, --all-users or --histories")
     rec = load(args.run)
-    user_ids = None if args.users is None else _known_user_lines(args.users, rec)
-    recs = rec.recommend_many(
-        user_ids, k=args.k, exclude_seen=_exclude_seen(args), progress=not args.quiet, popularity_penalty=args.popularity_penalty
-    )
+    if args.histories is not None:
+        recs = _recommend_histories(rec, _histories(args, rec, "recommend_history"), args)
+    else:
+        user_ids = None if args.users is None else _known_user_lines(args.users, rec)
+        recs = rec.recommend_many(
+            user_ids, k=args.k, exclude_seen=_exclude_seen(args), progress=not args.quiet, popularity_penalty=args.popularity_penalty
+        )
     _write_table(recs, out)
     print(f"wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {out}")
+
+
+def _recommend_histories(rec, histories: dict[str, tuple[list[str], list[float | None]]], args: argparse.Namespace) -> pd.DataFrame:
+    """Each ``--histories`` user's top k from their history alone (``recommend_history``), in
+    ``recommend_many``'s table."""
+    import numpy as np
+    import pandas as pd
+
+    from .progress import bar
+
+    if args.k < 1:
+        raise ValueError(f"k must be at least 1, got {args.k}")
+    parts = []
+    for user in bar(list(histories), "recommending", not args.quiet):
+        items, ratings = histories[user]
+        top = rec.recommend_history(
+            items, ratings, k=args.k, exclude_seen=_exclude_seen(args), popularity_penalty=args.popularity_penalty
+        )
+        parts.append(pd.DataFrame({"user_id": user, "rank": np.arange(1, len(top) + 1), "item_id": top["item_id"], "score": top["score"]}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _known_user_lines(path: str, rec) -> list[str]:

@@ -317,11 +317,13 @@ class Recommender(RecommenderBase):
         k: int = 10,
         exclude_seen: bool | None = None,
         user_text: str | None = None,
+        popularity_penalty: float = 0.0,
     ) -> pd.DataFrame:
         """Top ``k`` items for an ad-hoc history (cold start): columns item_id, text, score.
         ``user_text``: as in :meth:`history_vector`. With an item prior, its part reads the
-        history's catalogue items (new ones have none)."""
-        scores = self.history_scores(items, ratings, texts, user_text)
+        history's catalogue items (new ones have none). ``popularity_penalty``: as in
+        :meth:`recommend`."""
+        scores = self.reranked(self.history_scores(items, ratings, texts, user_text)[None], popularity_penalty)[0]
         if self.excludes_seen(exclude_seen):
             scores[[self._item_index[str(i)] for i in items if str(i) in self._item_index]] = -np.inf
         return self.top_items(scores, k)

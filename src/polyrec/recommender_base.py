@@ -95,9 +95,12 @@ class RecommenderBase:
         return self._popularity
 
     def _ranking_scores(self, users: np.ndarray, popularity_penalty: float) -> np.ndarray:
-        """(len(users), I) what the top k are taken by: the catalogue scores, re-ranked by the
-        popularity penalty where one is given (popularity_penalty.py)."""
-        scores = self.catalogue_scores(users)
+        """(len(users), I) what the top k are taken by: the catalogue scores, :meth:`reranked`."""
+        return self.reranked(self.catalogue_scores(users), popularity_penalty)
+
+    def reranked(self, scores: np.ndarray, popularity_penalty: float) -> np.ndarray:
+        """(B, I) next-item ``scores`` re-ranked by the popularity penalty where one is given
+        (popularity_penalty.py); as they are where it is 0."""
         return penalised(scores, self.item_popularity(), popularity_penalty) if popularity_penalty else scores
 
     def recommend(

@@ -185,12 +185,13 @@ class ExportedRecommender(RecommenderBase):
 
     def recommend_history(
         self, items: Sequence[str], ratings: Sequence[float | None] | None = None, k: int = 10,
-        exclude_seen: bool | None = None,
+        exclude_seen: bool | None = None, popularity_penalty: float = 0.0,
     ) -> pd.DataFrame:
-        """Top ``k`` items for an ad-hoc history of catalogue items, oldest first."""
+        """Top ``k`` items for an ad-hoc history of catalogue items, oldest first
+        (``popularity_penalty`` as in ``recommend``)."""
         vector = self.history_vector(items, ratings)  # checks the items, so the lookups below succeed
         index = np.array([self._item_index[str(i)] for i in items], dtype=np.int64)
-        scores = self.model.blend(vector[None], [index])[0]
+        scores = self.reranked(self.model.blend(vector[None], [index]), popularity_penalty)[0]
         if self.excludes_seen(exclude_seen):
             scores[index] = -np.inf
         return self.top_items(scores, k)
