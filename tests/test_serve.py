@@ -623,6 +623,14 @@ def test_popularity_penalty_ranks_as_recommend_does_on_both_paths(runs) -> None:
             assert plain == rec.recommend("u000", k=8)["item_id"].tolist()
             assert plain != ids(c.get(RECS.format("u000"), params={"k": 8, "popularity_penalty": 0.7}))  # it did re-rank
             assert "popularity_penalty" in detail(c.get(RECS.format("u000"), params={"popularity_penalty": -1}), 422)
+            # An ad-hoc history: as the library's recommend_history re-ranks it.
+            given = ["i003", "i007", "i011", "i020"]
+            r = c.post("/recommend", json={"history": [{"item_id": i} for i in given], "k": 8, "popularity_penalty": 0.7})
+            assert r.status_code == 200, r.text
+            expected = rec.recommend_history(given, k=8, popularity_penalty=0.7)
+            assert ids(r) == expected["item_id"].tolist()
+            np.testing.assert_allclose([x["score"] for x in r.json()["items"]], expected["score"], atol=1e-4)
+            assert ids(r) != rec.recommend_history(given, k=8)["item_id"].tolist()  # it did re-rank
 
 
 # ---------------------------------------------------------------- explanations

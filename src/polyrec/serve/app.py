@@ -222,19 +222,30 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         allowed = type_mask(run, body.item_type)
         items, ratings, texts = history_parts(run, body)
 
+        penalty = body.popularity_penalty
+
         def ranked() -> tuple[np.ndarray, np.ndarray]:
             if run.retrieves or run.blended is not None:
                 vector = run.rec.history_vector(items, ratings, texts, body.user_text)  # type: ignore[attr-defined]
                 seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
                 exclude = seen if seen_excluded(run, body.exclude_seen) else None
-                if run.blended is not None:  # the whole catalogue, exactly: no index ranks a blend with priors
+                if run.blended is None and not penalty:
+                    return run.items.top_k(vector, body.k, exclude, allowed)  # type: ignore[union-attr]
+                # No index ranks a blend with priors, or a re-ranked row: the whole catalogue, exactly.
+                if run.blended is not None:
                     positions = np.array([run.item_index.get(i, -1) for i in items], dtype=np.int64)
-                    return top_k_allowed(run.blended.history_scores(vector, positions), body.k, exclude, allowed)
-                return run.items.top_k(vector, body.k, exclude, allowed)  # type: ignore[union-attr]
+                    row = run.blended.history_scores(vector, positions)
+                else:
+                    row = run.items.vectors @ vector  # type: ignore[union-attr]
+                if penalty:
+                    row = penalised(row[None], run.rec.item_popularity(), penalty)[0]  # type: ignore[attr-defined]
+                return top_k_allowed(row, body.k, exclude, allowed)
 
             def top(n: int) -> pd.DataFrame:  # a run type without vectors: its own recommend_history
+                extra = {"popularity_penalty": penalty} if penalty else {}  # asked for only where given, as for a known user
                 return run.rec.recommend_history(  # type: ignore[attr-defined]
-                    items, ratings, texts, k=n, exclude_seen=seen_excluded(run, body.exclude_seen), user_text=body.user_text
+                    items, ratings, texts, k=n, exclude_seen=seen_excluded(run, body.exclude_seen), user_text=body.user_text,
+                    **extra,
                 )
 
             return fetch_until(run, top, body.k, allowed)

@@ -90,6 +90,9 @@ class RecommendRequest(HistoryRequest):
         None, description="leave out the history's own items (default: yes, unless the run's users take items again)"
     )
     item_type: str | None = Field(None, max_length=128, description="only items of this type")
+    popularity_penalty: float = Field(
+        0.0, ge=0, le=10, description="re-rank towards less-taken items (0: the model's ranking; README, fairness)"
+    )
 
 
 class PredictHistoryRequest(HistoryRequest):
