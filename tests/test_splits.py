@@ -502,3 +502,35 @@ def test_protocol_b_counts_held_out_items_the_user_took_before() -> None:
     assert repeated_held_out(ds, protocol_b(ds)) == (1, 1)
     fresh = make_dataset(users, [5, 6, 8, 7, 1, 2, 4, 3, 3], timestamps=list(range(9)))
     assert repeated_held_out(fresh, protocol_b(fresh)) == (0, 0)
+
+
+# ---------------------------------------------------------------------------- data.deploy
+
+
+@pytest.mark.parametrize("protocol", ["A", "B"])
+def test_a_deployment_split_trains_on_what_test_held_and_still_validates(protocol) -> None:
+    ds = random_dataset(seed=11)
+    measured = prepare(ds, protocol, 0, CTR_THRESHOLD, RATING_LEVELS, profile=True)
+    deployed = prepare(ds, protocol, 0, CTR_THRESHOLD, RATING_LEVELS, profile=True, deploy=True)
+    split, before = deployed.split, measured.split
+    assert deployed.deploy and len(split.test) == 0 and len(before.test) > 0
+    everything = np.arange(len(ds.interactions))
+    assert np.array_equal(np.sort(np.r_[split.train, split.valid]), everything)  # every row trains or validates
+    if protocol == "A":  # the same validation pairs; the test pairs train
+        assert np.array_equal(split.valid, before.valid)
+        assert history_triples(deployed.train) == triples(ds, np.r_[before.train, before.test])
+    else:  # each user's latest item validates; the one before it trains
+        assert np.array_equal(split.valid, before.test)
+        assert history_triples(deployed.train) == triples(ds, np.r_[before.train, before.valid])
+        assert np.array_equal(deployed.valid.next_users, measured.test.next_users)
+        assert np.array_equal(deployed.valid.next_items, measured.test.next_items)
+    assert history_triples(deployed.valid.history) == history_triples(deployed.train)
+    assert len(deployed.test.next_users if protocol == "B" else deployed.test.pairs) == 0
+    # The tested fold's attributes train; the validation fold's stay held out.
+    us, us_before = deployed.user_split, measured.user_split
+    assert np.array_equal(us.train, np.sort(np.r_[us_before.train, us_before.test])) and len(us.test) == 0
+    assert np.array_equal(us.valid, us_before.valid)
+    for attr in ds.attributes:
+        codes, _ = ds.attribute_codes(attr)
+        assert np.array_equal(deployed.profile_labels[attr][us.train], codes[us.train])
+        assert (deployed.profile_labels[attr][us.valid] == -1).all()

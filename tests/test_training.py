@@ -9,7 +9,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from synthetic import text_projections_shared_and_per_item, tiny_config, write_dataset
+
+import polyrec
+from synthetic import TINY_YAML, text_projections_shared_and_per_item, tiny_config, write_dataset
 
 from polyrec.config import TASKS, RunConfig
 from polyrec.models.pair import PairEncoder
@@ -626,3 +628,31 @@ def test_item_side_raters_read_an_unknown_user_through_the_history_alone() -> No
     with torch.no_grad():
         raters.users.weight[3] = 0.0  # user 3 rated nothing here
     np.testing.assert_allclose(unknown.detach(), raters(torch.tensor([3]), summary, targets).detach(), atol=1e-6)
+
+
+def test_a_run_for_deployment_reports_validation_and_serves(tmp_path, capsys) -> None:
+    """`polyrec run --deploy`: no test side, no baselines; validation's figures under valid.*,
+    the report says so, and the saved model answers."""
+    from polyrec.cli import main
+
+    data = write_dataset(tmp_path / "data")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_YAML.replace("seeds: [0]", "seeds: [3, 4]"))
+    out = tmp_path / "deployed"
+    assert main(["run", "--data", str(data), "--config", str(config), "--deploy", "--epochs", "2", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "validation figures (a run for deployment has no test side):" in printed and "| A.rating.rmse |" in printed
+    used = RunConfig.load(out / "config.yaml")
+    assert used.data.deploy and used.seeds == [3]  # one served model: the first seed alone
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("valid.A.rating.rmse", "valid.A.ctr.auc", "valid.A.profile.gender.auc", "valid.B.next_item.ndcg@10"):
+        assert math.isfinite(metrics[key]), key
+    assert not [k for k in metrics if k.startswith(("A.", "B.", "baseline."))]  # nothing measured on a test side
+    report = (out / "report.md").read_text()
+    assert "## Validation metrics" in report and "| valid.A" not in report and "| A.rating.rmse |" in report
+    assert "data.deploy: protocol B validates on each user's latest item" in report
+    rec = polyrec.load(out)
+    assert len(rec.recommend("u001", k=3)) == 3
+    capsys.readouterr()
+    assert main(["fairness", "--run", str(out)]) == 2
+    assert "a run for deployment (data.deploy) has no test side to report on" in capsys.readouterr().err

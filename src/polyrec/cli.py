@@ -55,6 +55,9 @@ def _add_run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--tasks", type=_csv, help="comma-separated: profile,rating,ctr,next_item")
     run.add_argument("--workers", type=int,
                      help="processes that train the (protocol, seed) jobs side by side (default: one per core, at most one per job)")
+    run.add_argument("--deploy", action="store_true", help=(
+        "train for deployment: each protocol's test side trains too, validation still chooses; the report gives "
+        "validation's figures (data.deploy; without --seeds, the first seed alone)"))  # fmt: skip
     run.add_argument("--no-resume", action="store_true",
                      help="train every seed again (default: seeds finished before in --out with this config and data are read back)")
 
@@ -231,7 +234,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from .eval.report import results_table
+    from .eval.report import run_table
     from .pipeline import run
 
     cfg = _config(args)
@@ -251,7 +254,9 @@ def _run(args: argparse.Namespace) -> None:
     if launched_rank() > 0:
         return  # rank 0 reports (process_group.py)
     print()
-    print(results_table(result.metrics, cfg.model.name))
+    if cfg.data.deploy:
+        print("validation figures (a run for deployment has no test side):")
+    print(run_table(result.metrics, cfg))
     for note in result.notes:
         print(f"note: {note}")
     print(f"\nwrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'metrics.json'}")
@@ -268,6 +273,10 @@ def _config(args: argparse.Namespace) -> RunConfig:
         cfg.data.dataset, cfg.data.path = args.dataset, None
     if getattr(args, "protocols", None):
         cfg.protocols = [p.upper() for p in args.protocols]
+    if getattr(args, "deploy", False):
+        cfg.data.deploy = True
+        if not args.seeds:  # one model is served (the first seed's); more seeds only measure validation's spread
+            cfg.seeds = cfg.seeds[:1]
     if args.seeds:
         cfg.seeds = args.seeds
     if getattr(args, "no_text", False):

@@ -30,6 +30,13 @@ class DataConfig:
     # ranking leaves the history out, so a held-out item the user took before is a miss for
     # every model; the report says which ranking a run used.
     repeat_items: bool = False
+    # true: a run for deployment, not for measurement. Each protocol's test side joins its
+    # training (A: the test interactions and the tested fold's attributes; B: each user's
+    # latest item becomes the validation item, and the one before it trains), so the saved
+    # model learns from everything but the validation side, which still stops training and
+    # fits the joins and priors (protocol B's priors then refit with it, as before test). No
+    # test figures exist: the report gives validation's, under "valid.<key>" in metrics.json.
+    deploy: bool = False
 
 
 @dataclass

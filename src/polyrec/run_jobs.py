@@ -98,8 +98,11 @@ def train_job(inputs: RunInputs, protocol: str, seed: int) -> JobOutcome:
     for side, pred in preds.items():
         save_predictions(inputs.out, protocol, seed, side, pred)
     m = outcome.metrics
-    m.update(side_metrics(data, data.test, preds["test"], ds.rating_range))
-    if learner.name == "polyrec" and inputs.baselines:
+    if data.deploy:  # no test side: the figures are validation's, named so (data.deploy)
+        m.update({f"valid.{k}": v for k, v in side_metrics(data, data.valid, preds["valid"], ds.rating_range).items()})
+    else:
+        m.update(side_metrics(data, data.test, preds["test"], ds.rating_range))
+    if learner.name == "polyrec" and inputs.baselines and not data.deploy:
         m.update(baseline_metrics(data, ds.n_items, inputs.tasks, ds.rating_range))
     m[f"model.{protocol}.train_seconds"] = fit.train_seconds
     if fit.pretrain_seconds is not None:

@@ -8,7 +8,7 @@ Protocol B (next item): per user, the last interaction is test, the one before i
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
@@ -132,3 +132,21 @@ def profile_split(ds: Dataset, seed: int) -> UserSplit:
         valid=users[folds == f_valid],
         test=users[folds == f_test],
     )
+
+
+def for_deployment(split: InteractionSplit) -> InteractionSplit:
+    """``split`` with no test side (``data.deploy``): protocol A's test interactions train;
+    protocol B's validation items train and its test items (each user's latest) validate."""
+    empty = split.test[:0]
+    if split.protocol == "A":
+        note = "data.deploy: protocol A trains on its test interactions too (90 % of all), and validates on 10 %; no test side"
+        train, valid = np.sort(np.concatenate([split.train, split.test])), split.valid
+    else:
+        note = "data.deploy: protocol B validates on each user's latest item and trains on the rest; no test side"
+        train, valid = np.sort(np.concatenate([split.train, split.valid])), split.test
+    return replace(split, train=train, valid=valid, test=empty, notes=(*split.notes, note))
+
+
+def profile_for_deployment(users: UserSplit) -> UserSplit:
+    """``users`` with the tested fold's attributes training too (``data.deploy``)."""
+    return replace(users, train=np.sort(np.concatenate([users.train, users.test])), test=users.test[:0])

@@ -44,6 +44,8 @@ def check_members(runs: list[Path]) -> list[RunConfig]:
         if not (Path(r) / "config.yaml").is_file():
             raise FileNotFoundError(f"{r}/config.yaml: missing; members must be run folders written by `polyrec run`")
         cfgs.append(RunConfig.load(Path(r) / "config.yaml"))
+        if cfgs[-1].data.deploy:
+            raise ValueError(f"{r}: a run for deployment (data.deploy) has no test predictions to measure an ensemble on")
     first = cfgs[0]
     for r, c in zip(runs[1:], cfgs[1:]):
         if c.data != first.data:

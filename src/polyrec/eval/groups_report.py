@@ -80,6 +80,8 @@ def write_groups_report(run: str | Path, out: str | Path | None = None) -> Path:
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run}: no config.yaml (expected a run folder written by `polyrec run`)")
     cfg = RunConfig.load(run / "config.yaml")
+    if cfg.data.deploy:
+        raise ValueError(f"{run}: a run for deployment (data.deploy) has no test side to report on")
     groups = score_groups(run, cfg, load_configured_dataset(cfg))
     if not groups.sections():
         raise ValueError(f"{run}: its test predictions hold no rating, ctr or next-item scores to group (profile only)")

@@ -96,10 +96,7 @@ def write_report(
         f"Tasks: {', '.join(tasks)}. Protocols: {', '.join(protocols)} (see PROTOCOLS.md: A = random "
         "80/10/10 interactions and 10 user folds for profiles; B = leave-last-out, full ranking).",
         "",
-        "## Test metrics (mean ± std over seeds)",
-        "",
-        results_table(metrics, cfg.model.name),
-        "",
+        *_metrics_section(metrics, cfg),
     ]
     pooled = {k: v for k, v in metrics.items() if ".pooled_" in k}
     if pooled:
@@ -119,6 +116,29 @@ def write_report(
         lines += ["## Loss curves (first seed)", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     lines += ["The resolved configuration is in `config.yaml`; the model in `model/<protocol>/`."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def run_table(metrics: dict[str, float], cfg: RunConfig) -> str:
+    """:func:`results_table` of a run: its test figures, or in a run for deployment
+    (``data.deploy``), which has no test side, its validation figures (``valid.<key>``)."""
+    if not cfg.data.deploy:
+        return results_table(metrics, cfg.model.name)
+    return results_table({k.removeprefix("valid."): v for k, v in metrics.items() if k.startswith("valid.")}, cfg.model.name)
+
+
+def _metrics_section(metrics: dict[str, float], cfg: RunConfig) -> list[str]:
+    """The report's table of figures (:func:`run_table`) under a heading that says whose."""
+    if not cfg.data.deploy:
+        return ["## Test metrics (mean ± std over seeds)", "", run_table(metrics, cfg), ""]
+    return [
+        "## Validation metrics (mean ± std over seeds)",
+        "",
+        "A run for deployment (`data.deploy`): each protocol's test side trained, so there are no test figures. "
+        "These are the validation side's, which also chose the epoch, the joins and the priors: optimistic.",
+        "",
+        run_table(metrics, cfg),
+        "",
+    ]
 
 
 def protocol_params(metrics: dict[str, float]) -> dict[str, float]:

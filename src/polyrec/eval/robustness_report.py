@@ -86,6 +86,8 @@ def write_robustness_report(run: str | Path, out: str | Path | None = None, prog
     run = Path(run)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run}: no config.yaml (expected a run folder written by `polyrec run`)")
+    if RunConfig.load(run / "config.yaml", saved=True).data.deploy:
+        raise ValueError(f"{run}: a run for deployment (data.deploy) has no test side to report on")
     values, seeds = score_robustness(run, PERTURBATIONS, progress)
     path = Path(out) if out is not None else run / "robustness.md"
     path.parent.mkdir(parents=True, exist_ok=True)

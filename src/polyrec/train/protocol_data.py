@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import RunConfig
-from ..data.splits import InteractionSplit, UserSplit, profile_split, protocol_a, protocol_b
+from ..data.splits import (
+    InteractionSplit, UserSplit, for_deployment, profile_for_deployment, profile_split, protocol_a, protocol_b,
+)
 from ..data.tables import Dataset
 from .rating_tokens import RatingTokens
 from .sequences import Histories, build_histories, concat_histories, ctr_labels
@@ -65,11 +67,14 @@ class ProtocolData:
     user_split: UserSplit | None = None
     notes: list[str] = field(default_factory=list)
     user_vectors: np.ndarray | None = None  # (users, D) text vectors, an input (Dataset.user_vectors)
+    deploy: bool = False  # no test side: it trains (``data.deploy``, ``splits.for_deployment``)
 
 
 def prepare_configured(ds: Dataset, protocol: str, seed: int, cfg: RunConfig, profile: bool) -> ProtocolData:
     """:func:`prepare` with the settings a run's config gives it."""
-    return prepare(ds, protocol, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile, cfg.data.repeat_items)
+    return prepare(
+        ds, protocol, seed, cfg.data.ctr_threshold, cfg.model.rating_levels, profile, cfg.data.repeat_items, cfg.data.deploy
+    )
 
 
 def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float | None) -> PairTargets:
@@ -83,12 +88,16 @@ def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float | None) -> PairTa
 def prepare(
     ds: Dataset, protocol: str, seed: int, ctr_threshold: float | None, rating_levels: int, profile: bool,
     repeat_items: bool = False,
+    deploy: bool = False,
 ) -> ProtocolData:
     """Split ``ds`` under ``protocol`` ("A" or "B") for ``seed``; nothing from test reaches
-    ``train``. ``repeat_items``: protocol B ranks the history too (``EvalSide.excluded``)."""
+    ``train``. ``repeat_items``: protocol B ranks the history too (``EvalSide.excluded``).
+    ``deploy``: there is no test side; what it held trains (``splits.for_deployment``)."""
     if protocol not in ("A", "B"):
         raise ValueError(f"unknown protocol '{protocol}'; protocols: A, B")
     split = protocol_a(ds, seed) if protocol == "A" else protocol_b(ds, seed)
+    if deploy:
+        split = for_deployment(split)
     train_ratings = ds.interactions["rating"].to_numpy()[split.train] if ds.has_rating else None
     tokens = RatingTokens.fit(train_ratings, rating_levels, labels_only=ds.has_label and not ds.has_rating)
     global_mean = float(np.mean(train_ratings)) if train_ratings is not None and len(train_ratings) else 0.0
@@ -111,9 +120,9 @@ def prepare(
             repeat_items=repeat_items,
         )
     data = ProtocolData(protocol, seed, split, train, valid, test, tokens, global_mean, notes=list(split.notes),
-                        user_vectors=ds.user_vectors)  # fmt: skip
+                        user_vectors=ds.user_vectors, deploy=deploy)  # fmt: skip
     if profile and ds.attributes:
-        us = profile_split(ds, seed)
+        us = profile_for_deployment(profile_split(ds, seed)) if deploy else profile_split(ds, seed)
         data.user_split = us
         valid.profile_users, test.profile_users = us.valid, us.test
         for attr in ds.attributes:
