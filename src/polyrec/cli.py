@@ -287,7 +287,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 def _distill(args: argparse.Namespace) -> None:
     from .config import RunConfig
     from .distill import distill
-    from .eval.report import results_table
+    from .eval.report import run_table
 
     student = RunConfig.load(args.config) if args.config else RunConfig()
     if args.epochs:
@@ -295,7 +295,9 @@ def _distill(args: argparse.Namespace) -> None:
     protocols = [p.upper() for p in args.protocols] if args.protocols else None
     result = distill(args.teacher, args.out, student, not args.quiet, protocols=protocols, seeds=args.seeds)
     print()
-    print(results_table(result.metrics, "student"))
+    used = RunConfig.load(Path(args.out) / "config.yaml")  # the teacher's data section: a deployment's too
+    used.model.name = "student"
+    print(run_table(result.metrics, used))
     for note in result.notes:
         print(f"note: {note}")
     print(f"\nwrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'metrics.json'}")
