@@ -111,7 +111,8 @@ def predict(args: argparse.Namespace) -> None:
 def _histories(args: argparse.Namespace, rec, answer: str) -> dict[str, tuple[list[str], list[float | None]]]:
     """``--histories``: each user's items and ratings (None where there is none), in file
     order, oldest first; every item checked against the catalogue, an error naming its row.
-    ``answer``: the run's method that reads them (``predict_history``, ``profile_history``)."""
+    ``answer``: the run's method that reads them (``recommend_history``, ``predict_history``,
+    ``profile_history`` or ``explain_history``)."""
     from .data.io import parse_numbers, read_table
 
     if not hasattr(rec, answer):
@@ -161,6 +162,8 @@ def profile(args: argparse.Namespace) -> None:
     if args.user is not None:
         if args.out is not None:
             raise ValueError("--out writes the profiles of --users, --all-users or --histories; --user prints them")
+        if args.top < 1:
+            raise ValueError(f"--top must be at least 1, got {args.top}")
         _print_profile(load(args.run), args.user, args.top)
         return
     out = _table_path(args.out, "profiles")
