@@ -165,6 +165,12 @@ def test_checkpoint_round_trips_and_init_loads_it(tmp_path, ds) -> None:
                 assert torch.equal(got[k], want[k]), k
     with pytest.raises(FileNotFoundError, match="seed 1"):
         load_checkpoint(tmp_path / "ck", "A", 1)
+    # Pretrained for deployment (on the test side too): a deployment run starts from it, a measuring one may not.
+    cfg.data.deploy = True
+    pretrain_run(cfg, tmp_path / "ck-deploy", progress=False, log=lambda _: None)
+    assert load_checkpoint(tmp_path / "ck-deploy", "B", 0, deploy=True).spec.n_items == ds.n_items
+    with pytest.raises(ValueError, match="pretrained for deployment"):
+        load_checkpoint(tmp_path / "ck-deploy", "B", 0)
     # The command line: `finetune --init` trains from it.
     out = tmp_path / "run"
     assert main(["finetune", "--data", str(folder), "--config", str(tmp_path / "tiny.yaml"),

@@ -228,8 +228,10 @@ def save_checkpoint(model: PolyRecModel, folder: Path, info: dict) -> None:
     (folder / INFO).write_text(yaml.safe_dump(info, sort_keys=False))
 
 
-def load_checkpoint(root: str | Path, protocol: str, seed: int) -> PolyRecModel:
-    """The checkpoint ``polyrec pretrain`` wrote for ``protocol`` and ``seed`` under ``root``."""
+def load_checkpoint(root: str | Path, protocol: str, seed: int, deploy: bool = False) -> PolyRecModel:
+    """The checkpoint ``polyrec pretrain`` wrote for ``protocol`` and ``seed`` under ``root``,
+    for a run for deployment (``deploy``) or not: a checkpoint pretrained for deployment read
+    the test side, which a measuring run must never start from."""
     folder = checkpoint_folder(root, protocol, seed)
     if not (folder / INFO).is_file():
         raise FileNotFoundError(
@@ -239,6 +241,8 @@ def load_checkpoint(root: str | Path, protocol: str, seed: int) -> PolyRecModel:
     info = yaml.safe_load((folder / INFO).read_text())
     if (info.get("protocol"), info.get("seed")) != (protocol, seed):
         raise ValueError(f"{folder}: pretrained for protocol {info.get('protocol')} seed {info.get('seed')}, not {protocol} seed {seed}")
+    if info.get("deploy", False) and not deploy:
+        raise ValueError(f"{folder}: pretrained for deployment (data.deploy: on the test side too); a measuring run cannot start from it")
     return load_model(folder)
 
 
@@ -293,7 +297,7 @@ def init_from_pretraining(
     if p.init and p.enabled:
         raise ValueError("pretrain.init (--init) and pretrain.enabled (--pretrain) both set: choose one")
     if p.init:
-        transfer(load_checkpoint(p.init, data.protocol, data.seed), model)
+        transfer(load_checkpoint(p.init, data.protocol, data.seed, data.deploy), model)
         return 0.0
     if not p.enabled:
         return None
@@ -328,7 +332,9 @@ def pretrain_run(cfg: RunConfig, out: str | Path, progress: bool = True, log: Ca
                 "protocol": protocol,
                 "seed": seed,
                 "data": cfg.data.path or cfg.data.dataset,
-                "interactions": "training side of the split (no valid/test interaction, no rating/label/attribute)",
+                "interactions": "training side of the split (no valid/test interaction, no rating/label/attribute)"
+                if not cfg.data.deploy else "training side of the deployment split (its test side too; no valid interaction, no rating/label/attribute)",
+                "deploy": cfg.data.deploy,
                 "users": int(sum(len(s) > 1 for s in seqs)),
                 "n_interactions": int(sum(len(s) for s in seqs)),
                 "objectives": cfg.pretrain.objectives,
