@@ -651,6 +651,7 @@ def test_a_run_for_deployment_reports_validation_and_serves(tmp_path, capsys) ->
     report = (out / "report.md").read_text()
     assert "## Validation metrics" in report and "| valid.A" not in report and "| A.rating.rmse |" in report
     assert "data.deploy: protocol B validates on each user's latest item" in report
+    assert "(for deployment, no test side: A = random 90/10 interactions" in report
     rec = polyrec.load(out)
     assert len(rec.recommend("u001", k=3)) == 3
     capsys.readouterr()
