@@ -306,3 +306,13 @@ def test_run_on_movielens_dat_folder(tmp_path, capsys) -> None:
     metrics = yaml.safe_load((out / "metrics.json").read_text())
     for key in ("A.rating.rmse", "A.ctr.auc", "A.profile.gender.auc", "B.next_item.ndcg@10"):
         assert key in metrics, key
+
+
+@pytest.mark.parametrize("bench", [["mtl"], ["pretrain"]])
+def test_a_study_refuses_a_config_for_deployment(tmp_path, capsys, bench) -> None:
+    config = tmp_path / "deploy.yaml"
+    config.write_text("data: {deploy: true}\n")
+    assert main(["bench", *bench, "--config", str(config), "--out", str(tmp_path / "b"), "--doc", str(tmp_path / "d.md")]) == 2
+    assert f"polyrec bench {bench[0]} measures on the test side: its config must not set data.deploy" in one_error_line(
+        capsys.readouterr().err
+    )

@@ -365,6 +365,7 @@ def _bench_distill(args: argparse.Namespace) -> None:
     configs = []
     for path in (args.teacher_config, args.config):
         cfg = RunConfig.load(path)
+        _measuring(cfg, "polyrec bench distill")
         if args.data:
             cfg.data.path, cfg.data.dataset = args.data, None
         cfg.seeds = args.seeds
@@ -386,6 +387,12 @@ def _bench_distill(args: argparse.Namespace) -> None:
     print(f"\nwrote {doc}")
 
 
+def _measuring(cfg: RunConfig, command: str) -> None:
+    """A study compares test figures: a config for deployment (no test side) cannot run one."""
+    if cfg.data.deploy:
+        raise ValueError(f"{command} measures on the test side: its config must not set data.deploy")
+
+
 def _bench(args: argparse.Namespace) -> None:
     from .bench.mtl import bench_mtl
     from .bench.pretrain import bench_pretrain
@@ -394,6 +401,7 @@ def _bench(args: argparse.Namespace) -> None:
         _bench_distill(args)
         return
     cfg = _config(args)
+    _measuring(cfg, f"polyrec bench {args.bench_command}")
     cfg.train.epochs = args.epochs
     if args.bench_command == "pretrain":
         if args.pretrain_epochs is not None:
