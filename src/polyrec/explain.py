@@ -103,7 +103,7 @@ def explain_score(rec: Recommender, user_id: str, item_id: str, top: int = 5, oc
         ids, texts = rec.items_["item_id"].to_numpy().astype(str), rec.items_["text"].to_numpy().astype(str)
         without = _without(ids[history], texts[history], positions, changes, top)
     vector = rec.user_vectors(users=np.array([user]))[0]
-    return _explained(rec, model, str(user_id), item, history, vector, top, without)
+    return _explained(rec, model, str(user_id), item, history, rec.item_vectors() @ vector, top, without)
 
 
 def explain_history_score(
@@ -123,17 +123,20 @@ def explain_history_score(
     _, model = rec._model("next_item", ("B", "A"))
     beyond = -1  # a new item's index: no prior reads it
     history = np.array([rec._item_index.get(str(i), beyond) for i in items], dtype=np.int64)
+    vectors = rec.item_vectors()  # once: every variant of the history is scored against them
     without = pd.DataFrame(columns=WITHOUT_COLUMNS)
     if occlusion:
-        whole = rec.history_scores(items, ratings, texts, user_text)[item]
+        whole = rec.history_scores(items, ratings, texts, user_text, vectors)[item]
         # Each item the model reads left out in turn (a one-item history has none to spare).
         positions = np.arange(max(0, len(items) - model.spec.config.max_history), len(items) if len(items) > 1 else 0)
-        changes = np.array([whole - rec.history_scores(*_left_out(items, ratings, j), texts, user_text)[item] for j in positions])
+        changes = np.array([
+            whole - rec.history_scores(*_left_out(items, ratings, j), texts, user_text, vectors)[item] for j in positions
+        ])  # fmt: skip
         catalogue_texts = rec.items_["text"].to_numpy().astype(str)
         shown = [catalogue_texts[h] if h != beyond else _new_item_text((texts or {})[str(i)]) for i, h in zip(items, history)]
         without = _without(np.array([str(i) for i in items]), np.array(shown, dtype=object), positions, changes, top)
-    vector = rec.history_vector(items, ratings, texts, user_text)
-    return _explained(rec, model, None, item, history, vector, top, without)
+    model_scores = vectors @ rec.history_vector(items, ratings, texts, user_text)
+    return _explained(rec, model, None, item, history, model_scores, top, without)
 
 
 def _left_out(
@@ -160,14 +163,14 @@ def _without(ids: np.ndarray, texts: np.ndarray, positions: np.ndarray, changes:
 
 
 def _explained(
-    rec: Recommender, model: PolyRecModel, user_id: str | None, item: int, history: np.ndarray, vector: np.ndarray, top: int,
-    without: pd.DataFrame,
+    rec: Recommender, model: PolyRecModel, user_id: str | None, item: int, history: np.ndarray, model_scores: np.ndarray,
+    top: int, without: pd.DataFrame,
 ) -> Explanation:
-    """The score of catalogue item ``item`` for the user whose ``vector`` (``user_vectors``'
-    format) and ``history`` (catalogue indices, oldest first; −1: a new item, which no prior
-    reads) are given, taken apart as the module's docstring says."""
+    """The score of catalogue item ``item`` for the user whose model scores (``item_vectors() @
+    vector``, (I,)) and ``history`` (catalogue indices, oldest first; −1: a new item, which no
+    prior reads) are given, taken apart as the module's docstring says."""
     text = str(rec.items_["text"].iloc[item])
-    model_scores = (rec.item_vectors() @ vector).astype(np.float64)
+    model_scores = model_scores.astype(np.float64)
     named = model.named_priors()
     if not named:
         score = float(model_scores[item])

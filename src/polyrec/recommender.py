@@ -334,11 +334,14 @@ class Recommender(RecommenderBase):
         ratings: Sequence[float | None] | None = None,
         texts: Mapping[str, NewItemText] | None = None,
         user_text: str | None = None,
+        item_vectors: np.ndarray | None = None,
     ) -> np.ndarray:
         """(I,) the catalogue's next-item scores for an ad-hoc history, as
         :meth:`recommend_history` ranks them (its own items included). With an item prior,
-        its part reads the history's catalogue items (new ones have none)."""
-        scores = self.item_vectors() @ self.history_vector(items, ratings, texts, user_text)
+        its part reads the history's catalogue items (new ones have none). ``item_vectors``:
+        :meth:`item_vectors`, where a caller scoring many histories has them already."""
+        vectors = self.item_vectors() if item_vectors is None else item_vectors
+        scores = vectors @ self.history_vector(items, ratings, texts, user_text)
         _, model = self._model("next_item", ("B", "A"))
         if model.priors():
             keep = list(items)[-model.spec.config.max_history :]  # what the model reads

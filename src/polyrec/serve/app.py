@@ -287,11 +287,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         known_item(run, item_id)
         if not hasattr(run.rec, "explain"):
             raise HTTPException(501, f"the run type of {run.run} does not explain its scores (polyrec's own runs do)")
-        try:
-            e = run.rec.explain(user_id, item_id, top, occlusion)
-        except ValueError as exc:  # e.g. a run without a next-item model
-            raise HTTPException(422, str(exc)) from None
-        return explanation(e)
+        return explanation(answered(lambda: run.rec.explain(user_id, item_id, top, occlusion)))  # e.g. no next-item model: 422
 
     @app.post(
         "/explain",
