@@ -1,18 +1,26 @@
-"""Write MovieLens-100K in two other shapes polyrec must read, for end-to-end checks:
+"""Write MovieLens-100K in other shapes polyrec must read, for end-to-end checks:
 
 - ``<out>/ml100k-dat/``: the MovieLens-1M ``.dat`` format (``::``-separated, latin-1);
 - ``<out>/ml100k-implicit/``: a generic folder with interactions only — no users file, no
-  ratings, no timestamps (only ``next_item`` can train; protocol B uses file order).
+  ratings, no timestamps (only ``next_item`` can train; protocol B uses file order);
+- ``<out>/ml100k-half-rated/``: a generic folder with users, items and every interaction,
+  half of the ratings (drawn at random, seed 0) left empty: a log of views beside ratings;
+- ``<out>/ml100k-rated-half/``: the same folder with the rated half of the interactions
+  alone: what such a log gave when a rating column could have no gaps.
 
     python benchmarks/ml100k_variants.py /tmp/variants
     polyrec run --data /tmp/variants/ml100k-dat --seeds 0 --out runs/dat
     polyrec run --data /tmp/variants/ml100k-implicit --seeds 0 --out runs/implicit
+    polyrec run --data /tmp/variants/ml100k-half-rated --seeds 0 --out runs/half-rated
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from polyrec.data.loader import load_dataset
 
@@ -48,7 +56,26 @@ def main(out: Path) -> None:
     (implicit / "dataset.yaml").write_text(
         "name: ml100k-implicit\ninteractions: {path: interactions.csv, user: user_id, item: item_id}\n"
     )
-    print(f"wrote {dat} and {implicit}")
+    half = inter.assign(user_id=uid[inter["user"]], item_id=iid[inter["item"]])
+    half = half[["user_id", "item_id", "rating", "timestamp"]].astype({"rating": "Int64", "timestamp": "int64"})
+    half["rating"] = half["rating"].mask(np.random.default_rng(0).random(len(half)) < 0.5)
+    for name, frame in (("ml100k-half-rated", half), ("ml100k-rated-half", half[half["rating"].notna()])):
+        _write_generic(out / name, name, frame, ds.items, ds.users)
+    print(f"wrote {dat}, {implicit}, {out / 'ml100k-half-rated'} and {out / 'ml100k-rated-half'}")
+
+
+def _write_generic(folder: Path, name: str, inter: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> None:
+    """A generic folder: the interactions given, and MovieLens-100K's items (their text) and users."""
+    folder.mkdir(parents=True, exist_ok=True)
+    inter.to_csv(folder / "interactions.csv", index=False)
+    items[["item_id", "text"]].to_csv(folder / "items.csv", index=False)
+    users[["user_id", "gender", "age", "occupation"]].to_csv(folder / "users.csv", index=False)
+    (folder / "dataset.yaml").write_text(
+        f"name: {name}\n"
+        "interactions: {path: interactions.csv, user: user_id, item: item_id, rating: rating, timestamp: timestamp}\n"
+        "items: {path: items.csv, id: item_id, text: [text]}\n"
+        "users: {path: users.csv, id: user_id, attributes: [gender, age, occupation]}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -91,11 +91,13 @@ def write_dataset(
     per_user: int = 16,
     seed: int = 0,
     bad_rating_row: int | None = None,
+    unrated: float = 0.0,
 ) -> Path:
     """Write ``dataset.yaml`` + ``interactions.csv`` (+ ``items.csv``, ``users.csv``) to ``folder``.
 
     ``bad_rating_row``: the 0-based data record whose rating becomes the text "five stars"
-    (it lands on file row ``bad_rating_row + 2``: the header is row 1).
+    (it lands on file row ``bad_rating_row + 2``: the header is row 1). ``unrated``: the share
+    of interactions, drawn at random, whose rating is left empty (a log of views beside ratings).
     Returns ``folder``.
     """
     folder = Path(folder)
@@ -108,6 +110,8 @@ def write_dataset(
         inter = inter.drop(columns="ts")
     if not ratings:
         inter = inter.drop(columns="rating")
+    elif unrated:
+        inter["rating"] = inter["rating"].astype("Int64").mask(rng.random(len(inter)) < unrated)
     if bad_rating_row is not None:
         inter = inter.astype({"rating": object})
         inter.loc[bad_rating_row, "rating"] = "five stars"

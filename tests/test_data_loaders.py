@@ -384,6 +384,37 @@ def test_generic_bad_input(tmp_path, files, file, row, column, text) -> None:
     assert text in check_error(info, file, row, column)
 
 
+def test_generic_ratings_with_gaps_load_as_nan_and_are_counted(tmp_path) -> None:
+    """Views and clicks beside the odd rating: an empty rating is no rating, not an error."""
+    inter = INTERACTIONS.replace("u1,i2,3.5,", "u1,i2,,").replace("u3,i3,1,", "u3,i3, ,")
+    ds = load_generic(generic_folder(tmp_path, interactions_csv=inter))
+    np.testing.assert_array_equal(ds.interactions["rating"], [4.0, np.nan, 5.0, np.nan])
+    assert ds.rating_range == (4.0, 5.0) and ds.ctr_threshold(None) == 4.75
+    assert "2 of 4 interactions have no rating (50%): they are history and next-item targets; rating learns from the rated ones" in ds.notes
+    text = describe(ds)
+    assert "Ratings (min 4, max 5, mean 4.50):" in text and re.search(r"^ +\(none\) +2 +50\.0%", text, re.M)
+
+
+def test_generic_ratings_with_gaps_and_no_label_column_give_ctr_no_label_there(tmp_path) -> None:
+    from polyrec.train.protocol_data import rated_values
+    from polyrec.train.sequences import ctr_labels
+
+    inter = "user_id,item_id,rating\nu1,i1,5\nu1,i2,\nu2,i1,2\n"
+    yaml_text = "interactions: {path: interactions.csv, user: user_id, item: item_id, rating: rating}\n"
+    ds = load_generic(write(tmp_path / "mixed", {"dataset.yaml": yaml_text, "interactions.csv": inter}))
+    np.testing.assert_array_equal(ctr_labels(ds, 4.0), [1.0, np.nan, 0.0])
+    assert any("rating and ctr learn from the rated ones" in n for n in ds.notes)
+    np.testing.assert_array_equal(rated_values(ds, np.array([0, 1])), [5.0])  # what the mean and levels read
+
+
+def test_generic_rating_column_without_any_value_is_an_error(tmp_path) -> None:
+    inter = "user_id,item_id,rating\nu1,i1,\nu2,i1,\n"
+    yaml_text = "interactions: {path: interactions.csv, user: user_id, item: item_id, rating: rating}\n"
+    with pytest.raises(DataError) as info:
+        load_generic(write(tmp_path / "empty", {"dataset.yaml": yaml_text, "interactions.csv": inter}))
+    assert "no interaction has a rating" in check_error(info, "interactions.csv", None, "rating")
+
+
 def test_rows_count_lines_across_quoted_newlines_and_blank_lines(tmp_path) -> None:
     items = 'item_id,title,categories,brand,item_type\ni1,"Blue\nkettle",x,y,p\n\ni2,Mug,,,p\ni1,Again,,,p\n'
     folder = generic_folder(tmp_path, items_csv=items)
@@ -397,11 +428,11 @@ def test_rows_count_lines_across_quoted_newlines_and_blank_lines(tmp_path) -> No
 def test_parquet_rows_are_numbered_as_in_csv(tmp_path) -> None:
     folder = tmp_path / "pq"
     folder.mkdir()
-    pd.DataFrame({"u": ["a", "b", "c"], "i": ["x", "y", "z"], "r": [1.0, np.nan, 3.0]}).to_parquet(folder / "r.parquet")
+    pd.DataFrame({"u": ["a", "b", "c"], "i": ["x", None, "z"], "r": [1.0, 2.0, 3.0]}).to_parquet(folder / "r.parquet")
     (folder / "dataset.yaml").write_text("interactions: {path: r.parquet, user: u, item: i, rating: r}\n")
     with pytest.raises(DataError) as info:
         load_generic(folder)
-    assert "missing rating" in check_error(info, "r.parquet", 3, "r")
+    assert "missing item id" in check_error(info, "r.parquet", 3, "i")
 
 
 def test_parquet_reads_only_the_columns_the_dataset_names(tmp_path) -> None:
@@ -439,11 +470,11 @@ def test_a_folder_of_parquet_shards_reads_as_one_table_with_hive_partitions(tmp_
 
 def test_an_error_in_a_shard_names_that_shard_and_its_own_row(tmp_path) -> None:
     good = pd.DataFrame({"u": ["a", "b"], "i": ["x", "y"], "r": [1.0, 2.0]})
-    bad = pd.DataFrame({"u": ["a", "b", "c"], "i": ["x", "y", "z"], "r": [1.0, 2.0, np.nan]})
+    bad = pd.DataFrame({"u": ["a", "b", "c"], "i": ["x", "y", None], "r": [1.0, 2.0, 3.0]})
     folder = _write_shards(tmp_path / "shards", {"day=1/a.parquet": good, "day=2/b.parquet": bad})
     with pytest.raises(DataError) as info:
         load_generic(folder)
-    assert "missing rating" in check_error(info, "b.parquet", 4, "r") and "day=2" in info.value.file
+    assert "missing item id" in check_error(info, "b.parquet", 4, "i") and "day=2" in info.value.file
 
 
 def test_shards_must_share_their_columns_and_a_folder_must_hold_some(tmp_path) -> None:

@@ -93,12 +93,32 @@ def test_export_alone_is_a_dataset_polyrec_loads(tmp_path) -> None:
     np.testing.assert_array_equal(ds.interactions["label"], [float(1 + k % 5 >= 4) for k in range(12)])
 
 
-def test_export_leaves_out_ratings_with_gaps_and_says_so(tmp_path) -> None:
+def test_export_keeps_ratings_with_gaps_and_says_so(tmp_path) -> None:
+    """Clicks beside rating events: the rating column is declared, empty where an event has
+    none, so the next run still learns rating from the rated ones."""
     _fill(tmp_path / "ev.sqlite", [Event("u", "i", "rating", 1.0, rating=5.0), Event("u", "j", "click", 2.0)])
     out, notes = export_events(tmp_path / "ev.sqlite", tmp_path / "data")
-    assert len(notes) == 1 and "1 of 2 interactions have none" in notes[0]
+    assert len(notes) == 1 and "1 of 2 interactions have no rating" in notes[0]
     ds = load_generic(out)
-    assert not ds.has_rating and ds.interactions["label"].tolist() == [1.0, 1.0]
+    assert ds.has_rating and ds.interactions["label"].tolist() == [1.0, 1.0]
+    np.testing.assert_array_equal(ds.interactions["rating"], [5.0, np.nan])
+
+
+def test_export_with_a_run_labels_its_unrated_interactions_as_taken(tmp_path) -> None:
+    """A run whose data had ratings with gaps and no label column: an unrated interaction
+    was taken (as in data with neither), a rated one is labelled by the threshold."""
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame({"item_id": ["a", "b"], "text": ["Alpha", "Beta"]}).to_parquet(run / "items.parquet")
+    pd.DataFrame({"user_id": ["x", "y"]}).astype("string").to_parquet(run / "users.parquet")
+    pd.DataFrame({"user": [0, 1, 1], "item": [0, 0, 1], "rating": [5.0, np.nan, 2.0], "timestamp": [1.0, 2.0, 3.0]}).to_parquet(
+        run / "interactions.parquet"
+    )
+    _fill(tmp_path / "ev.sqlite", [Event("x", "b", "view", 10.0)])
+    export_events(tmp_path / "ev.sqlite", tmp_path / "data", run)
+    ds = load_generic(tmp_path / "data")
+    assert ds.interactions["label"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    np.testing.assert_array_equal(ds.interactions["rating"], [5.0, np.nan, 2.0, np.nan])
 
 
 def test_export_of_an_empty_store_fails_clearly(tmp_path) -> None:

@@ -14,11 +14,13 @@ import polyrec
 from synthetic import TINY_YAML, text_projections_shared_and_per_item, tiny_config, write_dataset
 
 from polyrec.config import TASKS, RunConfig
+from polyrec.data.generic import load_generic
 from polyrec.models.pair import PairEncoder
 from polyrec.pipeline import aggregate, run
 from polyrec.train.finetune import build_model, epoch_summary, finetune
 from polyrec.train.weight_average import WeightAverage, ema_decay
 from polyrec.train.losses import joint_loss, task_losses
+from polyrec.train.protocol_data import prepare
 from polyrec.train.sequences import collate
 
 
@@ -396,6 +398,29 @@ def test_pipeline_without_users_ratings_or_timestamps_trains_next_item_only(tmp_
     assert [p.name for p in (tmp_path / "run" / "plots").glob("*.png")] == ["loss_next_item.png"]
     report = (tmp_path / "run" / "report.md").read_text()
     assert "task 'rating' is off" in report
+
+
+def test_pipeline_on_ratings_with_gaps_learns_rating_and_ctr_from_the_rated_ones(tmp_path) -> None:
+    """A third of the interactions without a rating (and no label column): they stay history
+    and next-item targets; rating and ctr train and are scored on the rated ones alone."""
+    folder = write_dataset(tmp_path / "data", unrated=0.3)
+    result = run(tiny_config(folder), tmp_path / "run", progress=False, log=lambda _: None)
+    m = result.metrics
+    assert all(math.isfinite(v) for v in m.values())
+    assert {"A.rating.rmse", "A.ctr.auc", "A.profile.gender.auc", "B.next_item.ndcg@10"} <= set(m)
+    assert any("have no rating" in note and "rating and ctr learn from the rated ones" in note for note in result.notes)
+    ctr_note = next(note for note in result.notes if note.startswith("ctr label:"))
+    assert "ratings 1 to 5" in ctr_note and "% of the rated interactions positive" in ctr_note
+    # Scored on the rated test pairs alone: the saved predictions over those give the metric.
+    ds = load_generic(folder)
+    pairs = prepare(ds, "A", 0, None, 10, True).test.pairs
+    rated = ~np.isnan(pairs.ratings)
+    assert 0 < rated.sum() < len(rated) and np.array_equal(rated, ~np.isnan(pairs.labels))
+    predicted = np.load(tmp_path / "run" / "predictions" / "A" / "seed0" / "test.npz")["rating"]
+    rmse = np.sqrt(np.mean((np.clip(predicted[rated], 1, 5) - pairs.ratings[rated]) ** 2))
+    assert m["A.rating.rmse"] == pytest.approx(rmse)
+    # An unrated interaction is no negative: the planted engagement stays easy to rank.
+    assert m["A.ctr.auc"] > 0.9
 
 
 def test_pipeline_is_reproducible_whatever_ran_before(tmp_path) -> None:

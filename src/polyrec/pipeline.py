@@ -125,10 +125,12 @@ def ctr_label_note(ds: Dataset, threshold: float) -> str:
     """What the ctr task learns where the data has ratings but no label column: say the
     threshold and how many interactions it makes positive, on whatever scale the ratings are."""
     ratings = ds.interactions["rating"].to_numpy(dtype=np.float64)
-    share = float(np.mean(ratings >= threshold))
+    rated = ratings[~np.isnan(ratings)]
+    share = float(np.mean(rated >= threshold))
+    which = "interactions" if len(rated) == len(ratings) else "rated interactions"
     return (
-        f"ctr label: rating >= {threshold:g} (data.ctr_threshold; ratings {ratings.min():g} to "
-        f"{ratings.max():g}), {share:.0%} of the interactions positive"
+        f"ctr label: rating >= {threshold:g} (data.ctr_threshold; ratings {rated.min():g} to "
+        f"{rated.max():g}), {share:.0%} of the {which} positive"
     )
 
 

@@ -30,9 +30,11 @@ def describe(ds: Dataset, notes: list[str] | None = None) -> str:
         f"  interactions per item: {_spread(np.bincount(inter['item'], minlength=ds.n_items))}",
     ]
     if ds.has_rating and n:
-        r = inter["rating"].to_numpy()
+        r = inter["rating"].to_numpy(dtype=np.float64)
+        unrated = int(np.isnan(r).sum())
+        r = r[~np.isnan(r)]
         lines.append(f"Ratings (min {_num(r.min())}, max {_num(r.max())}, mean {r.mean():.2f}):")
-        lines += _bars(_rating_histogram(r), n)
+        lines += _bars(_rating_histogram(r) + ([("(none)", unrated)] if unrated else []), n)
     if ds.has_label and n:
         positives = int(inter["label"].sum())
         lines.append(f"Labels: {100 * positives / n:.1f}% positive ({positives:,} of {n:,})")

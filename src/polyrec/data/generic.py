@@ -12,7 +12,8 @@ column as ``io.py`` describes.
     items: {path: items.csv, id: item_id, text: [title, categories, brand], type: item_type}
     users: {path: users.csv, id: user_id, attributes: [gender, age, occupation], text: [bio]}
 
-``items`` and ``users`` are optional, as are their ``id`` (default: the interactions'
+A rating may be empty (``_ratings``): that interaction has none, as in a log of views beside
+the odd rating. ``items`` and ``users`` are optional, as are their ``id`` (default: the interactions'
 column name), ``text``, ``type`` and ``attributes``. A user's ``text`` columns describe the
 user to the model (an input, encoded like item text); the ``attributes`` are what the profile
 task predicts, so no column may be both. Files are ``.csv``, ``.tsv`` (UTF-8)
@@ -43,7 +44,7 @@ import yaml
 from .assemble import assemble, texts, unique_ids
 from .attributes import prepare_attributes
 from .errors import DataError
-from .io import decode, parse_labels, parse_numbers, parse_timestamps, read_table
+from .io import Table, decode, parse_labels, parse_numbers, parse_timestamps, read_table
 from .tables import Dataset
 
 NOTE_NO_RATING = "no rating column: task 'rating' is off"
@@ -171,7 +172,7 @@ def load_generic(folder: str | os.PathLike[str]) -> Dataset:
 
     values: dict[str, np.ndarray] = {}
     if "rating" in inter_spec:
-        values["rating"] = parse_numbers(inter, str(inter_spec["rating"]), "rating")
+        values["rating"] = _ratings(inter, str(inter_spec["rating"]), "label" in inter_spec, notes)
     else:
         notes.append(NOTE_NO_RATING)
     if "timestamp" in inter_spec:
@@ -192,6 +193,25 @@ def load_generic(folder: str | os.PathLike[str]) -> Dataset:
     ds.text_fields = text_columns if len(text_columns) > 1 else []
     ds.user_text_columns = user_text_columns
     return ds
+
+
+def _ratings(inter: Table, column: str, has_label: bool, notes: list[str]) -> np.ndarray:
+    """The rating column, where some interactions may have none (NaN): a log of views and
+    clicks with the odd rating, or feedback events beside a run's ratings. An interaction
+    without a rating is still history and a next-item target; rating learns from the rated
+    ones, and so does ctr where no label column says what engaged. A column with no value at
+    all is the wrong column."""
+    ratings = parse_numbers(inter, column, "rating", missing_ok=True)
+    unrated = int(np.isnan(ratings).sum())
+    if unrated == len(ratings) and unrated:
+        raise inter.error("no interaction has a rating: leave 'rating' out of dataset.yaml if the data has none", column=column)
+    if unrated:
+        learns = "rating learns" if has_label else "rating and ctr learn"
+        notes.append(
+            f"{unrated:,} of {len(ratings):,} interactions have no rating ({unrated / len(ratings):.0%}): they are "
+            f"history and next-item targets; {learns} from the rated ones"
+        )
+    return ratings
 
 
 def _users(

@@ -81,8 +81,8 @@ class Dataset:
         """(min, max) of observed ratings; predictions are clipped to it."""
         if not self.has_rating:
             return None
-        r = self.interactions["rating"].to_numpy()
-        return float(np.min(r)), float(np.max(r))
+        r = self.interactions["rating"].to_numpy(dtype=np.float64)
+        return float(np.nanmin(r)), float(np.nanmax(r))
 
     def ctr_threshold(self, configured: float | None) -> float | None:
         """The rating from which an interaction counts as engaged where the data has no label

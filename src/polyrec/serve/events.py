@@ -150,7 +150,7 @@ def export_events(
 
     Interactions get ``user_id, item_id, event_type, rating, label, ts`` (``label``: the
     engagement each event implies, see ``event_labels``). The ``rating`` column is declared in
-    ``dataset.yaml`` only if every interaction has a rating (the loader takes no gaps).
+    ``dataset.yaml`` where any interaction has a rating; the others leave it empty.
 
     With ``run`` (a run folder), the run's own interactions come first, and its items (with
     their texts) and users (with their attributes) are written too; items and users that only
@@ -194,12 +194,11 @@ def export_events(
         raise ValueError(f"{db}: no events to export")
     inter: dict[str, object] = {"path": "interactions.csv", "user": "user_id", "item": "item_id", "label": "label", "timestamp": "ts"}
     notes = []
-    if frame["rating"].notna().all():
+    if frame["rating"].notna().any():
         inter["rating"] = "rating"
-    elif frame["rating"].notna().any():
-        missing = int(frame["rating"].isna().sum())
-        notes.append(f"ratings not declared in dataset.yaml: {missing} of {len(frame)} interactions have none "
-                     "(the loader takes no gaps); the label column carries engagement")  # fmt: skip
+        if missing := int(frame["rating"].isna().sum()):
+            notes.append(f"{missing} of {len(frame)} interactions have no rating: the rating task learns from the "
+                         "rated ones, and the label column carries engagement")  # fmt: skip
     spec["interactions"] = inter
     frame.to_csv(out / "interactions.csv", index=False)
     (out / "dataset.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -216,10 +215,8 @@ def _with_run(
     rating = past["rating"].astype(float) if "rating" in past else pd.Series(np.nan, index=past.index)
     if "label" in past:
         label = past["label"].astype(int)
-    elif "rating" in past:
-        label = (rating >= ctr_threshold).astype(int)
-    else:  # neither ratings nor labels: every interaction of the run was taken, i.e. engaged with
-        label = pd.Series(1, index=past.index)
+    else:  # without a rating or a label, an interaction of the run was taken, i.e. engaged with
+        label = ((rating >= ctr_threshold) | rating.isna()).astype(int)
     ts = past["timestamp"].astype(float) if "timestamp" in past else pd.Series(np.arange(len(past), dtype=float))
     before = pd.DataFrame(
         {

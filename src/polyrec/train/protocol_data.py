@@ -85,6 +85,15 @@ def _pairs(ds: Dataset, rows: np.ndarray, ctr_threshold: float | None) -> PairTa
     return PairTargets(inter["user"].to_numpy()[rows], inter["item"].to_numpy()[rows], ratings, labels)
 
 
+def rated_values(ds: Dataset, rows: np.ndarray) -> np.ndarray | None:
+    """The ratings of the interactions at ``rows`` that have one (None where the data has no
+    rating column): an interaction without a rating still reads as history and next item."""
+    if not ds.has_rating:
+        return None
+    ratings = ds.interactions["rating"].to_numpy(dtype=np.float64)[rows]
+    return ratings[~np.isnan(ratings)]
+
+
 def prepare(
     ds: Dataset, protocol: str, seed: int, ctr_threshold: float | None, rating_levels: int, profile: bool,
     repeat_items: bool = False,
@@ -98,7 +107,7 @@ def prepare(
     split = protocol_a(ds, seed) if protocol == "A" else protocol_b(ds, seed)
     if deploy:
         split = for_deployment(split)
-    train_ratings = ds.interactions["rating"].to_numpy()[split.train] if ds.has_rating else None
+    train_ratings = rated_values(ds, split.train)
     tokens = RatingTokens.fit(train_ratings, rating_levels, labels_only=ds.has_label and not ds.has_rating)
     global_mean = float(np.mean(train_ratings)) if train_ratings is not None and len(train_ratings) else 0.0
     train = build_histories(ds, split.train, tokens, ctr_threshold)

@@ -41,8 +41,9 @@ def ctr_labels(ds: Dataset, threshold: float | None) -> np.ndarray | None:
     (None: the data's own, ``Dataset.ctr_threshold``)."""
     if ds.has_label:
         return ds.interactions["label"].to_numpy(dtype=np.float64)
-    if ds.has_rating:
-        return (ds.interactions["rating"].to_numpy() >= ds.ctr_threshold(threshold)).astype(np.float64)
+    if ds.has_rating:  # an interaction without a rating has no label either (NaN)
+        ratings = ds.interactions["rating"].to_numpy(dtype=np.float64)
+        return np.where(np.isnan(ratings), np.nan, (ratings >= ds.ctr_threshold(threshold)).astype(np.float64))
     return None
 
 
