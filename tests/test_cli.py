@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,19 @@ def one_error_line(err: str) -> str:
 
 
 # ---------------------------------------------------------------- happy paths
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(folder) -> None:
+    """`polyrec … | head`: the pipe's reader is gone before the command prints; it stops with
+    SIGPIPE's status and no traceback."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "polyrec", "data", "describe", "--data", str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    child.stdout.close()  # long before the child has imported polyrec and read the data
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert "Traceback" not in err and "Broken pipe" not in err, err
 
 
 def test_data_describe_sets_the_ctr_label_on_the_data_s_own_scale(tmp_path, capsys) -> None:

@@ -826,3 +826,87 @@ def test_new_item_texts_are_embedded_with_the_runs_own_text_settings(runs, tmp_p
     polyrec.load(folder).embed_texts(["title: a new story"])
     polyrec.load(runs["text"]).embed_texts(["title: a new story"])
     assert [kw["max_tokens"] for _, kw in asked] == [8, None]
+
+
+# ---------------------------------------------------------------- live events
+
+
+def test_a_known_users_history_given_back_recommends_as_that_user(runs) -> None:
+    """``history_of`` is the history the model reads: given to ``recommend_history`` it gives
+    the user's own recommendations, with and without a prior's blend."""
+    with torch_threads(1):
+        for name in ("text", "prior"):
+            rec = polyrec.load(runs[name])
+            items, values = rec.history_of("u004")
+            assert items == list(interactions_frame().query("user_id == 'u004'")["item_id"])
+            assert all(v in (1.0, 2.0, 4.0, 5.0) for v in values)
+            again = rec.recommend_history(items, values, k=8)
+            own = rec.recommend("u004", k=8)
+            assert again["item_id"].tolist() == own["item_id"].tolist(), name
+            np.testing.assert_allclose(again["score"], own["score"], atol=1e-4)
+
+
+def test_live_events_grow_a_users_history_from_the_run_s_data_on(runs, tmp_path) -> None:
+    events = tmp_path / "live.sqlite"
+    known = interactions_frame().query("user_id == 'u004'")
+    latest = float(known["ts"].max())
+    with torch_threads(1):
+        rec = polyrec.load(runs["prior"])
+        with TestClient(create_app(runs["prior"], events, ServeSettings(live_events=True))) as live, \
+                TestClient(create_app(runs["prior"], events)) as plain:  # fmt: skip
+            assert live.get("/healthz").json()["live_events"] and not plain.get("/healthz").json()["live_events"]
+            before = live.get(RECS.format("u004"), params={"k": 6}).json()
+            assert before["new_events"] is None and [x["item_id"] for x in before["items"]] == ids(plain.get(RECS.format("u004"), params={"k": 6}))
+            new = [i for i in before["items"][:2]]  # the user takes the two items ranked first
+            posted = [
+                {"user_id": "u004", "item_id": new[0]["item_id"], "event_type": "click"},
+                {"user_id": "u004", "item_id": new[1]["item_id"], "event_type": "rating", "rating": 5, "time": latest + 60},
+                {"user_id": "u004", "item_id": "i039", "event_type": "click", "time": latest},  # not after the run's data
+                {"user_id": "u004", "item_id": "not-in-catalogue", "event_type": "click"},
+            ]
+            assert live.post("/events", json=posted).status_code == 201
+            after = live.get(RECS.format("u004"), params={"k": 6}).json()
+            assert after["new_events"] == 2
+            # The rated one happened first (its time), the click when it was received.
+            grown = known["item_id"].tolist() + [new[1]["item_id"], new[0]["item_id"]]
+            values = known["rating"].astype(float).tolist() + [5.0, None]
+            expected = rec.recommend_history(grown, values, k=6)
+            assert [x["item_id"] for x in after["items"]] == expected["item_id"].tolist()
+            np.testing.assert_allclose([x["score"] for x in after["items"]], expected["score"], atol=1e-5)
+            assert not {n["item_id"] for n in new} & {x["item_id"] for x in after["items"]}  # now seen
+            assert ids(plain.get(RECS.format("u004"), params={"k": 6})) == [x["item_id"] for x in before["items"]]
+            # A user the run does not know: their events alone; without any, still 404.
+            assert live.get(RECS.format("newcomer")).status_code == 404
+            live.post("/events", json=[{"user_id": "newcomer", "item_id": i, "event_type": "click"} for i in ("i021", "i022")])
+            fresh = live.get(RECS.format("newcomer"), params={"k": 4, "item_type": "ad"}).json()
+            ranked = [i for i in rec.recommend_history(["i021", "i022"], [None, None], k=40)["item_id"] if int(i[1:]) % 4 == 0]
+            assert fresh["new_events"] == 2 and [x["item_id"] for x in fresh["items"]] == ranked[:4]
+            assert plain.get(RECS.format("newcomer")).status_code == 404
+
+
+def test_live_events_of_a_run_without_timestamps_are_those_after_its_tables_and_read_as_labels(tmp_path) -> None:
+    """Data without times: the events after the run's tables were written are new. On 0/1
+    labels without ratings, an event's value is the label it implies."""
+    data = write_dataset(tmp_path / "data", ratings=False, timestamps=False)
+    inter = pd.read_csv(data / "interactions.csv")
+    inter.assign(clicked=[int(i % 3 > 0) for i in range(len(inter))]).to_csv(data / "interactions.csv", index=False)
+    spec = (data / "dataset.yaml").read_text().replace("item: item_id}", "item: item_id, label: clicked}")
+    (data / "dataset.yaml").write_text(spec)
+    with torch_threads(1):
+        run(tiny_config(data, epochs=1), tmp_path / "run", progress=False, log=lambda _: None)
+        rec = polyrec.load(tmp_path / "run")
+        assert rec.values_are_labels and rec.known_until("u004") is None
+        with TestClient(create_app(tmp_path / "run", tmp_path / "ev.sqlite", ServeSettings(live_events=True))) as c:
+            written = (tmp_path / "run" / "interactions.parquet").stat().st_mtime
+            c.post("/events", json=[
+                {"user_id": "u004", "item_id": "i030", "event_type": "purchase", "time": written - 3600},  # before: in its data
+                {"user_id": "u004", "item_id": "i031", "event_type": "view"},
+                {"user_id": "u004", "item_id": "i032", "event_type": "like"},
+            ])  # fmt: skip
+            got = c.get(RECS.format("u004"), params={"k": 5}).json()
+    items, values = rec.history_of("u004")
+    labelled = pd.read_csv(data / "interactions.csv").query("user_id == 'u004'")  # file order: the run's order
+    assert got["new_events"] == 2 and values == labelled["clicked"].astype(float).tolist()
+    expected = rec.recommend_history(items + ["i031", "i032"], values + [0.0, 1.0], k=5)
+    assert [x["item_id"] for x in got["items"]] == expected["item_id"].tolist()
+    np.testing.assert_allclose([x["score"] for x in got["items"]], expected["score"], atol=1e-5)

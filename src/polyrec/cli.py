@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -187,6 +188,8 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--events", default="events.sqlite", help="SQLite file for feedback events (default events.sqlite)")
     srv.add_argument("--exact-below", type=int, default=50_000, help="catalogues this large or larger get an IVF index")
     srv.add_argument("--nprobe", type=int, default=16, help="IVF groups scanned per query")
+    srv.add_argument("--live-events", action="store_true",
+                     help="a user's recommendations read their events stored since the run's data (docs/serving.md)")  # fmt: skip
 
     events = sub.add_parser("events", help="the feedback event store of `polyrec serve`")
     events_sub = events.add_subparsers(dest="events_command", required=True)
@@ -345,7 +348,7 @@ def _serve(args: argparse.Namespace) -> None:
     except ModuleNotFoundError as exc:
         raise ValueError(f"`polyrec serve` needs {exc.name}: pip install 'polyrec[serve]'") from None
 
-    settings = ServeSettings(index=IndexSettings(exact_below=args.exact_below, nprobe=args.nprobe))
+    settings = ServeSettings(index=IndexSettings(exact_below=args.exact_below, nprobe=args.nprobe), live_events=args.live_events)
     serve(args.run, args.host, args.port, args.events, settings)
 
 
@@ -445,6 +448,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         handlers[args.command](args)
+    except BrokenPipeError:
+        # The reader went away (`polyrec recommend … | head`): stop quietly, as a program
+        # killed by SIGPIPE would, and keep Python from failing again flushing stdout at exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:  # stdout is no file (captured in-process): nothing is left to flush
+            pass
+        return 128 + signal.SIGPIPE
     except (DataError, FileNotFoundError, KeyError, ValueError, MissingExtra) as exc:
         # One clear line, no traceback: the message names the file, row or field at fault.
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -117,6 +117,22 @@ class Recommender(RecommenderBase):
         p, model = self._model("next_item", ("B", "A"))
         return model.priors(), list(self._histories[p].items), model.spec.config.max_history
 
+    def history_of(self, user_id: str) -> tuple[list[str], list[float | None]]:
+        """A known user's history as the next-item model reads it, oldest first, in the form
+        :meth:`recommend_history` takes: item ids and their values (None where none). Given
+        back with more items after it, it is that user's history grown by them."""
+        p, model = self._model("next_item", ("B", "A"))
+        u, history = self.user_index(user_id), self._histories[p]
+        values = history.labels[u] if self.values_are_labels else history.ratings[u]
+        ids = self.items_["item_id"].to_numpy()
+        return [str(ids[i]) for i in history.items[u]], [None if np.isnan(v) else float(v) for v in values]
+
+    @property
+    def values_are_labels(self) -> bool:
+        """Whether a history's values are 0/1 labels (a run on labels without ratings) rather
+        than ratings."""
+        return any(m.spec.labels_only for m in self.models_.values())
+
     def next_item_model(self) -> tuple[PolyRecModel, Histories]:
         """The model that ranks the catalogue (protocol B's where saved) and each known user's
         history as it reads them (what ``polyrec export`` writes out)."""

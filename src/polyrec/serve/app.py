@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from ..popularity_penalty import penalised
 from ..recommender_base import seen_left_out
 from ..top_k import top_k_allowed
+from . import live
 from . import schemas as S
 from .events import Event, EventStore
 from .metrics import Metrics, ServiceLayer
@@ -58,6 +59,7 @@ TypeQuery = Annotated[str | None, Query(max_length=128, description="only items 
 class ServeSettings:
     index: IndexSettings = field(default_factory=IndexSettings)
     max_body: int = S.MAX_BODY  # bytes; larger request bodies get 413
+    live_events: bool = False  # a user's recommendations read their events since the run's data (live.py)
 
 
 def _errors(*codes: int) -> dict[int | str, dict]:
@@ -174,7 +176,11 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         response_model=S.Recommendations,
         responses=_errors(404, 422),
         summary="Top-k items for a known user",
-        description="From the user's whole known history. An unknown user gets 404: use `POST /recommend` with a history.",
+        description=(
+            "From the user's whole known history. An unknown user gets 404: use `POST /recommend` with a history. "
+            "A service started with `--live-events` grows the history by the user's events stored since the run's "
+            "data (`new_events` counts them), and answers a user the run does not know from their events alone."
+        ),
     )
     async def user_recommendations(
         user_id: UserId,
@@ -188,6 +194,10 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         ] = 0.0,
     ) -> S.Recommendations:
         run = holder.current  # one read: this request finishes on this run even if a reload swaps it
+        if settings.live_events:
+            grown = await run_in_threadpool(live_recommendations, run, user_id, k, item_type, exclude_seen, popularity_penalty)
+            if grown is not None:
+                return grown
         u = known_user(run, user_id)
         allowed = type_mask(run, item_type)
         exclude_seen = seen_excluded(run, exclude_seen)
@@ -203,6 +213,20 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         else:
             ids, scores = await run_in_threadpool(by_recommend, run, user_id, k, exclude_seen, allowed, popularity_penalty)
         return S.Recommendations(user_id=user_id, items=scored(run, ids, scores))
+
+    def live_recommendations(
+        run: LoadedRun, user_id: str, k: int, item_type: str | None, exclude_seen: bool | None, penalty: float
+    ) -> S.Recommendations | None:
+        """With live events, the top k of the user's history grown by their events since the
+        run's data (live.py); None where there are none, and the known user is answered as usual."""
+        events = live.new_events(run, store, user_id)
+        if events.empty:
+            return None
+        allowed = type_mask(run, item_type)
+        items, values = live.grown_history(run, user_id, events)
+        asked = HistoryAsk(k, exclude_seen, penalty, live.known_user_text(run, user_id))
+        ids, scores = answered(lambda: ranked_history(run, items, values, {}, asked, allowed))
+        return S.Recommendations(user_id=user_id, items=scored(run, ids, scores), new_events=len(events))
 
     @app.post(
         "/recommend",
@@ -221,37 +245,40 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             raise HTTPException(501, f"the run type of {run.run} cannot recommend for an ad-hoc history")
         allowed = type_mask(run, body.item_type)
         items, ratings, texts = history_parts(run, body)
-
-        penalty = body.popularity_penalty
-
-        def ranked() -> tuple[np.ndarray, np.ndarray]:
-            if run.retrieves or run.blended is not None:
-                vector = run.rec.history_vector(items, ratings, texts, body.user_text)  # type: ignore[attr-defined]
-                seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
-                exclude = seen if seen_excluded(run, body.exclude_seen) else None
-                if run.blended is None and not penalty:
-                    return run.items.top_k(vector, body.k, exclude, allowed)  # type: ignore[union-attr]
-                # No index ranks a blend with priors, or a re-ranked row: the whole catalogue, exactly.
-                if run.blended is not None:
-                    positions = np.array([run.item_index.get(i, -1) for i in items], dtype=np.int64)
-                    row = run.blended.history_scores(vector, positions)
-                else:
-                    row = run.items.vectors @ vector  # type: ignore[union-attr]
-                if penalty:
-                    row = penalised(row[None], run.rec.item_popularity(), penalty)[0]  # type: ignore[attr-defined]
-                return top_k_allowed(row, body.k, exclude, allowed)
-
-            def top(n: int) -> pd.DataFrame:  # a run type without vectors: its own recommend_history
-                extra = {"popularity_penalty": penalty} if penalty else {}  # asked for only where given, as for a known user
-                return run.rec.recommend_history(  # type: ignore[attr-defined]
-                    items, ratings, texts, k=n, exclude_seen=seen_excluded(run, body.exclude_seen), user_text=body.user_text,
-                    **extra,
-                )
-
-            return fetch_until(run, top, body.k, allowed)
-
-        ids, scores = answered(ranked)
+        asked = HistoryAsk(body.k, body.exclude_seen, body.popularity_penalty, body.user_text)
+        ids, scores = answered(lambda: ranked_history(run, items, ratings, texts, asked, allowed))
         return S.Recommendations(items=scored(run, ids, scores))
+
+    def ranked_history(
+        run: LoadedRun, items: list[str], ratings: list[float | None], texts: dict, asked: "HistoryAsk",
+        allowed: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """The top k of a history (``POST /recommend``'s, or a user's grown by live events)."""
+        penalty = asked.popularity_penalty
+        if run.retrieves or run.blended is not None:
+            vector = run.rec.history_vector(items, ratings, texts, asked.user_text)  # type: ignore[attr-defined]
+            seen = np.array([run.item_index[i] for i in items if i in run.item_index], dtype=np.int64)
+            exclude = seen if seen_excluded(run, asked.exclude_seen) else None
+            if run.blended is None and not penalty:
+                return run.items.top_k(vector, asked.k, exclude, allowed)  # type: ignore[union-attr]
+            # No index ranks a blend with priors, or a re-ranked row: the whole catalogue, exactly.
+            if run.blended is not None:
+                positions = np.array([run.item_index.get(i, -1) for i in items], dtype=np.int64)
+                row = run.blended.history_scores(vector, positions)
+            else:
+                row = run.items.vectors @ vector  # type: ignore[union-attr]
+            if penalty:
+                row = penalised(row[None], run.rec.item_popularity(), penalty)[0]  # type: ignore[attr-defined]
+            return top_k_allowed(row, asked.k, exclude, allowed)
+
+        def top(n: int) -> pd.DataFrame:  # a run type without vectors: its own recommend_history
+            extra = {"popularity_penalty": penalty} if penalty else {}  # asked for only where given, as for a known user
+            return run.rec.recommend_history(  # type: ignore[attr-defined]
+                items, ratings, texts, k=n, exclude_seen=seen_excluded(run, asked.exclude_seen), user_text=asked.user_text,
+                **extra,
+            )
+
+        return fetch_until(run, top, asked.k, allowed)
 
     @app.get(
         "/items/{item_id}/similar",
@@ -482,6 +509,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             loaded_at=datetime.fromtimestamp(run.loaded_at, timezone.utc),
             load_seconds=run.load_seconds,
             events_db=str(store.path),
+            live_events=settings.live_events,
         )
 
     @app.get("/healthz", response_model=S.Health, summary="Liveness, the run being served and its index")
@@ -503,6 +531,16 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
 
     app.add_middleware(ServiceLayer, metrics=metrics, max_body=settings.max_body)
     return app
+
+
+@dataclass(frozen=True)
+class HistoryAsk:
+    """What a request asks of a history's ranking besides the history."""
+
+    k: int
+    exclude_seen: bool | None
+    popularity_penalty: float
+    user_text: str | None
 
 
 def _message(error: dict) -> str:

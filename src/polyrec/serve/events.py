@@ -78,6 +78,8 @@ class EventStore:
                 raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode})")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
+            # A user's events are read per request where the service reads them live (user_events).
+            self._db.execute("CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, time)")
 
     def append(self, events: Iterable[Event], received: float) -> list[tuple[str, bool]]:
         """Store ``events`` in one transaction; returns (event_id, newly stored) for each.
@@ -101,6 +103,18 @@ class EventStore:
                 self._db.execute("ROLLBACK")
                 raise
         return out
+
+    def user_events(self, user_id: str, after: float | None = None) -> pd.DataFrame:
+        """``user_id``'s events that happened after ``after`` (all where None), oldest first
+        (ties in arrival order): columns item_id, event_type, rating (NaN where none), time."""
+        query = "SELECT item_id, event_type, rating, time FROM events WHERE user_id = ?"
+        args: tuple = (user_id,)
+        if after is not None:
+            query, args = query + " AND time > ?", (user_id, after)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY time, id", args).fetchall()
+        frame = pd.DataFrame(rows, columns=["item_id", "event_type", "rating", "time"])
+        return frame.astype({"item_id": str, "event_type": str, "rating": float, "time": float})
 
     def count(self) -> int:
         with self._lock:

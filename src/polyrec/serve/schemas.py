@@ -42,6 +42,9 @@ class ScoredItem(BaseModel):
 class Recommendations(BaseModel):
     user_id: str | None = None
     items: list[ScoredItem]
+    new_events: int | None = Field(
+        None, description="with live events: how many of the user's events since the run's data were read (absent: none)"
+    )
 
 
 class HistoryItem(Strict):
@@ -226,3 +229,4 @@ class Health(BaseModel):
     loaded_at: datetime
     load_seconds: float
     events_db: str
+    live_events: bool = False

@@ -89,6 +89,9 @@ class LoadedRun:
     recall_at_10: float
     loaded_at: float
     load_seconds: float
+    # When the run's tables were written (its interactions file; else when it was loaded):
+    # events after it are new to a run whose data had no timestamps (live.py).
+    data_written_at: float = 0.0
 
     @property
     def retrieves(self) -> bool:
@@ -129,6 +132,7 @@ def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> Loa
             # catalogue exactly, from the vectors and the priors' maps kept here.
             user_vecs = rec.user_vectors()
             blended = BlendedScorer.for_histories(item_vecs, user_vecs, *rec.next_item_reading())
+    now, tables = time.time(), Path(path) / "interactions.parquet"
     loaded = LoadedRun(
         run=str(path),
         rec=rec,
@@ -143,8 +147,9 @@ def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> Loa
         blended=blended,
         similar=similar,
         recall_at_10=recall,
-        loaded_at=time.time(),
+        loaded_at=now,
         load_seconds=time.perf_counter() - start,
+        data_written_at=tables.stat().st_mtime if tables.is_file() else now,
     )
     kind = loaded.index_info()
     log.info("loaded %s in %.1f s: %d users, %d items, index %s, recall@10 vs exact %.4f",
