@@ -407,12 +407,27 @@ def test_generic_ratings_with_gaps_and_no_label_column_give_ctr_no_label_there(t
     np.testing.assert_array_equal(rated_values(ds, np.array([0, 1])), [5.0])  # what the mean and levels read
 
 
+def test_generic_labels_with_gaps_load_as_nan_and_ctr_reads_only_the_label_column(tmp_path) -> None:
+    from polyrec.train.sequences import ctr_labels
+
+    inter = INTERACTIONS.replace("2021-03-05,0", "2021-03-05,").replace("5,2021-03-06 12:00:00,TRUE", "5,2021-03-06 12:00:00, ")
+    ds = load_generic(generic_folder(tmp_path, interactions_csv=inter))
+    np.testing.assert_array_equal(ds.interactions["label"], [1.0, np.nan, np.nan, 0.0])
+    np.testing.assert_array_equal(ctr_labels(ds, None), [1.0, np.nan, np.nan, 0.0])  # a 5-star rating stands in for none
+    assert "2 of 4 interactions have no label (50%): they are history and next-item targets; ctr learns from the labelled ones" in ds.notes
+    assert "Labels: 50.0% positive (1 of 2; 2 without a label)" in describe(ds)
+
+
 def test_generic_rating_column_without_any_value_is_an_error(tmp_path) -> None:
     inter = "user_id,item_id,rating\nu1,i1,\nu2,i1,\n"
     yaml_text = "interactions: {path: interactions.csv, user: user_id, item: item_id, rating: rating}\n"
     with pytest.raises(DataError) as info:
         load_generic(write(tmp_path / "empty", {"dataset.yaml": yaml_text, "interactions.csv": inter}))
     assert "no interaction has a rating" in check_error(info, "interactions.csv", None, "rating")
+    yaml_text = "interactions: {path: interactions.csv, user: user_id, item: item_id, label: clicked}\n"
+    with pytest.raises(DataError) as info:
+        load_generic(write(tmp_path / "no-labels", {"dataset.yaml": yaml_text, "interactions.csv": "user_id,item_id,clicked\nu1,i1,\n"}))
+    assert "no interaction has a label" in check_error(info, "interactions.csv", None, "clicked")
 
 
 def test_rows_count_lines_across_quoted_newlines_and_blank_lines(tmp_path) -> None:

@@ -7,11 +7,12 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import polyrec
-from synthetic import TINY_YAML, text_projections_shared_and_per_item, tiny_config, write_dataset
+from synthetic import TINY_YAML, item_group, preferred_group, text_projections_shared_and_per_item, tiny_config, write_dataset
 
 from polyrec.config import TASKS, RunConfig
 from polyrec.data.generic import load_generic
@@ -421,6 +422,27 @@ def test_pipeline_on_ratings_with_gaps_learns_rating_and_ctr_from_the_rated_ones
     assert m["A.rating.rmse"] == pytest.approx(rmse)
     # An unrated interaction is no negative: the planted engagement stays easy to rank.
     assert m["A.ctr.auc"] > 0.9
+
+
+def test_pipeline_on_click_labels_with_gaps_learns_ctr_from_the_labelled_ones(tmp_path) -> None:
+    """No ratings, a click label on two thirds of the interactions: ctr trains and is scored
+    on those; the unlabelled are history (their label token: none) and next-item targets."""
+    folder = write_dataset(tmp_path / "data", ratings=False)
+    inter = pd.read_csv(folder / "interactions.csv")
+    liked = [item_group(int(i[1:])) == preferred_group(int(u[1:])) for u, i in zip(inter["user_id"], inter["item_id"])]
+    gaps = np.random.default_rng(0).random(len(inter)) < 1 / 3
+    inter["clicked"] = pd.Series(np.array(liked, dtype=int), dtype="Int64").mask(gaps)
+    inter.to_csv(folder / "interactions.csv", index=False)
+    spec = (folder / "dataset.yaml").read_text().replace("timestamp: ts}", "timestamp: ts, label: clicked}")
+    (folder / "dataset.yaml").write_text(spec)
+    result = run(tiny_config(folder, epochs=12), tmp_path / "run", progress=False, log=lambda _: None)
+    m = result.metrics
+    assert all(math.isfinite(v) for v in m.values()) and "A.rating.rmse" not in m
+    assert any("have no label" in note for note in result.notes)
+    pairs = prepare(load_generic(folder), "A", 0, None, 10, True).test.pairs
+    labelled = ~np.isnan(pairs.labels)
+    assert 0 < labelled.sum() < len(labelled)
+    assert m["A.ctr.auc"] > 0.9  # the planted clicks, scored on the labelled pairs alone
 
 
 def test_pipeline_is_reproducible_whatever_ran_before(tmp_path) -> None:

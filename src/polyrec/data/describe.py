@@ -36,8 +36,11 @@ def describe(ds: Dataset, notes: list[str] | None = None) -> str:
         lines.append(f"Ratings (min {_num(r.min())}, max {_num(r.max())}, mean {r.mean():.2f}):")
         lines += _bars(_rating_histogram(r) + ([("(none)", unrated)] if unrated else []), n)
     if ds.has_label and n:
-        positives = int(inter["label"].sum())
-        lines.append(f"Labels: {100 * positives / n:.1f}% positive ({positives:,} of {n:,})")
+        labels = inter["label"].to_numpy(dtype=np.float64)
+        labelled = int((~np.isnan(labels)).sum())
+        positives = int(np.nansum(labels))
+        none = f"; {n - labelled:,} without a label" if labelled < n else ""
+        lines.append(f"Labels: {100 * positives / labelled:.1f}% positive ({positives:,} of {labelled:,}{none})")
     if ds.has_timestamp and n:
         lines.append(_time_range(inter["timestamp"].to_numpy()))
     for attribute in ds.attributes:

@@ -12,8 +12,8 @@ column as ``io.py`` describes.
     items: {path: items.csv, id: item_id, text: [title, categories, brand], type: item_type}
     users: {path: users.csv, id: user_id, attributes: [gender, age, occupation], text: [bio]}
 
-A rating may be empty (``_ratings``): that interaction has none, as in a log of views beside
-the odd rating. ``items`` and ``users`` are optional, as are their ``id`` (default: the interactions'
+A rating or a label may be empty (``_ratings``, ``_labels``): that interaction has none, as in
+a log of views beside the odd rating. ``items`` and ``users`` are optional, as are their ``id`` (default: the interactions'
 column name), ``text``, ``type`` and ``attributes``. A user's ``text`` columns describe the
 user to the model (an input, encoded like item text); the ``attributes`` are what the profile
 task predicts, so no column may be both. Files are ``.csv``, ``.tsv`` (UTF-8)
@@ -180,7 +180,7 @@ def load_generic(folder: str | os.PathLike[str]) -> Dataset:
     else:
         notes.append(NOTE_NO_TIMESTAMP)
     if "label" in inter_spec:
-        values["label"] = parse_labels(inter, str(inter_spec["label"]))
+        values["label"] = _labels(inter, str(inter_spec["label"]), notes)
 
     users, users_file, attributes, user_text_columns = _users(folder, spec.sections.get("users"), user_col, notes)
     items, items_file, text_columns = _items(folder, spec.sections.get("items"), item_col, notes)
@@ -212,6 +212,22 @@ def _ratings(inter: Table, column: str, has_label: bool, notes: list[str]) -> np
             f"history and next-item targets; {learns} from the rated ones"
         )
     return ratings
+
+
+def _labels(inter: Table, column: str, notes: list[str]) -> np.ndarray:
+    """The label column, where some interactions may have none (NaN): organic views beside
+    the impressions whose click was logged. ctr learns from the labelled ones; the label
+    column decides engagement alone, so a rating does not stand in for a missing label."""
+    labels = parse_labels(inter, column, missing_ok=True)
+    unlabelled = int(np.isnan(labels).sum())
+    if unlabelled == len(labels) and unlabelled:
+        raise inter.error("no interaction has a label: leave 'label' out of dataset.yaml if the data has none", column=column)
+    if unlabelled:
+        notes.append(
+            f"{unlabelled:,} of {len(labels):,} interactions have no label ({unlabelled / len(labels):.0%}): they are "
+            "history and next-item targets; ctr learns from the labelled ones"
+        )
+    return labels
 
 
 def _users(

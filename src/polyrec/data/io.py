@@ -319,14 +319,18 @@ def parse_timestamps(table: Table, column: str) -> np.ndarray:
     return values
 
 
-def parse_labels(table: Table, column: str) -> np.ndarray:
-    """0/1, true/false or yes/no (any case) as float64 0.0/1.0."""
+def parse_labels(table: Table, column: str, missing_ok: bool = False) -> np.ndarray:
+    """0/1, true/false or yes/no (any case) as float64 0.0/1.0; a missing value is an error
+    naming its row unless ``missing_ok`` (then NaN)."""
     col = table.column(column)
     if pd.api.types.is_bool_dtype(col) and not col.isna().any():
         return col.to_numpy(dtype=np.float64)
-    labels = table.strings(column).str.lower().map(_LABELS)
-    values = labels.to_numpy(dtype=np.float64, na_value=np.nan)
-    _raise_first_bad(table, column, np.isnan(values), "label", "expected 0/1, true/false or yes/no")
+    strings = table.strings(column)
+    values = strings.str.lower().map(_LABELS).to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(values)
+    if missing_ok:
+        bad &= strings.notna().to_numpy()
+    _raise_first_bad(table, column, bad, "label", "expected 0/1, true/false or yes/no")
     return values
 
 
