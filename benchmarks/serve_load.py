@@ -9,6 +9,10 @@
     python benchmarks/serve_load.py synthetic --items 100000 --out runs/synthetic-100k
     python benchmarks/serve_load.py load --run runs/synthetic-100k --rate 100 --duration 60
 
+    # live events: each user posts 3 clicks first, and every request reads them (+ encoder pass)
+    python benchmarks/serve_load.py load --run runs/quickstart --rate 100 --duration 60 --reload-at -1 \
+        --events-per-user 3 --server-args --live-events
+
     # durability: post events, SIGKILL the server mid-stream, restart, count acknowledged events
     python benchmarks/serve_load.py crash --run runs/quickstart --cycles 5
 
@@ -125,6 +129,8 @@ def load(args: argparse.Namespace) -> dict:
     startup = server.start()
     health = server.health()
     print(f"server up in {startup:.1f} s: {health['items']} items, {health['users']} users, index {health['index']}", flush=True)
+    if args.events_per_user:
+        post_clicks(args.port, users, pd.read_parquet(Path(args.run) / "items.parquet")["item_id"].astype(str).tolist(), args.events_per_user)
 
     local = threading.local()
     rng = random.Random(0)
@@ -211,6 +217,18 @@ def load(args: argparse.Namespace) -> dict:
     if errors:
         result["first_errors"] = errors[:5]
     return result
+
+
+def post_clicks(port: int, users: list[str], items: list[str], per_user: int) -> None:
+    """``per_user`` clicks on random catalogue items for every user, time now: with
+    `--live-events` every request then reads them (docs/serving.md, "Live events")."""
+    rng = random.Random(1)
+    events = [{"user_id": u, "item_id": rng.choice(items), "event_type": "click"} for u in users for _ in range(per_user)]
+    for start in range(0, len(events), 1000):
+        status, body = request("POST", port, "/events", events[start : start + 1000])
+        if status != 201:
+            raise RuntimeError(f"POST /events answered {status}: {body[:200]!r}")
+    print(f"posted {len(events)} clicks ({per_user} a user)", flush=True)
 
 
 # ---------------------------------------------------------------- crash
@@ -342,6 +360,7 @@ def main() -> None:
             p.add_argument("--workers", type=int, default=16, help="client threads (connections)")
             p.add_argument("--reload-at", type=float, help="seconds into the load to POST /admin/reload (default: half-way; < 0: none)")
             p.add_argument("--reload-run", help="run to reload to (default: --run again)")
+            p.add_argument("--events-per-user", type=int, default=0, help="clicks each user posts before the load (for --live-events)")
         else:
             p.add_argument("--cycles", type=int, default=5)
             p.add_argument("--clients", type=int, default=4, help="threads posting events")

@@ -113,8 +113,12 @@ class EventStore:
             query, args = query + " AND time > ?", (user_id, after)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY time, id", args).fetchall()
-        frame = pd.DataFrame(rows, columns=["item_id", "event_type", "rating", "time"])
-        return frame.astype({"item_id": str, "event_type": str, "rating": float, "time": float})
+        items, types, ratings, times = zip(*rows) if rows else ((), (), (), ())
+        return pd.DataFrame({
+            "item_id": pd.Series(items, dtype=object), "event_type": pd.Series(types, dtype=object),
+            "rating": np.array([np.nan if r is None else r for r in ratings], dtype=np.float64),
+            "time": np.array(times, dtype=np.float64),
+        })  # fmt: skip
 
     def count(self) -> int:
         with self._lock:

@@ -36,7 +36,8 @@ def new_events(run: LoadedRun, store: EventStore, user_id: str) -> pd.DataFrame:
         if after is None:  # no timestamps in the run's data: since its tables were written
             after = run.data_written_at
     events = store.user_events(user_id, after)
-    return events[events["item_id"].isin(run.item_index)].reset_index(drop=True)
+    # A few events against a large catalogue: look each one up (Series.isin walks the catalogue).
+    return events[[item in run.item_index for item in events["item_id"]]].reset_index(drop=True)
 
 
 def grown_history(run: LoadedRun, user_id: str, events: pd.DataFrame) -> tuple[list[str], list[float | None]]:
