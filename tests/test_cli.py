@@ -330,3 +330,9 @@ def test_a_study_refuses_a_config_for_deployment(tmp_path, capsys, bench) -> Non
     assert f"polyrec bench {bench[0]} measures on the test side: its config must not set data.deploy" in one_error_line(
         capsys.readouterr().err
     )
+
+
+def test_version_names_the_package_s_own(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"polyrec {polyrec.__version__}"

@@ -910,3 +910,35 @@ def test_live_events_of_a_run_without_timestamps_are_those_after_its_tables_and_
     expected = rec.recommend_history(items + ["i031", "i032"], values + [0.0, 1.0], k=5)
     assert [x["item_id"] for x in got["items"]] == expected["item_id"].tolist()
     np.testing.assert_allclose([x["score"] for x in got["items"]], expected["score"], atol=1e-5)
+
+
+def test_cli_recommend_with_an_event_store_grows_histories_as_the_service_does(runs, tmp_path, capsys) -> None:
+    from polyrec.cli import main
+    from polyrec.serve.events import Event, EventStore
+
+    db = tmp_path / "ev.sqlite"
+    store = EventStore(db)
+    store.append([Event("u004", "i030", "click", 2e9), Event("u004", "i031", "rating", 2e9 + 1, rating=2.0),
+                  Event("stranger", "i021", "like", 2e9)], received=2e9)  # fmt: skip
+    store.close()
+    rec = polyrec.load(runs["prior"])
+    items, values = rec.history_of("u004")
+    grown = rec.recommend_history(items + ["i030", "i031"], values + [None, 2.0], k=5)["item_id"].tolist()
+    with torch_threads(1):
+        assert main(["recommend", "--run", str(runs["prior"]), "--user", "u004", "-k", "5", "--events", str(db)]) == 0
+        printed = capsys.readouterr().out.splitlines()
+        assert printed[0] == f"read 2 new events of 1 users from {db}"
+        assert [re.search(r"\(item (\S+),", line).group(1) for line in printed[1:]] == grown
+        with TestClient(create_app(runs["prior"], db, ServeSettings(live_events=True))) as c:
+            assert ids(c.get(RECS.format("u004"), params={"k": 5})) == grown
+        out = tmp_path / "recs.csv"
+        argv = ["recommend", "--run", str(runs["prior"]), "--all-users", "-k", "3", "--events", str(db), "--out", str(out), "--quiet"]
+        assert main(argv) == 0
+    table = pd.read_csv(out)
+    assert table["user_id"].drop_duplicates().tolist() == rec.users_["user_id"].astype(str).tolist()  # the run's order
+    assert table["rank"].tolist()[:6] == [1, 2, 3, 1, 2, 3]
+    assert table[table["user_id"] == "u004"]["item_id"].tolist() == grown[:3]
+    assert table[table["user_id"] == "u007"]["item_id"].tolist() == rec.recommend("u007", k=3)["item_id"].tolist()
+    with torch_threads(1):
+        assert main(["recommend", "--run", str(runs["prior"]), "--user", "stranger", "-k", "2", "--events", str(db)]) == 0
+    assert "read 1 new events of 1 users" in capsys.readouterr().out

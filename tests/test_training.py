@@ -354,6 +354,7 @@ def test_pipeline_writes_the_run_folder(two_seed_run) -> None:
     assert metrics["autoencoder.A.profile_gender"] in (0.0, 0.5, 1.0)  # kept or not, per seed (mean of 2)
     report = (out / "report.md").read_text()
     assert "| metric | polyrec |" in report and "A.rating.rmse" in report
+    assert f" · torch {torch.__version__} · polyrec {polyrec.__version__} · seeds 0, 1" in report  # what measured it
     assert "plots/loss_rating.png" in report
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import __version__
 from . import cli_answers as answers
 from .process_group import DISTRIBUTED_COMMANDS, launched_rank, launched_world_size
 
@@ -84,6 +85,7 @@ def _add_id_columns(p: argparse.ArgumentParser, of: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polyrec", description="Multi-task recommendation on language-model features.")
+    parser.add_argument("--version", action="version", version=f"polyrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train and evaluate under protocols A and B; write runs/NAME")
@@ -136,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--popularity-penalty", type=float, default=0.0, metavar="BETA",
                      help="re-rank towards less-taken items by BETA (in a user's score spreads; default 0: the model's ranking)")
+    rec.add_argument("--events", metavar="DB", help=(
+        "an event store of `polyrec serve`: each user's history grows by their events since the run's data "
+        "(as `polyrec serve --live-events` reads them); with --user, also a user the run does not know"))  # fmt: skip
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
 
     pred = sub.add_parser("predict", help="predicted rating and engagement for the (user, item) pairs of a file")

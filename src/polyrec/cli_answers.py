@@ -21,7 +21,12 @@ def recommend(args: argparse.Namespace) -> None:
         return
     if args.out is not None:
         raise ValueError("--out writes the recommendations of --users, --all-users or --histories; --user prints them")
-    recs = load(args.run).recommend(args.user, k=args.k, exclude_seen=_exclude_seen(args), popularity_penalty=args.popularity_penalty)
+    rec = load(args.run)
+    grown = _grown_histories(rec, args, [args.user]) if args.events else {}
+    if grown:
+        recs = _history_top(rec, args.user, *grown[args.user], args)
+    else:
+        recs = rec.recommend(args.user, k=args.k, exclude_seen=_exclude_seen(args), popularity_penalty=args.popularity_penalty)
     for rank, row in enumerate(recs.itertuples(index=False), 1):
         print(f"{rank:>3}. {shortened(row.text)}  (item {row.item_id}, score {row.score:.3f})")
 
@@ -32,24 +37,34 @@ def _exclude_seen(args: argparse.Namespace) -> bool | None:
 
 
 def _recommend_many(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from .run_loader import load_run as load
 
     out = _table_path(args.out, "recommendations of --users, --all-users or --histories")
     rec = load(args.run)
     if args.histories is not None:
+        if args.events:
+            raise ValueError("--events grows the run's users' histories; --histories gives users their own")
         recs = _recommend_histories(rec, _histories(args, rec, "recommend_history"), args)
     else:
-        user_ids = None if args.users is None else _known_user_lines(args.users, rec)
+        user_ids = rec.users_["user_id"].astype(str).tolist() if args.users is None else _known_user_lines(args.users, rec)
+        grown = _grown_histories(rec, args, user_ids) if args.events else {}
         recs = rec.recommend_many(
-            user_ids, k=args.k, exclude_seen=_exclude_seen(args), progress=not args.quiet, popularity_penalty=args.popularity_penalty
-        )
+            [u for u in user_ids if u not in grown], k=args.k, exclude_seen=_exclude_seen(args), progress=not args.quiet,
+            popularity_penalty=args.popularity_penalty,
+        )  # fmt: skip
+        if grown:  # their rows in the users' order, as recommend_many gives the others'
+            recs = pd.concat([recs, _recommend_histories(rec, grown, args)], ignore_index=True)
+            order = {u: k for k, u in enumerate(user_ids)}
+            recs = recs.sort_values(["user_id", "rank"], key=lambda c: c.map(order) if c.name == "user_id" else c, ignore_index=True)
     _write_table(recs, out)
     print(f"wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {out}")
 
 
 def _recommend_histories(rec, histories: dict[str, tuple[list[str], list[float | None]]], args: argparse.Namespace) -> pd.DataFrame:
-    """Each ``--histories`` user's top k from their history alone (``recommend_history``), in
-    ``recommend_many``'s table."""
+    """Each user's top k from the history given (``--histories``', or a known user's grown by
+    ``--events``) by ``recommend_history``, in ``recommend_many``'s table."""
     import numpy as np
     import pandas as pd
 
@@ -59,12 +74,46 @@ def _recommend_histories(rec, histories: dict[str, tuple[list[str], list[float |
         raise ValueError(f"k must be at least 1, got {args.k}")
     parts = []
     for user in bar(list(histories), "recommending", not args.quiet):
-        items, ratings = histories[user]
-        top = rec.recommend_history(
-            items, ratings, k=args.k, exclude_seen=_exclude_seen(args), popularity_penalty=args.popularity_penalty
-        )
+        top = _history_top(rec, user, *histories[user], args)
         parts.append(pd.DataFrame({"user_id": user, "rank": np.arange(1, len(top) + 1), "item_id": top["item_id"], "score": top["score"]}))
     return pd.concat(parts, ignore_index=True)
+
+
+def _history_top(rec, user: str, items: list[str], ratings: list[float | None], args: argparse.Namespace) -> pd.DataFrame:
+    """``recommend_history``'s top k (item_id, text, score) of one user's history; a known
+    user grown by ``--events`` reads as that user, their text included."""
+    from .serve.live import known_user_text
+
+    text = known_user_text(rec, user) if args.events else None
+    return rec.recommend_history(
+        items, ratings, k=args.k, exclude_seen=_exclude_seen(args), popularity_penalty=args.popularity_penalty,
+        **({"user_text": text} if text else {}),
+    )  # fmt: skip
+
+
+def _grown_histories(rec, args: argparse.Namespace, users: list[str]) -> dict[str, tuple[list[str], list[float | None]]]:
+    """``--events``: each of ``users`` who has events in the store since the run's data, with
+    their history grown by them, as ``polyrec serve --live-events`` reads it (serve/live.py)."""
+    from .serve import live
+    from .serve.events import EventStore
+
+    if not Path(args.events).is_file():
+        raise FileNotFoundError(f"{args.events}: no event store")
+    if not live.reads_live_events(rec):
+        raise ValueError(f"the run type of {args.run} cannot read a history grown by events")
+    store = EventStore(args.events)
+    written = live.tables_written_at(args.run)
+    threshold = live.live_threshold(args.run) if rec.values_are_labels else None
+    grown, read = {}, 0
+    try:
+        for user in users:
+            events = live.new_events(rec, store, user, written)
+            if len(events):
+                grown[user], read = live.grown_history(rec, user, events, threshold), read + len(events)
+    finally:
+        store.close()
+    print(f"read {read} new events of {len(grown)} users from {args.events}")
+    return grown
 
 
 def _known_user_lines(path: str, rec) -> list[str]:

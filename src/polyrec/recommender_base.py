@@ -82,6 +82,14 @@ class RecommenderBase:
         except KeyError:
             raise KeyError(f"unknown item '{item_id}'") from None
 
+    def knows_user(self, user_id: str) -> bool:
+        """Whether the run's data has this user."""
+        return str(user_id) in self._user_index
+
+    def in_catalogue(self, item_id: str) -> bool:
+        """Whether the run's catalogue has this item."""
+        return str(item_id) in self._item_index
+
     def seen_items(self, user_id: str) -> np.ndarray:
         """Item indices a known user has taken (what ``exclude_seen`` removes)."""
         return self._seen[self.user_index(user_id)]

@@ -90,7 +90,7 @@ def write_report(
     lines = [
         f"# polyrec run — {cfg.model.name} on {ds.name}",
         "",
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {platform.machine()} · {platform.python_version()} · seeds {seeds}",
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {platform.machine()} · {software_versions()} · seeds {seeds}",
         "",
         f"Data: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions. "
         f"Tasks: {', '.join(tasks)}. Protocols: {', '.join(protocols)} ({_protocols_line(cfg)}).",
@@ -115,6 +115,19 @@ def write_report(
         lines += ["## Loss curves (first seed)", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     lines += ["The resolved configuration is in `config.yaml`; the model in `model/<protocol>/`."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def software_versions() -> str:
+    """"Python 3.11.7 · torch 2.13.0+cpu · polyrec 0.1.0": what a figure was measured with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    try:
+        torch = f"torch {version('torch')}"
+    except PackageNotFoundError:  # an export read without torch
+        torch = "no torch"
+    return f"Python {platform.python_version()} · {torch} · polyrec {__version__}"
 
 
 def _protocols_line(cfg: RunConfig) -> str:

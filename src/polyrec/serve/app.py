@@ -219,12 +219,12 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
     ) -> S.Recommendations | None:
         """With live events, the top k of the user's history grown by their events since the
         run's data (live.py); None where there are none, and the known user is answered as usual."""
-        events = live.new_events(run, store, user_id)
+        events = live.new_events(run.rec, store, user_id, run.data_written_at)
         if events.empty:
             return None
         allowed = type_mask(run, item_type)
-        items, values = live.grown_history(run, user_id, events)
-        asked = HistoryAsk(k, exclude_seen, penalty, live.known_user_text(run, user_id))
+        items, values = live.grown_history(run.rec, user_id, events, run.ctr_threshold)
+        asked = HistoryAsk(k, exclude_seen, penalty, live.known_user_text(run.rec, user_id))
         ids, scores = answered(lambda: ranked_history(run, items, values, {}, asked, allowed))
         return S.Recommendations(user_id=user_id, items=scored(run, ids, scores), new_events=len(events))
 

@@ -1,6 +1,6 @@
-"""Live events (`polyrec serve --live-events`): a user's history grown by the feedback events
-stored since the run's data was read, so that recommendations follow what the user just did
-without waiting for the next training run.
+"""Live events: a user's history grown by the feedback events stored since the run's data was
+read, so that recommendations follow what the user just did without waiting for the next
+training run (`polyrec serve --live-events`, `polyrec recommend --events`).
 
 Which events are new: those that happened after the user's latest interaction in the run's
 data. Events exported into that data (``polyrec events export``) happened before it, so a run
@@ -12,49 +12,73 @@ as are all events of a run type that cannot read a history (``history_of``).
 An event is read as ``polyrec events export`` writes it for training: every event type is an
 interaction; its value is its rating (none for the other types), or in a run on 0/1 labels
 without ratings the label the event implies (``event_labels``).
+
+Like ``events.py``, this needs neither FastAPI nor FAISS.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .events import EventStore, event_labels, run_ctr_threshold
-from .state import LoadedRun
 
 
-def new_events(run: LoadedRun, store: EventStore, user_id: str) -> pd.DataFrame:
+def reads_live_events(rec: Any) -> bool:
+    """Whether the run type can read a history grown by events (an export cannot yet)."""
+    return hasattr(rec, "history_of") and hasattr(rec, "recommend_history")
+
+
+def tables_written_at(run: str | Path) -> float | None:
+    """When the run's tables were written (its interactions file's time; None where it has
+    none): what the events of a run without timestamps must come after."""
+    tables = Path(run) / "interactions.parquet"
+    return tables.stat().st_mtime if tables.is_file() else None
+
+
+def new_events(rec: Any, store: EventStore, user_id: str, written_at: float | None) -> pd.DataFrame:
     """``user_id``'s events of catalogue items since the run's data, oldest first (empty where
-    none, or where the run cannot read a history)."""
-    if not hasattr(run.rec, "history_of"):
+    none, or where the run cannot read a history). ``written_at``: ``tables_written_at``."""
+    if not reads_live_events(rec):
         return pd.DataFrame(columns=["item_id", "event_type", "rating", "time"])
     after = None
-    if user_id in run.user_index:
-        after = run.rec.known_until(user_id)  # type: ignore[attr-defined]
+    if rec.knows_user(user_id):
+        after = rec.known_until(user_id)
         if after is None:  # no timestamps in the run's data: since its tables were written
-            after = run.data_written_at
+            after = written_at
     events = store.user_events(user_id, after)
     # A few events against a large catalogue: look each one up (Series.isin walks the catalogue).
-    return events[[item in run.item_index for item in events["item_id"]]].reset_index(drop=True)
+    return events[[rec.in_catalogue(item) for item in events["item_id"]]].reset_index(drop=True)
 
 
-def grown_history(run: LoadedRun, user_id: str, events: pd.DataFrame) -> tuple[list[str], list[float | None]]:
+def grown_history(
+    rec: Any, user_id: str, events: pd.DataFrame, ctr_threshold: float | None
+) -> tuple[list[str], list[float | None]]:
     """The user's history as the run knows it (none for a user it does not know), followed by
-    ``events``: item ids and values, as ``recommend_history`` takes them."""
-    items, values = run.rec.history_of(user_id) if user_id in run.user_index else ([], [])  # type: ignore[attr-defined]
-    if run.rec.values_are_labels:  # type: ignore[attr-defined]
-        added = event_labels(events, run_ctr_threshold(Path(run.run), None))
+    ``events``: item ids and values, as ``recommend_history`` takes them. ``ctr_threshold``
+    labels a rating event in a run on labels (``live_threshold``; needed there only)."""
+    items, values = rec.history_of(user_id) if rec.knows_user(user_id) else ([], [])
+    if rec.values_are_labels:
+        if ctr_threshold is None:
+            raise ValueError("a run on labels reads an event's label: grown_history needs the run's ctr_threshold")
+        added = event_labels(events, ctr_threshold)
     else:
         added = events["rating"].to_numpy(dtype=np.float64)
     return items + events["item_id"].tolist(), values + [None if np.isnan(v) else float(v) for v in added]
 
 
-def known_user_text(run: LoadedRun, user_id: str) -> str | None:
+def known_user_text(rec: Any, user_id: str) -> str | None:
     """The text that described a known user in the run's data (None where none)."""
-    users = run.rec.users_
-    if user_id not in run.user_index or "text" not in users.columns:
+    users = rec.users_
+    if not rec.knows_user(user_id) or "text" not in users.columns:
         return None
-    text = users["text"].iloc[run.user_index[user_id]]
+    text = users["text"].iloc[rec.user_index(user_id)]
     return None if pd.isna(text) or not str(text).strip() else str(text)
+
+
+def live_threshold(run: str | Path) -> float:
+    """The run's ctr threshold, which labels rating events where the run reads labels."""
+    return run_ctr_threshold(Path(run), None)

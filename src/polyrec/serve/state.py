@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .blended import BlendedScorer
+from .live import live_threshold, tables_written_at
 from .retrieval import IndexSettings, VectorIndex
 
 log = logging.getLogger("polyrec.serve")
@@ -89,9 +90,10 @@ class LoadedRun:
     recall_at_10: float
     loaded_at: float
     load_seconds: float
-    # When the run's tables were written (its interactions file; else when it was loaded):
-    # events after it are new to a run whose data had no timestamps (live.py).
+    # When the run's tables were written (live.tables_written_at; else when it was loaded):
+    # events after it are new to a run whose data had no timestamps.
     data_written_at: float = 0.0
+    ctr_threshold: float | None = None  # labels a rating event where the run reads labels (live.py)
 
     @property
     def retrieves(self) -> bool:
@@ -132,7 +134,7 @@ def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> Loa
             # catalogue exactly, from the vectors and the priors' maps kept here.
             user_vecs = rec.user_vectors()
             blended = BlendedScorer.for_histories(item_vecs, user_vecs, *rec.next_item_reading())
-    now, tables = time.time(), Path(path) / "interactions.parquet"
+    now = time.time()
     loaded = LoadedRun(
         run=str(path),
         rec=rec,
@@ -149,7 +151,8 @@ def load_run(path: str | Path, settings: IndexSettings = IndexSettings()) -> Loa
         recall_at_10=recall,
         loaded_at=now,
         load_seconds=time.perf_counter() - start,
-        data_written_at=tables.stat().st_mtime if tables.is_file() else now,
+        data_written_at=tables_written_at(path) or now,
+        ctr_threshold=live_threshold(path) if getattr(rec, "values_are_labels", False) else None,
     )
     kind = loaded.index_info()
     log.info("loaded %s in %.1f s: %d users, %d items, index %s, recall@10 vs exact %.4f",
