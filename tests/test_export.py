@@ -155,6 +155,10 @@ def test_a_model_of_users_described_by_text_exports_the_users_texts(tmp_path, mo
         # The same history read as another user's: the text, not the history, moves the vector.
         vectors = back.model.query_vectors([back.histories.items[0]] * 2, [back.histories.tokens[0]] * 2, np.array([0, 1]))
         assert not np.allclose(vectors[0], vectors[1])
+    # A history grown by events could not read the user's text: no live events on this export.
+    assert not back.reads_live_events and polyrec.load(tmp_path / "e").model.manifest["reads_user_text"]
+    del back.model.manifest["reads_user_text"]  # an export from before the manifest said so
+    assert not back.reads_live_events
 
 
 def test_cli_export_prints_its_check_and_the_export_answers_recommend(runs, tmp_path, capsys) -> None:
@@ -250,3 +254,23 @@ def test_an_export_that_fails_its_check_is_an_error_and_does_not_load(runs, tmp_
     assert (tmp_path / "e" / GRAPH).is_file() and not (tmp_path / "e" / MANIFEST).exists()
     with pytest.raises(FileNotFoundError):  # no manifest: not an export, nor a run folder
         polyrec.load(tmp_path / "e")
+
+
+def test_an_export_served_with_live_events_grows_histories_as_the_run_does(runs, exported, tmp_path) -> None:
+    """An export gives back a known user's history from its tokens, so the service reads
+    live events on it as on the run."""
+    from polyrec.serve.app import ServeSettings
+
+    export = polyrec.load(exported)
+    assert export.reads_live_events and export.history_of("u004") == polyrec.load(runs["prior"]).history_of("u004")
+    del export.model.manifest["reads_user_text"]  # from before the manifest said so: no user had text
+    assert export.reads_live_events
+    with torch_threads(1):
+        rec = polyrec.load(runs["prior"])
+        with TestClient(create_app(exported, tmp_path / "events.sqlite", ServeSettings(live_events=True))) as client:
+            client.post("/events", json=[{"user_id": "u004", "item_id": i, "event_type": "click"} for i in ("i030", "i031")])
+            served = client.get("/users/u004/recommendations", params={"k": 5}).json()
+    items, values = rec.history_of("u004")
+    expected = rec.recommend_history(items + ["i030", "i031"], values + [None, None], k=5)
+    assert served["new_events"] == 2 and [i["item_id"] for i in served["items"]] == expected["item_id"].tolist()
+    np.testing.assert_allclose([i["score"] for i in served["items"]], expected["score"], atol=1e-4)

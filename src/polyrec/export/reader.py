@@ -196,6 +196,32 @@ class ExportedRecommender(RecommenderBase):
             scores[index] = -np.inf
         return self.top_items(scores, k)
 
+    @property
+    def values_are_labels(self) -> bool:
+        """As ``Recommender.values_are_labels``."""
+        return self.model.rating_tokens.labels_only
+
+    @property
+    def reads_live_events(self) -> bool:
+        """Whether a known user's history grown by events reads as that user: not where the
+        model reads users' texts, which an export cannot encode (serve/live.py). An export
+        from before the manifest said so: not where its users had any text."""
+        reads = self.model.manifest.get("reads_user_text")
+        if reads is None:
+            reads = "text" in self.users_.columns and bool(self.users_["text"].fillna("").astype(str).str.strip().ne("").any())
+        return not reads
+
+    def history_of(self, user_id: str) -> tuple[list[str], list[float | None]]:
+        """As ``Recommender.history_of``: the known history, its values read back from the
+        tokens kept (a rating level, or a 0/1 label), which encode to the same tokens."""
+        u = self.user_index(user_id)
+        tokens = self.model.rating_tokens
+        values = tokens.levels or ((0.0, 1.0) if tokens.labels_only else ())  # as RatingTokens.encode reads them
+        ids = self.items_["item_id"].to_numpy()
+        return [str(ids[i]) for i in self.histories.items[u]], [
+            float(values[t - 2]) if t >= 2 else None for t in self.histories.tokens[u].tolist()
+        ]
+
     def interests(self, user_id: str, top: int = 5) -> list[tuple[str, float]]:
         """As ``Recommender.interests``."""
         u = self.user_index(user_id)

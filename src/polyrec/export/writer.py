@@ -67,6 +67,7 @@ def export_run(run: str | Path, out: str | Path, int8: bool = False, check_users
         "items": spec.n_items, "dim": spec.config.dim, "max_history": spec.config.max_history,
         "rating_levels": [float(v) for v in spec.rating_levels], "labels_only": bool(spec.labels_only), "priors": priors,
         "repeat_items": bool(spec.repeat_items),  # the run's users take items again: recommend them too
+        "reads_user_text": model.user_text_projection is not None,  # its graph reads a known user's text by index
     }
     write_manifest(out, manifest)
     check = check_export(rec, ExportedRecommender.load(out), check_users)

@@ -7,7 +7,7 @@ data. Events exported into that data (``polyrec events export``) happened before
 trained on them does not read them twice. Where the run's data had no timestamps, the events
 after its tables were written count. A user the run does not know is given by their events
 alone. Events of items outside the run's catalogue are left out (an event carries no text),
-as are all events of a run type that cannot read a history (``history_of``).
+as are all events of a run type that cannot read a history (``reads_live_events``).
 
 An event is read as ``polyrec events export`` writes it for training: every event type is an
 interaction; its value is its rating (none for the other types), or in a run on 0/1 labels
@@ -28,8 +28,10 @@ from .events import EventStore, event_labels, run_ctr_threshold
 
 
 def reads_live_events(rec: Any) -> bool:
-    """Whether the run type can read a history grown by events (an export cannot yet)."""
-    return hasattr(rec, "history_of") and hasattr(rec, "recommend_history")
+    """Whether the run type can read a history grown by events: it gives back a known user's
+    history (``history_of``) and ranks any (``recommend_history``), and says it can where
+    that depends on the run (``reads_live_events``: an export of a model of users' texts)."""
+    return hasattr(rec, "history_of") and hasattr(rec, "recommend_history") and getattr(rec, "reads_live_events", True)
 
 
 def tables_written_at(run: str | Path) -> float | None:
