@@ -46,11 +46,10 @@ class RecommenderBase:
         bounds = np.searchsorted(u[order], np.arange(len(users) + 1))
         self._seen = [i[order[bounds[k] : bounds[k + 1]]] for k in range(len(users))]
         self._popularity: np.ndarray | None = None
-        # Each user's latest interaction time in the run's data (NaN: none); None without times.
+        # (users, times) of the interactions where the data has times; what known_until reads,
+        # reduced to each user's latest on first use (only live events ask, not every load).
+        self._times = (u, interactions["timestamp"].to_numpy(dtype=np.float64)) if "timestamp" in interactions.columns else None
         self._latest: np.ndarray | None = None
-        if "timestamp" in interactions.columns:
-            self._latest = np.full(len(users), np.nan)
-            np.fmax.at(self._latest, u, interactions["timestamp"].to_numpy(dtype=np.float64))
 
     @property
     def n_items(self) -> int:
@@ -98,7 +97,12 @@ class RecommenderBase:
         """The time of a known user's latest interaction in the run's data (its timestamps'
         unit), or None where the data had no timestamps. An unknown user is a KeyError."""
         u = self.user_index(user_id)
-        return None if self._latest is None or np.isnan(self._latest[u]) else float(self._latest[u])
+        if self._times is None:
+            return None
+        if self._latest is None:
+            self._latest = np.full(len(self.users_), np.nan)
+            np.fmax.at(self._latest, *self._times)
+        return None if np.isnan(self._latest[u]) else float(self._latest[u])
 
     def top_items(self, scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> pd.DataFrame:
         """The ``k`` best-scored items (``exclude`` never shown): item_id, text, score."""
