@@ -884,6 +884,57 @@ def test_live_events_grow_a_users_history_from_the_run_s_data_on(runs, tmp_path)
             assert plain.get(RECS.format("newcomer")).status_code == 404
 
 
+def test_live_events_reach_a_users_predictions_profile_and_explanations(runs, tmp_path) -> None:
+    """With live events, a user's predictions, profile and explanations read their grown
+    history as the history endpoints read one; other users' answers are the run's own."""
+    latest = float(interactions_frame().query("user_id == 'u004'")["ts"].max())
+    pairs = [("u004", "i010"), ("u007", "i010"), ("u004", "i011"), ("u007", "i013")]
+    with torch_threads(1):
+        rec = polyrec.load(runs["prior"])
+        items, values = rec.history_of("u004")
+        with TestClient(create_app(runs["prior"], tmp_path / "ev.sqlite", ServeSettings(live_events=True))) as live, \
+                TestClient(create_app(runs["prior"], tmp_path / "ev.sqlite")) as plain:  # fmt: skip
+            ask = {"pairs": [{"user_id": u, "item_id": i} for u, i in pairs]}
+            assert live.post("/predict", json=ask).json() == plain.post("/predict", json=ask).json()  # no events yet
+            live.post("/events", json=[
+                {"user_id": "u004", "item_id": "i030", "event_type": "rating", "rating": 1, "time": latest + 60},
+                {"user_id": "u004", "item_id": "i031", "event_type": "click", "time": latest + 120},
+            ])  # fmt: skip
+            grown, grown_values = items + ["i030", "i031"], values + [1.0, None]
+            got = live.post("/predict", json=ask).json()["predictions"]
+            assert [(g["user_id"], g["item_id"], g["new_events"]) for g in got] == [(u, i, 2 if u == "u004" else None) for u, i in pairs]
+            expected = rec.predict_history(grown, ["i010", "i011"], grown_values)
+            np.testing.assert_allclose([got[0]["rating"], got[2]["rating"]], expected["rating"], atol=1e-5)
+            np.testing.assert_allclose([got[0]["ctr"], got[2]["ctr"]], expected["ctr"], atol=1e-5)
+            before = plain.post("/predict", json=ask).json()["predictions"]
+            assert [got[1], got[3]] == [before[1], before[3]] and before[1]["ctr"] != before[3]["ctr"]
+            assert abs(got[0]["rating"] - before[0]["rating"]) > 1e-4
+
+            profile = live.get("/users/u004/profile").json()
+            probabilities = rec.profile_history(grown, grown_values)
+            assert profile["new_events"] == 2 and profile["user_id"] == "u004"
+            for name, p in probabilities.items():
+                np.testing.assert_allclose([profile["attributes"][name]["probabilities"][c] for c in p], list(p.values()), atol=1e-5)
+            assert [(x["name"], round(x["share"], 6)) for x in profile["interests"]] == [
+                (n, round(s, 6)) for n, s in rec.interests_history(grown, grown_values)
+            ]
+            assert plain.get("/users/u004/profile").json()["new_events"] is None
+
+            why = live.get("/users/u004/explain", params={"item_id": "i012"}).json()
+            assert why["user_id"] == "u004" and why["new_events"] == 2
+            assert why["score"] == pytest.approx(rec.explain_history(grown, "i012", grown_values).score, abs=1e-5)
+            assert plain.get("/users/u004/explain", params={"item_id": "i012"}).json()["score"] == pytest.approx(rec.explain("u004", "i012").score, abs=1e-5)
+
+            # A user the run does not know: answered from their events alone, where the plain service says 404.
+            live.post("/events", json=[{"user_id": "newcomer", "item_id": i, "event_type": "rating", "rating": 4} for i in ("i021", "i022")])
+            newcomer = {"pairs": [{"user_id": "newcomer", "item_id": "i010"}]}
+            got = live.post("/predict", json=newcomer).json()["predictions"][0]
+            assert got["new_events"] == 2 and got["rating"] == pytest.approx(rec.predict_history(["i021", "i022"], ["i010"], [4.0, 4.0])["rating"][0], abs=1e-5)
+            assert live.get("/users/newcomer/profile").json()["new_events"] == 2
+            assert plain.post("/predict", json=newcomer).status_code == 404 and plain.get("/users/newcomer/profile").status_code == 404
+            assert live.get("/users/nobody/profile").status_code == 404  # no events either
+
+
 def test_live_events_of_a_run_without_timestamps_are_those_after_its_tables_and_read_as_labels(tmp_path) -> None:
     """Data without times: the events after the run's tables were written are new. On 0/1
     labels without ratings, an event's value is the label it implies."""

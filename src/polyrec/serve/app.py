@@ -59,7 +59,7 @@ TypeQuery = Annotated[str | None, Query(max_length=128, description="only items 
 class ServeSettings:
     index: IndexSettings = field(default_factory=IndexSettings)
     max_body: int = S.MAX_BODY  # bytes; larger request bodies get 413
-    live_events: bool = False  # a user's recommendations read their events since the run's data (live.py)
+    live_events: bool = False  # a user's answers read their events since the run's data (live.py)
 
 
 def _errors(*codes: int) -> dict[int | str, dict]:
@@ -144,6 +144,14 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
+    def grown(run: LoadedRun, user_id: str, reader: str) -> live.GrownHistory | None:
+        """With live events, ``user_id``'s history grown by their events since the run's data,
+        where the run type has the history method ``reader`` to answer from it; None where
+        not, and the run's own view of the user stands."""
+        if not settings.live_events or not hasattr(run.rec, reader):
+            return None
+        return live.grown(run.rec, store, user_id, run.data_written_at, run.ctr_threshold)
+
     def seen_excluded(run: LoadedRun, asked: bool | None) -> bool:
         """:func:`seen_left_out` for the served run (any run type may lack the flag)."""
         return seen_left_out(asked, getattr(run.rec, "repeat_items", False))
@@ -219,14 +227,13 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
     ) -> S.Recommendations | None:
         """With live events, the top k of the user's history grown by their events since the
         run's data (live.py); None where there are none, and the known user is answered as usual."""
-        events = live.new_events(run.rec, store, user_id, run.data_written_at)
-        if events.empty:
+        history = grown(run, user_id, "recommend_history")
+        if history is None:
             return None
         allowed = type_mask(run, item_type)
-        items, values = live.grown_history(run.rec, user_id, events, run.ctr_threshold)
-        asked = HistoryAsk(k, exclude_seen, penalty, live.known_user_text(run.rec, user_id))
-        ids, scores = answered(lambda: ranked_history(run, items, values, {}, asked, allowed))
-        return S.Recommendations(user_id=user_id, items=scored(run, ids, scores), new_events=len(events))
+        asked = HistoryAsk(k, exclude_seen, penalty, history.user_text)
+        ids, scores = answered(lambda: ranked_history(run, history.items, history.values, {}, asked, allowed))
+        return S.Recommendations(user_id=user_id, items=scored(run, ids, scores), new_events=history.new_events)
 
     @app.post(
         "/recommend",
@@ -301,7 +308,10 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         response_model=S.Explanation,
         responses=_errors(404, 422, 501),
         summary="Why an item scores as it does for a known user",
-        description="The next-item score taken apart (its parts sum to it), and the history items behind the priors' parts.",
+        description=(
+            "The next-item score taken apart (its parts sum to it), and the history items behind the priors' parts. "
+            "With `--live-events`, of the user's history grown by their events since the run's data."
+        ),
     )
     def explain(
         user_id: UserId,
@@ -310,8 +320,14 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         occlusion: Annotated[bool, Query(description="also score the history with each item left out (one model pass per item)")] = False,
     ) -> S.Explanation:
         run = holder.current
-        known_user(run, user_id)
+        history = grown(run, user_id, "explain_history")
+        if history is None:
+            known_user(run, user_id)
         known_item(run, item_id)
+        if history is not None:
+            return explanation(answered(lambda: run.rec.explain_history(  # type: ignore[attr-defined]
+                history.items, item_id, history.values, None, history.user_text, top, occlusion
+            )), user_id, history.new_events)  # fmt: skip
         if not hasattr(run.rec, "explain"):
             raise HTTPException(501, f"the run type of {run.run} does not explain its scores (polyrec's own runs do)")
         return explanation(answered(lambda: run.rec.explain(user_id, item_id, top, occlusion)))  # e.g. no next-item model: 422
@@ -336,10 +352,14 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             items, body.item_id, ratings, texts, body.user_text, body.top, body.occlusion
         )))  # fmt: skip
 
-    def explanation(e: Explanation) -> S.Explanation:
+    def explanation(e: Explanation, user_id: str | None = None, new_events: int | None = None) -> S.Explanation:
+        """The answer for ``e``; ``user_id`` names the user of a grown history (``e`` has none)."""
         because = [S.Because(**row) for row in e.because.to_dict(orient="records")]
         without = [S.Without(**row) for row in e.without.to_dict(orient="records")]
-        return S.Explanation(user_id=e.user_id, item_id=e.item_id, score=e.score, parts=e.parts, because=because, without=without)
+        return S.Explanation(
+            user_id=user_id or e.user_id, item_id=e.item_id, score=e.score, parts=e.parts, because=because, without=without,
+            new_events=new_events,
+        )  # fmt: skip
 
     # ------------------------------------------------------------ predictions and profiles
 
@@ -348,16 +368,35 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         response_model=S.Predictions,
         responses=_errors(404, 413, 422, 501),
         summary="Predicted rating and engagement probability for (user, item) pairs",
+        description=(
+            "With `--live-events`, a user with events since the run's data is predicted from their history grown by "
+            "them, as `POST /predict/history` reads a history (`new_events` counts them)."
+        ),
     )
     def predict(body: S.PredictRequest) -> S.Predictions:
         run = holder.current
+        histories = {user: grown(run, user, "predict_history") for user in dict.fromkeys(p.user_id for p in body.pairs)}
         for pair in body.pairs:
-            known_user(run, pair.user_id)
+            if histories[pair.user_id] is None:
+                known_user(run, pair.user_id)
             known_item(run, pair.item_id)
         if not {"rating", "ctr"} & set(getattr(run.rec, "tasks", {"rating", "ctr"})):
             raise HTTPException(501, f"the run {run.run} predicts neither ratings nor engagement (its tasks: {', '.join(sorted(run.rec.tasks))})")
-        pred = run.rec.predict([p.user_id for p in body.pairs], [p.item_id for p in body.pairs])
-        return predictions(pred, [(p.user_id, p.item_id) for p in body.pairs])
+        pairs = body.pairs
+        answers: list[S.Prediction] = [None] * len(pairs)  # type: ignore[list-item]  # each filled below
+        plain = [k for k, p in enumerate(pairs) if histories[p.user_id] is None]
+        if plain:
+            pred = run.rec.predict([pairs[k].user_id for k in plain], [pairs[k].item_id for k in plain])
+            for k, answer in zip(plain, predictions(pred, [(pairs[k].user_id, pairs[k].item_id) for k in plain]).predictions):
+                answers[k] = answer
+        for user, history in histories.items():
+            if history is not None:
+                mine = [k for k, p in enumerate(pairs) if p.user_id == user]
+                items = [pairs[k].item_id for k in mine]
+                pred = answered(lambda: run.rec.predict_history(history.items, items, history.values, None, history.user_text))  # type: ignore[attr-defined]  # noqa: B023
+                for k, answer in zip(mine, predictions(pred, [(user, item) for item in items], history.new_events).predictions):
+                    answers[k] = answer
+        return S.Predictions(predictions=answers)
 
     @app.post(
         "/predict/history",
@@ -380,20 +419,29 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         pred = answered(lambda: run.rec.predict_history(items, body.items, ratings, texts, body.user_text))  # type: ignore[attr-defined]
         return predictions(pred, [(None, item_id) for item_id in body.items])
 
-    def predictions(pred: pd.DataFrame, pairs: list[tuple[str | None, str]]) -> S.Predictions:
+    def predictions(pred: pd.DataFrame, pairs: list[tuple[str | None, str]], new_events: int | None = None) -> S.Predictions:
         """The answer for ``pairs`` (user id or None, item id) from a frame of their predictions."""
         rating = pred["rating"].tolist() if "rating" in pred else [None] * len(pred)
         ctr = pred["ctr"].tolist() if "ctr" in pred else [None] * len(pred)
-        return S.Predictions(predictions=[S.Prediction(user_id=u, item_id=i, rating=r, ctr=c) for (u, i), r, c in zip(pairs, rating, ctr)])
+        return S.Predictions(predictions=[
+            S.Prediction(user_id=u, item_id=i, rating=r, ctr=c, new_events=new_events) for (u, i), r, c in zip(pairs, rating, ctr)
+        ])  # fmt: skip
 
     @app.get(
         "/users/{user_id}/profile",
         response_model=S.Profile,
         responses=_errors(404, 422),
         summary="A known user's predicted attributes, top interests and a readable summary",
+        description=(
+            "With `--live-events`, of the user's history grown by their events since the run's data, as "
+            "`POST /profile` reads a history (`new_events` counts them)."
+        ),
     )
     def profile(user_id: UserId) -> S.Profile:
         run = holder.current
+        history = grown(run, user_id, "profile_history")
+        if history is not None:
+            return history_profile(run, history.items, history.values, history.user_text, user_id, history.new_events)
         known_user(run, user_id)
         try:
             probabilities = run.rec.profile(user_id)
@@ -420,14 +468,22 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
         items, ratings, _ = history_parts(run, body)
         for item_id in items:
             known_item(run, item_id)
+        return history_profile(run, items, ratings, body.user_text)
+
+    def history_profile(
+        run: LoadedRun, items: list[str], ratings: list[float | None], user_text: str | None,
+        user_id: str | None = None, new_events: int | None = None,
+    ) -> S.Profile:  # fmt: skip
+        """The profile of a history of catalogue items (``POST /profile``'s, or a user's grown by live events)."""
         probabilities = {}  # a run without the profile task: interests only, as for a known user
         if "profile" in getattr(run.rec, "tasks", {"profile"}):
-            probabilities = answered(lambda: run.rec.profile_history(items, ratings, body.user_text))  # type: ignore[attr-defined]
+            probabilities = answered(lambda: run.rec.profile_history(items, ratings, user_text))  # type: ignore[attr-defined]
         interests = answered(lambda: run.rec.interests_history(items, ratings))  # type: ignore[attr-defined]
-        return profile_answer(None, probabilities, interests)
+        return profile_answer(user_id, probabilities, interests, new_events)
 
     def profile_answer(
-        user_id: str | None, probabilities: dict[str, dict[str, float]], interests: list[tuple[str, float]]
+        user_id: str | None, probabilities: dict[str, dict[str, float]], interests: list[tuple[str, float]],
+        new_events: int | None = None,
     ) -> S.Profile:
         attributes = {
             name: S.Attribute(prediction=max(p, key=p.get), probabilities=p) for name, p in probabilities.items() if p
@@ -437,6 +493,7 @@ def create_app(run: str | Path, events: str | Path, settings: ServeSettings = Se
             attributes=attributes,
             interests=[S.Interest(name=n, share=s) for n, s in interests],
             summary=summary(attributes, interests),
+            new_events=new_events,
         )
 
     # ------------------------------------------------------------ feedback events

@@ -18,6 +18,7 @@ Like ``events.py``, this needs neither FastAPI nor FAISS.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,28 @@ def grown_history(
     else:
         added = events["rating"].to_numpy(dtype=np.float64)
     return items + events["item_id"].tolist(), values + [None if np.isnan(v) else float(v) for v in added]
+
+
+@dataclass(frozen=True)
+class GrownHistory:
+    """A user's history grown by their live events, in the form the history methods
+    (``recommend_history``, ``predict_history``, ``profile_history``, ``explain_history``) take."""
+
+    items: list[str]
+    values: list[float | None]
+    user_text: str | None  # what described a known user in the run's data (a history alone carries none)
+    new_events: int  # how many events grew it
+
+
+def grown(rec: Any, store: EventStore, user_id: str, written_at: float | None, ctr_threshold: float | None) -> GrownHistory | None:
+    """``user_id``'s history grown by their events since the run's data (:func:`new_events`,
+    :func:`grown_history`); None where there are none, and the run's own view of a known
+    user stands."""
+    events = new_events(rec, store, user_id, written_at)
+    if events.empty:
+        return None
+    items, values = grown_history(rec, user_id, events, ctr_threshold)
+    return GrownHistory(items, values, known_user_text(rec, user_id), len(events))
 
 
 def known_user_text(rec: Any, user_id: str) -> str | None:

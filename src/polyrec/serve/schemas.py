@@ -39,12 +39,14 @@ class ScoredItem(BaseModel):
     item_type: str | None = None
 
 
+# A known user's answer under `polyrec serve --live-events` (live.py); absent where none were read.
+NewEvents = Field(None, description="with live events: how many of the user's events since the run's data were read (absent: none)")
+
+
 class Recommendations(BaseModel):
     user_id: str | None = None
     items: list[ScoredItem]
-    new_events: int | None = Field(
-        None, description="with live events: how many of the user's events since the run's data were read (absent: none)"
-    )
+    new_events: int | None = NewEvents
 
 
 class HistoryItem(Strict):
@@ -122,6 +124,7 @@ class Prediction(BaseModel):
     item_id: str
     rating: float | None = Field(None, description="predicted rating (None where the run learned no ratings)")
     ctr: float | None = Field(None, description="probability that the user engages with the item")
+    new_events: int | None = NewEvents
 
 
 class Predictions(BaseModel):
@@ -143,6 +146,7 @@ class Profile(BaseModel):
     attributes: dict[str, Attribute]
     interests: list[Interest]
     summary: str
+    new_events: int | None = NewEvents
 
 
 class Because(BaseModel):
@@ -170,6 +174,7 @@ class Explanation(BaseModel):
     )
     because: list[Because] = Field(description="the history items that add most to the priors' parts, largest first")
     without: list[Without] = Field(description="with occlusion=true: the history items whose absence moves the score most")
+    new_events: int | None = NewEvents
 
 
 class EventIn(Strict):
