@@ -993,3 +993,53 @@ def test_cli_recommend_with_an_event_store_grows_histories_as_the_service_does(r
     with torch_threads(1):
         assert main(["recommend", "--run", str(runs["prior"]), "--user", "stranger", "-k", "2", "--events", str(db)]) == 0
     assert "read 1 new events of 1 users" in capsys.readouterr().out
+
+
+def test_cli_predict_profile_and_explain_with_an_event_store_read_grown_histories(runs, tmp_path, capsys) -> None:
+    """``--events`` on predict, profile and explain: a user with new events is answered from
+    their grown history, as the service with live events answers them; the others as the run
+    knows them; with --histories it is an error."""
+    from polyrec.cli import main
+    from polyrec.serve.events import Event, EventStore
+
+    db = tmp_path / "ev.sqlite"
+    store = EventStore(db)
+    store.append([Event("u004", "i030", "rating", 2e9, rating=1.0), Event("u004", "i031", "click", 2e9 + 1),
+                  Event("stranger", "i021", "rating", 2e9, rating=5.0)], received=2e9)  # fmt: skip
+    store.close()
+    rec = polyrec.load(runs["prior"])
+    items, values = rec.history_of("u004")
+    grown, grown_values = items + ["i030", "i031"], values + [1.0, None]
+    pairs = tmp_path / "pairs.csv"
+    pd.DataFrame({"user_id": ["u007", "u004", "stranger", "u004"], "item_id": ["i010", "i010", "i011", "i012"]}).to_csv(pairs, index=False)
+    with torch_threads(1):
+        assert main(["predict", "--run", str(runs["prior"]), "--pairs", str(pairs), "--out", str(tmp_path / "p.csv"), "--events", str(db)]) == 0
+        assert "read 3 new events of 2 users" in capsys.readouterr().out
+        got = pd.read_csv(tmp_path / "p.csv")
+        assert got["user_id"].tolist() == ["u007", "u004", "stranger", "u004"]
+        expected = rec.predict_history(grown, ["i010", "i012"], grown_values)
+        np.testing.assert_allclose(got.loc[[1, 3], "rating"], expected["rating"], atol=1e-5)
+        np.testing.assert_allclose(got.loc[2, "ctr"], rec.predict_history(["i021"], ["i011"], [5.0])["ctr"][0], atol=1e-5)
+        np.testing.assert_allclose(got.loc[0, "ctr"], rec.predict(["u007"], ["i010"])["ctr"][0], atol=1e-5)
+        with TestClient(create_app(runs["prior"], db, ServeSettings(live_events=True))) as c:
+            served = c.post("/predict", json={"pairs": [{"user_id": "u004", "item_id": "i012"}]}).json()["predictions"][0]
+            assert served["ctr"] == pytest.approx(got.loc[3, "ctr"], abs=1e-5)
+
+        out = tmp_path / "profiles.csv"
+        assert main(["profile", "--run", str(runs["prior"]), "--all-users", "--out", str(out), "--events", str(db), "--quiet"]) == 0
+        table = pd.read_csv(out, dtype={"user_id": str})
+        assert table["user_id"].drop_duplicates().tolist() == rec.users_["user_id"].astype(str).tolist()  # the run's order
+        for user, probabilities in (("u004", rec.profile_history(grown, grown_values)), ("u007", rec.profile("u007"))):
+            mine = table[(table["user_id"] == user) & (table["attribute"] == "gender")].set_index("value")["probability"]
+            np.testing.assert_allclose([mine[v] for v in probabilities["gender"]], list(probabilities["gender"].values()), atol=1e-5)
+        capsys.readouterr()
+        assert main(["profile", "--run", str(runs["prior"]), "--user", "stranger", "--events", str(db)]) == 0
+        printed = capsys.readouterr().out
+        top_gender = max((p := rec.profile_history(["i021"], [5.0])["gender"]), key=p.get)
+        assert f"gender: {top_gender} {p[top_gender]:.2f}" in printed and "read 1 new events of 1 users" in printed
+
+        assert main(["explain", "--run", str(runs["prior"]), "--user", "u004", "--item", "i012", "--events", str(db)]) == 0
+        assert f"item i012 for user u004: score {rec.explain_history(grown, 'i012', grown_values).score:.3f}" in capsys.readouterr().out
+        assert main(["profile", "--run", str(runs["prior"]), "--histories", str(pairs), "--out", str(out), "--events", str(db)]) == 2
+        assert "--histories gives users their own" in capsys.readouterr().err
+

@@ -77,6 +77,11 @@ def _add_known_users(group: argparse._MutuallyExclusiveGroup, printed: str = "pr
     group.add_argument("--all-users", action="store_true", help="every known user (written to --out)")
 
 
+def _add_events(p: argparse.ArgumentParser, what: str) -> None:
+    """--events DB: answers read the users' events stored by `polyrec serve` (serve/live.py)."""
+    p.add_argument("--events", metavar="DB", help=f"an event store of `polyrec serve`, read as `polyrec serve --live-events` reads it: {what}")
+
+
 def _add_id_columns(p: argparse.ArgumentParser, of: str) -> None:
     """--user-column and --item-column of the file ``of`` names."""
     p.add_argument("--user-column", default="user_id", help=f"{of}: its user id column (default user_id)")
@@ -138,9 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--popularity-penalty", type=float, default=0.0, metavar="BETA",
                      help="re-rank towards less-taken items by BETA (in a user's score spreads; default 0: the model's ranking)")
-    rec.add_argument("--events", metavar="DB", help=(
-        "an event store of `polyrec serve`: each user's history grows by their events since the run's data "
-        "(as `polyrec serve --live-events` reads them); with --user, also a user the run does not know"))  # fmt: skip
+    _add_events(rec, "each user's history grows by their events since the run's data; with --user, also a user the run does not know")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
 
     pred = sub.add_parser("predict", help="predicted rating and engagement for the (user, item) pairs of a file")
@@ -151,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
         f"{HISTORIES_FILE}: their pairs are predicted from these, as a user listed there is even where the run knows them"
     ))  # fmt: skip
     pred.add_argument("--out", required=True, help=".csv or .parquet file: the pairs with rating and/or ctr columns")
+    _add_events(pred, "a user with events since the run's data is predicted from their history grown by them, "
+                      "also a user the run does not know")  # fmt: skip
 
     prof = sub.add_parser("profile", help="predicted attributes of users, known or given by a history; their interests with --user")
     prof.add_argument("--run", required=True, help="run folder written by `polyrec run` (any --model, or an ensemble)")
@@ -160,6 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_id_columns(prof, "with --histories")
     prof.add_argument("--out", help="a .csv or .parquet file of user_id, attribute, rank, value, probability (every class of every attribute)")
     prof.add_argument("--top", type=int, default=3, help="with --user: the most likely classes to print per attribute (default 3)")
+    _add_events(prof, "a user with events since the run's data is profiled from their history grown by them; "
+                      "with --user, also a user the run does not know")  # fmt: skip
     prof.add_argument("--quiet", action="store_true", help="no progress bar")
 
     why = sub.add_parser("explain", help="why an item scores as it does for a user: the score's parts and the history behind them")
@@ -169,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     why.add_argument("--top", type=int, default=5, help="history items to name (default 5)")
     why.add_argument("--occlusion", action="store_true", help="also: how the score moves without each history item (one model pass per item)")
     why.add_argument("--histories", help=f"{HISTORIES_FILE}: --user is explained from theirs")
+    _add_events(why, "--user is explained from their history grown by their events since the run's data, where there are any")
     _add_id_columns(why, "with --histories")
 
     fair = sub.add_parser("fairness", help="a run's test metrics by user attribute and by item popularity")

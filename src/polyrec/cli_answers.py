@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def recommend(args: argparse.Namespace) -> None:
     from .run_loader import load_run as load
 
+    _events_or_histories(args)
     if args.user is None:
         _recommend_many(args)
         return
@@ -44,8 +45,6 @@ def _recommend_many(args: argparse.Namespace) -> None:
     out = _table_path(args.out, "recommendations of --users, --all-users or --histories")
     rec = load(args.run)
     if args.histories is not None:
-        if args.events:
-            raise ValueError("--events grows the run's users' histories; --histories gives users their own")
         recs = _recommend_histories(rec, _histories(args, rec, "recommend_history"), args)
     else:
         user_ids = rec.users_["user_id"].astype(str).tolist() if args.users is None else _known_user_lines(args.users, rec)
@@ -82,24 +81,25 @@ def _recommend_histories(rec, histories: dict[str, tuple[list[str], list[float |
 def _history_top(rec, user: str, items: list[str], ratings: list[float | None], args: argparse.Namespace) -> pd.DataFrame:
     """``recommend_history``'s top k (item_id, text, score) of one user's history; a known
     user grown by ``--events`` reads as that user, their text included."""
-    from .serve.live import known_user_text
-
-    text = known_user_text(rec, user) if args.events else None
+    text = _events_text(rec, user, args)
     return rec.recommend_history(
         items, ratings, k=args.k, exclude_seen=_exclude_seen(args), popularity_penalty=args.popularity_penalty,
         **({"user_text": text} if text else {}),
     )  # fmt: skip
 
 
-def _grown_histories(rec, args: argparse.Namespace, users: list[str]) -> dict[str, tuple[list[str], list[float | None]]]:
+def _grown_histories(
+    rec, args: argparse.Namespace, users: list[str], reader: str = "recommend_history"
+) -> dict[str, tuple[list[str], list[float | None]]]:
     """``--events``: each of ``users`` who has events in the store since the run's data, with
-    their history grown by them, as ``polyrec serve --live-events`` reads it (serve/live.py)."""
+    their history grown by them, as ``polyrec serve --live-events`` reads it (serve/live.py).
+    ``reader``: the run's history method that will answer from them."""
     from .serve import live
     from .serve.events import EventStore
 
     if not Path(args.events).is_file():
         raise FileNotFoundError(f"{args.events}: no event store")
-    if not live.reads_live_events(rec):
+    if not live.reads_live_events(rec) or not hasattr(rec, reader):
         raise ValueError(f"the run type of {args.run} cannot read a history grown by events")
     store = EventStore(args.events)
     written = live.tables_written_at(args.run)
@@ -114,6 +114,21 @@ def _grown_histories(rec, args: argparse.Namespace, users: list[str]) -> dict[st
         store.close()
     print(f"read {read} new events of {len(grown)} users from {args.events}")
     return grown
+
+
+def _events_or_histories(args: argparse.Namespace) -> None:
+    """``--events`` and ``--histories`` together are an error: one grows the run's users'
+    histories, the other gives users their own."""
+    if getattr(args, "events", None) and getattr(args, "histories", None) is not None:
+        raise ValueError("--events grows the run's users' histories; --histories gives users their own: give one of them")
+
+
+def _events_text(rec, user: str, args: argparse.Namespace) -> str | None:
+    """With ``--events``, the text that described a known user in the run's data, which their
+    grown history is read with (a history alone carries none); None otherwise."""
+    from .serve.live import known_user_text
+
+    return known_user_text(rec, user) if getattr(args, "events", None) else None
 
 
 def _known_user_lines(path: str, rec) -> list[str]:
@@ -137,12 +152,16 @@ def predict(args: argparse.Namespace) -> None:
     from .data.io import read_table
     from .run_loader import load_run as load
 
+    _events_or_histories(args)
     out = _table_path(args.out, "predictions")
     table = read_table(args.pairs, [args.user_column, args.item_column])
     users = table.required_strings(args.user_column, "user id").tolist()
     items = table.required_strings(args.item_column, "item id").tolist()
     rec = load(args.run)
-    histories = {} if args.histories is None else _histories(args, rec, "predict_history")
+    if args.events:
+        histories = _grown_histories(rec, args, list(dict.fromkeys(users)), "predict_history")
+    else:
+        histories = {} if args.histories is None else _histories(args, rec, "predict_history")
     for column, ids, lookup in ((args.user_column, users, rec.user_index), (args.item_column, items, rec.item_index)):
         for pos, value in enumerate(ids):  # checked before any scoring, each error naming its row
             if column == args.user_column and value in histories:
@@ -150,9 +169,9 @@ def predict(args: argparse.Namespace) -> None:
             try:
                 lookup(value)
             except KeyError as exc:
-                hint = "; give their history with --histories" if column == args.user_column else ""
+                hint = "; give their history with --histories, or their events with --events" if column == args.user_column else ""
                 raise table.error(f"{exc.args[0]} (not in the run's data{hint})", pos, column) from None
-    predictions = _predictions(rec, users, items, histories)
+    predictions = _predictions(rec, users, items, histories, {u: _events_text(rec, u, args) for u in histories})
     _write_table(predictions, out)
     print(f"wrote {len(predictions)} predictions ({', '.join(c for c in predictions.columns if c not in ('user_id', 'item_id'))}) to {out}")
 
@@ -184,9 +203,12 @@ def _histories(args: argparse.Namespace, rec, answer: str) -> dict[str, tuple[li
     return histories
 
 
-def _predictions(rec, users: list[str], items: list[str], histories: dict[str, tuple[list[str], list[float | None]]]) -> pd.DataFrame:
+def _predictions(
+    rec, users: list[str], items: list[str], histories: dict[str, tuple[list[str], list[float | None]]],
+    texts: dict[str, str | None] | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """Each pair's prediction, in the file's order: a user of ``histories`` from that history
-    (``predict_history``), any other as the run knows them."""
+    (``predict_history``, with their text of ``texts`` where given), any other as the run knows them."""
     import pandas as pd
 
     cold: dict[str, list[int]] = {}
@@ -197,7 +219,7 @@ def _predictions(rec, users: list[str], items: list[str], histories: dict[str, t
     rows, parts = list(known), [rec.predict([users[k] for k in known], [items[k] for k in known])]
     for user, mine in cold.items():
         history, ratings = histories[user]
-        frame = rec.predict_history(history, [items[k] for k in mine], ratings)
+        frame = rec.predict_history(history, [items[k] for k in mine], ratings, user_text=(texts or {}).get(user))
         parts.append(frame.assign(user_id=user)[["user_id", *frame.columns]])
         rows.extend(mine)
     joined = pd.concat(parts, ignore_index=True)
@@ -208,17 +230,23 @@ def _predictions(rec, users: list[str], items: list[str], histories: dict[str, t
 def profile(args: argparse.Namespace) -> None:
     from .run_loader import load_run as load
 
+    _events_or_histories(args)
     if args.user is not None:
         if args.out is not None:
             raise ValueError("--out writes the profiles of --users, --all-users or --histories; --user prints them")
         if args.top < 1:
             raise ValueError(f"--top must be at least 1, got {args.top}")
-        _print_profile(load(args.run), args.user, args.top)
+        rec = load(args.run)
+        grown = _grown_histories(rec, args, [args.user], "profile_history") if args.events else {}
+        _print_profile(rec, args.user, args.top, grown.get(args.user), _events_text(rec, args.user, args))
         return
     out = _table_path(args.out, "profiles")
     rec = load(args.run)
     if args.histories is not None:
         table = _profiles_of_histories(rec, _histories(args, rec, "profile_history"), progress=not args.quiet)
+    elif args.events:
+        user_ids = rec.users_["user_id"].astype(str).tolist() if args.all_users else _known_user_lines(args.users, rec)
+        table = _profiles_with_events(rec, args, user_ids)
     else:
         user_ids = None if args.all_users else _known_user_lines(args.users, rec)
         table = rec.profiles(user_ids, progress=not args.quiet)
@@ -226,10 +254,12 @@ def profile(args: argparse.Namespace) -> None:
     print(f"wrote {len(table)} probabilities for {table['user_id'].nunique()} users to {out}")
 
 
-def _print_profile(rec, user: str, top: int) -> None:
-    """A known user's attributes (the ``top`` most likely classes of each) and interests."""
+def _print_profile(rec, user: str, top: int, history: tuple[list[str], list[float | None]] | None = None,
+                   user_text: str | None = None) -> None:  # fmt: skip
+    """A known user's attributes (the ``top`` most likely classes of each) and interests; from
+    ``history`` (their history grown by ``--events``, read with ``user_text``) where given."""
     try:
-        probabilities = rec.profile(user)
+        probabilities = rec.profile(user) if history is None else rec.profile_history(*history, user_text=user_text)
     except ValueError:  # the run learned no profile: its interests alone, where it has them
         if not hasattr(rec, "interests"):
             raise
@@ -238,15 +268,37 @@ def _print_profile(rec, user: str, top: int) -> None:
         ranked = sorted(p.items(), key=lambda kv: -kv[1])
         more = ", …" if len(ranked) > top else ""
         print(f"{name}: " + ", ".join(f"{value} {q:.2f}" for value, q in ranked[:top]) + more)
-    interests = rec.interests(user) if hasattr(rec, "interests") else []
+    if history is not None:
+        interests = rec.interests_history(*history)
+    else:
+        interests = rec.interests(user) if hasattr(rec, "interests") else []
     if interests:
         print("interests: " + ", ".join(f"{shortened(name, 40)} {share:.2f}" for name, share in interests))
     elif not probabilities:
         print(f"no attributes or interests for user {user}: the run learned no profile and its items have no categories")
 
 
-def _profiles_of_histories(rec, histories: dict[str, tuple[list[str], list[float | None]]], progress: bool) -> pd.DataFrame:
-    """``profile_rows`` of each user of ``--histories``, profiled from that history alone."""
+def _profiles_with_events(rec, args: argparse.Namespace, user_ids: list[str]) -> pd.DataFrame:
+    """``--events`` with ``--users`` or ``--all-users``: each user with new events profiled
+    from their grown history, the others as the run knows them, in ``user_ids``' order."""
+    import pandas as pd
+
+    grown = _grown_histories(rec, args, user_ids, "profile_history")
+    texts = {u: _events_text(rec, u, args) for u in grown}
+    rest = [u for u in user_ids if u not in grown]
+    parts = [rec.profiles(rest, progress=not args.quiet)] if rest else []
+    if grown:
+        parts.append(_profiles_of_histories(rec, grown, progress=not args.quiet, texts=texts))
+    order = {u: k for k, u in enumerate(user_ids)}
+    table = pd.concat(parts, ignore_index=True)
+    return table.sort_values("user_id", key=lambda c: c.map(order), kind="stable", ignore_index=True)
+
+
+def _profiles_of_histories(
+    rec, histories: dict[str, tuple[list[str], list[float | None]]], progress: bool, texts: dict[str, str | None] | None = None
+) -> pd.DataFrame:  # fmt: skip
+    """``profile_rows`` of each user of ``histories`` (``--histories``', or known users' grown
+    by ``--events``, read with their text of ``texts``), profiled from that history alone."""
     import numpy as np
     import pandas as pd
 
@@ -256,7 +308,7 @@ def _profiles_of_histories(rec, histories: dict[str, tuple[list[str], list[float
     parts = []
     for user in bar(list(histories), "profiling", progress):
         items, ratings = histories[user]
-        p = rec.profile_history(items, ratings)
+        p = rec.profile_history(items, ratings, user_text=(texts or {}).get(user))
         parts.append(profile_rows([user], {name: np.array([list(q.values())]) for name, q in p.items()}, {n: list(q) for n, q in p.items()}))
     return pd.concat(parts, ignore_index=True)
 
@@ -280,19 +332,28 @@ def _write_table(frame: pd.DataFrame, out: Path) -> None:
 
 
 def explain(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from .run_loader import load_run as load
 
+    _events_or_histories(args)
     rec = load(args.run)
     if not hasattr(rec, "explain"):
         raise ValueError(f"{args.run}: this run ({type(rec).__name__}) does not explain its scores (polyrec's own runs do)")
-    if args.histories is None:
+    if args.events:
+        histories = _grown_histories(rec, args, [args.user], "explain_history")
+    elif args.histories is not None:
+        histories = _histories(args, rec, "explain_history")
+        if args.user not in histories:
+            raise KeyError(f"{args.histories}: no history of user '{args.user}'")
+    else:
+        histories = {}
+    if args.user not in histories:  # as the run knows the user (no new events of theirs)
         print(rec.explain(args.user, args.item, args.top, args.occlusion).summary(shortened))
         return
-    histories = _histories(args, rec, "explain_history")
-    if args.user not in histories:
-        raise KeyError(f"{args.histories}: no history of user '{args.user}'")
     items, ratings = histories[args.user]
-    print(rec.explain_history(items, args.item, ratings, top=args.top, occlusion=args.occlusion).summary(shortened))
+    why = rec.explain_history(items, args.item, ratings, user_text=_events_text(rec, args.user, args), top=args.top, occlusion=args.occlusion)
+    print((replace(why, user_id=args.user) if args.events else why).summary(shortened))  # a grown history is still the user's
 
 
 def fairness(args: argparse.Namespace) -> None:
