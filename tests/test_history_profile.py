@@ -11,7 +11,7 @@ from synthetic import strip_saved_field, tiny_config
 from polyrec.config import TASKS
 from polyrec.eval.metrics import classification_metrics
 from polyrec.eval.predict import profile_probabilities
-from polyrec.models.history_profile import tfidf_rows
+from polyrec.models.history_profile import rating_heights, tfidf_rows
 from polyrec.train.finetune import build_model
 from polyrec.train.join_fit import HISTORY_PROFILE_C, fit_history_profile, history_profile_parts
 from polyrec.train.sequences import collate
@@ -20,14 +20,16 @@ from polyrec.train.sequences import collate
 def test_a_row_weighs_each_rating_by_its_height_and_the_items_rarity_at_unit_length() -> None:
     users = np.array([0, 0, 1, 2])
     items = np.array([0, 1, 1, 1])
-    ratings = np.array([5.0, np.nan, 1.0, 3.0])  # no rating counts as the lowest one
-    rows = tfidf_rows(users, items, ratings, 3, 2, lowest=1.0).toarray()
+    ratings = np.array([5.0, np.nan, 1.0, 4.0])  # no rating counts as the rated ones' mean, 10 / 3
+    assert rating_heights(ratings) == (1.0, pytest.approx(10 / 3))
+    rows = tfidf_rows(users, items, ratings, 3, 2, *rating_heights(ratings)).toarray()
     idf = np.log(4 / np.array([2.0, 4.0])) + 1  # item 0 has one rater, item 1 three
-    expected = np.array([[5 * idf[0], 1 * idf[1]], [0, 1 * idf[1]], [0, 3 * idf[1]]])
+    expected = np.array([[5 * idf[0], 10 / 3 * idf[1]], [0, 1 * idf[1]], [0, 4 * idf[1]]])
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     assert np.allclose(rows, expected)
-    shifted = tfidf_rows(users, items, ratings - 0.5, 3, 2, lowest=0.5).toarray()
+    shifted = tfidf_rows(users, items, ratings - 0.5, 3, 2, *rating_heights(ratings - 0.5)).toarray()
     assert np.allclose(shifted, rows)  # a scale from 0.5 reads as one from 1
+    assert rating_heights(np.array([np.nan, np.nan])) == (1.0, 1.0)  # nothing rated: every row alike
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,8 @@ def fitted(ds, data_a):
 
 def test_the_view_is_a_logistic_regression_on_the_training_users_labels_alone(ds, data_a, fitted) -> None:
     users, items, ratings = data_a.train.flat()
-    rows = tfidf_rows(users, items, ratings, data_a.train.n_users, ds.n_items, float(np.nanmin(ratings)))
+    lowest = float(np.nanmin(ratings))
+    rows = tfidf_rows(users, items, ratings, data_a.train.n_users, ds.n_items, lowest, float(np.nanmean(ratings)) - lowest + 1)
     logits = {name: part[0] for name, part in history_profile_parts(data_a, ds.n_items, data_a.attribute_classes).items()}
     assert set(logits) == {"gender", "age"}
     us = data_a.user_split
@@ -104,6 +107,29 @@ def test_the_view_is_kept_exactly_where_it_raises_validation_auc(data_a, fitted)
     view.table("gender").copy_(table)
 
 
+def test_an_unrated_interaction_of_a_history_given_ad_hoc_counts_the_kept_height(data_a, fitted, tmp_path) -> None:
+    """A new user's row counts an interaction without a rating at the height the fit kept (the
+    training ratings' mean); a model saved before that height was kept counts it as the lowest."""
+    from polyrec.models.io import load_model, save_model
+
+    model, kept = fitted
+    view = model.history_profile
+    items, mask = torch.tensor([[1, 2, 3]]), torch.ones(1, 3, dtype=torch.bool)
+    _, unrated = rating_heights(data_a.train.flat()[2])
+    assert float(view.unrated) == pytest.approx(unrated) and unrated != 1.0
+    as_mean = view.folded(items, torch.tensor([[4.0, float(view.lowest) + unrated - 1, 2.0]]), mask)
+    missing = view.folded(items, torch.tensor([[4.0, float("nan"), 2.0]]), mask)
+    for name in kept:
+        torch.testing.assert_close(missing[name], as_mean[name])
+    save_model(model, tmp_path)
+    strip_saved_field(tmp_path, "no such field", "history_profile.unrated")
+    old = load_model(tmp_path).history_profile
+    assert float(old.unrated) == 1.0
+    as_lowest = view.folded(items, torch.tensor([[4.0, float(view.lowest), 2.0]]), mask)
+    for name in kept:
+        torch.testing.assert_close(old.folded(items, torch.tensor([[4.0, float("nan"), 2.0]]), mask)[name], as_lowest[name])
+
+
 def test_a_model_saved_before_the_view_still_loads(ds, data_a, tmp_path) -> None:
     from polyrec.models.io import load_model, save_model
 
@@ -112,7 +138,7 @@ def test_a_model_saved_before_the_view_still_loads(ds, data_a, tmp_path) -> None
     save_model(model, tmp_path)
     assert load_model(tmp_path).history_profile.n_items == ds.n_items
     # Saved before the regression was kept: the view loads without it, and folds nothing in.
-    strip_saved_field(tmp_path, "history_profile_weights", *(f"history_profile.{b}" for b in ("weight_", "bias_", "idf", "lowest")))
+    strip_saved_field(tmp_path, "history_profile_weights", *(f"history_profile.{b}" for b in ("weight_", "bias_", "idf", "lowest", "unrated")))
     view = load_model(tmp_path).history_profile
     assert view is not None and view.n_items == 0
     assert view.folded(torch.tensor([[1, 2]]), torch.tensor([[4.0, 5.0]]), torch.ones(1, 2, dtype=torch.bool)) is None

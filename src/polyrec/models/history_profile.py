@@ -27,20 +27,35 @@ import torch
 from torch import nn
 
 
-def tfidf_rows(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int, lowest: float) -> sp.csr_matrix:
+def tfidf_rows(
+    users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int, lowest: float, unrated: float
+) -> sp.csr_matrix:
     """(n_users, n_items) rows of the training ratings, each rating counted as its height
     above one step below the scale's ``lowest`` (1 … 5 stay 1 … 5; an interaction without a
-    rating counts 1), times the item's smoothed idf (:func:`item_idf`), each row scaled to
-    unit length."""
-    rows = sp.csr_matrix((heights(ratings, lowest), (users, items)), shape=(n_users, n_items))
+    rating counts ``unrated``, the rated ones' mean height: ``rating_heights``), times the
+    item's smoothed idf (:func:`item_idf`), each row scaled to unit length."""
+    rows = sp.csr_matrix((heights(ratings, lowest, unrated), (users, items)), shape=(n_users, n_items))
     rows = rows @ sp.diags(item_idf(items, n_users, n_items))
     norms = np.sqrt(np.asarray(rows.multiply(rows).sum(1)).ravel())
     return sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ rows)
 
 
-def heights(ratings: np.ndarray, lowest: float) -> np.ndarray:
-    """What a rating counts in a row: its height above one step below ``lowest``; 1 without one."""
-    return np.where(np.isnan(ratings), 1.0, ratings - lowest + 1.0)
+def heights(ratings: np.ndarray, lowest: float, unrated: float) -> np.ndarray:
+    """What a rating counts in a row: its height above one step below ``lowest``; ``unrated`` without one."""
+    return np.where(np.isnan(ratings), unrated, ratings - lowest + 1.0)
+
+
+def rating_heights(ratings: np.ndarray) -> tuple[float, float]:
+    """The training ratings' lowest (1 where none is rated), which a tf-idf row counts heights
+    from, and the height an interaction without a rating counts: the rated ones' mean height.
+    Counted as the lowest rating instead, a view would read as a dislike: with half of
+    MovieLens-100K's ratings emptied (three random halvings), 10-fold cross-validated gender
+    AUC of the view was 0.789 / 0.783 / 0.762 that way and 0.798 / 0.799 / 0.793 this way
+    (docs/model.md). Where nothing is rated every row is the same either way."""
+    if np.isnan(ratings).all():
+        return 1.0, 1.0
+    lowest = float(np.nanmin(ratings))
+    return lowest, float(np.nanmean(ratings)) - lowest + 1.0
 
 
 def item_idf(items: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
@@ -65,6 +80,7 @@ class HistoryProfile(nn.Module):
         if n_items:
             self.register_buffer("idf", torch.zeros(n_items))
             self.register_buffer("lowest", torch.tensor(1.0))
+            self.register_buffer("unrated", torch.tensor(1.0))
             for k, c in enumerate(classes.values()):
                 self.register_buffer(f"weight_{k}", torch.zeros(c, n_items))
                 self.register_buffer(f"bias_{k}", torch.zeros(c))
@@ -72,11 +88,13 @@ class HistoryProfile(nn.Module):
     def table(self, name: str) -> torch.Tensor:
         return getattr(self, f"logits_{self.names.index(name)}")
 
-    def set_scale(self, idf: np.ndarray, lowest: float) -> None:
-        """The training ratings' idf and lowest rating, which an ad-hoc history's row reads."""
+    def set_scale(self, idf: np.ndarray, lowest: float, unrated: float) -> None:
+        """The training ratings' idf, lowest rating and an unrated interaction's height
+        (``rating_heights``), which an ad-hoc history's row reads."""
         if self.n_items:
             self.idf.copy_(torch.from_numpy(idf).float())
             self.lowest.fill_(float(lowest))
+            self.unrated.fill_(float(unrated))
 
     def set_attribute(self, name: str, logits: np.ndarray, weight: np.ndarray | None = None, bias: np.ndarray | None = None) -> None:
         """The training users' ``logits`` and the (C, I) ``weight`` and (C,) ``bias`` that
@@ -104,7 +122,7 @@ class HistoryProfile(nn.Module):
         B = items.shape[0]
         inside = mask & (items < self.n_items)
         at = torch.where(inside, items, torch.zeros_like(items))
-        height = torch.from_numpy(heights(ratings.double().numpy(), float(self.lowest))).float()
+        height = torch.from_numpy(heights(ratings.double().numpy(), float(self.lowest), float(self.unrated))).float()
         rows = torch.zeros(B, self.n_items).index_put_((torch.arange(B).unsqueeze(1).expand_as(at), at), height * inside, accumulate=True)
         rows = rows * self.idf
         rows = rows / rows.norm(dim=1, keepdim=True).clamp(min=1e-12)

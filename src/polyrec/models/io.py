@@ -56,8 +56,11 @@ def _moved_ctr_join(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _kept_for_new_users(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Weights saved before the parts kept what a new user's rows are folded in from (the
     engagement autoencoder's offset, the kNN views' baseline): none kept, so those parts fold
-    nothing in (``PolyRecModel.fold_in``)."""
+    nothing in (``PolyRecModel.fold_in``). Before the tf-idf profile view kept the height of
+    an unrated interaction, it counted as the lowest rating (1)."""
     state = dict(state)
+    if "history_profile.lowest" in state and "history_profile.unrated" not in state:
+        state["history_profile.unrated"] = torch.tensor(1.0)
     if "engagement_autoencoder.weight" in state and "engagement_autoencoder.offset" not in state:
         state.update({"engagement_autoencoder.offset": torch.tensor(0.0), "engagement_autoencoder.offset_kept": torch.tensor(False)})
     for view in ("item_neighbors", "text_neighbors"):

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ..eval.evaluate import profile_metrics
 from ..eval.predict import predict_pairs, profile_probabilities
-from ..models.history_profile import item_idf, tfidf_rows
+from ..models.history_profile import item_idf, rating_heights, tfidf_rows
 from ..models.polyrec import PolyRecModel
 from .protocol_data import ProtocolData
 from .solve_memo import remembered
@@ -124,15 +124,9 @@ def fit_history_profile(model: PolyRecModel, data: ProtocolData) -> list[str]:
     for name in head.names:
         head.clear(name)
     users, items, ratings = data.train.flat()
-    lowest = training_lowest(ratings)
-    head.set_scale(item_idf(items, data.train.n_users, model.spec.n_items), lowest)
+    head.set_scale(item_idf(items, data.train.n_users, model.spec.n_items), *rating_heights(ratings))
     parts = history_profile_parts(data, model.spec.n_items, model.spec.attribute_classes)
     return _kept_where_better(model, data, list(parts), lambda name: head.set_attribute(name, *parts[name]), head.clear)
-
-
-def training_lowest(ratings: np.ndarray) -> float:
-    """The lowest training rating (1 where there is none), which a tf-idf row counts from."""
-    return float(np.nanmin(ratings)) if not np.isnan(ratings).all() else 1.0
 
 
 def history_profile_parts(
@@ -147,7 +141,7 @@ def history_profile_parts(
     gets −30. With them the (classes, items) weights and (classes,) biases that give those
     logits from any tf-idf row."""
     users, items, ratings = data.train.flat()
-    rows = tfidf_rows(users, items, ratings, data.train.n_users, n_items, training_lowest(ratings))
+    rows = tfidf_rows(users, items, ratings, data.train.n_users, n_items, *rating_heights(ratings))
     parts = {}
     for name, labels in data.profile_labels.items():
         known = labels >= 0
