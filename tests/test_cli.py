@@ -143,7 +143,7 @@ def test_run_then_recommend(folder, tmp_path, capsys) -> None:
     np.testing.assert_allclose(written.loc[3, "ctr"], rec.predict_history(["i002"], ["i001"])["ctr"][0])
     np.testing.assert_allclose(written.loc[1, "rating"], expected["rating"][0])
     assert main([*argv, "--out", str(tmp_path / "p.csv")]) == 2  # without the histories: one line naming the row
-    assert "row 2, column 'who': unknown user 'new1' (not in the run's data; give their history with --histories)" in one_error_line(
+    assert "row 2, column 'who': unknown user 'new1' (not in the run's data; give their history with --histories, or their events with --events)" in one_error_line(
         capsys.readouterr().err
     )
     histories.write_text("who,what,rating\nnew1,i001,five\n")
