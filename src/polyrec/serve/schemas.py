@@ -39,8 +39,8 @@ class ScoredItem(BaseModel):
     item_type: str | None = None
 
 
-# A known user's answer under `polyrec serve --live-events` (live.py); absent where none were read.
-NewEvents = Field(None, description="with live events: how many of the user's events since the run's data were read (absent: none)")
+# Part of a known user's answer under `polyrec serve --live-events` (live.py); null where none were read.
+NewEvents = Field(None, description="with live events: how many of the user's events since the run's data were read (null: none)")
 
 
 class Recommendations(BaseModel):
