@@ -202,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--exact-below", type=int, default=50_000, help="catalogues this large or larger get an IVF index")
     srv.add_argument("--nprobe", type=int, default=16, help="IVF groups scanned per query")
     srv.add_argument("--live-events", action="store_true",
-                     help="a user's recommendations read their events stored since the run's data (docs/serving.md)")  # fmt: skip
+                     help="a user's recommendations, predictions, profile and explanations read their events stored since the run's data (docs/serving.md)")  # fmt: skip
 
     events = sub.add_parser("events", help="the feedback event store of `polyrec serve`")
     events_sub = events.add_subparsers(dest="events_command", required=True)
