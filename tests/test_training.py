@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 import torch
 
 import polyrec
@@ -355,6 +356,7 @@ def test_pipeline_writes_the_run_folder(two_seed_run) -> None:
     report = (out / "report.md").read_text()
     assert "| metric | polyrec |" in report and "A.rating.rmse" in report
     assert f" · torch {torch.__version__} · polyrec {polyrec.__version__} · seeds 0, 1" in report  # what measured it
+    assert f"Libraries: numpy {np.__version__} · scipy " in report and f"scikit-learn {sklearn.__version__} · pandas " in report
     assert "plots/loss_rating.png" in report
 
 

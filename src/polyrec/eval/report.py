@@ -92,6 +92,8 @@ def write_report(
         "",
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {platform.machine()} · {software_versions()} · seeds {seeds}",
         "",
+        f"Libraries: {library_versions()}.",
+        "",
         f"Data: {ds.n_users} users, {ds.n_items} items, {len(ds.interactions)} interactions. "
         f"Tasks: {', '.join(tasks)}. Protocols: {', '.join(protocols)} ({_protocols_line(cfg)}).",
         "",
@@ -128,6 +130,24 @@ def software_versions() -> str:
     except PackageNotFoundError:  # an export read without torch
         torch = "no torch"
     return f"Python {platform.python_version()} · {torch} · polyrec {__version__}"
+
+
+# Their float rounding reaches the last digits of a run's figures (the profile regressions,
+# the priors' choice from flat grids): a figure repeats to the digit on the same versions only.
+NUMERIC_LIBRARIES = ("numpy", "scipy", "scikit-learn", "pandas", "sentence-transformers")
+
+
+def library_versions() -> str:
+    """"numpy 2.4.6 · scipy 1.17.1 · …": the numeric libraries a run's figures depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in NUMERIC_LIBRARIES:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"no {name}")
+    return " · ".join(found)
 
 
 def _protocols_line(cfg: RunConfig) -> str:
