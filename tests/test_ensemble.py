@@ -157,6 +157,7 @@ def test_the_service_serves_an_ensemble(members, tmp_path) -> None:
         assert pred.json()["predictions"][0]["rating"] == pytest.approx(rec.predict(["u000"], ["i003"])["rating"][0])
         profile = c.get("/users/u001/profile").json()
         assert set(profile["attributes"]["gender"]["probabilities"]) == {"F", "M"}
+        assert c.get("/users/u001/history").status_code == 501  # an ensemble keeps no histories of its own
 
 
 def test_runs_keep_only_their_protocols_own_tasks(members) -> None:

@@ -920,6 +920,15 @@ def test_live_events_reach_a_users_predictions_profile_and_explanations(runs, tm
             ]
             assert plain.get("/users/u004/profile").json()["new_events"] is None
 
+            whole = live.get("/users/u004/history", params={"limit": 1000}).json()
+            assert [x["item_id"] for x in whole["items"]] == grown and [x["value"] for x in whole["items"]] == grown_values
+            assert [x["new"] for x in whole["items"]] == [False] * len(items) + [True, True]
+            assert whole["total"] == len(grown) and whole["new_events"] == 2
+            assert [x["item_id"] for x in live.get("/users/u004/history", params={"limit": 3}).json()["items"]] == grown[-3:]
+            own = plain.get("/users/u004/history").json()
+            assert own["new_events"] is None and own["total"] == len(items) and not any(x["new"] for x in own["items"])
+            assert [x["item_id"] for x in own["items"]] == items[-50:]
+
             why = live.get("/users/u004/explain", params={"item_id": "i012"}).json()
             assert why["user_id"] == "u004" and why["new_events"] == 2
             assert why["score"] == pytest.approx(rec.explain_history(grown, "i012", grown_values).score, abs=1e-5)
@@ -931,6 +940,8 @@ def test_live_events_reach_a_users_predictions_profile_and_explanations(runs, tm
             got = live.post("/predict", json=newcomer).json()["predictions"][0]
             assert got["new_events"] == 2 and got["rating"] == pytest.approx(rec.predict_history(["i021", "i022"], ["i010"], [4.0, 4.0])["rating"][0], abs=1e-5)
             assert live.get("/users/newcomer/profile").json()["new_events"] == 2
+            assert [(x["item_id"], x["new"]) for x in live.get("/users/newcomer/history").json()["items"]] == [("i021", True), ("i022", True)]
+            assert plain.get("/users/newcomer/history").status_code == 404
             assert plain.post("/predict", json=newcomer).status_code == 404 and plain.get("/users/newcomer/profile").status_code == 404
             assert live.get("/users/nobody/profile").status_code == 404  # no events either
 

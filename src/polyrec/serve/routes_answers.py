@@ -1,6 +1,7 @@
-"""The routes of `polyrec serve` that run the model for one user: predictions, profiles and
-explanations, of a known user (their history grown by live events where there are new ones)
-or of an ad-hoc history. They run in the thread pool (plain ``def``), never on the event loop."""
+"""The routes of `polyrec serve` about one user: predictions, profiles and explanations, of a
+known user (their history grown by live events where there are new ones) or of an ad-hoc
+history, and the history itself. They run in the thread pool (plain ``def``), never on the
+event loop."""
 
 from __future__ import annotations
 
@@ -199,6 +200,38 @@ def routes(service: Service) -> APIRouter:
             probabilities = answered(lambda: run.rec.profile_history(items, ratings, user_text))  # type: ignore[attr-defined]
         interests = answered(lambda: run.rec.interests_history(items, ratings))  # type: ignore[attr-defined]
         return profile_answer(user_id, probabilities, interests, new_events)
+
+    @router.get(
+        "/users/{user_id}/history",
+        response_model=S.UserHistory,
+        responses=errors(404, 422, 501),
+        summary="A known user's history as the service reads it",
+        description=(
+            "The items the model reads for the user, oldest first, with their ratings or labels. With "
+            "`--live-events`, grown by the user's events since the run's data, which are marked `new`."
+        ),
+    )
+    def user_history(
+        user_id: UserId,
+        limit: Annotated[int, Query(ge=1, le=S.MAX_HISTORY, description="the latest items to give")] = 50,
+    ) -> S.UserHistory:
+        run = holder.current
+        if not hasattr(run.rec, "history_of"):
+            raise HTTPException(501, f"the run type of {run.run} keeps no histories (polyrec's own runs and exports do)")
+        history = service.grown(run, user_id, "history_of")
+        if history is None:
+            known_user(run, user_id)
+            items, values = run.rec.history_of(user_id)
+        else:
+            items, values = history.items, history.values
+        first_new = len(items) - (0 if history is None else history.new_events)
+        entries = [
+            S.HistoryEntry(item_id=i, text=run.item_texts[run.item_index[i]], value=v, new=k >= first_new)
+            for k, (i, v) in enumerate(zip(items, values)) if k >= len(items) - limit
+        ]  # fmt: skip
+        return S.UserHistory(
+            user_id=user_id, items=entries, total=len(items), new_events=None if history is None else history.new_events
+        )
 
     def profile_answer(
         user_id: str | None, probabilities: dict[str, dict[str, float]], interests: list[tuple[str, float]],

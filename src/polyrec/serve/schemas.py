@@ -131,6 +131,20 @@ class Predictions(BaseModel):
     predictions: list[Prediction]
 
 
+class HistoryEntry(BaseModel):
+    item_id: str
+    text: str
+    value: float | None = Field(None, description="its rating, or its 0/1 label in a run on labels (null: none)")
+    new: bool = Field(description="true: a live event since the run's data")
+
+
+class UserHistory(BaseModel):
+    user_id: str
+    items: list[HistoryEntry] = Field(description="the latest `limit` items the model reads for the user, oldest first")
+    total: int = Field(description="the whole history's length")
+    new_events: int | None = NewEvents
+
+
 class Attribute(BaseModel):
     prediction: str = Field(description="the most probable class")
     probabilities: dict[str, float]
