@@ -470,7 +470,7 @@ def test_openapi_documents_every_endpoint(client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     expected = {
         "/users/{user_id}/recommendations": "get", "/recommend": "post", "/predict": "post", "/predict/history": "post",
-        "/users/{user_id}/profile": "get", "/profile": "post", "/users/{user_id}/explain": "get", "/explain": "post", "/items/{item_id}/similar": "get", "/events": "post",
+        "/users/{user_id}/profile": "get", "/profile": "post", "/users/{user_id}/history": "get", "/users/{user_id}/explain": "get", "/explain": "post", "/items/{item_id}/similar": "get", "/events": "post",
         "/events/count": "get", "/admin/reload": "post", "/healthz": "get", "/metrics": "get",
     }  # fmt: skip
     assert {p: next(iter(m)) for p, m in paths.items()} == expected
