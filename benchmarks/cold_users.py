@@ -10,7 +10,10 @@ user (the autoencoders' user rows, the kNN views' ratings, the profile views' pe
 logits) have nothing for a new one. This scores each seed's saved protocol-A model on the
 side's pairs and profile users twice, with the same histories: as the run scored them (every
 user known) and with every user read as unknown, and, for the pair tasks, a third way: the
-model's own heads without anything joined to them (``ctr_join`` off).
+model's own heads without anything joined to them (``ctr_join`` off). The third row, *history,
+own rows*, reads each user from the history as a known user with new live events is served:
+what no history gives back (the user-side engagement autoencoder, the autoencoder's user-row
+profile view) reads the user's own rows.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ SHOWN = ("A.rating.rmse", "A.ctr.auc", "A.profile.gender.auc", "A.profile.age.ac
 def main(run: Path, side_name: str, seeds: list[int]) -> None:
     cfg = RunConfig.load(run / "config.yaml", saved=True)
     ds = load_configured_dataset(cfg)
-    rows: dict[str, list[dict[str, float]]] = {"known": [], "unknown": [], "unknown, heads alone": []}
+    rows: dict[str, list[dict[str, float]]] = {"known": [], "unknown": [], "history, own rows": [], "unknown, heads alone": []}
     for seed in seeds:
         data = prepare_configured(ds, "A", seed, cfg, bool(ds.attributes))
         side = getattr(data, side_name)
@@ -44,6 +47,9 @@ def main(run: Path, side_name: str, seeds: list[int]) -> None:
         figures = {
             "known": side_metrics(data, side, predict_side(model, data, side), ds.rating_range),
             "unknown": side_metrics(data, side, predict_side(model, data, side, as_unknown=True), ds.rating_range),
+            # A known user whose history grew by live events: read from it, with their own
+            # rows where no history gives them back (FoldedUsers.trained_as).
+            "history, own rows": side_metrics(data, side, predict_side(model, data, side, as_unknown=True, own_rows=True), ds.rating_range),
         }
         model.ctr_join = None  # join_autoencoder then returns the heads' outputs as they are
         heads = predict_side(model, data, side, as_unknown=True)

@@ -174,6 +174,35 @@ def test_a_new_user_reads_folded_rows_and_no_view_without_one(runs) -> None:
     assert np.abs(window["rating"].to_numpy() - whole["rating"].to_numpy()).max() > 1e-4
 
 
+def test_a_known_users_grown_history_reads_their_rows_where_no_history_gives_them_back(runs) -> None:
+    """``as_user`` (a known user whose history grew by live events): the user-side engagement
+    autoencoder and the autoencoder's user-row profile view read that user's own rows, where a
+    history alone gets nothing from them; every folded part is the same either way."""
+    rec = polyrec.load(runs["per-user"])
+    _, model = rec._model("ctr", ("A", "B"))
+    ue, rows = model.user_engagement_autoencoder, model.user_row_profile
+    items, ratings = history_of("u003")
+    items, ratings = items + ["i030"], ratings + [5.0]  # grown by one new rating
+    classes = rec.attribute_classes["gender"]
+    u = rec.user_index("u003")
+    with torch_threads(1), torch.no_grad():
+        ue.weight.fill_(1.5)  # joined at a weight of its own, whatever this tiny run's validation chose
+        width = model.item_autoencoder.user_rows().shape[1]
+        rows.set_attribute("gender", np.linspace(-1, 1, len(classes) * width).reshape(len(classes), width), np.zeros(len(classes)))
+        plain = rec.predict_history(items, TARGETS, ratings)
+        own = rec.predict_history(items, TARGETS, ratings, as_user="u003")
+        value = ue(torch.full((1, len(TARGETS)), u), torch.tensor([[rec.item_index(t) for t in TARGETS]]))[0].numpy()
+        extra = rows(torch.tensor([u]), model.item_autoencoder.user_rows())["gender"][0].numpy()
+        profile_plain = rec.profile_history(items, ratings)["gender"]
+        profile_own = rec.profile_history(items, ratings, as_user="u003")["gender"]
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(logit(own["ctr"].to_numpy()) - logit(plain["ctr"].to_numpy()), 1.5 * value, atol=1e-4)
+    np.testing.assert_allclose(own["rating"], plain["rating"], atol=1e-6)  # the folded parts: the same
+    assert np.abs(extra).max() > 0.1
+    expected = np.array([profile_plain[c] for c in classes]) * np.exp(extra)
+    np.testing.assert_allclose([profile_own[c] for c in classes], expected / expected.sum(), atol=1e-5)
+
+
 def test_a_new_users_profile_reads_the_tf_idf_views_regression(runs) -> None:
     rec = polyrec.load(runs["per-user"])
     _, model = rec._model("profile", ("A", "B"))

@@ -946,6 +946,54 @@ def test_live_events_reach_a_users_predictions_profile_and_explanations(runs, tm
             assert live.get("/users/nobody/profile").status_code == 404  # no events either
 
 
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def history_calls(monkeypatch) -> list[tuple[str, str | None]]:
+    """(method, as_user) of every ``predict_history`` and ``profile_history`` call, in order."""
+    from polyrec.recommender import Recommender
+
+    asked: list[tuple[str, str | None]] = []
+    for name in ("predict_history", "profile_history"):
+        original = getattr(Recommender, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            asked.append((_name, kwargs.get("as_user")))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Recommender, name, spy)
+    return asked
+
+
+def test_live_answers_read_a_known_user_as_that_user(runs, tmp_path, history_calls) -> None:
+    """A known user's grown history is read ``as_user`` (their own rows where no history gives
+    them back: tests/test_cold_users.py); a user the run does not know is read as new; the
+    commands with --events do the same."""
+    from polyrec.cli import main
+
+    asked = history_calls
+    with torch_threads(1), TestClient(create_app(runs["prior"], tmp_path / "ev.sqlite", ServeSettings(live_events=True))) as c:
+        c.post("/events", json=[{"user_id": u, "item_id": "i030", "event_type": "click"} for u in ("u004", "newcomer")])
+        for user in ("u004", "newcomer"):
+            assert c.post("/predict", json={"pairs": [{"user_id": user, "item_id": "i010"}]}).status_code == 200
+            assert c.get(f"/users/{user}/profile").status_code == 200
+    assert asked == [("predict_history", "u004"), ("profile_history", "u004"), ("predict_history", None), ("profile_history", None)]
+    asked.clear()
+    pairs = tmp_path / "pairs.csv"
+    pd.DataFrame({"user_id": ["newcomer", "u004"], "item_id": ["i010", "i010"]}).to_csv(pairs, index=False)
+    db, run_folder = str(tmp_path / "ev.sqlite"), str(runs["prior"])
+    with torch_threads(1):
+        assert main(["predict", "--run", run_folder, "--pairs", str(pairs), "--out", str(tmp_path / "p.csv"), "--events", db]) == 0
+        assert main(["profile", "--run", run_folder, "--user", "u004", "--events", db]) == 0
+        assert main(["profile", "--run", run_folder, "--users", str(write_lines(tmp_path / "ids.txt", ["u004"])), "--out",
+                     str(tmp_path / "profiles.csv"), "--events", db, "--quiet"]) == 0  # fmt: skip
+    assert sorted(asked[:2], key=str) == [("predict_history", "u004"), ("predict_history", None)]
+    assert asked[2:] == [("profile_history", "u004"), ("profile_history", "u004")]
+
+
 def test_live_events_of_a_run_without_timestamps_are_those_after_its_tables_and_read_as_labels(tmp_path) -> None:
     """Data without times: the events after the run's tables were written are new. On 0/1
     labels without ratings, an event's value is the label it implies."""

@@ -171,7 +171,7 @@ def predict(args: argparse.Namespace) -> None:
             except KeyError as exc:
                 hint = "; give their history with --histories, or their events with --events" if column == args.user_column else ""
                 raise table.error(f"{exc.args[0]} (not in the run's data{hint})", pos, column) from None
-    predictions = _predictions(rec, users, items, histories, {u: _events_text(rec, u, args) for u in histories})
+    predictions = _predictions(rec, users, items, histories, {u: _events_text(rec, u, args) for u in histories}, grown=bool(args.events))
     _write_table(predictions, out)
     print(f"wrote {len(predictions)} predictions ({', '.join(c for c in predictions.columns if c not in ('user_id', 'item_id'))}) to {out}")
 
@@ -205,10 +205,11 @@ def _histories(args: argparse.Namespace, rec, answer: str) -> dict[str, tuple[li
 
 def _predictions(
     rec, users: list[str], items: list[str], histories: dict[str, tuple[list[str], list[float | None]]],
-    texts: dict[str, str | None] | None = None,
+    texts: dict[str, str | None] | None = None, grown: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
     """Each pair's prediction, in the file's order: a user of ``histories`` from that history
-    (``predict_history``, with their text of ``texts`` where given), any other as the run knows them."""
+    (``predict_history``, with their text of ``texts`` where given; ``grown``: the histories
+    are known users' grown by ``--events``, read as those users), any other as the run knows them."""
     import pandas as pd
 
     cold: dict[str, list[int]] = {}
@@ -219,7 +220,8 @@ def _predictions(
     rows, parts = list(known), [rec.predict([users[k] for k in known], [items[k] for k in known])]
     for user, mine in cold.items():
         history, ratings = histories[user]
-        frame = rec.predict_history(history, [items[k] for k in mine], ratings, user_text=(texts or {}).get(user))
+        as_user = user if grown and rec.knows_user(user) else None
+        frame = rec.predict_history(history, [items[k] for k in mine], ratings, user_text=(texts or {}).get(user), as_user=as_user)
         parts.append(frame.assign(user_id=user)[["user_id", *frame.columns]])
         rows.extend(mine)
     joined = pd.concat(parts, ignore_index=True)
@@ -259,7 +261,10 @@ def _print_profile(rec, user: str, top: int, history: tuple[list[str], list[floa
     """A known user's attributes (the ``top`` most likely classes of each) and interests; from
     ``history`` (their history grown by ``--events``, read with ``user_text``) where given."""
     try:
-        probabilities = rec.profile(user) if history is None else rec.profile_history(*history, user_text=user_text)
+        if history is None:
+            probabilities = rec.profile(user)
+        else:  # a history grown by --events: read as the user where the run knows them
+            probabilities = rec.profile_history(*history, user_text=user_text, as_user=user if rec.knows_user(user) else None)
     except ValueError:  # the run learned no profile: its interests alone, where it has them
         if not hasattr(rec, "interests"):
             raise
@@ -288,17 +293,19 @@ def _profiles_with_events(rec, args: argparse.Namespace, user_ids: list[str]) ->
     rest = [u for u in user_ids if u not in grown]
     parts = [rec.profiles(rest, progress=not args.quiet)] if rest else []
     if grown:
-        parts.append(_profiles_of_histories(rec, grown, progress=not args.quiet, texts=texts))
+        parts.append(_profiles_of_histories(rec, grown, progress=not args.quiet, texts=texts, as_users=True))
     order = {u: k for k, u in enumerate(user_ids)}
     table = pd.concat(parts, ignore_index=True)
     return table.sort_values("user_id", key=lambda c: c.map(order), kind="stable", ignore_index=True)
 
 
 def _profiles_of_histories(
-    rec, histories: dict[str, tuple[list[str], list[float | None]]], progress: bool, texts: dict[str, str | None] | None = None
+    rec, histories: dict[str, tuple[list[str], list[float | None]]], progress: bool, texts: dict[str, str | None] | None = None,
+    as_users: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
-    """``profile_rows`` of each user of ``histories`` (``--histories``', or known users' grown
-    by ``--events``, read with their text of ``texts``), profiled from that history alone."""
+    """``profile_rows`` of each user of ``histories``, profiled from that history alone:
+    ``--histories``', or (``as_users``) known users' grown by ``--events``, read as those
+    users with their text of ``texts``."""
     import numpy as np
     import pandas as pd
 
@@ -308,7 +315,7 @@ def _profiles_of_histories(
     parts = []
     for user in bar(list(histories), "profiling", progress):
         items, ratings = histories[user]
-        p = rec.profile_history(items, ratings, user_text=(texts or {}).get(user))
+        p = rec.profile_history(items, ratings, user_text=(texts or {}).get(user), as_user=user if as_users else None)
         parts.append(profile_rows([user], {name: np.array([list(q.values())]) for name, q in p.items()}, {n: list(q) for n, q in p.items()}))
     return pd.concat(parts, ignore_index=True)
 

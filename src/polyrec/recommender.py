@@ -224,6 +224,7 @@ class Recommender(RecommenderBase):
         ratings: Sequence[float | None] | None = None,
         texts: Mapping[str, NewItemText] | None = None,
         user_text: str | None = None,
+        as_user: str | None = None,
     ) -> pd.DataFrame:
         """Predicted rating and/or engagement of catalogue items ``targets`` for a user given
         by an ad-hoc history (cold start): columns item_id, rating, ctr, as :meth:`predict`.
@@ -232,7 +233,8 @@ class Recommender(RecommenderBase):
         with: the item autoencoder and its engagement twin read rows folded in from the
         history's ratings and labels, and the kNN views its residuals (every rated catalogue
         item given, ``PolyRecModel.fold_in``); the user-side engagement autoencoder, which
-        has no row for a new user, adds nothing.
+        has no row for a new user, adds nothing. ``as_user``: a known user whose history this
+        is (grown by live events): that part reads their own row.
         docs/results/cold-users.md measures what that costs against a known user.
         """
         if not {"rating", "ctr"} & self.tasks:
@@ -241,7 +243,7 @@ class Recommender(RecommenderBase):
         if len(targets) == 0:
             raise ValueError("no items to predict: give at least one target")
         wanted = torch.tensor([[self.item_index(t) for t in targets]], dtype=torch.long)
-        enc = self._adhoc_encoding(model, items, ratings, texts, user_text)
+        enc = self._adhoc_encoding(model, items, ratings, texts, user_text, as_user=as_user)
         pred = {name: value[0].numpy().astype(np.float64) for name, value in model.predict_pairs(enc, wanted).items()}
         return pd.DataFrame({"item_id": list(map(str, targets)), **self.clipped(pred)})
 
@@ -251,15 +253,17 @@ class Recommender(RecommenderBase):
         items: Sequence[str],
         ratings: Sequence[float | None] | None = None,
         user_text: str | None = None,
+        as_user: str | None = None,
     ) -> dict[str, dict[str, float]]:
         """Each attribute's class probabilities for a user given by an ad-hoc history of
         catalogue items (cold start), as :meth:`profile` gives a known user's. The tf-idf
         view reads the history's ratings through its regression; the item autoencoder's
-        user-row view has no row for a new user and adds nothing."""
+        user-row view has no row for a new user and adds nothing, unless ``as_user`` names
+        the known user whose history this is (grown by live events): then it reads theirs."""
         _, model = self._model("profile", ("A", "B"))
         for item in items:
             self.item_index(item)  # the profile head has weights per catalogue item: no new items here
-        logits = model.profile_logits(self._adhoc_encoding(model, items, ratings, None, user_text))
+        logits = model.profile_logits(self._adhoc_encoding(model, items, ratings, None, user_text, as_user=as_user))
         return {name: dict(zip(self.attribute_classes[name], map(float, torch.softmax(lg[0], -1)))) for name, lg in logits.items()}
 
     def _adhoc_encoding(
@@ -270,11 +274,14 @@ class Recommender(RecommenderBase):
         texts: Mapping[str, NewItemText] | None,
         user_text: str | None,
         fold: bool = True,
+        as_user: str | None = None,
     ) -> UserEncoding:
         """``model``'s encoding of one ad-hoc history (see :meth:`history_vector`) as a user it
         was not trained with (``UNKNOWN_USER``), with what the parts fitted per trained user
         give it (``PolyRecModel.fold_in``) unless ``fold`` is False (the next-item query
-        reads none of them). Its ``items`` are catalogue indices, a new item's beyond them."""
+        reads none of them). Its ``items`` are catalogue indices, a new item's beyond them.
+        ``as_user``: the known user whose history it is, whose own rows the parts that no
+        history gives back read (``FoldedUsers.trained_as``)."""
         if len(items) == 0:
             raise ValueError("a history needs at least one item")
         model.eval()
@@ -314,7 +321,10 @@ class Recommender(RecommenderBase):
         # window (an item beyond the catalogue has no column: ItemAutoencoder.fold_in skips it).
         whole_batch = _one_history([self._item_index.get(i, beyond) for i in whole], np.zeros(len(whole), dtype=np.int64),
                                    np.full(len(whole), np.nan) if labels_only else given, engaged(given, spec))  # fmt: skip
-        enc = model.encode(batch, vectors, user_vectors, model.fold_in(whole_batch) if fold else None)
+        folded = model.fold_in(whole_batch) if fold else None
+        if folded is not None and as_user is not None:
+            folded.trained_as = torch.tensor([self.user_index(as_user)])
+        enc = model.encode(batch, vectors, user_vectors, folded)
         enc.items = torch.tensor([index])  # what the parts reading items by index see (the profile head's)
         return enc
 

@@ -20,24 +20,29 @@ def _user_batches(users: np.ndarray, size: int):
         yield users[s : s + size]
 
 
-def _encoded(model: PolyRecModel, history: Histories, users: np.ndarray, as_unknown: bool) -> UserEncoding:
+def _encoded(model: PolyRecModel, history: Histories, users: np.ndarray, as_unknown: bool, own_rows: bool = False) -> UserEncoding:
     """``users``' encoding; ``as_unknown``: read as users the model was not trained with
     (``UNKNOWN_USER``), through their histories alone (the item autoencoder's rows folded in
-    from the whole of each), as a new user is served."""
+    from the whole of each), as a new user is served; with ``own_rows`` as a known user
+    whose history grew by live events is served: the parts no history gives back read
+    their own rows (``FoldedUsers.trained_as``)."""
     batch = collate(history, users, model.spec.config.max_history)
     if not as_unknown:
         return model.encode(batch)
     whole = collate(history, users, max(len(history.items[u]) for u in users))
-    return model.encode(replace(batch, users=torch.full_like(batch.users, UNKNOWN_USER)), folded=model.fold_in(whole))
+    folded = model.fold_in(whole)
+    if own_rows:
+        folded.trained_as = batch.users.clone()
+    return model.encode(replace(batch, users=torch.full_like(batch.users, UNKNOWN_USER)), folded=folded)
 
 
 @torch.no_grad()
 def predict_pairs(
     model: PolyRecModel, history: Histories, users: np.ndarray, items: np.ndarray, batch_users: int = 256,
-    as_unknown: bool = False,
+    as_unknown: bool = False, own_rows: bool = False,
 ) -> dict[str, np.ndarray]:
     """Predicted rating and engagement probability for each (users[k], items[k]) pair;
-    ``as_unknown``: each user read from the history alone (``_encoded``)."""
+    ``as_unknown``: each user read from the history alone, ``own_rows`` as in ``_encoded``."""
     model.eval()
     order = np.argsort(users, kind="stable")
     uniq, starts = np.unique(users[order], return_index=True)
@@ -51,7 +56,7 @@ def predict_pairs(
         targets = np.zeros((len(chunk), T), dtype=np.int64)
         for b, c in enumerate(chunk):
             targets[b, : ends[c] - starts[c]] = items[order[starts[c] : ends[c]]]
-        preds = model.predict_pairs(_encoded(model, history, uniq[chunk], as_unknown), torch.from_numpy(targets))
+        preds = model.predict_pairs(_encoded(model, history, uniq[chunk], as_unknown, own_rows), torch.from_numpy(targets))
         for name, value in preds.items():
             dest = out.setdefault(name, np.zeros(len(users)))
             v = value.numpy()
@@ -94,22 +99,24 @@ def next_item_ranks(
 
 @torch.no_grad()
 def profile_logits(
-    model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256, as_unknown: bool = False
+    model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256, as_unknown: bool = False,
+    own_rows: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Per attribute, (len(users), C) class logits; ``as_unknown`` as in :func:`predict_pairs`."""
+    """Per attribute, (len(users), C) class logits; ``as_unknown``, ``own_rows`` as in :func:`predict_pairs`."""
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {}
     for u in _user_batches(users, batch_users):
-        for name, lg in model.profile_logits(_encoded(model, history, u, as_unknown)).items():
+        for name, lg in model.profile_logits(_encoded(model, history, u, as_unknown, own_rows)).items():
             parts.setdefault(name, []).append(lg)
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
 def profile_probabilities(
-    model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256, as_unknown: bool = False
+    model: PolyRecModel, history: Histories, users: np.ndarray, batch_users: int = 256, as_unknown: bool = False,
+    own_rows: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Per attribute, (len(users), C) class probabilities; ``as_unknown`` as in :func:`predict_pairs`."""
-    logits = profile_logits(model, history, users, batch_users, as_unknown)
+    """Per attribute, (len(users), C) class probabilities; ``as_unknown``, ``own_rows`` as in :func:`predict_pairs`."""
+    logits = profile_logits(model, history, users, batch_users, as_unknown, own_rows)
     return {k: torch.softmax(lg, -1).numpy() for k, lg in logits.items()}
 
 
@@ -117,17 +124,20 @@ def profile_probabilities(
 MAX_KEPT_SCORES = 50_000_000
 
 
-def predict_side(model: PolyRecModel, data: ProtocolData, side: EvalSide, as_unknown: bool = False) -> dict[str, np.ndarray]:
+def predict_side(
+    model: PolyRecModel, data: ProtocolData, side: EvalSide, as_unknown: bool = False, own_rows: bool = False
+) -> dict[str, np.ndarray]:
     """The model's predictions for every target of ``side`` of the protocol's own tasks
     (format: ``eval.evaluate``). ``as_unknown``: its rating, engagement and profile
-    predictions read every user as a new one, from the same history (:func:`predict_pairs`)."""
+    predictions read every user as a new one, from the same history (:func:`predict_pairs`);
+    ``own_rows``: as a known user whose history grew by live events."""
     out: dict[str, np.ndarray] = {}
     own = PROTOCOL_TASKS[data.protocol]
     if side.pairs is not None and len(side.pairs):
-        pred = predict_pairs(model, side.history, side.pairs.users, side.pairs.items, as_unknown=as_unknown)
+        pred = predict_pairs(model, side.history, side.pairs.users, side.pairs.items, as_unknown=as_unknown, own_rows=own_rows)
         out.update({k: v for k, v in pred.items() if k in own})
     if "profile" in own and "profile" in model.heads and side.profile_users is not None and len(side.profile_users):
-        proba = profile_probabilities(model, side.history, side.profile_users, as_unknown=as_unknown)
+        proba = profile_probabilities(model, side.history, side.profile_users, as_unknown=as_unknown, own_rows=own_rows)
         out.update({f"profile.{name}": p for name, p in proba.items()})
     if "next_item" in own and "next_item" in model.heads and side.next_users is not None and len(side.next_users):
         if len(side.next_users) * model.item_tower.n_items <= MAX_KEPT_SCORES:

@@ -105,6 +105,10 @@ class FoldedUsers:
     engagement: FoldedRows | None = None  # the item-side engagement autoencoder's
     # The kNN views' baseline residuals of each user over the catalogue, by view name.
     residuals: dict[str, torch.Tensor] = field(default_factory=dict)
+    # (B,) for a history that is a trained user's (grown by live events): that user's index,
+    # whose own rows the parts no history gives back read (the user-side engagement
+    # autoencoder, the autoencoder's user-row profile view); UNKNOWN_USER where none. None: none.
+    trained_as: torch.Tensor | None = None
 
 
 @dataclass
@@ -382,7 +386,8 @@ class PolyRecModel(nn.Module):
         engagement autoencoder has no row for such a user and adds nothing: its fallback for
         a user without a row (an item bias) is no engagement logit of this user, and the
         fallbacks joined at the weights fitted for known users lowered validation ctr AUC on
-        every seed of MovieLens-100K (docs/results/cold-users.md)."""
+        every seed of MovieLens-100K (docs/results/cold-users.md). Where the history is a
+        trained user's (``folded.trained_as``, live events), it reads that user's rows."""
         if self.ctr_join is None:  # neither an item autoencoder nor a ctr view
             return outputs
         ae, views = self.item_autoencoder, self.ctr_views()
@@ -414,13 +419,18 @@ class PolyRecModel(nn.Module):
     def _folded_view(self, name: str, folded: FoldedUsers, items: torch.Tensor) -> torch.Tensor:
         """(B, T) ctr view ``name``'s value of ``items`` for the users of ``folded``: the
         engagement autoencoder's through its folded rows, a kNN view's through the users'
-        residuals, 0 for a view with nothing folded in (the user-side engagement autoencoder,
-        or a part saved before what it folds in from was kept)."""
-        ee = self.engagement_autoencoder
+        residuals, the user-side engagement autoencoder's through the rows of the trained user a
+        history is (``trained_as``), 0 for a view with nothing folded in (the user-side
+        autoencoder of a new user, or a part saved before what it folds in from was kept)."""
+        ee, ue = self.engagement_autoencoder, self.user_engagement_autoencoder
         if name == "engagement" and ee is not None and folded.engagement is not None:
             return ee.folded_deviation(folded.engagement, items)
         if name in folded.residuals:
             return getattr(self, name).folded(folded.residuals[name], items)
+        if name == "user_engagement" and ue is not None and folded.trained_as is not None:
+            users = folded.trained_as.unsqueeze(1).expand_as(items)
+            trained = users != UNKNOWN_USER
+            return torch.where(trained, ue(torch.where(trained, users, torch.zeros_like(users)), items), torch.zeros(items.shape))
         return torch.zeros(items.shape)
 
     def autoencoders(self) -> list[ItemAutoencoder]:
@@ -510,7 +520,10 @@ class PolyRecModel(nn.Module):
         logits = self.heads["profile"](enc.state("profile"), enc.items, enc.rating_centered, enc.mask, self.pooled_text(enc))
         # The views fitted after fine-tuning add their logits (zeros where not kept).
         if self.user_row_profile is not None and self.item_autoencoder is not None:
-            extra = self.user_row_profile(enc.users, self.item_autoencoder.user_rows())
+            users = enc.users
+            if enc.folded is not None and enc.folded.trained_as is not None:  # a trained user's grown history: their rows
+                users = torch.where(users == UNKNOWN_USER, enc.folded.trained_as, users)
+            extra = self.user_row_profile(users, self.item_autoencoder.user_rows())
             logits = {k: v + extra[k] for k, v in logits.items()}
         if self.history_profile is not None:
             extra = self.history_profile(enc.users)

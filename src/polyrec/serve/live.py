@@ -82,6 +82,7 @@ class GrownHistory:
     values: list[float | None]
     user_text: str | None  # what described a known user in the run's data (a history alone carries none)
     new_events: int  # how many events grew it
+    as_user: str | None  # the known user whose history it is (None: a user the run does not know)
 
 
 def grown(rec: Any, store: EventStore, user_id: str, written_at: float | None, ctr_threshold: float | None) -> GrownHistory | None:
@@ -92,7 +93,7 @@ def grown(rec: Any, store: EventStore, user_id: str, written_at: float | None, c
     if events.empty:
         return None
     items, values = grown_history(rec, user_id, events, ctr_threshold)
-    return GrownHistory(items, values, known_user_text(rec, user_id), len(events))
+    return GrownHistory(items, values, known_user_text(rec, user_id), len(events), user_id if rec.knows_user(user_id) else None)
 
 
 def known_user_text(rec: Any, user_id: str) -> str | None:

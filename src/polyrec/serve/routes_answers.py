@@ -113,7 +113,9 @@ def routes(service: Service) -> APIRouter:
             if history is not None:
                 mine = [k for k, p in enumerate(pairs) if p.user_id == user]
                 items = [pairs[k].item_id for k in mine]
-                pred = answered(lambda: run.rec.predict_history(history.items, items, history.values, None, history.user_text))  # type: ignore[attr-defined]  # noqa: B023
+                pred = answered(lambda: run.rec.predict_history(  # type: ignore[attr-defined]
+                    history.items, items, history.values, None, history.user_text, as_user=history.as_user  # noqa: B023
+                ))  # fmt: skip
                 for k, answer in zip(mine, predictions(pred, [(user, item) for item in items], history.new_events).predictions):
                     answers[k] = answer
         return S.Predictions(predictions=answers)
@@ -161,7 +163,7 @@ def routes(service: Service) -> APIRouter:
         run = holder.current
         history = service.grown(run, user_id, "profile_history")
         if history is not None:
-            return history_profile(run, history.items, history.values, history.user_text, user_id, history.new_events)
+            return history_profile(run, history.items, history.values, history.user_text, user_id, history.new_events, history.as_user)
         known_user(run, user_id)
         try:
             probabilities = run.rec.profile(user_id)
@@ -192,12 +194,13 @@ def routes(service: Service) -> APIRouter:
 
     def history_profile(
         run: LoadedRun, items: list[str], ratings: list[float | None], user_text: str | None,
-        user_id: str | None = None, new_events: int | None = None,
+        user_id: str | None = None, new_events: int | None = None, as_user: str | None = None,
     ) -> S.Profile:  # fmt: skip
-        """The profile of a history of catalogue items (``POST /profile``'s, or a user's grown by live events)."""
+        """The profile of a history of catalogue items (``POST /profile``'s, or a user's grown by
+        live events: ``as_user`` where the run knows them)."""
         probabilities = {}  # a run without the profile task: interests only, as for a known user
         if "profile" in getattr(run.rec, "tasks", {"profile"}):
-            probabilities = answered(lambda: run.rec.profile_history(items, ratings, user_text))  # type: ignore[attr-defined]
+            probabilities = answered(lambda: run.rec.profile_history(items, ratings, user_text, as_user=as_user))  # type: ignore[attr-defined]
         interests = answered(lambda: run.rec.interests_history(items, ratings))  # type: ignore[attr-defined]
         return profile_answer(user_id, probabilities, interests, new_events)
 
