@@ -1,7 +1,8 @@
 """What live events cost a known user's answers (`polyrec serve --live-events`, docs/serving.md):
 each answer from the run's own rows against the same from the user's history grown by three
-new events (``predict_history``, ``profile_history`` + ``interests_history``,
-``explain_history``), in process, one thread, the run's first 60 users.
+new events (``predict_history`` and ``profile_history`` + ``interests_history`` with
+``as_user``, ``explain_history``), as the service answers them, in process, one thread, the
+run's first 60 users.
 
     python benchmarks/live_answers.py runs/ml100k
 """
@@ -41,9 +42,9 @@ def main(run: str, n_users: int = 60) -> None:
 
     print(f"{run}: {len(users)} users, history length median {np.median([len(grown[u][0]) for u in users]):.0f}")
     print("predict 5 items, the run's rows:  ", timed(lambda u: rec.predict([u] * 5, targets)))
-    print("predict 5 items, grown history:   ", timed(lambda u: rec.predict_history(grown[u][0], targets, grown[u][1])))
+    print("predict 5 items, grown history:   ", timed(lambda u: rec.predict_history(grown[u][0], targets, grown[u][1], as_user=u)))
     print("profile, the run's rows:          ", timed(lambda u: (rec.profile(u), rec.interests(u))))
-    print("profile, grown history:           ", timed(lambda u: (rec.profile_history(*grown[u]), rec.interests_history(*grown[u]))))
+    print("profile, grown history:           ", timed(lambda u: (rec.profile_history(*grown[u], as_user=u), rec.interests_history(*grown[u]))))
     print("explain 1 item, the run's rows:   ", timed(lambda u: rec.explain(u, targets[0])))
     print("explain 1 item, grown history:    ", timed(lambda u: rec.explain_history(grown[u][0], targets[0], grown[u][1])))
 
