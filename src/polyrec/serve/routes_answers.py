@@ -11,7 +11,7 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query
 
 from . import schemas as S
-from .service import Service, UserId, answered, errors, history_parts, known_item, known_user
+from .service import Service, UserId, able, answered, errors, history_parts, known_item, known_user
 from .state import LoadedRun
 
 if TYPE_CHECKING:
@@ -48,8 +48,7 @@ def routes(service: Service) -> APIRouter:
             return explanation(answered(lambda: run.rec.explain_history(  # type: ignore[attr-defined]
                 history.items, item_id, history.values, None, history.user_text, top, occlusion
             )), user_id, history.new_events)  # fmt: skip
-        if not hasattr(run.rec, "explain"):
-            raise HTTPException(501, f"the run type of {run.run} does not explain its scores (polyrec's own runs do)")
+        able(run, "explain", "does not explain its scores (polyrec's own runs do)")
         return explanation(answered(lambda: run.rec.explain(user_id, item_id, top, occlusion)))  # e.g. no next-item model: 422
 
     @router.post(
@@ -64,8 +63,7 @@ def routes(service: Service) -> APIRouter:
     )
     def explain_history(body: S.ExplainHistoryRequest) -> S.Explanation:
         run = holder.current
-        if not hasattr(run.rec, "explain_history"):
-            raise HTTPException(501, f"the run type of {run.run} does not explain its scores (polyrec's own runs do)")
+        able(run, "explain_history", "does not explain its scores (polyrec's own runs do)")
         known_item(run, body.item_id)
         items, ratings, texts = history_parts(run, body)
         return explanation(answered(lambda: run.rec.explain_history(  # type: ignore[attr-defined]
@@ -133,8 +131,7 @@ def routes(service: Service) -> APIRouter:
     )
     def predict_history(body: S.PredictHistoryRequest) -> S.Predictions:
         run = holder.current
-        if not hasattr(run.rec, "predict_history"):
-            raise HTTPException(501, f"the run type of {run.run} cannot predict for an ad-hoc history")
+        able(run, "predict_history", "cannot predict for an ad-hoc history")
         for item_id in body.items:
             known_item(run, item_id)
         items, ratings, texts = history_parts(run, body)
@@ -185,8 +182,7 @@ def routes(service: Service) -> APIRouter:
     )
     def profile_history(body: S.HistoryRequest) -> S.Profile:
         run = holder.current
-        if not hasattr(run.rec, "profile_history"):
-            raise HTTPException(501, f"the run type of {run.run} cannot profile an ad-hoc history")
+        able(run, "profile_history", "cannot profile an ad-hoc history")
         items, ratings, _ = history_parts(run, body)
         for item_id in items:
             known_item(run, item_id)
@@ -219,8 +215,7 @@ def routes(service: Service) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=S.MAX_HISTORY, description="the latest items to give")] = 50,
     ) -> S.UserHistory:
         run = holder.current
-        if not hasattr(run.rec, "history_of"):
-            raise HTTPException(501, f"the run type of {run.run} keeps no histories (polyrec's own runs and exports do)")
+        able(run, "history_of", "keeps no histories (polyrec's own runs and exports do)")
         history = service.grown(run, user_id, "history_of")
         if history is None:
             known_user(run, user_id)

@@ -16,7 +16,7 @@ from ..popularity_penalty import penalised
 from ..top_k import top_k_allowed
 from . import schemas as S
 from .service import (
-    ItemId, KQuery, Service, TypeQuery, UserId, answered, errors, fetch_until, history_parts, known_item, known_user, scored,
+    ItemId, KQuery, Service, TypeQuery, UserId, able, answered, errors, fetch_until, history_parts, known_item, known_user, scored,
     seen_excluded, type_mask,
 )
 from .state import LoadedRun
@@ -116,8 +116,7 @@ def routes(service: Service) -> APIRouter:
     )
     def recommend_history(body: S.RecommendRequest) -> S.Recommendations:
         run = holder.current
-        if not hasattr(run.rec, "recommend_history"):
-            raise HTTPException(501, f"the run type of {run.run} cannot recommend for an ad-hoc history")
+        able(run, "recommend_history", "cannot recommend for an ad-hoc history")
         allowed = type_mask(run, body.item_type)
         items, ratings, texts = history_parts(run, body)
         asked = HistoryAsk(body.k, body.exclude_seen, body.popularity_penalty, body.user_text)

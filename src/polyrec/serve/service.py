@@ -58,6 +58,13 @@ def errors(*codes: int) -> dict[int | str, dict]:
     return {code: {"model": S.Error} for code in codes}
 
 
+def able(run: LoadedRun, method: str, cannot: str) -> None:
+    """501 where the served run type has no ``method`` (a baseline, an ensemble, an export
+    lack some): "the run type of RUN ``cannot``"."""
+    if not hasattr(run.rec, method):
+        raise HTTPException(501, f"the run type of {run.run} {cannot}")
+
+
 def known_user(run: LoadedRun, user_id: str) -> int:
     """A user's index in the run; 404 for a user it does not know, pointing to ``POST /recommend``."""
     if user_id not in run.user_index:
