@@ -270,7 +270,11 @@ def test_an_export_served_with_live_events_grows_histories_as_the_run_does(runs,
         with TestClient(create_app(exported, tmp_path / "events.sqlite", ServeSettings(live_events=True))) as client:
             client.post("/events", json=[{"user_id": "u004", "item_id": i, "event_type": "click"} for i in ("i030", "i031")])
             served = client.get("/users/u004/recommendations", params={"k": 5}).json()
+            history = client.get("/users/u004/history", params={"limit": 1000}).json()
     items, values = rec.history_of("u004")
+    assert [(x["item_id"], x["value"], x["new"]) for x in history["items"]] == [
+        *((i, v, False) for i, v in zip(items, values)), ("i030", None, True), ("i031", None, True)
+    ]
     expected = rec.recommend_history(items + ["i030", "i031"], values + [None, None], k=5)
     assert served["new_events"] == 2 and [i["item_id"] for i in served["items"]] == expected["item_id"].tolist()
     np.testing.assert_allclose([i["score"] for i in served["items"]], expected["score"], atol=1e-4)
