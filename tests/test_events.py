@@ -16,7 +16,7 @@ import pytest
 
 from polyrec.cli import main
 from polyrec.data.generic import load_generic
-from polyrec.serve.events import Event, EventStore, event_labels, export_events, read_events
+from polyrec.serve.events import Event, EventStore, epoch_seconds, event_labels, export_events, read_events
 
 WRITER = """
 import sys
@@ -119,6 +119,57 @@ def test_export_with_a_run_labels_its_unrated_interactions_as_taken(tmp_path) ->
     ds = load_generic(tmp_path / "data")
     assert ds.interactions["label"].tolist() == [1.0, 1.0, 0.0, 0.0]
     np.testing.assert_array_equal(ds.interactions["rating"], [5.0, np.nan, 2.0, np.nan])
+
+
+def test_timestamps_in_epoch_milliseconds_and_finer_are_read_as_seconds() -> None:
+    seconds = np.array([1.6e9, 1.7e9])
+    for per_second in (1, 1e3, 1e6, 1e9):
+        np.testing.assert_allclose(epoch_seconds(seconds * per_second), seconds)
+    np.testing.assert_array_equal(epoch_seconds(np.array([3.0, 7.0, np.nan])), [3.0, 7.0, np.nan])  # a unit of its own
+    assert epoch_seconds(np.array([])).size == 0
+
+
+def test_live_events_of_a_run_in_epoch_milliseconds_are_those_after_its_data(tmp_path) -> None:
+    from polyrec.serve import live
+
+    class Run:  # what live events read of a run whose latest interaction of user x is at 1.6e12 ms
+        def history_of(self, user: str) -> tuple[list[str], list[float | None]]:
+            return ["a"], [5.0]
+
+        def recommend_history(self, *args, **kwargs) -> None: ...
+
+        def knows_user(self, user: str) -> bool:
+            return user == "x"
+
+        def known_until(self, user: str) -> float:
+            return 1_600_000_060_000.0
+
+        def in_catalogue(self, item: str) -> bool:
+            return True
+
+    _fill(tmp_path / "ev.sqlite", [Event("x", "before", "click", 1_600_000_000.0), Event("x", "after", "click", 1_700_000_000.0)])
+    store = EventStore(tmp_path / "ev.sqlite")
+    try:
+        assert live.new_events(Run(), store, "x", None)["item_id"].tolist() == ["after"]
+    finally:
+        store.close()
+
+
+def test_export_with_a_run_in_epoch_milliseconds_puts_the_events_after_its_data(tmp_path) -> None:
+    """A run whose timestamps were epoch milliseconds: its interactions are written in seconds,
+    the events' unit, so that the events come after them."""
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame({"item_id": ["a", "b"], "text": ["Alpha", "Beta"]}).to_parquet(run / "items.parquet")
+    pd.DataFrame({"user_id": ["x"]}).astype("string").to_parquet(run / "users.parquet")
+    ms = [1_600_000_000_000.0, 1_600_000_060_000.0]
+    pd.DataFrame({"user": [0, 0], "item": [0, 1], "rating": [5.0, 2.0], "timestamp": ms}).to_parquet(run / "interactions.parquet")
+    _fill(tmp_path / "ev.sqlite", [Event("x", "a", "click", 1_700_000_000.0)])
+    export_events(tmp_path / "ev.sqlite", tmp_path / "data", run)
+    written = pd.read_csv(tmp_path / "data" / "interactions.csv")
+    assert written["ts"].tolist() == [1_600_000_000.0, 1_600_000_060.0, 1_700_000_000.0]
+    ds = load_generic(tmp_path / "data")
+    assert ds.interactions.sort_values("timestamp")["rating"].isna().tolist() == [False, False, True]  # the click last
 
 
 def test_export_of_an_empty_store_fails_clearly(tmp_path) -> None:

@@ -223,6 +223,26 @@ def export_events(
     return out, notes
 
 
+# Numeric timestamps this large are epoch time in a finer unit than the events' seconds (as
+# seconds, 1e11 is the year 5138; as milliseconds, any date after March 1973): (from, per second).
+FINER_UNITS = ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3))  # nanoseconds, microseconds, milliseconds
+
+
+def epoch_seconds(times: np.ndarray) -> np.ndarray:
+    """A run's numeric timestamps on the events' scale, seconds since 1970: values whose
+    largest is 1e11 or more are read as epoch milliseconds (1e14: microseconds, 1e17:
+    nanoseconds), as Java and JavaScript logs write them; others as given (seconds, or a unit
+    of the data's own, small numbers after which every event comes)."""
+    times = np.asarray(times, dtype=np.float64)
+    if times.size == 0 or np.isnan(times).all():
+        return times
+    top = float(np.nanmax(np.abs(times)))
+    for start, per_second in FINER_UNITS:
+        if top >= start:
+            return times / per_second
+    return times
+
+
 def _with_run(
     tables: list[pd.DataFrame], events: pd.DataFrame, ctr_threshold: float
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -235,7 +255,8 @@ def _with_run(
         label = past["label"].astype(int)
     else:  # without a rating or a label, an interaction of the run was taken, i.e. engaged with
         label = ((rating >= ctr_threshold) | rating.isna()).astype(int)
-    ts = past["timestamp"].astype(float) if "timestamp" in past else pd.Series(np.arange(len(past), dtype=float))
+    # On the events' scale, so that the events come after the run's data, not before it.
+    ts = epoch_seconds(past["timestamp"].to_numpy(dtype=np.float64)) if "timestamp" in past else np.arange(len(past), dtype=float)
     before = pd.DataFrame(
         {
             "user_id": users["user_id"].to_numpy()[past["user"].to_numpy()],
@@ -243,7 +264,7 @@ def _with_run(
             "event_type": "history",
             "rating": rating.to_numpy(),
             "label": label.to_numpy(),
-            "ts": ts.to_numpy(),
+            "ts": ts,
         }
     )
     new_items = sorted(set(events["item_id"]) - set(items["item_id"]))

@@ -3,9 +3,10 @@ read, so that recommendations follow what the user just did without waiting for 
 training run (`polyrec serve --live-events`, `polyrec recommend --events`).
 
 Which events are new: those that happened after the user's latest interaction in the run's
-data. Events exported into that data (``polyrec events export``) happened before it, so a run
-trained on them does not read them twice. Where the run's data had no timestamps, the events
-after its tables were written count. A user the run does not know is given by their events
+data (its timestamps read as seconds since 1970, or as epoch milliseconds and finer where
+they are that large: ``events.epoch_seconds``). Events exported into that data (``polyrec
+events export``) happened before it, so a run trained on them does not read them twice.
+Where the run's data had no timestamps, the events after its tables were written count. A user the run does not know is given by their events
 alone. Events of items outside the run's catalogue are left out (an event carries no text),
 as are all events of a run type that cannot read a history (``reads_live_events``).
 
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .events import EventStore, event_labels, run_ctr_threshold
+from .events import EventStore, epoch_seconds, event_labels, run_ctr_threshold
 
 
 def reads_live_events(rec: Any) -> bool:
@@ -52,6 +53,8 @@ def new_events(rec: Any, store: EventStore, user_id: str, written_at: float | No
         after = rec.known_until(user_id)
         if after is None:  # no timestamps in the run's data: since its tables were written
             after = written_at
+        else:  # on the events' scale: epoch milliseconds and finer read as seconds
+            after = float(epoch_seconds(np.array([after]))[0])
     events = store.user_events(user_id, after)
     # A few events against a large catalogue: look each one up (Series.isin walks the catalogue).
     return events[[rec.in_catalogue(item) for item in events["item_id"]]].reset_index(drop=True)
