@@ -47,7 +47,7 @@ def _recommend_many(args: argparse.Namespace) -> None:
     if args.histories is not None:
         recs = _recommend_histories(rec, _histories(args, rec, "recommend_history"), args)
     else:
-        user_ids = rec.users_["user_id"].astype(str).tolist() if args.users is None else _known_user_lines(args.users, rec)
+        user_ids = _asked_users(args, rec)
         grown = _grown_histories(rec, args, user_ids) if args.events else {}
         recs = rec.recommend_many(
             [u for u in user_ids if u not in grown], k=args.k, exclude_seen=_exclude_seen(args), progress=not args.quiet,
@@ -107,9 +107,9 @@ def _grown_histories(
     grown, read = {}, 0
     try:
         for user in users:
-            events = live.new_events(rec, store, user, written)
-            if len(events):
-                grown[user], read = live.grown_history(rec, user, events, threshold), read + len(events)
+            history = live.grown(rec, store, user, written, threshold)
+            if history is not None:
+                grown[user], read = (history.items, history.values), read + history.new_events
     finally:
         store.close()
     print(f"read {read} new events of {len(grown)} users from {args.events}")
@@ -119,7 +119,7 @@ def _grown_histories(
 def _events_or_histories(args: argparse.Namespace) -> None:
     """``--events`` and ``--histories`` together are an error: one grows the run's users'
     histories, the other gives users their own."""
-    if getattr(args, "events", None) and getattr(args, "histories", None) is not None:
+    if args.events and args.histories is not None:
         raise ValueError("--events grows the run's users' histories; --histories gives users their own: give one of them")
 
 
@@ -128,7 +128,12 @@ def _events_text(rec, user: str, args: argparse.Namespace) -> str | None:
     grown history is read with (a history alone carries none); None otherwise."""
     from .serve.live import known_user_text
 
-    return known_user_text(rec, user) if getattr(args, "events", None) else None
+    return known_user_text(rec, user) if args.events else None
+
+
+def _asked_users(args: argparse.Namespace, rec) -> list[str]:
+    """``--all-users``: every user of the run, in its order; ``--users``: the file's."""
+    return rec.users_["user_id"].astype(str).tolist() if args.all_users else _known_user_lines(args.users, rec)
 
 
 def _known_user_lines(path: str, rec) -> list[str]:
@@ -247,7 +252,7 @@ def profile(args: argparse.Namespace) -> None:
     if args.histories is not None:
         table = _profiles_of_histories(rec, _histories(args, rec, "profile_history"), progress=not args.quiet)
     elif args.events:
-        user_ids = rec.users_["user_id"].astype(str).tolist() if args.all_users else _known_user_lines(args.users, rec)
+        user_ids = _asked_users(args, rec)
         table = _profiles_with_events(rec, args, user_ids)
     else:
         user_ids = None if args.all_users else _known_user_lines(args.users, rec)

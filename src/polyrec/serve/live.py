@@ -6,9 +6,10 @@ Which events are new: those that happened after the user's latest interaction in
 data (its timestamps read as seconds since 1970, or as epoch milliseconds and finer where
 they are that large: ``events.epoch_seconds``). Events exported into that data (``polyrec
 events export``) happened before it, so a run trained on them does not read them twice.
-Where the run's data had no timestamps, the events after its tables were written count. A user the run does not know is given by their events
-alone. Events of items outside the run's catalogue are left out (an event carries no text),
-as are all events of a run type that cannot read a history (``reads_live_events``).
+Where the run's data had no timestamps, the events after its tables were written count. A
+user the run does not know is given by their events alone. Events of items outside the run's
+catalogue are left out (an event carries no text), as are all events of a run type that
+cannot read a history (``reads_live_events``).
 
 An event is read as ``polyrec events export`` writes it for training: every event type is an
 interaction; its value is its rating (none for the other types), or in a run on 0/1 labels

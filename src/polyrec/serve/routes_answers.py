@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def routes(service: Service) -> APIRouter:
-    """``/users/{id}/explain``, ``/explain``, ``/predict``, ``/predict/history``, ``/users/{id}/profile``, ``/profile``."""
+    """``/users/{id}/explain``, ``/explain``, ``/predict``, ``/predict/history``, ``/users/{id}/profile``,
+    ``/profile``, ``/users/{id}/history``."""
     router = APIRouter()
     holder = service.holder
 
@@ -92,15 +93,17 @@ def routes(service: Service) -> APIRouter:
         ),
     )
     def predict(body: S.PredictRequest) -> S.Predictions:
-        run = holder.current
-        histories = {user: service.grown(run, user, "predict_history") for user in dict.fromkeys(p.user_id for p in body.pairs)}
-        for pair in body.pairs:
+        run, pairs = holder.current, body.pairs
+        by_user: dict[str, list[int]] = {}  # each user's pairs, by position
+        for k, pair in enumerate(pairs):
+            by_user.setdefault(pair.user_id, []).append(k)
+        histories = {user: service.grown(run, user, "predict_history") for user in by_user}
+        for pair in pairs:
             if histories[pair.user_id] is None:
                 known_user(run, pair.user_id)
             known_item(run, pair.item_id)
         if not {"rating", "ctr"} & set(getattr(run.rec, "tasks", {"rating", "ctr"})):
             raise HTTPException(501, f"the run {run.run} predicts neither ratings nor engagement (its tasks: {', '.join(sorted(run.rec.tasks))})")
-        pairs = body.pairs
         answers: list[S.Prediction] = [None] * len(pairs)  # type: ignore[list-item]  # each filled below
         plain = [k for k, p in enumerate(pairs) if histories[p.user_id] is None]
         if plain:
@@ -109,12 +112,11 @@ def routes(service: Service) -> APIRouter:
                 answers[k] = answer
         for user, history in histories.items():
             if history is not None:
-                mine = [k for k, p in enumerate(pairs) if p.user_id == user]
-                items = [pairs[k].item_id for k in mine]
+                items = [pairs[k].item_id for k in by_user[user]]
                 pred = answered(lambda: run.rec.predict_history(  # type: ignore[attr-defined]
                     history.items, items, history.values, None, history.user_text, as_user=history.as_user  # noqa: B023
                 ))  # fmt: skip
-                for k, answer in zip(mine, predictions(pred, [(user, item) for item in items], history.new_events).predictions):
+                for k, answer in zip(by_user[user], predictions(pred, [(user, item) for item in items], history.new_events).predictions):
                     answers[k] = answer
         return S.Predictions(predictions=answers)
 
